@@ -1,0 +1,33 @@
+// Package amqp is figway's RabbitMQ adapter: it publishes the gateway's
+// requests and brings back their replies, implementing [gateway.Publisher].
+//
+// # Shape
+//
+// A [Client] owns one connection at a time, supervised by [Client.Run]:
+// dial (trying each URL in turn), declare the topology, open the lanes, serve
+// until the connection is lost, then back off with jitter and start again.
+// A lane is one AMQP channel and the one goroutine that owns it (amqp091-go
+// channels are not safe for concurrent use): it publishes every request of
+// the lane in confirm mode with mandatory set, reads the lane's publisher
+// confirms and returns, and — in direct reply-to mode — consumes
+// amq.rabbitmq.reply-to on the same channel, started before the first
+// publish as RabbitMQ requires. In queue mode one exclusive, server-named
+// reply queue per connection replaces the per-lane consumers.
+//
+// # Correlation
+//
+// Each rpc call registers a 128-bit random correlation id in the client's
+// pending map and removes it when it ends, whatever the way: reply, deadline,
+// cancellation, or failure. A reply whose id matches nothing (late,
+// duplicate, forged) is dropped and counted in [Stats.UnmatchedReplies]; it
+// never reaches another caller.
+//
+// # Failing fast
+//
+// A call never waits out its deadline for something the client already
+// knows: a returned (unroutable) message, a nack, a closed channel or
+// connection, or a connection blocked by a broker alarm all end the call at
+// once with an error wrapping [gateway.ErrUnavailable]. Direct reply-to
+// replies are not stored by the broker, so when a lane's channel dies every
+// call waiting on it fails, and the lane is reopened.
+package amqp

@@ -1,0 +1,220 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/wire"
+)
+
+// laneDepth bounds the requests queued for a lane and sizes its notification
+// buffers. The owner drains notifications between publishes, so the buffers
+// never stay full for amqp091-go's 5 s notify timeout (RABBITMQ.md).
+const laneDepth = 1024
+
+// A lane is one AMQP channel and the goroutine that owns it. Only run
+// touches ch and the owner-local maps; callers hand it work through reqs
+// and learn of its death through dead.
+type lane struct {
+	c       *Client
+	ch      *amqp.Channel
+	replyTo string
+
+	reqs     chan *call
+	confirms chan amqp.Confirmation
+	returns  chan amqp.Return
+	closes   chan *amqp.Error
+	replies  <-chan amqp.Delivery // direct reply-to consumer; nil in queue mode
+
+	dead chan struct{} // closed when run returns
+	err  error         // why the lane died; read only after dead is closed
+
+	unconfirmed map[uint64]*call // delivery tag → call, until its confirm
+	events      map[string]*call // message id → event, until its confirm
+}
+
+// openLane opens a channel in confirm mode. With replyTo set to the direct
+// reply-to pseudo-queue it also consumes that on the same channel, before
+// any publish, as RabbitMQ requires
+// (https://www.rabbitmq.com/docs/direct-reply-to).
+func (c *Client) openLane(conn *amqp.Connection, replyTo string) (*lane, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("confirm mode: %w", err)
+	}
+	l := &lane{
+		c:           c,
+		ch:          ch,
+		replyTo:     replyTo,
+		reqs:        make(chan *call, laneDepth),
+		confirms:    ch.NotifyPublish(make(chan amqp.Confirmation, laneDepth)),
+		returns:     ch.NotifyReturn(make(chan amqp.Return, laneDepth)),
+		closes:      ch.NotifyClose(make(chan *amqp.Error, 1)),
+		dead:        make(chan struct{}),
+		unconfirmed: make(map[uint64]*call),
+		events:      make(map[string]*call),
+	}
+	if replyTo == wire.DirectReplyTo {
+		l.replies, err = consumeOpts{autoAck: true}.consume(ch, wire.DirectReplyTo)
+		if err != nil {
+			ch.Close()
+			return nil, fmt.Errorf("consume %s: %w", wire.DirectReplyTo, err)
+		}
+	}
+	return l, nil
+}
+
+// run is the lane's owner loop. It returns when ctx is cancelled or the
+// channel closes; then every call still on the lane fails through dead.
+func (l *lane) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			// The session closes the channel: under a broker alarm
+			// channel.close may never be answered, and only the session
+			// can bound that wait (see closeAll).
+			l.die(errors.New("shutting down"))
+			return
+		case e := <-l.closes:
+			if e != nil {
+				l.die(fmt.Errorf("channel closed: %w", e))
+			} else {
+				l.die(errors.New("channel closed"))
+			}
+			return
+		case cl := <-l.reqs:
+			l.publish(cl)
+		case conf, ok := <-l.confirms:
+			if !ok {
+				l.confirms = nil
+				continue
+			}
+			// A basic.return precedes the ack of the same message, and
+			// amqp091-go hands it to l.returns before it handles the ack:
+			// drain returns first so an unroutable event is never reported
+			// as published (RABBITMQ.md: "an unroutable message is still
+			// acked").
+			l.drainReturns()
+			l.confirm(conf)
+		case r, ok := <-l.returns:
+			if !ok {
+				l.returns = nil
+				continue
+			}
+			l.returned(&r)
+		case d, ok := <-l.replies:
+			if !ok {
+				l.replies = nil
+				continue
+			}
+			l.c.deliver(&d)
+		}
+	}
+}
+
+func (l *lane) die(err error) {
+	l.err = err
+	close(l.dead)
+}
+
+// lost is the error of a call whose lane died under it.
+func (l *lane) lost() error {
+	return fmt.Errorf("%w: %v", gateway.ErrUnavailable, l.err)
+}
+
+func (l *lane) isDead() bool {
+	select {
+	case <-l.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// submit queues cl for publishing on l.
+func (l *lane) submit(ctx context.Context, cl *call) error {
+	select {
+	case l.reqs <- cl:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.dead:
+		return l.lost()
+	}
+}
+
+func (l *lane) publish(cl *call) {
+	select {
+	case <-cl.gone:
+		return // the caller stopped waiting before we got to it
+	default:
+	}
+	tag := l.ch.GetNextPublishSeqNo()
+	if err := l.ch.Publish(cl.exchange, cl.key, true, false, cl.pub()); err != nil {
+		cl.resolve(outcome{err: fmt.Errorf("%w: publish: %v", gateway.ErrUnavailable, err)})
+		return
+	}
+	l.unconfirmed[tag] = cl
+	if cl.event {
+		l.events[cl.msgID] = cl
+	}
+}
+
+func (l *lane) drainReturns() {
+	for {
+		select {
+		case r, ok := <-l.returns:
+			if !ok {
+				l.returns = nil
+				return
+			}
+			l.returned(&r)
+		default:
+			return
+		}
+	}
+}
+
+func (l *lane) returned(r *amqp.Return) {
+	err := fmt.Errorf("%w: %w: exchange %q routing key %q: %d %s",
+		gateway.ErrUnavailable, gateway.ErrUnroutable, r.Exchange, r.RoutingKey, r.ReplyCode, r.ReplyText)
+	if r.CorrelationId != "" {
+		// An rpc request: fail its call now rather than at its deadline.
+		if cl := l.c.pending.take(r.CorrelationId); cl != nil {
+			cl.resolve(outcome{err: err})
+		}
+		return
+	}
+	if cl := l.events[r.MessageId]; cl != nil {
+		cl.returned = true // reported when its confirm arrives
+	}
+}
+
+func (l *lane) confirm(conf amqp.Confirmation) {
+	cl, ok := l.unconfirmed[conf.DeliveryTag]
+	if !ok {
+		return
+	}
+	delete(l.unconfirmed, conf.DeliveryTag)
+	if cl.event {
+		delete(l.events, cl.msgID)
+	}
+	switch {
+	case !conf.Ack:
+		cl.resolve(outcome{err: fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)})
+	case cl.event && cl.returned:
+		cl.resolve(outcome{err: fmt.Errorf("%w: %w: exchange %q routing key %q",
+			gateway.ErrUnavailable, gateway.ErrUnroutable, cl.exchange, cl.key)})
+	case cl.event:
+		cl.resolve(outcome{})
+	}
+	// An acked rpc request keeps waiting for its reply.
+}

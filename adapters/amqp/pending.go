@@ -1,0 +1,101 @@
+package amqp
+
+import (
+	"sync"
+	"sync/atomic"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// call is one publish on a lane: an rpc request waiting for its reply, or an
+// event waiting for its confirm.
+type call struct {
+	exchange, key string
+	pub           func() amqp.Publishing // renders the message at publish time
+	event         bool
+	msgID         string
+	corrID        string
+	gone          <-chan struct{} // closed when the caller stopped waiting
+
+	done     chan outcome // buffered 1; written once by resolve
+	resolved atomic.Bool
+	returned bool // owner-local: a basic.return came for this event
+}
+
+// outcome ends a call: a reply delivery, or an error.
+type outcome struct {
+	reply *amqp.Delivery
+	err   error
+}
+
+// resolve ends c with o. Only the first outcome counts: a reply racing a
+// return, or a confirm racing a channel close, cannot end a call twice.
+func (c *call) resolve(o outcome) {
+	if c.resolved.CompareAndSwap(false, true) {
+		c.done <- o
+	}
+}
+
+// pending maps correlation ids to the rpc calls waiting for their reply.
+// Callers add and remove their own entry; whoever consumes replies takes
+// entries out. Sharded so that lanes and callers on many cores do not queue
+// on one lock.
+type pending struct {
+	shards [16]struct {
+		sync.Mutex
+		m map[string]*call
+	}
+}
+
+func newPending() *pending {
+	p := &pending{}
+	for i := range p.shards {
+		p.shards[i].m = make(map[string]*call)
+	}
+	return p
+}
+
+func (p *pending) shard(id string) int {
+	if id == "" {
+		return 0
+	}
+	// Correlation ids are random hex: any character spreads them evenly.
+	return int(id[len(id)-1]) & (len(p.shards) - 1)
+}
+
+func (p *pending) add(id string, c *call) {
+	s := &p.shards[p.shard(id)]
+	s.Lock()
+	s.m[id] = c
+	s.Unlock()
+}
+
+// remove drops id, if still there.
+func (p *pending) remove(id string) {
+	s := &p.shards[p.shard(id)]
+	s.Lock()
+	delete(s.m, id)
+	s.Unlock()
+}
+
+// take removes and returns the call registered under id, or nil.
+func (p *pending) take(id string) *call {
+	s := &p.shards[p.shard(id)]
+	s.Lock()
+	c := s.m[id]
+	delete(s.m, id)
+	s.Unlock()
+	return c
+}
+
+// len returns the number of calls waiting.
+func (p *pending) len() int {
+	n := 0
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.Lock()
+		n += len(s.m)
+		s.Unlock()
+	}
+	return n
+}

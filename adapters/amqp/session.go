@@ -1,0 +1,241 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/wire"
+)
+
+// A session is one connection's worth of lanes.
+type session struct {
+	lanes   []atomic.Pointer[lane]
+	blocked atomic.Bool
+	reason  atomic.Pointer[string]
+}
+
+func (s *session) blockedReason() string {
+	if r := s.reason.Load(); r != nil && *r != "" {
+		return *r
+	}
+	return "resource alarm"
+}
+
+// Run connects, serves until the connection is lost, and reconnects, until
+// ctx is cancelled. It returns nil after closing everything it opened.
+func (c *Client) Run(ctx context.Context) error {
+	if len(c.cfg.URLs) == 0 {
+		return errors.New("amqp: no broker URL")
+	}
+	for attempt, i := 0, 0; ; i++ {
+		addr := redact(c.cfg.URLs[i%len(c.cfg.URLs)])
+		conn, err := c.dial(c.cfg.URLs[i%len(c.cfg.URLs)])
+		if err == nil {
+			if i > 0 || attempt > 0 {
+				c.reconnects.Add(1)
+			}
+			started := time.Now()
+			err = c.serve(ctx, conn, addr)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if time.Since(started) > 10*time.Second {
+				attempt = 0 // it was a working connection: start backing off afresh
+			}
+			c.log.Warn("connection to RabbitMQ lost", "broker", addr, "err", err)
+		} else {
+			c.log.Warn("cannot connect to RabbitMQ", "broker", addr, "err", err)
+		}
+		wait := c.cfg.Backoff.Delay(attempt)
+		attempt++
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Client) dial(url string) (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(c.cfg.Name)
+	return amqp.DialConfig(url, amqp.Config{
+		Heartbeat:  c.cfg.Heartbeat,
+		Locale:     "en_US",
+		Dial:       amqp.DefaultDial(c.cfg.DialTimeout),
+		Properties: props,
+	})
+}
+
+// serve runs one connection: topology, reply consumer, lanes; it returns
+// when the connection is lost or ctx is cancelled, after every goroutine it
+// started has ended and the connection is closed.
+func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) error {
+	s := &session{lanes: make([]atomic.Pointer[lane], c.cfg.Channels)}
+	defer s.closeAll(conn)
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 8))
+
+	if err := declare(conn, c.cfg.Topology); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs after cancel: every lane has stopped
+	defer cancel()
+
+	replyTo := wire.DirectReplyTo
+	if c.cfg.Reply == config.ReplyQueue {
+		q, replies, err := replyQueue(conn)
+		if err != nil {
+			return err
+		}
+		replyTo = q
+		wg.Go(func() { c.consumeReplies(ctx, conn, replies) })
+	}
+
+	died := make(chan int, c.cfg.Channels)
+	start := func(i int) error {
+		l, err := c.openLane(conn, replyTo)
+		if err != nil {
+			return err
+		}
+		s.lanes[i].Store(l)
+		wg.Go(func() {
+			l.run(ctx)
+			select {
+			case died <- i:
+			case <-ctx.Done():
+			}
+		})
+		return nil
+	}
+	for i := range s.lanes {
+		if err := start(i); err != nil {
+			return err
+		}
+	}
+	c.sess.Store(s)
+	defer c.sess.Store(nil) // runs first: no new call picks a lane of this session
+	c.log.Info("connected to RabbitMQ", "broker", addr, "channels", len(s.lanes), "reply", string(c.cfg.Reply))
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-closed:
+			if err == nil {
+				return errors.New("connection closed")
+			}
+			return err
+		case b, ok := <-blocked:
+			if !ok {
+				blocked = nil
+				continue
+			}
+			s.reason.Store(&b.Reason)
+			s.blocked.Store(b.Active)
+			if b.Active {
+				c.log.Warn("RabbitMQ blocked the connection; refusing calls", "reason", b.Reason)
+			} else {
+				c.log.Info("RabbitMQ unblocked the connection")
+			}
+		case i := <-died:
+			// The channel died under a live connection (a channel error such
+			// as publishing to a missing exchange): its calls have failed;
+			// open a new one in its place.
+			if conn.IsClosed() {
+				continue
+			}
+			if err := start(i); err != nil {
+				return fmt.Errorf("reopen channel: %w", err)
+			}
+			c.log.Warn("reopened AMQP channel after a channel error", "lane", i)
+		}
+	}
+}
+
+// closeTimeout bounds each step of closing a connection: a broker that
+// blocked the connection (memory or disk alarm) does not read, so it would
+// never answer channel.close or connection.close.
+const closeTimeout = 2 * time.Second
+
+// closeAll closes the session's channels, then its connection, in that
+// order, each wait bounded by closeTimeout. It runs after every lane has
+// stopped.
+func (s *session) closeAll(conn *amqp.Connection) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range s.lanes {
+			if l := s.lanes[i].Load(); l != nil {
+				l.ch.Close()
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+	}
+	conn.CloseDeadline(time.Now().Add(closeTimeout))
+	<-done // the connection's shutdown ends any channel.close still waiting
+}
+
+// replyQueue declares the connection's exclusive, server-named reply queue
+// and starts consuming it on a channel of its own.
+func replyQueue(conn *amqp.Connection) (string, <-chan amqp.Delivery, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return "", nil, fmt.Errorf("reply queue channel: %w", err)
+	}
+	q, err := queueOpts{autoDelete: true, exclusive: true}.declare(ch, "")
+	if err != nil {
+		return "", nil, fmt.Errorf("declare reply queue: %w", err)
+	}
+	d, err := consumeOpts{autoAck: true, exclusive: true}.consume(ch, q.Name)
+	if err != nil {
+		return "", nil, fmt.Errorf("consume reply queue: %w", err)
+	}
+	return q.Name, d, nil
+}
+
+// consumeReplies delivers the replies of the connection's reply queue. If
+// its channel dies while the connection lives, replies can no longer arrive:
+// it closes the connection so that every waiting call fails and Run starts
+// afresh.
+func (c *Client) consumeReplies(ctx context.Context, conn *amqp.Connection, replies <-chan amqp.Delivery) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d, ok := <-replies:
+			if !ok {
+				if ctx.Err() == nil && !conn.IsClosed() {
+					c.log.Error("reply queue consumer stopped; reconnecting")
+					conn.Close()
+				}
+				return
+			}
+			c.deliver(&d)
+		}
+	}
+}
+
+// redact renders an AMQP URL for logs: scheme, host and vhost, never the
+// credentials.
+func redact(raw string) string {
+	u, err := amqp.ParseURI(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return fmt.Sprintf("%s://%s/%s", u.Scheme, net.JoinHostPort(u.Host, fmt.Sprint(u.Port)), u.Vhost)
+}

@@ -1,0 +1,120 @@
+package grpcin_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/adapters/grpcin"
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
+	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/worker"
+)
+
+// routesTmpl is the routes file of the tests; BROKER is replaced with the
+// test's vhost URL.
+const routesTmpl = `
+descriptors: [DESCRIPTORS]
+server: {max_request_bytes: 4096}
+broker: {url: "BROKER", channels: 2}
+defaults:
+  timeout: 5s
+  forward_headers: [x-tenant-id]
+routes:
+  - {method: orders.v1.OrderService/GetOrder, exchange: orders, routing_key: orders.get}
+  - {method: orders.v1.OrderService/PlaceOrder, exchange: orders, routing_key: orders.placed, pattern: event}
+  - {method: orders.v1.OrderService/CancelOrder, exchange: orders, routing_key: orders.cancel, max_in_flight: 2}
+topology:
+  exchanges: [{name: orders, type: topic}]
+  queues: [{name: orders.requests, bind: {exchange: orders, key: "orders.#"}}]
+`
+
+// bridge is figway in-process: the gateway, its AMQP client and the gRPC
+// ingress, with a typed client of the example API.
+type bridge struct {
+	url    string
+	amqp   *amqp.Client
+	client ordersv1.OrderServiceClient
+	conn   *grpc.ClientConn
+}
+
+func startBridge(t *testing.T, routes string) *bridge {
+	t.Helper()
+	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	desc, err := filepath.Abs("../../examples/orders/orders.binpb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.NewReplacer("BROKER", url, "DESCRIPTORS", desc).Replace(routes)
+	path := filepath.Join(t.TempDir(), "figway.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	table, err := gateway.NewTable(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	ac := amqp.New(amqp.Config{
+		URLs: cfg.Broker.URLs, Reply: cfg.Broker.Reply, Channels: cfg.Broker.Channels,
+		Topology: cfg.Topology, Logger: log,
+	})
+	gw := gateway.New(gateway.Options{Publisher: ac, Table: table, Source: "figway://test", Logger: log})
+	srv := grpcin.New(gw, grpcin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log,
+		Register: func(s *grpc.Server) { grpcin.RegisterReflection(s, cfg.Files) }})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	amqpDone, srvDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(amqpDone); ac.Run(ctx) }()
+	go func() { defer close(srvDone); srv.Serve(ctx, lis, time.Second) }()
+
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		<-srvDone
+		<-amqpDone
+	})
+	for deadline := time.Now().Add(10 * time.Second); !ac.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("AMQP client not ready")
+		}
+	}
+	return &bridge{url: url, amqp: ac, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
+}
+
+// startWorker runs a worker on the routes' queue until the test ends;
+// register adds its handlers.
+func startWorker(t *testing.T, url string, register func(w *worker.Worker)) {
+	t.Helper()
+	w := worker.New(worker.Config{
+		URL: url, Queue: "orders.requests", Concurrency: 8,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	register(w)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}

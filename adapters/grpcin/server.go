@@ -1,0 +1,146 @@
+// Package grpcin is figway's gRPC ingress: a grpc-go server that accepts
+// any unary method of the loaded descriptor sets, with no generated code,
+// and hands each call to the gateway with its request bytes untouched.
+package grpcin
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/wire"
+)
+
+// HeaderEventID is the response header that carries the id of the event an
+// event route published.
+const HeaderEventID = "figway-event-id"
+
+// Options configures a Server.
+type Options struct {
+	// MaxRequestBytes bounds a request message; a larger one is refused
+	// with RESOURCE_EXHAUSTED before it reaches the broker. If 0, 4 MiB.
+	MaxRequestBytes int
+	Logger          *slog.Logger // if nil, slog.Default()
+	// Register, if set, is called with the grpc.Server before it serves, to
+	// add services of figway's own (health, reflection).
+	Register func(*grpc.Server)
+}
+
+// Server is the gRPC ingress.
+type Server struct {
+	gw  *gateway.Gateway
+	srv *grpc.Server
+	log *slog.Logger
+}
+
+// New returns a Server dispatching to gw. It listens on nothing: Serve does.
+func New(gw *gateway.Gateway, o Options) *Server {
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = 4 << 20
+	}
+	s := &Server{gw: gw, log: o.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.srv = grpc.NewServer(
+		grpc.ForceServerCodecV2(newCodec()),
+		grpc.MaxRecvMsgSize(o.MaxRequestBytes),
+		grpc.UnknownServiceHandler(s.handle),
+	)
+	if o.Register != nil {
+		o.Register(s.srv)
+	}
+	return s
+}
+
+// Serve accepts calls on lis until ctx is cancelled, then stops accepting,
+// lets calls in flight finish for up to grace, and returns. It returns nil
+// after a cancellation, or the listener's error.
+func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() {
+		s.srv.GracefulStop()
+		close(stopped)
+	}()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		s.srv.Stop() // cancels the calls still running
+		<-stopped
+	}
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+// handle serves every method that no registered service claims.
+func (s *Server) handle(_ any, stream grpc.ServerStream) error {
+	ctx := stream.Context()
+	method, _ := grpc.MethodFromServerStream(stream)
+	if s.gw.Table().Lookup(method) == nil {
+		return status.Errorf(codes.Unimplemented, "figway: no route for %s", method)
+	}
+	var req frame
+	if err := stream.RecvMsg(&req); err != nil {
+		return err // grpc-go's status: cancelled, too large, ...
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	c := &gateway.Call{
+		Method:      method,
+		Body:        req,
+		ContentType: wire.ContentTypeProtobuf,
+		Accept:      wire.ContentTypeProtobuf,
+		Header:      md.Get,
+		Traceparent: first(md.Get(wire.HeaderTraceparent)),
+		Tracestate:  first(md.Get(wire.HeaderTracestate)),
+	}
+	res, err := s.gw.Invoke(ctx, c)
+	if err != nil {
+		st := gateway.Status(err)
+		s.log.LogAttrs(ctx, level(st.Code()), "call failed",
+			slog.String("method", method), slog.String("code", st.Code().String()), slog.String("err", err.Error()))
+		return st.Err()
+	}
+	if res.EventID != "" {
+		if err := stream.SetHeader(metadata.Pairs(HeaderEventID, res.EventID)); err != nil {
+			return err
+		}
+	}
+	resp := frame(res.Body)
+	return stream.SendMsg(&resp)
+}
+
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
+// level logs what figway or the broker caused as a warning, and what the
+// caller or the service chose as info.
+func level(c codes.Code) slog.Level {
+	switch c {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.ResourceExhausted, codes.Unknown:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"google.golang.org/grpc"
+
+	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/adapters/grpcin"
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
+)
+
+func serveCmd(args []string, stderr io.Writer) int {
+	fs, path := configFlag("serve", args, stderr)
+	logFormat := fs.String("log-format", "json", "log format: json or text")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "figway:", err)
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printProblems(stderr, *path, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, *path, cfg, log); err != nil {
+		log.Error("figway stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %v", err)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("-log-format: %q is neither json nor text", format)
+}
+
+// serve runs the gateway until ctx is cancelled. Shutdown order: readiness
+// goes false, the gRPC listener stops accepting and calls in flight drain
+// (up to server.shutdown_grace), then the AMQP client stops its reply
+// consumers, closes its channels and its connection.
+func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logger) error {
+	table, err := gateway.NewTable(cfg, nil)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	client := amqp.New(amqp.Config{
+		URLs:        cfg.Broker.URLs,
+		Reply:       cfg.Broker.Reply,
+		Channels:    cfg.Broker.Channels,
+		Heartbeat:   cfg.Broker.Heartbeat,
+		DialTimeout: cfg.Broker.DialTimeout,
+		Topology:    cfg.Topology,
+		Name:        "figway " + host,
+		Logger:      log,
+	})
+	gw := gateway.New(gateway.Options{Publisher: client, Table: table, Source: "figway://" + host, Logger: log})
+
+	var health interface {
+		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
+		Shutdown()
+	}
+	ingress := grpcin.New(gw, grpcin.Options{
+		MaxRequestBytes: cfg.Server.MaxRequestBytes,
+		Logger:          log,
+		Register: func(s *grpc.Server) {
+			health = grpcin.RegisterHealth(s)
+			grpcin.RegisterReflection(s, cfg.Files)
+		},
+	})
+	grpcLis, err := net.Listen("tcp", cfg.Server.GRPC)
+	if err != nil {
+		return err
+	}
+	adminLis, err := net.Listen("tcp", cfg.Server.Admin)
+	if err != nil {
+		grpcLis.Close()
+		return err
+	}
+
+	var draining atomic.Bool
+	ready := func() bool { return !draining.Load() && client.Ready() }
+	admin := &http.Server{Handler: adminMux(ready), ReadHeaderTimeout: 5 * time.Second}
+
+	brokerCtx, stopBroker := context.WithCancel(context.Background())
+	defer stopBroker()
+	var wg sync.WaitGroup
+	wg.Go(func() { client.Run(brokerCtx) })
+	wg.Go(func() {
+		if err := admin.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener", "err", err)
+		}
+	})
+	wg.Go(func() { watchReadiness(brokerCtx, ready, health.SetServingStatus) })
+	wg.Go(func() { reloadOnHUP(brokerCtx, path, gw, log) })
+
+	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "admin", adminLis.Addr().String(),
+		"routes", len(table.Routes()), "version", versionString())
+	go func() {
+		<-ctx.Done()
+		draining.Store(true)
+		health.Shutdown() // NOT_SERVING for every service
+		log.Info("draining", "grace", cfg.Server.ShutdownGrace.String())
+	}()
+	err = ingress.Serve(ctx, grpcLis, cfg.Server.ShutdownGrace)
+	stopBroker()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	admin.Shutdown(shutdownCtx)
+	cancel()
+	wg.Wait()
+	log.Info("figway stopped")
+	return err
+}
+
+func adminMux(ready func() bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready: broker not connected, blocked, or draining", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+// watchReadiness keeps grpc.health.v1's overall status in step with ready.
+func watchReadiness(ctx context.Context, ready func() bool, set func(string, healthpb.HealthCheckResponse_ServingStatus)) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	last := healthpb.HealthCheckResponse_UNKNOWN
+	for {
+		st := healthpb.HealthCheckResponse_NOT_SERVING
+		if ready() {
+			st = healthpb.HealthCheckResponse_SERVING
+		}
+		if st != last {
+			set("", st)
+			last = st
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reloadOnHUP reloads the routes file on SIGHUP. An invalid file is refused
+// and the running table stays. Broker, server and topology settings are read
+// only at start.
+func reloadOnHUP(ctx context.Context, path string, gw *gateway.Gateway, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			log.Error("reload refused: routes file invalid; keeping the running routes", "path", path, "err", err)
+			continue
+		}
+		t, err := gateway.NewTable(cfg, gw.Table())
+		if err != nil {
+			log.Error("reload refused", "path", path, "err", err)
+			continue
+		}
+		gw.SetTable(t)
+		log.Info("routes reloaded", "path", path, "routes", len(t.Routes()))
+	}
+}

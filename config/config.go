@@ -1,0 +1,318 @@
+package config
+
+import (
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// Config is a loaded, defaulted and validated routes file. [Load] and [Parse]
+// return one only when the file has no problem at all; every field below then
+// holds its effective value, defaults applied.
+type Config struct {
+	Server Server
+
+	// Descriptors are the absolute paths of the FileDescriptorSet files
+	// named by the YAML key descriptors (relative there to the routes file).
+	Descriptors []string
+
+	// Files holds every file of every set in Descriptors, plus the imports
+	// they lack that figway itself is built with (google/protobuf/*.proto,
+	// google/api/*.proto).
+	Files *protoregistry.Files
+
+	Broker   Broker
+	Legacy   Legacy
+	Defaults Defaults
+	Routes   []Route
+	Topology Topology
+}
+
+// Route returns the route of a full gRPC method name, written either as
+// "orders.v1.OrderService/GetOrder" or, as gRPC servers see it, with a
+// leading slash.
+func (c *Config) Route(method string) (*Route, bool) {
+	method = strings.TrimPrefix(method, "/")
+	for i := range c.Routes {
+		if c.Routes[i].Method == method {
+			return &c.Routes[i], true
+		}
+	}
+	return nil, false
+}
+
+// Server configures figway's listeners. YAML key: server.
+type Server struct {
+	// GRPC is the gRPC ingress listen address, host:port. It also serves
+	// grpc.health.v1 and server reflection. If GRPC is empty,
+	// 127.0.0.1:8080 is used.
+	GRPC string
+
+	// HTTP is the REST/JSON ingress listen address, host:port. If HTTP is
+	// empty, 127.0.0.1:8081 is used.
+	HTTP string
+
+	// Admin is the listen address of /metrics, /healthz and /readyz,
+	// host:port. If Admin is empty, 127.0.0.1:9090 is used.
+	Admin string
+
+	// MaxRequestBytes is the largest request body accepted, in bytes
+	// (YAML max_request_bytes). It may not exceed 128 MiB, RabbitMQ's
+	// default max_message_size. If MaxRequestBytes is 0, 4 MiB is used.
+	MaxRequestBytes int
+
+	// ShutdownGrace is how long in-flight calls may take to finish once
+	// shutdown begins (YAML shutdown_grace). If ShutdownGrace is 0, 10s is
+	// used.
+	ShutdownGrace time.Duration
+}
+
+// ReplyMode selects how replies come back from RabbitMQ.
+type ReplyMode string
+
+const (
+	// ReplyDirect uses RabbitMQ's direct reply-to, amq.rabbitmq.reply-to.
+	ReplyDirect ReplyMode = "direct"
+	// ReplyQueue declares one exclusive, server-named reply queue per
+	// figway instance.
+	ReplyQueue ReplyMode = "queue"
+)
+
+// Broker configures the RabbitMQ connection. YAML key: broker.
+type Broker struct {
+	// URLs are amqp:// or amqps:// URIs, tried in turn on every (re)connect.
+	// YAML sets them with exactly one of url (a string) or urls (a list).
+	// They may hold a password: print them only through [Redact].
+	URLs []string
+
+	// Reply is how replies come back. If Reply is empty, ReplyDirect is used.
+	Reply ReplyMode
+
+	// Channels is the number of AMQP channels used for publishing, 1 to 64.
+	// If Channels is 0, 4 is used.
+	Channels int
+
+	// Heartbeat is the AMQP heartbeat interval. If Heartbeat is 0, 5s is used.
+	Heartbeat time.Duration
+
+	// DialTimeout bounds one connection attempt, TCP and AMQP handshake
+	// together (YAML dial_timeout). If DialTimeout is 0, 5s is used.
+	DialTimeout time.Duration
+}
+
+// Legacy names the services that calls go to when no route migrates them
+// (YAML key: legacy). Both are optional; a route with to: legacy or
+// fallback: legacy needs at least one.
+type Legacy struct {
+	// GRPC is the legacy gRPC server, host:port. If GRPC is empty, gRPC
+	// calls without a route are answered UNIMPLEMENTED.
+	GRPC string
+
+	// HTTP is the legacy REST service, an absolute http:// or https:// URL.
+	// If HTTP is empty, REST calls without a route are answered 404.
+	HTTP string
+}
+
+// Defaults are what every route inherits for the settings it leaves out.
+// YAML key: defaults.
+type Defaults struct {
+	// Timeout bounds a call end to end: publish, wait for the reply,
+	// answer. If Timeout is 0, 5s is used.
+	Timeout time.Duration
+
+	// MaxInFlight is how many calls of one route may wait at once; the
+	// next is refused at once (YAML max_in_flight). If MaxInFlight is 0,
+	// 1024 is used.
+	MaxInFlight int
+
+	// Breaker is the circuit breaker of each route; each of its fields
+	// has its own default.
+	Breaker Breaker
+
+	// ForwardHeaders are the gRPC metadata keys and HTTP header names,
+	// lower-case, copied onto the message as figway-md-<name> (YAML
+	// forward_headers). If ForwardHeaders is empty, none are.
+	ForwardHeaders []string
+}
+
+// Breaker configures a route's circuit breaker.
+type Breaker struct {
+	// Failures is the number of consecutive failures that open the
+	// breaker. If Failures is 0, 5 is used.
+	Failures int
+
+	// OpenFor is how long an open breaker refuses calls before it lets
+	// trial calls through (YAML open_for). If OpenFor is 0, 10s is used.
+	OpenFor time.Duration
+
+	// HalfOpenRequests is how many trial calls a half-open breaker lets
+	// through (YAML half_open_requests). If HalfOpenRequests is 0, 1 is
+	// used.
+	HalfOpenRequests int
+}
+
+// Target is where a route sends its calls.
+type Target string
+
+const (
+	// TargetBroker publishes the call on RabbitMQ.
+	TargetBroker Target = "broker"
+	// TargetLegacy passes the call through to the legacy service.
+	TargetLegacy Target = "legacy"
+)
+
+// Pattern is how a broker route answers its caller.
+type Pattern string
+
+const (
+	// PatternRPC waits for the correlated reply and answers with it.
+	PatternRPC Pattern = "rpc"
+	// PatternEvent answers once the broker has confirmed the message.
+	PatternEvent Pattern = "event"
+)
+
+// Encoding is the body format of the messages a route publishes.
+type Encoding string
+
+const (
+	// EncodingProtobuf publishes the protobuf wire format,
+	// application/protobuf.
+	EncodingProtobuf Encoding = "protobuf"
+	// EncodingJSON publishes protobuf's JSON mapping, application/json.
+	EncodingJSON Encoding = "json"
+)
+
+// Route says what becomes of the calls of one gRPC method. YAML: one item
+// of routes. A method without a route goes to the legacy service.
+type Route struct {
+	// Method is the full method name, "orders.v1.OrderService/GetOrder".
+	Method string
+
+	// Desc is Method as found in Config.Files.
+	Desc protoreflect.MethodDescriptor
+
+	// To is where calls go. If To is empty, TargetBroker is used.
+	To Target
+
+	// Exchange is the exchange a broker route publishes to; empty means
+	// RabbitMQ's default exchange, where the routing key names a queue.
+	Exchange string
+
+	// RoutingKey is the routing key of the published message (YAML
+	// routing_key). A broker route and a shadowing legacy route need one.
+	RoutingKey string
+
+	// Pattern is how a broker route answers. If Pattern is empty,
+	// PatternRPC is used for a broker route and PatternEvent for a
+	// shadowing one; it stays empty on other legacy routes.
+	Pattern Pattern
+
+	// Timeout bounds each call. If Timeout is 0, Defaults.Timeout is used.
+	Timeout time.Duration
+
+	// Encoding is the body format on the wire. If Encoding is empty,
+	// EncodingProtobuf is used on routes that publish; it stays empty on
+	// legacy routes that do not shadow.
+	Encoding Encoding
+
+	// Fallback is where calls go while the breaker is open or the broker
+	// is down: empty (answer UNAVAILABLE) or TargetLegacy.
+	Fallback Target
+
+	// Shadow, on a legacy route, also publishes each call as an event,
+	// off the caller's path.
+	Shadow bool
+
+	// MaxInFlight is how many calls may wait at once (YAML
+	// max_in_flight). If MaxInFlight is 0, Defaults.MaxInFlight is used.
+	MaxInFlight int
+
+	// Breaker is the route's circuit breaker; each field left 0 takes
+	// the value of Defaults.Breaker.
+	Breaker Breaker
+
+	// ForwardHeaders are the header names copied onto the message, lower
+	// case (YAML forward_headers). If ForwardHeaders is nil,
+	// Defaults.ForwardHeaders is used; an empty, non-nil list (YAML [])
+	// forwards none.
+	ForwardHeaders []string
+
+	// HTTP, if not nil, adds a REST binding to the method or replaces the
+	// google.api.http rule it has in the descriptors.
+	HTTP *HTTPRule
+}
+
+// HTTPRule is a REST binding in the shape of google.api.HttpRule: exactly
+// one of Get, Put, Post, Delete, Patch or Custom holds the path template.
+type HTTPRule struct {
+	Get, Put, Post, Delete, Patch string
+	Custom                        *CustomPattern
+
+	// Body is the request field that the HTTP body maps to: "" (no body),
+	// "*" (the whole request) or the name of a top-level field.
+	Body string
+
+	// ResponseBody is the response field that becomes the HTTP body
+	// (YAML response_body). If ResponseBody is empty, the whole response is.
+	ResponseBody string
+}
+
+// CustomPattern is an HTTP verb outside of HTTPRule's five, such as HEAD.
+type CustomPattern struct {
+	Kind, Path string
+}
+
+// Topology is what figway declares on RabbitMQ at start and after every
+// reconnect. YAML key: topology. It may be empty when the services declare
+// their own.
+type Topology struct {
+	Exchanges []Exchange
+	Queues    []Queue
+}
+
+// Exchange is an exchange to declare.
+type Exchange struct {
+	// Name may not be empty nor start with "amq.", RabbitMQ's reserved
+	// prefix.
+	Name string
+
+	// Type is one of direct, topic, fanout or headers. It is required.
+	Type string
+
+	// Durable exchanges survive a broker restart. If Durable is nil, true
+	// is used.
+	Durable *bool
+}
+
+// Queue is a queue to declare and bind.
+type Queue struct {
+	// Name may not be empty nor start with "amq.".
+	Name string
+
+	// Type is classic or quorum. If Type is empty, classic is used.
+	Type string
+
+	// Durable queues survive a broker restart; quorum queues are always
+	// durable. If Durable is nil, true is used.
+	Durable *bool
+
+	// Bind are the queue's bindings. YAML bind takes one mapping or a
+	// list of them.
+	Bind []Binding
+
+	// Arguments are passed to queue.declare as they are, for instance
+	// x-message-ttl or x-dead-letter-exchange. Integers are int64.
+	Arguments map[string]any
+}
+
+// Binding binds a queue to an exchange.
+type Binding struct {
+	// Exchange is declared in Topology.Exchanges or is one of RabbitMQ's
+	// predefined amq.* exchanges.
+	Exchange string
+
+	// Key is the binding key; empty binds with "".
+	Key string
+}

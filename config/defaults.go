@@ -1,0 +1,95 @@
+package config
+
+import (
+	"slices"
+	"time"
+)
+
+// Built-in defaults, as documented on the fields of Config.
+const (
+	defaultGRPC            = "127.0.0.1:8080"
+	defaultHTTP            = "127.0.0.1:8081"
+	defaultAdmin           = "127.0.0.1:9090"
+	defaultMaxRequestBytes = 4 << 20
+	defaultShutdownGrace   = 10 * time.Second
+
+	defaultChannels    = 4
+	defaultHeartbeat   = 5 * time.Second
+	defaultDialTimeout = 5 * time.Second
+
+	defaultTimeout          = 5 * time.Second
+	defaultMaxInFlight      = 1024
+	defaultFailures         = 5
+	defaultOpenFor          = 10 * time.Second
+	defaultHalfOpenRequests = 1
+)
+
+// applyDefaults fills every zero field that has a default, and makes each
+// route inherit what it leaves out from c.Defaults. Values that decode
+// reported as unknown (to: brokr) are left as they are.
+func (c *Config) applyDefaults() {
+	s := &c.Server
+	setZero(&s.GRPC, defaultGRPC)
+	setZero(&s.HTTP, defaultHTTP)
+	setZero(&s.Admin, defaultAdmin)
+	setZero(&s.MaxRequestBytes, defaultMaxRequestBytes)
+	setZero(&s.ShutdownGrace, defaultShutdownGrace)
+
+	b := &c.Broker
+	setZero(&b.Reply, ReplyDirect)
+	setZero(&b.Channels, defaultChannels)
+	setZero(&b.Heartbeat, defaultHeartbeat)
+	setZero(&b.DialTimeout, defaultDialTimeout)
+
+	d := &c.Defaults
+	setZero(&d.Timeout, defaultTimeout)
+	setZero(&d.MaxInFlight, defaultMaxInFlight)
+	setZero(&d.Breaker.Failures, defaultFailures)
+	setZero(&d.Breaker.OpenFor, defaultOpenFor)
+	setZero(&d.Breaker.HalfOpenRequests, defaultHalfOpenRequests)
+
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		setZero(&r.To, TargetBroker)
+		publishes := r.To == TargetBroker || (r.To == TargetLegacy && r.Shadow)
+		if publishes {
+			pattern := PatternRPC
+			if r.To == TargetLegacy {
+				pattern = PatternEvent // a shadow copy: nobody waits for a reply
+			}
+			setZero(&r.Pattern, pattern)
+			setZero(&r.Encoding, EncodingProtobuf)
+		}
+		setZero(&r.Timeout, d.Timeout)
+		setZero(&r.MaxInFlight, d.MaxInFlight)
+		setZero(&r.Breaker.Failures, d.Breaker.Failures)
+		setZero(&r.Breaker.OpenFor, d.Breaker.OpenFor)
+		setZero(&r.Breaker.HalfOpenRequests, d.Breaker.HalfOpenRequests)
+		if r.ForwardHeaders == nil {
+			r.ForwardHeaders = slices.Clone(d.ForwardHeaders)
+		}
+	}
+
+	for i := range c.Topology.Exchanges {
+		e := &c.Topology.Exchanges[i]
+		if e.Durable == nil {
+			e.Durable = ptr(true)
+		}
+	}
+	for i := range c.Topology.Queues {
+		q := &c.Topology.Queues[i]
+		setZero(&q.Type, "classic")
+		if q.Durable == nil {
+			q.Durable = ptr(true)
+		}
+	}
+}
+
+func setZero[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,68 @@
+// Command worker serves orders.v1.OrderService from RabbitMQ: the migrated
+// half of the orders demo. figway publishes the calls its routes migrate to
+// exchange "orders"; this worker consumes them from one queue bound there,
+// answers from an in-memory store, and replies.
+//
+//	go run ./examples/orders/worker -amqp amqp://guest:guest@127.0.0.1:5672/
+//
+// It is what a team writes to migrate a service: one handler per method,
+// errors as gRPC statuses, everything else left to package worker.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/worker"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], log); err != nil {
+		log.Error("worker failed", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is cancelled (SIGINT or SIGTERM), then lets the
+// running calls finish.
+func run(ctx context.Context, args []string, log *slog.Logger) error {
+	flags := flag.NewFlagSet("worker", flag.ContinueOnError)
+	amqpURL := flags.String("amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ `URL`")
+	queue := flags.String("queue", "orders.requests", "`name` of the queue to consume")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", flags.Args())
+	}
+
+	w := worker.New(worker.Config{
+		URL:   *amqpURL,
+		Queue: *queue,
+		// Declared at start and after every reconnect, as figway's
+		// topology in figway.yaml declares it: both may come up first.
+		Declare: &worker.Queue{
+			Durable:  true,
+			Type:     worker.Classic,
+			Bindings: []worker.Binding{{Exchange: "orders", Key: "orders.#"}},
+		},
+		Logger: log,
+	})
+	s := newStore(log)
+	worker.Handle(w, ordersv1.OrderService_GetOrder_FullMethodName, s.GetOrder)
+	worker.Handle(w, ordersv1.OrderService_ListOrders_FullMethodName, s.ListOrders)
+	worker.Handle(w, ordersv1.OrderService_PlaceOrder_FullMethodName, s.PlaceOrder)
+	worker.Handle(w, ordersv1.OrderService_CancelOrder_FullMethodName, s.CancelOrder)
+
+	log.Info("orders worker starting", "queue", *queue) // never log the URL: it holds the password
+	return w.Run(ctx)
+}

@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Errors the gateway and its ports return. Callers branch on them with
+// errors.Is; [Status] maps them to gRPC codes (DESIGN.md §6).
+var (
+	// ErrNoRoute: the method has no route to the broker and no legacy
+	// upstream takes it.
+	ErrNoRoute = errors.New("no route for method")
+	// ErrUnavailable: the broker cannot take the call now — not connected,
+	// blocked by an alarm, the channel was lost, the publish was nacked or
+	// returned as unroutable.
+	ErrUnavailable = errors.New("broker unavailable")
+	// ErrUnroutable: the broker returned the message (no queue bound for
+	// its routing key). It is always wrapped together with ErrUnavailable.
+	ErrUnroutable = errors.New("message unroutable")
+	// ErrNacked: the broker refused responsibility for the message. It is
+	// always wrapped together with ErrUnavailable.
+	ErrNacked = errors.New("publish nacked")
+	// ErrOverloaded: the route's in-flight limit is reached.
+	ErrOverloaded = errors.New("too many calls in flight")
+	// ErrTooLarge: the request is larger than the configured limit.
+	ErrTooLarge = errors.New("request too large")
+	// ErrBadRequest: the request cannot be decoded.
+	ErrBadRequest = errors.New("bad request")
+	// ErrBadReply: the reply cannot be decoded.
+	ErrBadReply = errors.New("bad reply")
+)
+
+// Status maps an error of [Gateway.Invoke] to the gRPC status the caller
+// gets: the service's own status when it replied with one, otherwise the
+// code of DESIGN.md §6 with the error's text. It is the one place where
+// figway's errors become codes; each ingress maps the status to its own
+// protocol (HTTP uses grpc-gateway's table).
+func Status(err error) *status.Status {
+	if err == nil {
+		return nil
+	}
+	var rs *ReplyError
+	if errors.As(err, &rs) {
+		return rs.Status
+	}
+	return status.New(Code(err), err.Error())
+}
+
+// Code returns the gRPC code for err, as [Status] does.
+func Code(err error) codes.Code {
+	var rs *ReplyError
+	switch {
+	case err == nil:
+		return codes.OK
+	case errors.As(err, &rs):
+		return rs.Status.Code()
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	case errors.Is(err, ErrUnavailable):
+		return codes.Unavailable
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrTooLarge):
+		return codes.ResourceExhausted
+	case errors.Is(err, ErrBadRequest):
+		return codes.InvalidArgument
+	case errors.Is(err, ErrNoRoute):
+		return codes.Unimplemented
+	case errors.Is(err, ErrBadReply):
+		return codes.Internal
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	return codes.Unknown
+}
+
+// ReplyError is a non-OK status that the service replied with. The gateway
+// passes it to the caller as it came.
+type ReplyError struct {
+	Method string
+	Status *status.Status
+}
+
+func (e *ReplyError) Error() string {
+	return e.Method + ": service replied " + e.Status.Code().String() + ": " + e.Status.Message()
+}
+
+// GRPCStatus lets grpc-go and status.FromError see the service's status.
+func (e *ReplyError) GRPCStatus() *status.Status { return e.Status }

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/resilience"
+	"github.com/figway/figway/wire"
+)
+
+// Call is one incoming call, as an ingress adapter hands it to the gateway.
+type Call struct {
+	Method      string // full method name, with or without a leading slash
+	Body        []byte
+	ContentType string // of Body: wire.ContentTypeProtobuf or wire.ContentTypeJSON
+	Accept      string // content type the caller wants the reply in
+	// Header returns the values of an incoming metadata key or HTTP header
+	// (lower-case name). Only keys in the route's allow-list are asked for.
+	Header func(key string) []string
+	// Traceparent and Tracestate are the caller's W3C trace context, if any.
+	Traceparent string
+	Tracestate  string
+}
+
+// Result is the successful outcome of a call.
+type Result struct {
+	Body        []byte // in the content type the call asked for
+	ContentType string
+	// EventID is set for event routes: the message id of the published
+	// event, which the caller gets as figway-event-id.
+	EventID string
+}
+
+// Options configures a Gateway.
+type Options struct {
+	Publisher Publisher
+	Table     *Table
+	// Source is the cloudEvents:source of published messages. If empty,
+	// "figway" is used.
+	Source string
+	Logger *slog.Logger // if nil, slog.Default()
+}
+
+// Gateway dispatches calls through its route table to a Publisher.
+type Gateway struct {
+	pub    Publisher
+	table  atomic.Pointer[Table]
+	source string
+	log    *slog.Logger
+}
+
+// New returns a Gateway. It starts nothing.
+func New(o Options) *Gateway {
+	g := &Gateway{pub: o.Publisher, source: o.Source, log: o.Logger}
+	if g.source == "" {
+		g.source = "figway"
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	g.table.Store(o.Table)
+	return g
+}
+
+// Table returns the current route table.
+func (g *Gateway) Table() *Table { return g.table.Load() }
+
+// SetTable swaps the route table. Calls already running finish on the
+// table they started with.
+func (g *Gateway) SetTable(t *Table) { g.table.Store(t) }
+
+// Invoke runs one call through its route. Errors map to gRPC statuses with
+// [Status].
+func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
+	r := g.table.Load().Lookup(c.Method)
+	if r == nil || r.To != config.TargetBroker {
+		return nil, fmt.Errorf("%s: %w", trimSlash(c.Method), ErrNoRoute)
+	}
+	if !r.bulkhead.Acquire() {
+		return nil, fmt.Errorf("%s: %w (max_in_flight %d)", r.Method, ErrOverloaded, r.bulkhead.Limit())
+	}
+	defer r.bulkhead.Release()
+
+	now := time.Now()
+	deadline, ok := resilience.Deadline(ctx, now, r.Timeout)
+	if ok {
+		if !deadline.After(now) {
+			return nil, fmt.Errorf("%s: deadline passed before publishing: %w", r.Method, context.DeadlineExceeded)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+
+	body, err := transcode(c.Body, c.ContentType, r.contentType, r.Input, g.table.Load().types)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadRequest, err)
+	}
+	req := &wire.Request{
+		Method:      r.Method,
+		Body:        body,
+		ContentType: r.contentType,
+		MessageID:   wire.NewID(),
+		Source:      g.source,
+		Metadata:    forward(r.Forward, c.Header),
+	}
+	req.Traceparent, req.Tracestate = traceContext(c.Traceparent, c.Tracestate)
+
+	if r.Pattern == config.PatternEvent {
+		req.Persistent = true
+		if err := g.pub.Publish(ctx, r.Exchange, r.RoutingKey, req); err != nil {
+			return nil, fmt.Errorf("%s: %w", r.Method, err)
+		}
+		return &Result{Body: emptyReply(c.Accept), ContentType: c.Accept, EventID: req.MessageID}, nil
+	}
+
+	req.Deadline = deadline
+	rep, err := g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Method, err)
+	}
+	if rep.Status != nil {
+		return nil, &ReplyError{Method: r.Method, Status: rep.Status}
+	}
+	out, err := transcode(rep.Body, rep.ContentType, c.Accept, r.Output, g.table.Load().types)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadReply, err)
+	}
+	return &Result{Body: out, ContentType: c.Accept}, nil
+}
+
+func forward(keys []string, header func(string) []string) map[string][]string {
+	if len(keys) == 0 || header == nil {
+		return nil
+	}
+	var md map[string][]string
+	for _, k := range keys {
+		if vs := header(k); len(vs) > 0 {
+			if md == nil {
+				md = make(map[string][]string, len(keys))
+			}
+			md[k] = vs
+		}
+	}
+	return md
+}
+
+// emptyReply is the answer body of an event route: the output message with
+// no field set, which is zero bytes in protobuf and {} in JSON.
+func emptyReply(contentType string) []byte {
+	if contentType == wire.ContentTypeJSON {
+		return []byte("{}")
+	}
+	return nil
+}
+
+func trimSlash(m string) string {
+	if len(m) > 0 && m[0] == '/' {
+		return m[1:]
+	}
+	return m
+}

@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/resilience"
+	"github.com/figway/figway/wire"
+)
+
+// Route is where the calls of one method go, resolved from the routes file
+// and the descriptor set. A Route is immutable once built.
+type Route struct {
+	Method     string // full method name, "orders.v1.OrderService/GetOrder"
+	Input      protoreflect.MessageDescriptor
+	Output     protoreflect.MessageDescriptor
+	To         config.Target
+	Exchange   string
+	RoutingKey string
+	Pattern    config.Pattern
+	Timeout    time.Duration
+	Encoding   config.Encoding
+	// Forward lists the lower-case metadata keys / header names copied to
+	// the message as figway-md-<key>, and nothing else.
+	Forward []string
+
+	contentType string
+	bulkhead    *resilience.Bulkhead
+}
+
+// ContentType returns the content type of the route's messages on the wire.
+func (r *Route) ContentType() string { return r.contentType }
+
+// InFlight returns the number of calls on the route now.
+func (r *Route) InFlight() int { return r.bulkhead.InFlight() }
+
+// Table maps full method names to routes.
+type Table struct {
+	routes map[string]*Route
+	order  []*Route
+	types  *dynamicpb.Types
+}
+
+// NewTable builds the route table of a loaded and validated configuration.
+// When prev is not nil, a route whose method and in-flight limit are
+// unchanged keeps its bulkhead, so calls in flight across a reload still
+// count against the same limit.
+func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
+	t := &Table{
+		routes: make(map[string]*Route, len(cfg.Routes)),
+		types:  dynamicpb.NewTypes(cfg.Files),
+	}
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		if rc.Desc == nil {
+			return nil, fmt.Errorf("routes[%d]: method %s not resolved", i, rc.Method)
+		}
+		r := &Route{
+			Method:     rc.Method,
+			Input:      rc.Desc.Input(),
+			Output:     rc.Desc.Output(),
+			To:         rc.To,
+			Exchange:   rc.Exchange,
+			RoutingKey: rc.RoutingKey,
+			Pattern:    rc.Pattern,
+			Timeout:    rc.Timeout,
+			Encoding:   rc.Encoding,
+			Forward:    slices.Clone(rc.ForwardHeaders),
+		}
+		r.contentType = wire.ContentTypeProtobuf
+		if r.Encoding == config.EncodingJSON {
+			r.contentType = wire.ContentTypeJSON
+		}
+		if old := prev.Lookup(r.Method); old != nil && old.bulkhead.Limit() == rc.MaxInFlight {
+			r.bulkhead = old.bulkhead
+		} else {
+			r.bulkhead = resilience.NewBulkhead(rc.MaxInFlight)
+		}
+		t.routes[r.Method] = r
+		t.order = append(t.order, r)
+	}
+	return t, nil
+}
+
+// Lookup returns the route of a full method name ("pkg.Service/Method",
+// with or without a leading slash), or nil. A nil Table has no routes.
+func (t *Table) Lookup(method string) *Route {
+	if t == nil {
+		return nil
+	}
+	return t.routes[strings.TrimPrefix(method, "/")]
+}
+
+// Routes returns the routes in the order of the routes file.
+func (t *Table) Routes() []*Route {
+	if t == nil {
+		return nil
+	}
+	return t.order
+}
+
+// MaxInFlight returns the route's in-flight limit.
+func (r *Route) MaxInFlight() int { return r.bulkhead.Limit() }

@@ -1,0 +1,112 @@
+package rabbitmqtest
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// ctlTimeout bounds a rabbitmqctl run whose context has no deadline. One run
+// takes about 0.5 s: most of it is starting the CLI's own Erlang VM.
+const ctlTimeout = time.Minute
+
+// vhostSeq numbers the virtual hosts of this process, to make names unique.
+var vhostSeq atomic.Int64
+
+// Ctl runs `rabbitmqctl -n NODE args...` against the node and returns its
+// combined output. The error includes that output. If ctx has no deadline,
+// one minute is used.
+func (n *Node) Ctl(ctx context.Context, args ...string) (string, error) {
+	if n.external {
+		return "", ErrExternal
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ctlTimeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, n.bin.ctl, append([]string{"-n", n.name}, args...)...)
+	cmd.Dir = n.dir
+	cmd.Env = n.env()
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("rabbitmqctl -n %s %s: %w: %s", n.name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// CloseAllConnections closes every client connection to the node, in every
+// virtual host, with the reason "test" (rabbitmqctl close_all_connections
+// --global): clients see a connection.close with 320 CONNECTION_FORCED.
+func (n *Node) CloseAllConnections(ctx context.Context) error {
+	_, err := n.Ctl(ctx, "close_all_connections", "--global", "test")
+	return err
+}
+
+// SetMemoryHighWatermark sets vm_memory_high_watermark to fraction of the
+// machine's memory. A fraction below the node's use (0.000001) raises the
+// memory alarm: publishing connections receive connection.blocked and the
+// broker stops reading from them. RabbitMQ's default, 0.4, clears it. The
+// change takes effect at once and lasts until the node restarts.
+func (n *Node) SetMemoryHighWatermark(ctx context.Context, fraction float64) error {
+	_, err := n.Ctl(ctx, "set_vm_memory_high_watermark", strconv.FormatFloat(fraction, 'f', -1, 64))
+	return err
+}
+
+// NewVHost creates a virtual host for this test only, gives guest every
+// permission on it, and returns the AMQP URL of that virtual host. It is
+// deleted, with everything in it, when the test ends. Tests that share a node
+// use it to see nothing of each other.
+//
+// NewVHost needs a private node: on an external one it skips the test, or
+// fails it when CI=true.
+func (n *Node) NewVHost(t testing.TB) string {
+	t.Helper()
+	if n.external {
+		unavailable(t, fmt.Errorf("NewVHost: %w", ErrExternal))
+	}
+	name := fmt.Sprintf("figway-%d-%s", vhostSeq.Add(1), vhostName(t.Name()))
+	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
+	defer cancel()
+	if _, err := n.Ctl(ctx, "add_vhost", name); err != nil {
+		t.Fatalf("rabbitmqtest: NewVHost: %v", err)
+	}
+	t.Cleanup(func() {
+		if !n.running() {
+			return // the test stopped or closed its node: nothing to delete
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
+		defer cancel()
+		if _, err := n.Ctl(ctx, "delete_vhost", name); err != nil {
+			t.Errorf("rabbitmqtest: NewVHost cleanup: %v", err)
+		}
+	})
+	if _, err := n.Ctl(ctx, "set_permissions", "-p", name, "guest", ".*", ".*", ".*"); err != nil {
+		t.Fatalf("rabbitmqtest: NewVHost: %v", err)
+	}
+	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/%s", n.port, url.PathEscape(name))
+}
+
+// vhostName turns a test name into something readable in rabbitmqctl output
+// and in URLs.
+func vhostName(testName string) string {
+	b := []byte(testName)
+	for i, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			b[i] = '_'
+		}
+	}
+	if len(b) > 100 {
+		b = b[:100]
+	}
+	return string(b)
+}

@@ -1,0 +1,12 @@
+//go:build unix && !linux
+
+package rabbitmqtest
+
+import "syscall"
+
+// sysProcAttr puts the VM in a process group of its own. Outside Linux there
+// is no parent-death signal: a test binary that crashes leaves its nodes
+// running.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Runs the orders demo: a RabbitMQ broker, the migrated orders worker and
+# figway in front of them. Ctrl-C stops all three.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+# The command lines of the demo; adjust here when the binaries' flags change.
+AMQP_URL=amqp://guest:guest@127.0.0.1:5672/
+WORKER_CMD=(bin/orders-worker -amqp "$AMQP_URL")
+FIGWAY_CMD=(bin/figway serve -config examples/orders/figway.yaml)
+GRPC_HOST=127.0.0.1
+GRPC_PORT=8080
+PROTOSET=examples/orders/orders.binpb
+GRPCURL_PKG=github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
+
+mkdir -p .demo
+say() { printf 'demo: %s\n' "$*" >&2; }
+
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+WORKER_PID=
+FIGWAY_PID=
+BROKER_STARTED=
+CLEANED=
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	[ -z "$CLEANED" ] || return 0
+	CLEANED=1
+	trap - INT TERM
+	local pid
+	for pid in "$FIGWAY_PID" "$WORKER_PID"; do # figway first: it drains calls the worker answers
+		[ -n "$pid" ] || continue
+		kill -TERM "$pid" 2>/dev/null || continue
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ -n "$BROKER_STARTED" ]; then
+		scripts/rabbitmq.sh stop-demo || true
+	fi
+}
+trap cleanup EXIT
+trap 'say "stopping"; exit 130' INT TERM
+
+show_logs() {
+	local f
+	for f in .demo/figway.log .demo/worker.log; do
+		[ -f "$f" ] || continue
+		say "--- last lines of $f"
+		tail -n 20 "$f" >&2
+	done
+}
+
+# 1. A broker on 127.0.0.1:5672: an existing one, a private node, or Docker.
+scripts/rabbitmq.sh ensure || say "continuing: start-demo reuses a running broker or falls back to Docker"
+BROKER_STARTED=1
+scripts/rabbitmq.sh start-demo
+
+# 2. The binaries.
+make build
+
+if tcp_open "$GRPC_HOST" "$GRPC_PORT"; then
+	say "something already listens on $GRPC_HOST:$GRPC_PORT; stop it first"
+	exit 1
+fi
+
+# 3. Worker and gateway, in the background, each in a session of its own: a
+# Ctrl-C in the terminal reaches only this script, whose cleanup stops them
+# in order with SIGTERM. (Go programs that handle SIGINT would otherwise get
+# it too, despite the SIG_IGN that background jobs of a script inherit.)
+setsid "${WORKER_CMD[@]}" >.demo/worker.log 2>&1 &
+WORKER_PID=$!
+say "worker started (pid $WORKER_PID): ${WORKER_CMD[*]}"
+setsid "${FIGWAY_CMD[@]}" >.demo/figway.log 2>&1 &
+FIGWAY_PID=$!
+say "figway started (pid $FIGWAY_PID): ${FIGWAY_CMD[*]}"
+
+deadline=$((SECONDS + 20))
+until tcp_open "$GRPC_HOST" "$GRPC_PORT"; do
+	if ! kill -0 "$FIGWAY_PID" 2>/dev/null || ! kill -0 "$WORKER_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+		say "figway is not accepting gRPC on $GRPC_HOST:$GRPC_PORT (exited, or not within 20s)"
+		show_logs
+		exit 1
+	fi
+	sleep 0.2
+done
+say "figway accepts gRPC on $GRPC_HOST:$GRPC_PORT"
+
+# 4. grpcurl, to try it.
+if command -v grpcurl >/dev/null 2>&1; then
+	GRPCURL=grpcurl
+else
+	GRPCURL=.bin/grpcurl
+	if [ ! -x "$GRPCURL" ]; then
+		say "installing grpcurl into .bin/"
+		GOBIN="$PWD/.bin" go install "$GRPCURL_PKG"
+	fi
+fi
+
+cat <<EOF
+
+figway is running (logs: .demo/figway.log, .demo/worker.log). Try:
+
+  $GRPCURL -plaintext -protoset $PROTOSET -d '{"order_id":"o-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/GetOrder
+  $GRPCURL -plaintext -protoset $PROTOSET -d '{"customer_id":"c-1","items":[{"sku":"book","quantity":2,"unit_price_cents":1250}]}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/PlaceOrder
+
+Press Ctrl-C to stop figway, the worker and the demo broker.
+EOF
+
+# 5. Until Ctrl-C, or until one of them exits on its own.
+set +e
+wait -n "$FIGWAY_PID" "$WORKER_PID"
+status=$?
+set -e
+say "a demo process exited on its own (status $status)"
+show_logs
+exit 1

@@ -1,0 +1,150 @@
+package wire
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Request is one call as figway publishes it.
+type Request struct {
+	Method      string // full method name, "orders.v1.OrderService/GetOrder"
+	Body        []byte
+	ContentType string
+	MessageID   string // event id, also cloudEvents:id
+	Source      string // cloudEvents:source: the publishing instance, e.g. "figway://host"
+
+	// CorrelationID and ReplyTo are set for rpc calls only.
+	CorrelationID string
+	ReplyTo       string
+	// Deadline is the call's absolute deadline (rpc only; zero for events).
+	Deadline time.Time
+	// Persistent selects delivery mode 2: events are persistent, rpc
+	// requests are not.
+	Persistent bool
+
+	Traceparent string
+	Tracestate  string
+	// Metadata holds the allow-listed gRPC metadata or HTTP headers, with
+	// lower-case keys; each becomes a figway-md-<key> header.
+	Metadata map[string][]string
+}
+
+// Publishing renders r as an AMQP message published at now. The expiration
+// is the time left until the deadline, rounded up to whole milliseconds so a
+// request that still has 0.4 ms to live is not given 0 (which RabbitMQ reads
+// as "expire at once unless a consumer is ready").
+func (r *Request) Publishing(now time.Time) amqp.Publishing {
+	h := make(amqp.Table, 8+len(r.Metadata))
+	h[HeaderCESpecVersion] = CloudEventsSpecVersion
+	h[HeaderCEID] = r.MessageID
+	h[HeaderCESource] = r.Source
+	h[HeaderCEType] = r.Method
+	h[HeaderCETime] = now.UTC().Format(DeadlineLayout)
+	if r.Traceparent != "" {
+		h[HeaderTraceparent] = r.Traceparent
+		if r.Tracestate != "" {
+			h[HeaderTracestate] = r.Tracestate
+		}
+	}
+	for k, vs := range r.Metadata {
+		switch len(vs) {
+		case 0:
+		case 1:
+			h[HeaderMetadataPrefix+k] = vs[0]
+		default:
+			a := make([]any, len(vs))
+			for i, v := range vs {
+				a[i] = v
+			}
+			h[HeaderMetadataPrefix+k] = a
+		}
+	}
+	p := amqp.Publishing{
+		Headers:       h,
+		ContentType:   r.ContentType,
+		DeliveryMode:  Transient,
+		CorrelationId: r.CorrelationID,
+		ReplyTo:       r.ReplyTo,
+		MessageId:     r.MessageID,
+		Timestamp:     now,
+		Type:          r.Method,
+		AppId:         AppID,
+		Body:          r.Body,
+	}
+	if r.Persistent {
+		p.DeliveryMode = Persistent
+	}
+	if !r.Deadline.IsZero() {
+		h[HeaderDeadline] = r.Deadline.UTC().Format(DeadlineLayout)
+		p.Expiration = Expiration(r.Deadline.Sub(now))
+	}
+	return p
+}
+
+// Expiration renders the time a request has left as an AMQP expiration:
+// whole milliseconds, rounded up, at least 1.
+func Expiration(left time.Duration) string {
+	ms := (left + time.Millisecond - 1) / time.Millisecond
+	if ms < 1 {
+		ms = 1
+	}
+	return strconv.FormatInt(int64(ms), 10)
+}
+
+// Deadline reads the figway-deadline header of a request. ok is false when
+// the request carries none (events, or a publisher other than figway).
+func Deadline(h amqp.Table) (deadline time.Time, ok bool, err error) {
+	v, present := h[HeaderDeadline]
+	if !present {
+		return time.Time{}, false, nil
+	}
+	s, err := text(v)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("%s: %v", HeaderDeadline, err)
+	}
+	t, err := time.Parse(DeadlineLayout, s)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("%s: %v", HeaderDeadline, err)
+	}
+	return t, true, nil
+}
+
+// Metadata returns the forwarded metadata of a request: every figway-md-<key>
+// header, keyed by <key>. A header may hold a string, bytes or an array of
+// them.
+func Metadata(h amqp.Table) map[string][]string {
+	var md map[string][]string
+	for k, v := range h {
+		key, ok := strings.CutPrefix(k, HeaderMetadataPrefix)
+		if !ok || key == "" {
+			continue
+		}
+		if md == nil {
+			md = make(map[string][]string)
+		}
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				if s, err := text(e); err == nil {
+					md[key] = append(md[key], s)
+				}
+			}
+		default:
+			if s, err := text(v); err == nil {
+				md[key] = append(md[key], s)
+			}
+		}
+	}
+	return md
+}
+
+// TraceContext returns the W3C trace context headers of a message.
+func TraceContext(h amqp.Table) (traceparent, tracestate string) {
+	traceparent, _ = text(h[HeaderTraceparent])
+	tracestate, _ = text(h[HeaderTracestate])
+	return traceparent, tracestate
+}

@@ -1,0 +1,59 @@
+// Package wire defines figway's message protocol on RabbitMQ: the AMQP
+// properties and headers of a request and of its reply, as specified in
+// docs/wire-protocol.md (DESIGN.md §5). Both ends of the bridge use it: the
+// gateway's AMQP adapter to publish requests and read replies, and the worker
+// SDK to read requests and publish replies. Any other language can implement
+// the same from the document alone.
+package wire
+
+import "time"
+
+// Content types of request and reply bodies.
+const (
+	ContentTypeProtobuf = "application/protobuf"
+	ContentTypeJSON     = "application/json"
+)
+
+// AppID is the app_id property of every message figway publishes.
+const AppID = "figway"
+
+// DirectReplyTo is RabbitMQ's pseudo-queue for direct reply-to.
+const DirectReplyTo = "amq.rabbitmq.reply-to"
+
+// Header names.
+const (
+	// HeaderStatus carries the gRPC status code of a reply, as an integer.
+	// Absent or 0 means OK.
+	HeaderStatus = "figway-status"
+	// HeaderMessage carries the error message of a reply whose status is not OK.
+	HeaderMessage = "figway-message"
+	// HeaderDetails optionally carries a serialized google.rpc.Status.
+	HeaderDetails = "figway-details"
+	// HeaderDeadline carries the call's absolute deadline (rpc only), in
+	// [DeadlineLayout].
+	HeaderDeadline = "figway-deadline"
+	// HeaderMetadataPrefix prefixes forwarded gRPC metadata and HTTP headers.
+	HeaderMetadataPrefix = "figway-md-"
+
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+
+	// CloudEvents 1.0 AMQP binding, binary content mode.
+	HeaderCESpecVersion = "cloudEvents:specversion"
+	HeaderCEID          = "cloudEvents:id"
+	HeaderCESource      = "cloudEvents:source"
+	HeaderCEType        = "cloudEvents:type"
+	HeaderCETime        = "cloudEvents:time"
+)
+
+// CloudEventsSpecVersion is the value of the cloudEvents:specversion header.
+const CloudEventsSpecVersion = "1.0"
+
+// DeadlineLayout formats the figway-deadline header and cloudEvents:time.
+const DeadlineLayout = time.RFC3339Nano
+
+// Delivery modes of requests: events are persistent, rpc requests are not.
+const (
+	Transient  uint8 = 1
+	Persistent uint8 = 2
+)

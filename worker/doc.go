@@ -1,0 +1,90 @@
+// Package worker is the Go SDK for the other side of figway's bridge: it
+// consumes the requests figway publishes to RabbitMQ, calls a typed handler
+// by method name and publishes the reply figway waits for. A team migrates a
+// method by writing its handler here and pointing a figway route at the
+// worker's queue; callers notice nothing.
+//
+//	w := worker.New(worker.Config{URL: url, Queue: "orders.requests"})
+//	worker.Handle(w, "orders.v1.OrderService/GetOrder", getOrder)
+//	err := w.Run(ctx)
+//
+// The protocol is figway's (DESIGN.md §5, package wire): a worker in another
+// language can be written from that alone.
+//
+// # Handlers
+//
+// A handler is a func(ctx, *Req) (*Resp, error) over generated message
+// types, registered with [Handle] under the full method name. Requests are
+// dispatched on the AMQP type property. The body is decoded according to
+// content_type — application/protobuf or application/json (protojson,
+// unknown fields ignored) — and the response is encoded the same way.
+//
+// The handler's context carries the request's deadline (the figway-deadline
+// header) and gives access to the forwarded metadata ([Metadata]), the W3C
+// trace context ([TraceContext]) and the event id ([EventID]).
+//
+// # Errors
+//
+// A handler's error becomes the reply's status headers (figway-status,
+// figway-message, figway-details), which figway turns back into a gRPC
+// status or an HTTP code:
+//
+//   - a status error from google.golang.org/grpc/status keeps its code,
+//     message and details: return status.Error(codes.NotFound, "...");
+//   - a context error becomes DEADLINE_EXCEEDED or CANCELED;
+//   - any other error is UNKNOWN, with the error's text as the message;
+//   - a panic is recovered, logged with its stack and answered INTERNAL;
+//     the worker goes on serving.
+//
+// The worker answers by itself UNIMPLEMENTED to a method without a handler
+// and INVALID_ARGUMENT to a body that does not decode or a content type it
+// does not know; the handler is not called. An error reply has no body.
+//
+// # Deadlines
+//
+// figway stops waiting at the call's deadline, and gives the message the
+// same time to live in the queue. A request whose deadline has already
+// passed when the worker takes it is acked and dropped without running its
+// handler (counted in [Stats].Expired): nobody would read the reply.
+//
+// # Events
+//
+// A request without reply_to is an event (a route with pattern: event):
+// figway answered its caller once the broker had it. The handler runs as
+// usual; on success the event is acked, on error it is rejected without
+// requeue — dead-lettered if the queue has a dead-letter exchange — and
+// logged.
+//
+// # Delivery guarantees
+//
+// Delivery is at least once. A request is acked only after its reply has
+// been published, on the channel that delivered it. If the connection is
+// lost before the ack, the broker delivers the request again, to this or
+// another worker, and the handler runs again; figway drops the second reply
+// of a call it has already answered. Handlers with side effects should
+// therefore be idempotent: [EventID] is the same on every delivery of a
+// request and makes a natural key.
+//
+// # Concurrency and flow control
+//
+// At most [Config.Concurrency] handlers run at once; the broker sends up to
+// [Config.Prefetch] unacknowledged requests ahead. Run any number of
+// workers on one queue to scale out: the broker spreads requests over them.
+//
+// # Connection loss and shutdown
+//
+// [Worker.Run] owns the connection. When it is lost, the handlers still
+// running for it have their contexts cancelled (their requests will be
+// redelivered), and Run reconnects with capped, jittered backoff, declares
+// the topology again ([Config.Declare]) and resumes consuming.
+//
+// Cancelling Run's context stops consumption at once, gives running handlers
+// [Config.ShutdownGrace] to reply, then cancels them and closes the
+// connection; every request not answered goes back to the queue.
+//
+// # Logging
+//
+// The worker logs with [log/slog] under the keys method, correlation_id,
+// event_id, code and queue. It never logs the broker URL, which holds the
+// password.
+package worker

@@ -1,0 +1,146 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/wire"
+	"github.com/figway/figway/worker"
+)
+
+// TestReconnect cuts the worker off its broker in the ways production
+// does and checks that it comes back, declares its queue again, and that a
+// request whose handler was cut off is redelivered and answered: the ack
+// is sent only after the reply. It takes a node of its own, since closing
+// every connection or killing the broker would disturb other tests.
+func TestReconnect(t *testing.T) {
+	t.Parallel()
+	node := rabbitmqtest.Own(t)
+	url := node.URL()
+
+	const holdMethod = "test.v1.Test/Hold" // the first call blocks until its ctx ends
+	var holds atomic.Int64
+	held := make(chan struct{})
+	firstErr := make(chan error, 1)
+	w, _ := startWorker(t, worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{}}, func(w *worker.Worker) {
+		(&fixture{}).register(w)
+		worker.Handle(w, holdMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+			if holds.Add(1) == 1 {
+				close(held)
+				<-ctx.Done()
+				firstErr <- ctx.Err()
+				return wrapperspb.String("first"), nil
+			}
+			return wrapperspb.String("second"), nil
+		})
+	})
+	echo := func(t *testing.T) {
+		t.Helper()
+		c := newCaller(t, url)
+		d := c.call(testQueue, request(t, echoMethod, wrapperspb.String("x")))
+		if d.Headers[wire.HeaderStatus] != nil {
+			t.Fatalf("Echo failed: %v", d.Headers)
+		}
+	}
+	closeAll := func(t *testing.T) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := node.CloseAllConnections(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconnected := func(t *testing.T, connects uint64, timeout time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for w.Stats().Connects < connects {
+			if time.Now().After(deadline) {
+				t.Fatalf("Stats().Connects = %d after %v; want %d", w.Stats().Connects, timeout, connects)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	t.Run("connection closed", func(t *testing.T) {
+		echo(t)
+		closeAll(t)
+		reconnected(t, 2, waitFor)
+		echo(t)
+	})
+
+	t.Run("handler cut off is redelivered", func(t *testing.T) {
+		// The reply goes to a plain queue (figway's reply: queue mode), which
+		// outlives the caller's connection, unlike direct reply-to.
+		conn := dial(t, url)
+		ch := channel(t, conn)
+		if _, err := ch.QueueDeclare("replies", false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		r := request(t, holdMethod, wrapperspb.String("x"))
+		r.CorrelationID, r.ReplyTo = wire.NewID(), "replies"
+		if err := ch.PublishWithContext(context.Background(), "", testQueue, false, false, r.Publishing(time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		<-held
+		closeAll(t)
+		// The cut-off handler's context ends: it cannot be acked any more.
+		if err := <-firstErr; !errors.Is(err, context.Canceled) {
+			t.Errorf("first call's ctx.Err() = %v; want context.Canceled", err)
+		}
+		reconnected(t, 3, waitFor)
+
+		ch = channel(t, dial(t, url))
+		var got []string
+		deadline := time.Now().Add(waitFor)
+		for len(got) == 0 && time.Now().Before(deadline) {
+			d, ok, err := ch.Get("replies", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			if d.CorrelationId != r.CorrelationID {
+				t.Fatalf("reply correlation_id = %q; want %q", d.CorrelationId, r.CorrelationID)
+			}
+			var v wrapperspb.StringValue
+			if err := proto.Unmarshal(d.Body, &v); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, v.GetValue())
+		}
+		if len(got) != 1 || got[0] != "second" {
+			t.Fatalf("replies = %q; want one, from the redelivered call: [second]", got)
+		}
+		if n := holds.Load(); n != 2 {
+			t.Errorf("Hold handler ran %d times; want 2", n)
+		}
+		// The cut-off call's reply was never sent: there is no second one.
+		time.Sleep(100 * time.Millisecond)
+		if q, err := ch.QueueDeclarePassive("replies", false, false, false, false, nil); err != nil || q.Messages != 0 {
+			t.Errorf("replies queue: %d messages, %v; want 0", q.Messages, err)
+		}
+	})
+
+	t.Run("broker restarted", func(t *testing.T) {
+		// The queue is not durable: the worker must declare it again.
+		if err := node.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := node.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
+		reconnected(t, 4, 30*time.Second)
+		echo(t)
+	})
+}

@@ -1,0 +1,330 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/figway/figway/wire"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Connection handling.
+const (
+	// backoffMin and backoffMax bound the wait between connection
+	// attempts: it doubles on each failure, is jittered so that a fleet of
+	// workers does not reconnect in lockstep after a broker restart, and
+	// starts over once a connection has consumed.
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 10 * time.Second
+	// dialTimeout bounds the TCP connect and the AMQP handshake.
+	dialTimeout = 10 * time.Second
+	// closeTimeout bounds the connection.close handshake, which a broker
+	// that stopped reading (a memory or disk alarm) would never answer.
+	closeTimeout = 5 * time.Second
+)
+
+var errNoHandlers = errors.New("worker: no handlers registered")
+
+// Run connects to the broker, consumes [Config.Queue] and serves requests
+// until ctx is cancelled. It returns an invalid [Config] at once, and an
+// error the broker will not get over by itself (refused credentials or
+// access, or a queue or exchange that exists with other properties).
+// Anything else — a refused connection, a lost one, a missing queue — is
+// logged and retried with capped, jittered exponential backoff; after
+// every reconnect Run declares the topology again and resumes consuming.
+//
+// When ctx is cancelled, Run stops consuming (requests prefetched but not
+// started go back to the queue), waits up to [Config.ShutdownGrace] for
+// running handlers to reply, then cancels their contexts, closes the
+// connection (unacknowledged requests go back to the queue too) and
+// returns nil. A handler that ignores its context's cancellation outlives
+// Run; whatever it returns is discarded.
+//
+// Run may be called once per Worker.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.cfg.validate(); err != nil {
+		return err
+	}
+	if len(w.handlers) == 0 {
+		return errNoHandlers
+	}
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("worker: Run called twice")
+	}
+	// Handlers run under base, not ctx: at shutdown they get the grace
+	// period to finish before base is cancelled, when Run returns.
+	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	// sem holds a token per running handler. It outlives connections: the
+	// handlers of a lost connection hold their slot until they return.
+	sem := make(chan struct{}, w.cfg.Concurrency)
+
+	failures := 0
+	for {
+		consumed, err := w.session(ctx, base, sem)
+		if ctx.Err() != nil {
+			w.log.Info("worker stopped", "queue", w.cfg.Queue)
+			return nil
+		}
+		// Only a refusal while setting up is final: once consuming, a 406
+		// can be the broker's consumer timeout on a slow handler.
+		if !consumed && permanent(err) {
+			return fmt.Errorf("worker: %w", err)
+		}
+		if consumed {
+			failures = 0
+		}
+		delay := backoff(failures)
+		failures++
+		w.log.Warn("broker connection failed; reconnecting", "queue", w.cfg.Queue, "error", err.Error(), "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			w.log.Info("worker stopped", "queue", w.cfg.Queue)
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff returns the wait before reconnect attempt n+1: backoffMin·2ⁿ,
+// capped at backoffMax, less a random part of up to half ("equal jitter").
+func backoff(n int) time.Duration {
+	d := backoffMax
+	if n < 20 {
+		d = min(backoffMin<<n, backoffMax)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// permanent reports whether err is one that reconnecting will not cure.
+func permanent(err error) bool {
+	if errors.Is(err, amqp.ErrCredentials) || errors.Is(err, amqp.ErrSASL) {
+		return true
+	}
+	var ae *amqp.Error
+	if errors.As(err, &ae) {
+		switch ae.Code {
+		case amqp.AccessRefused, amqp.PreconditionFailed, amqp.NotAllowed:
+			return true
+		}
+	}
+	return false
+}
+
+// session is one connection to the broker and its one channel, which
+// consumes requests and publishes their replies.
+//
+// The channel is shared by the handler goroutines, and amqp091-go channels
+// are not safe for concurrent use, so every use of ch after setup —
+// publishing a reply, acking, rejecting, cancelling the consumer — holds
+// mu. A mutex rather than a publishing goroutine: a reply and its
+// request's ack must go out together, in that order, on this very channel
+// (acks are only valid on the channel that delivered), which a critical
+// section says directly; a publisher goroutine would need a request and a
+// result channel per reply to say the same, and would serialize exactly as
+// much, since frames go out one at a time on the connection anyway.
+type session struct {
+	w   *Worker
+	mu  sync.Mutex
+	ch  *amqp.Channel
+	tag string // consumer tag
+}
+
+// session connects, consumes and dispatches deliveries to handlers until
+// the connection or channel is lost, or until ctx is cancelled, in which
+// case it drains the handlers first. consumed reports whether it got as far
+// as consuming; err says why it ended.
+func (w *Worker) session(ctx, base context.Context, sem chan struct{}) (consumed bool, err error) {
+	conn, err := w.dial(ctx)
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	// Every Notify* channel is buffered and drained by watch until the
+	// connection closes, so amqp091-go never waits on us (RABBITMQ.md).
+	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	ch, err := conn.Channel()
+	if err != nil {
+		_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
+		return false, fmt.Errorf("open channel: %w", err)
+	}
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	cancelled := ch.NotifyCancel(make(chan string, 1))
+
+	// Handlers of this session run under sctx. It ends, with the reason
+	// as its cause, when the channel is lost — their requests will be
+	// redelivered and their replies could not be acked, so they should
+	// stop — or when session returns.
+	sctx, lose := context.WithCancelCause(base)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		w.watch(lose, connClosed, chClosed, cancelled, blocked)
+	}()
+	defer func() {
+		lose(errors.New("session ended"))
+		// Closing the connection hands every unacked request back to the
+		// queue, and unblocks any write stuck on a blocked connection.
+		_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
+		<-watched
+	}()
+
+	s := &session{w: w, ch: ch, tag: "figway-worker-" + wire.NewID()}
+	deliveries, err := s.consume()
+	if err != nil {
+		return false, err
+	}
+	w.stats.connects.Add(1)
+	w.log.Info("consuming", "queue", w.cfg.Queue, "prefetch", w.cfg.Prefetch, "concurrency", w.cfg.Concurrency)
+
+	for {
+		select {
+		case <-ctx.Done():
+			return true, s.drain(sem)
+		case <-sctx.Done():
+			return true, context.Cause(sctx)
+		case d, ok := <-deliveries:
+			if !ok {
+				// The channel closed or the broker cancelled the consumer;
+				// watch says which.
+				select {
+				case <-sctx.Done():
+					return true, context.Cause(sctx)
+				case <-time.After(time.Second):
+					return true, errors.New("deliveries stopped")
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				// d stays unacked: the queue gets it back on close.
+				return true, s.drain(sem)
+			case <-sctx.Done():
+				return true, context.Cause(sctx)
+			}
+			if ctx.Err() != nil { // both were ready and select chose sem
+				<-sem
+				return true, s.drain(sem)
+			}
+			go func() {
+				defer func() { <-sem }()
+				s.serve(sctx, &d)
+			}()
+		}
+	}
+}
+
+// dial connects to the broker. ctx bounds the TCP connect.
+func (w *Worker) dial(ctx context.Context) (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	props["connection_name"] = "figway-worker " + w.cfg.Queue
+	return amqp.DialConfig(w.cfg.URL, amqp.Config{
+		Properties: props,
+		Dial: func(network, addr string) (net.Conn, error) {
+			d := net.Dialer{Timeout: dialTimeout}
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// Bounds the AMQP handshake; amqp091-go clears it once open.
+			if err := c.SetDeadline(time.Now().Add(dialTimeout)); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	})
+}
+
+// consume declares the topology, sets the prefetch and starts consuming.
+func (s *session) consume() (<-chan amqp.Delivery, error) {
+	cfg := &s.w.cfg
+	if cfg.Declare != nil {
+		if err := declare(s.ch, cfg.Queue, cfg.Declare); err != nil {
+			return nil, err
+		}
+	}
+	const prefetchSize, global = 0, false
+	if err := s.ch.Qos(cfg.Prefetch, prefetchSize, global); err != nil {
+		return nil, fmt.Errorf("set prefetch: %w", err)
+	}
+	const autoAck, exclusive, noLocal, noWait = false, false, false, false
+	d, err := s.ch.Consume(cfg.Queue, s.tag, autoAck, exclusive, noLocal, noWait, nil)
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", cfg.Queue, err)
+	}
+	return d, nil
+}
+
+// watch drains the Notify* channels of a session until its connection
+// closes, calling lose with the reason the session can no longer serve.
+func (w *Worker) watch(lose context.CancelCauseFunc, connClosed, chClosed <-chan *amqp.Error, cancelled <-chan string, blocked <-chan amqp.Blocking) {
+	for {
+		select {
+		case e, ok := <-connClosed:
+			if ok && e != nil {
+				lose(fmt.Errorf("connection lost: %w", e))
+			} else {
+				lose(errors.New("connection closed"))
+			}
+			// amqp091-go closes every other Notify* channel with the
+			// connection, after at most one buffered send each.
+			return
+		case e, ok := <-chClosed:
+			if !ok {
+				chClosed = nil
+			}
+			if e != nil {
+				lose(fmt.Errorf("channel lost: %w", e))
+			}
+		case tag, ok := <-cancelled:
+			if !ok {
+				cancelled = nil
+				continue
+			}
+			lose(fmt.Errorf("consumer %s cancelled by the broker (queue deleted?)", tag))
+		case b, ok := <-blocked:
+			if !ok {
+				blocked = nil
+				continue
+			}
+			if b.Active {
+				w.log.Warn("broker blocked the connection: replies wait", "queue", w.cfg.Queue, "reason", b.Reason)
+			} else {
+				w.log.Info("broker unblocked the connection", "queue", w.cfg.Queue)
+			}
+		}
+	}
+}
+
+// drain stops consuming and waits, up to the shutdown grace, for running
+// handlers to finish. It takes every slot of sem: when it has them all, no
+// handler runs. Slots it has taken are never given back; Run is ending.
+func (s *session) drain(sem chan struct{}) error {
+	w := s.w
+	s.mu.Lock()
+	err := s.ch.Cancel(s.tag, false)
+	s.mu.Unlock()
+	if err != nil {
+		w.log.Debug("cancel consumer", "queue", w.cfg.Queue, "error", err.Error())
+	}
+	grace := time.NewTimer(w.cfg.ShutdownGrace)
+	defer grace.Stop()
+	for i := range cap(sem) {
+		select {
+		case sem <- struct{}{}:
+		case <-grace.C:
+			w.log.Warn("shutdown grace elapsed: cancelling handlers; their requests go back to the queue",
+				"queue", w.cfg.Queue, "running", cap(sem)-i)
+			return nil
+		}
+	}
+	return nil
+}

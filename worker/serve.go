@@ -1,0 +1,170 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/figway/figway/wire"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// outcome is what processing one request came to: a reply (body, or a
+// non-OK status with no body), or nothing at all for an expired request.
+type outcome struct {
+	body    []byte
+	st      *status.Status // nil is OK
+	expired bool
+}
+
+// process decodes d, runs its handler under ctx and encodes the response.
+// It does no I/O: [session.serve] settles the delivery with its outcome.
+func (w *Worker) process(ctx context.Context, d *amqp.Delivery) outcome {
+	deadline, hasDeadline, err := wire.Deadline(d.Headers)
+	if err != nil {
+		return outcome{st: status.New(codes.InvalidArgument, err.Error())}
+	}
+	// figway has answered DEADLINE_EXCEEDED already; nobody reads a
+	// reply. The broker's per-message TTL (expiration) catches most of
+	// these in the queue; this catches those that expire in our prefetch
+	// buffer or while waiting for a handler slot.
+	if hasDeadline && !time.Now().Before(deadline) {
+		return outcome{expired: true}
+	}
+	h, ok := w.handlers[strings.TrimPrefix(d.Type, "/")]
+	if !ok {
+		return outcome{st: status.Newf(codes.Unimplemented, "worker: unknown method %q", d.Type)}
+	}
+	c, ok := codecFor(d.ContentType)
+	if !ok {
+		return outcome{st: status.Newf(codes.InvalidArgument,
+			"worker: content type %q is neither %s nor %s", d.ContentType, wire.ContentTypeProtobuf, wire.ContentTypeJSON)}
+	}
+	ctx = withRequest(ctx, d)
+	if hasDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	body, err := w.call(ctx, h, c, d)
+	if err != nil {
+		return outcome{st: statusOf(err)}
+	}
+	return outcome{body: body}
+}
+
+// call runs h, turning a panic into errPanic: one request's bug must not
+// take down the worker and every other request in flight.
+func (w *Worker) call(ctx context.Context, h handler, c codec, d *amqp.Delivery) (body []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.stats.panics.Add(1)
+			w.log.LogAttrs(ctx, slog.LevelError, "handler panicked",
+				slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId),
+				slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+			body, err = nil, errPanic
+		}
+	}()
+	return h(ctx, c, d.Body)
+}
+
+// serve handles one delivery of s's channel, from decoding to settling
+// it. ctx is the session's: it ends when the channel is lost or when Run
+// gives up waiting at shutdown, and then the delivery is left unsettled
+// for the broker to redeliver.
+//
+// At-least-once: a request is acked only after its reply is published, on
+// the channel that delivered it. If the channel dies in between, the broker
+// redelivers the request and it runs again; figway drops the duplicate
+// reply. Handlers with side effects should be idempotent; [EventID] is
+// stable across redeliveries.
+func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
+	w := s.w
+	w.stats.received.Add(1)
+	o := w.process(ctx, d)
+	if ctx.Err() != nil {
+		w.log.LogAttrs(ctx, slog.LevelDebug, "channel gone: request left for redelivery",
+			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
+		return
+	}
+	switch {
+	case o.expired:
+		w.stats.expired.Add(1)
+		w.log.LogAttrs(ctx, slog.LevelDebug, "request expired before it ran: dropped",
+			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
+		s.settle(d, func() error { return d.Ack(false) })
+	case d.ReplyTo != "":
+		s.reply(d, o)
+	case o.st != nil:
+		// An event: nobody waits for an answer, so the failure goes to the
+		// queue's dead-letter exchange, if it has one, or is dropped.
+		w.stats.rejected.Add(1)
+		w.log.LogAttrs(ctx, slog.LevelWarn, "event failed: rejected",
+			slog.String("method", d.Type), slog.String("event_id", d.MessageId),
+			slog.String("code", o.st.Code().String()), slog.String("error", o.st.Message()))
+		s.settle(d, func() error { return d.Reject(false) })
+	default:
+		if s.settle(d, func() error { return d.Ack(false) }) {
+			w.stats.events.Add(1)
+		}
+	}
+}
+
+// reply publishes o as the reply to d, then acks d.
+func (s *session) reply(d *amqp.Delivery, o outcome) {
+	w := s.w
+	p := amqp.Publishing{
+		Headers:       wire.SetStatus(nil, o.st),
+		ContentType:   d.ContentType,
+		DeliveryMode:  wire.Transient,
+		CorrelationId: d.CorrelationId,
+		AppId:         AppID,
+		Body:          o.body,
+	}
+	if o.st != nil {
+		p.Body = nil
+		level := slog.LevelDebug
+		switch o.st.Code() {
+		case codes.Unknown, codes.Internal, codes.DataLoss:
+			level = slog.LevelWarn
+		}
+		w.log.LogAttrs(context.Background(), level, "replying with an error",
+			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId),
+			slog.String("code", o.st.Code().String()), slog.String("error", o.st.Message()))
+	}
+	ok := s.settle(d, func() error {
+		// The default exchange routes to the queue named by reply_to,
+		// including amq.rabbitmq.reply-to.* names. No confirm mode: the
+		// ack below travels on the same channel, so the broker has taken
+		// the reply before it sees the ack, and an unroutable reply (the
+		// caller's reply queue is gone) has nobody to go to anyway.
+		if err := s.ch.Publish("", d.ReplyTo, false, false, p); err != nil {
+			return fmt.Errorf("publish reply: %w", err)
+		}
+		return d.Ack(false)
+	})
+	if ok {
+		w.stats.replied.Add(1)
+	}
+}
+
+// settle runs f, which uses s's channel, under s.mu. It reports whether f
+// succeeded; a failure means the channel is gone and the broker will
+// redeliver d.
+func (s *session) settle(d *amqp.Delivery, f func() error) bool {
+	s.mu.Lock()
+	err := f()
+	s.mu.Unlock()
+	if err != nil {
+		s.w.log.LogAttrs(context.Background(), slog.LevelWarn, "request not settled; the broker will redeliver it",
+			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId),
+			slog.String("error", err.Error()))
+		return false
+	}
+	return true
+}

@@ -1,0 +1,44 @@
+package worker
+
+import "sync/atomic"
+
+// Stats counts what a [Worker] did since [New]. Read it with
+// [Worker.Stats]; export it to a metrics system by polling.
+type Stats struct {
+	// Received counts deliveries taken from the queue, redeliveries
+	// included.
+	Received uint64
+	// Replied counts replies (OK or not) published and acked.
+	Replied uint64
+	// Events counts events (requests without reply_to) handled and acked.
+	Events uint64
+	// Rejected counts events whose handler failed, rejected without
+	// requeue: dead-lettered if the queue has a dead-letter exchange.
+	Rejected uint64
+	// Expired counts requests dropped without running because their
+	// figway-deadline had passed: figway had given up on them.
+	Expired uint64
+	// Panics counts handler panics, each answered with INTERNAL.
+	Panics uint64
+	// Connects counts the times the worker connected and started
+	// consuming, the first included.
+	Connects uint64
+}
+
+type counters struct {
+	received, replied, events, rejected, expired, panics, connects atomic.Uint64
+}
+
+// Stats returns the worker's counters. It is safe to call at any time.
+func (w *Worker) Stats() Stats {
+	c := &w.stats
+	return Stats{
+		Received: c.received.Load(),
+		Replied:  c.replied.Load(),
+		Events:   c.events.Load(),
+		Rejected: c.rejected.Load(),
+		Expired:  c.expired.Load(),
+		Panics:   c.panics.Load(),
+		Connects: c.connects.Load(),
+	}
+}

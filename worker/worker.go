@@ -1,0 +1,207 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// AppID is the app_id property of every reply a [Worker] publishes.
+const AppID = "figway-worker"
+
+// QueueType is the type of a queue declared by a [Worker].
+type QueueType string
+
+// Queue types a [Worker] can declare.
+const (
+	Classic QueueType = "classic"
+	Quorum  QueueType = "quorum"
+)
+
+// Config configures a [Worker]. Only URL and Queue are required.
+type Config struct {
+	// URL is the broker's AMQP URL, amqp://user:password@host:5672/vhost.
+	// It is never logged: it holds the password.
+	URL string
+	// Queue is the name of the queue to consume figway's requests from.
+	Queue string
+	// Declare, if non-nil, declares Queue and its bindings at start and
+	// after every reconnect. If nil, the queue must already exist.
+	Declare *Queue
+	// Prefetch is the basic.qos prefetch count: how many unacknowledged
+	// requests the broker sends ahead of the handlers, at most 65535. If
+	// 0, 2 × Concurrency is used.
+	Prefetch int
+	// Concurrency is the number of handlers that run at once. If 0, 16
+	// is used.
+	Concurrency int
+	// Logger receives the worker's logs. If nil, slog.Default() is used.
+	Logger *slog.Logger
+	// ShutdownGrace is how long Run waits for running handlers once its
+	// context is cancelled, before cancelling their contexts and leaving
+	// their requests to be redelivered. If 0, 10s is used.
+	ShutdownGrace time.Duration
+}
+
+// Queue says how to declare the queue a [Worker] consumes: it takes its
+// name from [Config.Queue].
+type Queue struct {
+	// Durable makes the queue survive a broker restart. Quorum queues
+	// must be durable.
+	Durable bool
+	// Type is Classic or Quorum. If "", Classic is used.
+	Type QueueType
+	// Bindings bind the queue to exchanges. Each exchange is declared as
+	// a durable topic exchange if it does not exist; if it exists with
+	// another type or durability, the broker refuses the declaration
+	// and Run returns the error.
+	Bindings []Binding
+}
+
+// Binding binds the queue to Exchange with the routing key (pattern) Key.
+type Binding struct {
+	Exchange string
+	Key      string
+}
+
+// Defaults of [Config].
+const (
+	defaultConcurrency   = 16
+	defaultShutdownGrace = 10 * time.Second
+)
+
+// validate reports every problem of c, with its field name. It never
+// quotes URL, which holds the password.
+func (c *Config) validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("URL: missing"))
+	} else if _, err := amqp.ParseURI(c.URL); err != nil {
+		// url.Error quotes the URL, password included: keep its cause only.
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err
+		}
+		errs = append(errs, fmt.Errorf("URL: %v", err))
+	}
+	if c.Queue == "" {
+		errs = append(errs, errors.New("Queue: missing"))
+	}
+	if c.Prefetch < 0 || c.Prefetch > math.MaxUint16 {
+		errs = append(errs, fmt.Errorf("Prefetch: %d is not within 0-%d", c.Prefetch, math.MaxUint16))
+	}
+	if c.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("Concurrency: %d is negative", c.Concurrency))
+	}
+	if c.ShutdownGrace < 0 {
+		errs = append(errs, fmt.Errorf("ShutdownGrace: %v is negative", c.ShutdownGrace))
+	}
+	if q := c.Declare; q != nil {
+		switch q.Type {
+		case "", Classic:
+		case Quorum:
+			if !q.Durable {
+				errs = append(errs, errors.New("Declare.Durable: quorum queues must be durable"))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("Declare.Type: %q is not %q or %q", q.Type, Classic, Quorum))
+		}
+		for i, b := range q.Bindings {
+			if b.Exchange == "" {
+				errs = append(errs, fmt.Errorf("Declare.Bindings[%d].Exchange: missing (the default exchange takes no bindings)", i))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("worker: invalid config: %w", err)
+	}
+	return nil
+}
+
+// Worker consumes figway's requests from one queue, calls the handler
+// registered for each request's method and publishes the reply. Register
+// handlers with [Handle], then call [Worker.Run].
+type Worker struct {
+	cfg      Config // defaults applied
+	log      *slog.Logger
+	handlers map[string]handler
+	running  atomic.Bool
+	stats    counters
+}
+
+// New returns a Worker for cfg. It does not connect: [Worker.Run] does,
+// and reports an invalid cfg.
+func New(cfg Config) *Worker {
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = defaultConcurrency
+	}
+	if cfg.Prefetch == 0 && cfg.Concurrency > 0 {
+		cfg.Prefetch = 2 * cfg.Concurrency
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = defaultShutdownGrace
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger, handlers: make(map[string]handler)}
+}
+
+// handler decodes a request body with c, runs the typed handler and
+// encodes its response with c.
+type handler func(ctx context.Context, c codec, body []byte) ([]byte, error)
+
+// Handle registers h for the full method name method,
+// "orders.v1.OrderService/GetOrder" (a leading "/", as in grpc-go's
+// FullMethodName constants, is ignored). Req and Resp are generated
+// message pointer types, such as *ordersv1.GetOrderRequest.
+//
+// Handle must be called before [Worker.Run]; it panics when called after,
+// when method is not of the form "package.Service/Method", or when method
+// already has a handler.
+func Handle[Req, Resp proto.Message](w *Worker, method string, h func(ctx context.Context, req Req) (Resp, error)) {
+	method = strings.TrimPrefix(method, "/")
+	if w.running.Load() {
+		panic("worker: Handle(" + method + ") called after Run")
+	}
+	if svc, m, ok := strings.Cut(method, "/"); !ok || svc == "" || m == "" || strings.Contains(m, "/") {
+		panic("worker: Handle: method " + method + " is not of the form package.Service/Method")
+	}
+	if _, dup := w.handlers[method]; dup {
+		panic("worker: Handle: method " + method + " already has a handler")
+	}
+	var zero Req
+	if any(zero) == nil {
+		panic("worker: Handle: Req must be a concrete message type, not an interface")
+	}
+	// A nil pointer of a generated type still knows its message type.
+	typ := zero.ProtoReflect().Type()
+	w.handlers[method] = func(ctx context.Context, c codec, body []byte) ([]byte, error) {
+		req := newMessage[Req](typ)
+		if err := c.unmarshal(body, req); err != nil {
+			return nil, &decodeError{err: err}
+		}
+		resp, err := h(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		b, err := c.marshal(resp)
+		if err != nil {
+			return nil, &encodeError{err: err}
+		}
+		return b, nil
+	}
+}
+
+func newMessage[M proto.Message](typ protoreflect.MessageType) M {
+	return typ.New().Interface().(M)
+}
