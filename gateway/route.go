@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/figway/figway/config"
@@ -29,6 +30,9 @@ type Route struct {
 	// Forward lists the lower-case metadata keys / header names copied to
 	// the message as figway-md-<key>, and nothing else.
 	Forward []string
+	// HTTP is the routes file's override or addition to the method's
+	// google.api.http rule, or nil.
+	HTTP *config.HTTPRule
 
 	contentType string
 	bulkhead    *resilience.Bulkhead
@@ -44,6 +48,7 @@ func (r *Route) InFlight() int { return r.bulkhead.InFlight() }
 type Table struct {
 	routes map[string]*Route
 	order  []*Route
+	files  *protoregistry.Files
 	types  *dynamicpb.Types
 }
 
@@ -54,6 +59,7 @@ type Table struct {
 func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 	t := &Table{
 		routes: make(map[string]*Route, len(cfg.Routes)),
+		files:  cfg.Files,
 		types:  dynamicpb.NewTypes(cfg.Files),
 	}
 	for i := range cfg.Routes {
@@ -72,6 +78,7 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 			Timeout:    rc.Timeout,
 			Encoding:   rc.Encoding,
 			Forward:    slices.Clone(rc.ForwardHeaders),
+			HTTP:       rc.HTTP,
 		}
 		r.contentType = wire.ContentTypeProtobuf
 		if r.Encoding == config.EncodingJSON {
@@ -107,3 +114,10 @@ func (t *Table) Routes() []*Route {
 
 // MaxInFlight returns the route's in-flight limit.
 func (r *Route) MaxInFlight() int { return r.bulkhead.Limit() }
+
+// Files returns the descriptors the table was built from.
+func (t *Table) Files() *protoregistry.Files { return t.files }
+
+// Types resolves the message and extension types of the descriptors (for
+// google.protobuf.Any in JSON).
+func (t *Table) Types() *dynamicpb.Types { return t.types }
