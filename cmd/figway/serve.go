@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -156,6 +157,11 @@ func adminMux(ready func() bool) *http.ServeMux {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	// Profiles, on the admin listener only (keep it on loopback or a
+	// private network: profiles show internals).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 
