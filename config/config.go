@@ -151,7 +151,32 @@ type Breaker struct {
 	// through (YAML half_open_requests). If HalfOpenRequests is 0, 1 is
 	// used.
 	HalfOpenRequests int
+
+	// FailureRatio, if not 0, also opens the breaker when, over the last
+	// Window, at least MinRequests calls have ended and this fraction of
+	// them failed (YAML failure_ratio, 0 < FailureRatio ≤ 1). If
+	// FailureRatio is 0, only consecutive failures open the breaker.
+	FailureRatio float64
+
+	// Window is the rolling period FailureRatio is measured over. It needs
+	// a FailureRatio. If Window is 0 and FailureRatio is set, 1m is used.
+	Window time.Duration
+
+	// MinRequests is the least number of calls ended within Window before
+	// FailureRatio is consulted (YAML min_requests). It needs a
+	// FailureRatio. If MinRequests is 0 and FailureRatio is set, 10 is used.
+	MinRequests int
 }
+
+// Retry says when a broker route may publish a call a second time.
+type Retry string
+
+const (
+	// RetryIdempotent: the method is idempotent, so an rpc call whose
+	// channel or connection was lost after its request was published may
+	// be published once more, within its deadline.
+	RetryIdempotent Retry = "idempotent"
+)
 
 // Target is where a route sends its calls.
 type Target string
@@ -232,6 +257,11 @@ type Route struct {
 	// Breaker is the route's circuit breaker; each field left 0 takes
 	// the value of Defaults.Breaker.
 	Breaker Breaker
+
+	// Retry, on an rpc route, allows a second publish of a call that may
+	// have reached the broker already (YAML retry). If Retry is empty, a
+	// call is published again only when it provably never left figway.
+	Retry Retry
 
 	// ForwardHeaders are the header names copied onto the message, lower
 	// case (YAML forward_headers). If ForwardHeaders is nil,

@@ -22,6 +22,8 @@ const (
 	defaultFailures         = 5
 	defaultOpenFor          = 10 * time.Second
 	defaultHalfOpenRequests = 1
+	defaultWindow           = time.Minute
+	defaultMinRequests      = 10
 )
 
 // applyDefaults fills every zero field that has a default, and makes each
@@ -47,6 +49,7 @@ func (c *Config) applyDefaults() {
 	setZero(&d.Breaker.Failures, defaultFailures)
 	setZero(&d.Breaker.OpenFor, defaultOpenFor)
 	setZero(&d.Breaker.HalfOpenRequests, defaultHalfOpenRequests)
+	d.Breaker.windowDefaults()
 
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -65,6 +68,10 @@ func (c *Config) applyDefaults() {
 		setZero(&r.Breaker.Failures, d.Breaker.Failures)
 		setZero(&r.Breaker.OpenFor, d.Breaker.OpenFor)
 		setZero(&r.Breaker.HalfOpenRequests, d.Breaker.HalfOpenRequests)
+		setZero(&r.Breaker.FailureRatio, d.Breaker.FailureRatio)
+		setZero(&r.Breaker.Window, d.Breaker.Window)
+		setZero(&r.Breaker.MinRequests, d.Breaker.MinRequests)
+		r.Breaker.windowDefaults()
 		if r.ForwardHeaders == nil {
 			r.ForwardHeaders = slices.Clone(d.ForwardHeaders)
 		}
@@ -82,6 +89,15 @@ func (c *Config) applyDefaults() {
 		if q.Durable == nil {
 			q.Durable = ptr(true)
 		}
+	}
+}
+
+// windowDefaults gives a breaker with a failure ratio its window and
+// minimum number of requests; without a ratio they stay 0.
+func (b *Breaker) windowDefaults() {
+	if b.FailureRatio > 0 {
+		setZero(&b.Window, defaultWindow)
+		setZero(&b.MinRequests, defaultMinRequests)
 	}
 }
 

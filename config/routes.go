@@ -11,6 +11,7 @@ import (
 var routeKeys = []string{
 	"method", "to", "exchange", "routing_key", "pattern", "timeout", "encoding",
 	"fallback", "shadow", "max_in_flight", "breaker", "forward_headers", "http",
+	"retry",
 }
 
 func (d *decoder) routes(v *value, path string) []Route {
@@ -38,6 +39,7 @@ func (d *decoder) route(v *value, path string) Route {
 		Breaker:        d.breaker(f["breaker"], field(path, "breaker")),
 		ForwardHeaders: d.headers(f["forward_headers"], field(path, "forward_headers")),
 		HTTP:           d.httpRule(f["http"], field(path, "http")),
+		Retry:          enum(d, f["retry"], field(path, "retry"), RetryIdempotent),
 	}
 }
 

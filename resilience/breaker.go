@@ -1,0 +1,206 @@
+package resilience
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// BreakerSettings configures a [Breaker].
+type BreakerSettings struct {
+	// Name identifies the breaker in OnStateChange, usually the route.
+	Name string
+
+	// Failures is the number of consecutive failures that open a closed
+	// breaker: the Failures-th failure in a row trips it. If Failures is 0
+	// or less, 5 is used.
+	Failures int
+
+	// OpenFor is how long an open breaker refuses calls before it turns
+	// half-open. If OpenFor is 0 or less, 10s is used.
+	OpenFor time.Duration
+
+	// HalfOpenRequests is how many probes a half-open breaker lets through;
+	// the breaker closes when that many in a row succeed and opens again at
+	// the first failure. If HalfOpenRequests is 0 or less, 1 is used.
+	HalfOpenRequests int
+
+	// FailureRatio, if above 0, also opens the breaker when at least
+	// MinRequests calls have ended within the last Window and this fraction
+	// of them (0 < FailureRatio ≤ 1) failed. Excluded outcomes count in
+	// neither. If FailureRatio is 0, only consecutive failures count.
+	FailureRatio float64
+
+	// Window is the rolling period over which FailureRatio is measured, in
+	// ten buckets of Window/10. It also resets the consecutive-failure
+	// count of a closed breaker as the window rolls. If FailureRatio is set
+	// and Window is 0, 1m is used; Window is ignored when FailureRatio is 0.
+	Window time.Duration
+
+	// MinRequests is the least number of counted outcomes in the window
+	// before FailureRatio is consulted. If 0 or less, 10 is used.
+	MinRequests int
+
+	// OnStateChange, if not nil, is called on every transition. It runs
+	// with the breaker's lock held (gobreaker calls it from setState): it
+	// must be quick and must not call back into the breaker.
+	OnStateChange func(name string, from, to BreakerState)
+}
+
+// BreakerState is the state of a [Breaker].
+type BreakerState int
+
+// The states of a breaker.
+const (
+	BreakerClosed   BreakerState = BreakerState(gobreaker.StateClosed)
+	BreakerHalfOpen BreakerState = BreakerState(gobreaker.StateHalfOpen)
+	BreakerOpen     BreakerState = BreakerState(gobreaker.StateOpen)
+)
+
+func (s BreakerState) String() string { return gobreaker.State(s).String() }
+
+// Outcome is what a call let through by a breaker reports back.
+type Outcome int
+
+const (
+	// Success: the call did its job, or the service answered for itself.
+	Success Outcome = iota
+	// Failure: the call failed in a way that says the route is unhealthy.
+	Failure
+	// Ignored: the outcome says nothing about the route's health (the
+	// caller cancelled); it counts neither way and frees a half-open probe
+	// slot.
+	Ignored
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	case Ignored:
+		return "ignored"
+	}
+	return "unknown outcome"
+}
+
+// Errors of [Breaker.Allow].
+var (
+	// ErrBreakerOpen: the breaker is open and refuses every call.
+	ErrBreakerOpen = errors.New("circuit breaker open")
+	// ErrBreakerProbing: the breaker is half-open and its probes are all
+	// taken.
+	ErrBreakerProbing = errors.New("circuit breaker half-open, probes taken")
+)
+
+// Breaker is a circuit breaker for one route, on gobreaker's two-step
+// breaker: [Breaker.Allow] admits or refuses a call before it starts, and
+// the call reports its [Outcome] when it ends. It does no I/O and is safe
+// for concurrent use.
+type Breaker struct {
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	settings BreakerSettings
+}
+
+// Sentinels passed to gobreaker for each outcome: gobreaker classifies
+// errors, and the caller has already classified.
+var (
+	errFailure = errors.New("failure")
+	errIgnored = errors.New("ignored")
+)
+
+// NewBreaker returns a closed breaker.
+func NewBreaker(s BreakerSettings) *Breaker {
+	if s.Failures <= 0 {
+		s.Failures = 5
+	}
+	if s.OpenFor <= 0 {
+		s.OpenFor = 10 * time.Second
+	}
+	if s.HalfOpenRequests <= 0 {
+		s.HalfOpenRequests = 1
+	}
+	if s.FailureRatio > 0 {
+		if s.Window <= 0 {
+			s.Window = time.Minute
+		}
+		if s.MinRequests <= 0 {
+			s.MinRequests = 10
+		}
+	} else {
+		s.Window, s.MinRequests = 0, 0
+	}
+	gs := gobreaker.Settings{
+		Name:        s.Name,
+		MaxRequests: uint32(s.HalfOpenRequests),
+		Timeout:     s.OpenFor,
+		// gobreaker's default trips when ConsecutiveFailures > 5, on the
+		// 6th; ours trips on exactly the Failures-th.
+		ReadyToTrip:  s.readyToTrip,
+		IsSuccessful: func(err error) bool { return err == nil },
+		IsExcluded:   func(err error) bool { return err == errIgnored },
+	}
+	if s.FailureRatio > 0 {
+		gs.Interval = s.Window
+		gs.BucketPeriod = s.Window / 10
+	}
+	if f := s.OnStateChange; f != nil {
+		gs.OnStateChange = func(name string, from, to gobreaker.State) {
+			f(name, BreakerState(from), BreakerState(to))
+		}
+	}
+	return &Breaker{cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gs), settings: s}
+}
+
+func (s *BreakerSettings) readyToTrip(c gobreaker.Counts) bool {
+	if c.ConsecutiveFailures >= uint32(s.Failures) {
+		return true
+	}
+	if s.FailureRatio <= 0 {
+		return false
+	}
+	ended := c.TotalSuccesses + c.TotalFailures
+	return ended >= uint32(s.MinRequests) && float64(c.TotalFailures) >= s.FailureRatio*float64(ended)
+}
+
+// Allow admits a call or refuses it at once with an error wrapping
+// [ErrBreakerOpen] or [ErrBreakerProbing]. An admitted call must report its
+// outcome through done; done may be called any number of times, only the
+// first counts, so a deferred done(Ignored) can back a done(outcome) on the
+// normal path. A half-open breaker whose probe never reports stays stuck,
+// so every admitted call must reach done.
+func (b *Breaker) Allow() (done func(Outcome), err error) {
+	report, err := b.cb.Allow()
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState):
+		return nil, ErrBreakerOpen
+	case errors.Is(err, gobreaker.ErrTooManyRequests):
+		return nil, ErrBreakerProbing
+	case err != nil:
+		return nil, err
+	}
+	var once atomic.Bool
+	return func(o Outcome) {
+		if !once.CompareAndSwap(false, true) {
+			return
+		}
+		switch o {
+		case Success:
+			report(nil)
+		case Ignored:
+			report(errIgnored)
+		default:
+			report(errFailure)
+		}
+	}, nil
+}
+
+// State returns the breaker's state now (an open breaker whose OpenFor has
+// passed reports half-open).
+func (b *Breaker) State() BreakerState { return BreakerState(b.cb.State()) }
+
+// Settings returns the breaker's settings, defaults applied.
+func (b *Breaker) Settings() BreakerSettings { return b.settings }
