@@ -24,6 +24,20 @@ var (
 	// ErrNacked: the broker refused responsibility for the message. It is
 	// always wrapped together with ErrUnavailable.
 	ErrNacked = errors.New("publish nacked")
+	// ErrBreakerOpen: the route's circuit breaker refused the call without
+	// publishing it (open, or half-open with its probes taken). It is
+	// always wrapped together with ErrUnavailable.
+	ErrBreakerOpen = errors.New("circuit breaker open")
+	// ErrNotPublished: the request provably never reached the broker (no
+	// connection, a blocked one, or its channel died before the publish was
+	// written), so publishing it again is safe. It is always wrapped
+	// together with ErrUnavailable.
+	ErrNotPublished = errors.New("request not published")
+	// ErrChannelLost: the channel or connection died after the request was
+	// written and before its outcome (reply or confirm) came back. The
+	// broker, and a worker, may have it. It is always wrapped together with
+	// ErrUnavailable.
+	ErrChannelLost = errors.New("channel lost after publishing")
 	// ErrOverloaded: the route's in-flight limit is reached.
 	ErrOverloaded = errors.New("too many calls in flight")
 	// ErrTooLarge: the request is larger than the configured limit.

@@ -73,8 +73,10 @@ func (g *Gateway) Table() *Table { return g.table.Load() }
 // table they started with.
 func (g *Gateway) SetTable(t *Table) { g.table.Store(t) }
 
-// Invoke runs one call through its route. Errors map to gRPC statuses with
-// [Status].
+// Invoke runs one call through its route: bulkhead, deadline, breaker,
+// publish. Errors map to gRPC statuses with [Status]. A call refused by the
+// bulkhead, the breaker or a deadline already passed is answered at once
+// and publishes nothing.
 func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
 	r := g.table.Load().Lookup(c.Method)
 	if r == nil || r.To != config.TargetBroker {
@@ -110,6 +112,28 @@ func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
 	}
 	req.Traceparent, req.Tracestate = traceContext(c.Traceparent, c.Tracestate)
 
+	// The breaker is asked last, once nothing but the broker can fail the
+	// call: a malformed request or a passed deadline must not take a
+	// half-open breaker's probe.
+	done, err := r.breaker.Allow()
+	if err != nil {
+		return nil, breakerError(r, err)
+	}
+	// Every admitted call reports exactly once, or a half-open breaker
+	// stays stuck; done ignores all but the first report, so this deferred
+	// one only counts if dispatch panicked.
+	defer done(resilience.Ignored)
+	res, err := g.dispatch(ctx, r, c, req, deadline)
+	done(breakerOutcome(err))
+	return res, err
+}
+
+// dispatch publishes req on r and waits for its answer: the broker's
+// confirm for an event, the reply for an rpc call. An rpc call that failed
+// before reaching the broker, or — on a retry: idempotent route — whose
+// channel died after it was published, is published once more, with the
+// same message id, if its deadline allows.
+func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Request, deadline time.Time) (*Result, error) {
 	if r.Pattern == config.PatternEvent {
 		req.Persistent = true
 		if err := g.pub.Publish(ctx, r.Exchange, r.RoutingKey, req); err != nil {
@@ -120,6 +144,10 @@ func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
 
 	req.Deadline = deadline
 	rep, err := g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
+	if err != nil && retryable(r, err) && ctx.Err() == nil {
+		g.log.Info("publishing the call again", "route", r.Method, "correlation_id", req.CorrelationID, "err", err)
+		rep, err = g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Method, err)
 	}

@@ -33,10 +33,19 @@ type Route struct {
 	// HTTP is the routes file's override or addition to the method's
 	// google.api.http rule, or nil.
 	HTTP *config.HTTPRule
+	// Retry says whether a call that may have reached the broker may be
+	// published once more (see Gateway.Invoke).
+	Retry config.Retry
 
 	contentType string
 	bulkhead    *resilience.Bulkhead
+	breaker     *resilience.Breaker
+	breakerCfg  config.Breaker
 }
+
+// BreakerState returns what the route's circuit breaker is doing now:
+// closed (calls flow), open (calls refused) or half-open (probing).
+func (r *Route) BreakerState() resilience.BreakerState { return r.breaker.State() }
 
 // ContentType returns the content type of the route's messages on the wire.
 func (r *Route) ContentType() string { return r.contentType }
@@ -55,7 +64,8 @@ type Table struct {
 // NewTable builds the route table of a loaded and validated configuration.
 // When prev is not nil, a route whose method and in-flight limit are
 // unchanged keeps its bulkhead, so calls in flight across a reload still
-// count against the same limit.
+// count against the same limit; one whose breaker settings are unchanged
+// keeps its breaker, state and counts included.
 func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 	t := &Table{
 		routes: make(map[string]*Route, len(cfg.Routes)),
@@ -79,15 +89,23 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 			Encoding:   rc.Encoding,
 			Forward:    slices.Clone(rc.ForwardHeaders),
 			HTTP:       rc.HTTP,
+			Retry:      rc.Retry,
+			breakerCfg: rc.Breaker,
 		}
 		r.contentType = wire.ContentTypeProtobuf
 		if r.Encoding == config.EncodingJSON {
 			r.contentType = wire.ContentTypeJSON
 		}
-		if old := prev.Lookup(r.Method); old != nil && old.bulkhead.Limit() == rc.MaxInFlight {
+		old := prev.Lookup(r.Method)
+		if old != nil && old.bulkhead.Limit() == rc.MaxInFlight {
 			r.bulkhead = old.bulkhead
 		} else {
 			r.bulkhead = resilience.NewBulkhead(rc.MaxInFlight)
+		}
+		if old != nil && old.breakerCfg == rc.Breaker {
+			r.breaker = old.breaker
+		} else {
+			r.breaker = newBreaker(r.Method, rc.Breaker)
 		}
 		t.routes[r.Method] = r
 		t.order = append(t.order, r)

@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/resilience"
+)
+
+func newBreaker(method string, b config.Breaker) *resilience.Breaker {
+	return resilience.NewBreaker(resilience.BreakerSettings{
+		Name:             method,
+		Failures:         b.Failures,
+		OpenFor:          b.OpenFor,
+		HalfOpenRequests: b.HalfOpenRequests,
+		FailureRatio:     b.FailureRatio,
+		Window:           b.Window,
+		MinRequests:      b.MinRequests,
+	})
+}
+
+// breakerError is the answer of a call its route's breaker refused.
+func breakerError(r *Route, err error) error {
+	if errors.Is(err, resilience.ErrBreakerProbing) {
+		return fmt.Errorf("%s: %w: %w: half-open, its %d probes taken", r.Method, ErrUnavailable, ErrBreakerOpen, r.breakerCfg.HalfOpenRequests)
+	}
+	return fmt.Errorf("%s: %w: %w", r.Method, ErrUnavailable, ErrBreakerOpen)
+}
+
+// breakerOutcome classifies the end of a call for its route's breaker
+// (DESIGN.md §7). Failures: deadline exceeded, unavailable (not connected,
+// blocked, channel lost, nacked, returned), internal (a reply that does not
+// decode), and the same three codes when the service replied with them.
+// Not failures: the caller cancelling (ignored: it says nothing of the
+// route), and any other status the service chose — it answered, so the
+// route works.
+func breakerOutcome(err error) resilience.Outcome {
+	if err == nil {
+		return resilience.Success
+	}
+	var re *ReplyError
+	if errors.As(err, &re) {
+		switch re.Status.Code() {
+		case codes.Unavailable, codes.Internal, codes.DeadlineExceeded:
+			return resilience.Failure
+		}
+		return resilience.Success
+	}
+	if Code(err) == codes.Canceled {
+		return resilience.Ignored
+	}
+	return resilience.Failure
+}
+
+// retryable reports whether a failed rpc call may be published once more:
+// when it provably never reached the broker, on any route; when its channel
+// or connection died after it was written, only on a route whose method is
+// idempotent (retry: idempotent). Never after a nack or a return (the same
+// publish would meet the same refusal), a reply, or the deadline.
+func retryable(r *Route, err error) bool {
+	switch {
+	case errors.Is(err, ErrNotPublished):
+		return true
+	case errors.Is(err, ErrChannelLost):
+		return r.Retry == config.RetryIdempotent
+	}
+	return false
+}

@@ -1,0 +1,453 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/resilience"
+	"github.com/figway/figway/wire"
+)
+
+const (
+	getOrder   = "orders.v1.OrderService/GetOrder"
+	placeOrder = "orders.v1.OrderService/PlaceOrder"
+)
+
+// table builds a route table from a routes file with the orders example's
+// descriptors; routes is the YAML of the routes list.
+func table(t testing.TB, routes string, prev *gateway.Table) *gateway.Table {
+	t.Helper()
+	file := "descriptors: [orders.binpb]\nbroker: {url: \"amqp://guest:guest@127.0.0.1:5672/\"}\nroutes:\n" + routes
+	cfg, err := config.Parse([]byte(file), "../examples/orders")
+	if err != nil {
+		t.Fatalf("config.Parse: %v", err)
+	}
+	tb, err := gateway.NewTable(cfg, prev)
+	if err != nil {
+		t.Fatalf("NewTable: %v", err)
+	}
+	return tb
+}
+
+// publisher is a gateway.Publisher whose every call runs fn.
+type publisher struct {
+	calls atomic.Int64
+	mu    sync.Mutex
+	reqs  []wire.Request
+	fn    func(ctx context.Context, n int64, req *wire.Request) (*gateway.Reply, error)
+}
+
+func (p *publisher) Call(ctx context.Context, exchange, key string, req *wire.Request) (*gateway.Reply, error) {
+	n := p.calls.Add(1)
+	p.mu.Lock()
+	p.reqs = append(p.reqs, *req)
+	p.mu.Unlock()
+	return p.fn(ctx, n, req)
+}
+
+func (p *publisher) Publish(ctx context.Context, exchange, key string, req *wire.Request) error {
+	_, err := p.Call(ctx, exchange, key, req)
+	return err
+}
+
+func replyOK(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
+	return &gateway.Reply{}, nil
+}
+
+func failWith(err error) func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
+	return func(context.Context, int64, *wire.Request) (*gateway.Reply, error) { return nil, err }
+}
+
+func newGateway(p *publisher, tb *gateway.Table) *gateway.Gateway {
+	return gateway.New(gateway.Options{Publisher: p, Table: tb})
+}
+
+func call(method string) *gateway.Call {
+	return &gateway.Call{Method: method, ContentType: wire.ContentTypeProtobuf, Accept: wire.ContentTypeProtobuf}
+}
+
+var errLost = fmt.Errorf("%w: %w: connection reset", gateway.ErrUnavailable, gateway.ErrChannelLost)
+
+func TestBreakerOpensOnExactlyFailures(t *testing.T) {
+	for _, failures := range []int{1, 3, 5, 6} {
+		t.Run(fmt.Sprint(failures), func(t *testing.T) {
+			p := &publisher{fn: failWith(errLost)}
+			g := newGateway(p, table(t, fmt.Sprintf("  - {method: %s, routing_key: k, breaker: {failures: %d, open_for: 1h}}\n", getOrder, failures), nil))
+			route := g.Table().Lookup(getOrder)
+			for i := 1; i <= failures; i++ {
+				if st := route.BreakerState(); st != resilience.BreakerClosed {
+					t.Fatalf("after %d failures: BreakerState() = %v; want closed", i-1, st)
+				}
+				if _, err := g.Invoke(context.Background(), call(getOrder)); errors.Is(err, gateway.ErrBreakerOpen) {
+					t.Fatalf("call %d refused by the breaker; want it published", i)
+				}
+			}
+			if st := route.BreakerState(); st != resilience.BreakerOpen {
+				t.Fatalf("after %d failures: BreakerState() = %v; want open", failures, st)
+			}
+			published := p.calls.Load()
+			start := time.Now()
+			_, err := g.Invoke(context.Background(), call(getOrder))
+			took := time.Since(start)
+			if !errors.Is(err, gateway.ErrBreakerOpen) || !errors.Is(err, gateway.ErrUnavailable) || gateway.Code(err) != codes.Unavailable {
+				t.Errorf("Invoke on open breaker = %v (%v); want ErrBreakerOpen, UNAVAILABLE", err, gateway.Code(err))
+			}
+			if p.calls.Load() != published {
+				t.Errorf("open breaker published: %d publishes; want %d", p.calls.Load(), published)
+			}
+			t.Logf("failures=%d: open after exactly %d publishes; refused in %v", failures, published, took)
+		})
+	}
+}
+
+// TestBreakerClassification: which outcomes count as breaker failures
+// (DESIGN.md §7). Each route trips on its first failure.
+func TestBreakerClassification(t *testing.T) {
+	reply := func(c codes.Code) func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
+		return func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
+			return &gateway.Reply{Status: status.New(c, "service says")}, nil
+		}
+	}
+	tests := []struct {
+		name    string
+		fn      func(context.Context, int64, *wire.Request) (*gateway.Reply, error)
+		cancel  bool // the caller cancels while waiting
+		failure bool
+	}{
+		{"ok", replyOK, false, false},
+		{"service NOT_FOUND", reply(codes.NotFound), false, false},
+		{"service INVALID_ARGUMENT", reply(codes.InvalidArgument), false, false},
+		{"service FAILED_PRECONDITION", reply(codes.FailedPrecondition), false, false},
+		{"service PERMISSION_DENIED", reply(codes.PermissionDenied), false, false},
+		{"service RESOURCE_EXHAUSTED", reply(codes.ResourceExhausted), false, false},
+		{"service ABORTED", reply(codes.Aborted), false, false},
+		{"service UNKNOWN", reply(codes.Unknown), false, false},
+		{"service UNAVAILABLE", reply(codes.Unavailable), false, true},
+		{"service INTERNAL", reply(codes.Internal), false, true},
+		{"service DEADLINE_EXCEEDED", reply(codes.DeadlineExceeded), false, true},
+		{"not connected", failWith(fmt.Errorf("%w: %w: not connected", gateway.ErrUnavailable, gateway.ErrNotPublished)), false, true},
+		{"channel lost", failWith(errLost), false, true},
+		{"nacked", failWith(fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)), false, true},
+		{"returned", failWith(fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrUnroutable)), false, true},
+		{"bad reply", func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
+			return nil, fmt.Errorf("%w: bad figway-status", gateway.ErrBadReply)
+		}, false, true},
+		{"reply body does not decode", func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
+			return &gateway.Reply{Body: []byte("\xff\xff\xff"), ContentType: wire.ContentTypeProtobuf}, nil
+		}, false, true},
+		{"deadline exceeded", func(ctx context.Context, _ int64, _ *wire.Request) (*gateway.Reply, error) {
+			<-ctx.Done()
+			return nil, fmt.Errorf("no reply before the deadline: %w", ctx.Err())
+		}, false, true},
+		{"caller cancelled", func(ctx context.Context, _ int64, _ *wire.Request) (*gateway.Reply, error) {
+			<-ctx.Done()
+			return nil, fmt.Errorf("waiting for reply: %w", ctx.Err())
+		}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &publisher{fn: tt.fn}
+				g := newGateway(p, table(t, "  - {method: "+getOrder+", routing_key: k, timeout: 1s, breaker: {failures: 1, open_for: 1h}}\n", nil))
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				if tt.cancel {
+					go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+				}
+				c := call(getOrder)
+				c.Accept = wire.ContentTypeJSON // the reply body is decoded
+				_, err := g.Invoke(ctx, c)
+				got := g.Table().Lookup(getOrder).BreakerState() == resilience.BreakerOpen
+				if got != tt.failure {
+					t.Errorf("Invoke = %v (%v): breaker open = %v; want %v", err, gateway.Code(err), got, tt.failure)
+				}
+			})
+		})
+	}
+}
+
+// blocking publishes wait until released or the caller gives up.
+type blocking struct {
+	release chan struct{}
+}
+
+func (b *blocking) fn(ctx context.Context, _ int64, _ *wire.Request) (*gateway.Reply, error) {
+	select {
+	case <-b.release:
+		return &gateway.Reply{}, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for reply: %w", ctx.Err())
+	}
+}
+
+func TestBreakerHalfOpenProbes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const probes = 2
+		fail := true
+		b := &blocking{release: make(chan struct{})}
+		p := &publisher{}
+		p.fn = func(ctx context.Context, n int64, req *wire.Request) (*gateway.Reply, error) {
+			if fail {
+				return nil, errLost
+			}
+			return b.fn(ctx, n, req)
+		}
+		g := newGateway(p, table(t, fmt.Sprintf("  - {method: %s, routing_key: k, timeout: 1m, breaker: {failures: 2, open_for: 10s, half_open_requests: %d}}\n", getOrder, probes), nil))
+		route := g.Table().Lookup(getOrder)
+		g.Invoke(context.Background(), call(getOrder))
+		g.Invoke(context.Background(), call(getOrder))
+		opened := time.Now()
+		if route.BreakerState() != resilience.BreakerOpen {
+			t.Fatal("breaker not open after 2 failures")
+		}
+		fail = false
+
+		time.Sleep(10 * time.Second)
+		if _, err := g.Invoke(context.Background(), call(getOrder)); !errors.Is(err, gateway.ErrBreakerOpen) {
+			t.Fatalf("at open_for: Invoke = %v; want ErrBreakerOpen", err)
+		}
+		time.Sleep(time.Nanosecond)
+		if st := route.BreakerState(); st != resilience.BreakerHalfOpen {
+			t.Fatalf("%v after opening: BreakerState() = %v; want half-open", time.Since(opened), st)
+		}
+
+		// The first probe's caller will cancel; then 9 concurrent callers:
+		// exactly one more publishes, the rest are refused at once, without
+		// waiting for the probes.
+		published := p.calls.Load()
+		errs := make(chan error, 20)
+		invoke := func(ctx context.Context) {
+			go func() {
+				_, err := g.Invoke(ctx, call(getOrder))
+				errs <- err
+			}()
+		}
+		cancelled, cancel := context.WithCancel(context.Background())
+		invoke(cancelled)
+		synctest.Wait()
+		for range 9 {
+			invoke(context.Background())
+		}
+		synctest.Wait()
+		if got := p.calls.Load() - published; got != probes {
+			t.Fatalf("half-open breaker let %d calls publish; want exactly %d", got, probes)
+		}
+		refused := 0
+		for len(errs) > 0 {
+			if err := <-errs; errors.Is(err, gateway.ErrBreakerOpen) && gateway.Code(err) == codes.Unavailable {
+				refused++
+			}
+		}
+		if refused != 9-(probes-1) {
+			t.Fatalf("%d calls refused at once; want %d", refused, 9-(probes-1))
+		}
+
+		// The cancelled probe reports once, as ignored: its slot is free
+		// for exactly one more probe.
+		cancel()
+		if err := <-errs; gateway.Code(err) != codes.Canceled {
+			t.Fatalf("cancelled probe: %v; want CANCELED", err)
+		}
+		invoke(context.Background())
+		invoke(context.Background())
+		synctest.Wait()
+		if got := p.calls.Load() - published; got != probes+1 {
+			t.Fatalf("after a cancelled probe, %d calls published; want %d", got, probes+1)
+		}
+		if err := <-errs; !errors.Is(err, gateway.ErrBreakerOpen) {
+			t.Fatalf("third concurrent probe: %v; want ErrBreakerOpen", err)
+		}
+		close(b.release)
+		for range probes {
+			if err := <-errs; err != nil {
+				t.Errorf("probe: %v", err)
+			}
+		}
+		if st := route.BreakerState(); st != resilience.BreakerClosed {
+			t.Errorf("after %d successful probes: BreakerState() = %v; want closed", probes, st)
+		}
+	})
+}
+
+func TestBulkheadExactUnderConcurrency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const limit, callers = 10, 200
+		b := &blocking{release: make(chan struct{})}
+		p := &publisher{fn: b.fn}
+		g := newGateway(p, table(t, fmt.Sprintf("  - {method: %s, routing_key: k, max_in_flight: %d}\n", getOrder, limit), nil))
+		errs := make(chan error, callers)
+		for range callers {
+			go func() {
+				_, err := g.Invoke(context.Background(), call(getOrder))
+				errs <- err
+			}()
+		}
+		synctest.Wait() // every caller has been admitted and blocks, or was refused
+		if got := p.calls.Load(); got != limit {
+			t.Fatalf("%d calls published; want exactly max_in_flight %d", got, limit)
+		}
+		if got := g.Table().Lookup(getOrder).InFlight(); got != limit {
+			t.Errorf("InFlight() = %d; want %d", got, limit)
+		}
+		if len(errs) != callers-limit {
+			t.Fatalf("%d calls answered while %d wait; want %d refused at once", len(errs), limit, callers-limit)
+		}
+		for range callers - limit {
+			if err := <-errs; !errors.Is(err, gateway.ErrOverloaded) || gateway.Code(err) != codes.ResourceExhausted {
+				t.Fatalf("refused call: %v (%v); want ErrOverloaded, RESOURCE_EXHAUSTED", err, gateway.Code(err))
+			}
+		}
+		close(b.release)
+		for range limit {
+			if err := <-errs; err != nil {
+				t.Errorf("admitted call: %v", err)
+			}
+		}
+		if got := g.Table().Lookup(getOrder).InFlight(); got != 0 {
+			t.Errorf("InFlight() after = %d; want 0", got)
+		}
+		// The refused calls did not count against the breaker.
+		if st := g.Table().Lookup(getOrder).BreakerState(); st != resilience.BreakerClosed {
+			t.Errorf("BreakerState() = %v; want closed", st)
+		}
+	})
+}
+
+func TestDeadlineArithmetic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &publisher{fn: replyOK}
+		g := newGateway(p, table(t, "  - {method: "+getOrder+", routing_key: k, timeout: 2s, breaker: {failures: 1}}\n", nil))
+		start := time.Now()
+
+		// The route's timeout is shorter.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		g.Invoke(ctx, call(getOrder))
+		cancel()
+		// The caller's deadline is shorter.
+		ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+		g.Invoke(ctx, call(getOrder))
+		cancel()
+		// No caller deadline.
+		g.Invoke(context.Background(), call(getOrder))
+		want := []time.Duration{2 * time.Second, 300 * time.Millisecond, 2 * time.Second}
+		for i, w := range want {
+			if got := p.reqs[i].Deadline.Sub(start); got != w {
+				t.Errorf("call %d: request deadline = start+%v; want start+%v", i, got, w)
+			}
+		}
+
+		// An expired deadline is refused without publishing, and the
+		// breaker is not asked (its one failure would open it).
+		ctx, cancel = context.WithDeadline(context.Background(), time.Now())
+		defer cancel()
+		_, err := g.Invoke(ctx, call(getOrder))
+		if !errors.Is(err, context.DeadlineExceeded) || gateway.Code(err) != codes.DeadlineExceeded {
+			t.Errorf("Invoke with expired deadline = %v; want DEADLINE_EXCEEDED", err)
+		}
+		if got := p.calls.Load(); got != 3 {
+			t.Errorf("expired call published: %d publishes; want 3", got)
+		}
+		if st := g.Table().Lookup(getOrder).BreakerState(); st != resilience.BreakerClosed {
+			t.Errorf("BreakerState() = %v; want closed", st)
+		}
+	})
+}
+
+func TestRetry(t *testing.T) {
+	notPublished := fmt.Errorf("%w: %w: no open channel", gateway.ErrUnavailable, gateway.ErrNotPublished)
+	nacked := fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)
+	returned := fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrUnroutable)
+	tests := []struct {
+		name      string
+		retry     string
+		first     error
+		publishes int64
+		ok        bool
+	}{
+		{"channel lost, not idempotent", "", errLost, 1, false},
+		{"channel lost, idempotent", "retry: idempotent, ", errLost, 2, true},
+		{"not published, not idempotent", "", notPublished, 2, true},
+		{"not published, idempotent", "retry: idempotent, ", notPublished, 2, true},
+		{"nacked, idempotent", "retry: idempotent, ", nacked, 1, false},
+		{"returned, idempotent", "retry: idempotent, ", returned, 1, false},
+		{"lost twice, idempotent", "retry: idempotent, ", nil, 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &publisher{fn: func(_ context.Context, n int64, _ *wire.Request) (*gateway.Reply, error) {
+				switch {
+				case tt.first == nil:
+					return nil, errLost // every attempt
+				case n == 1:
+					return nil, tt.first
+				}
+				return &gateway.Reply{}, nil
+			}}
+			g := newGateway(p, table(t, "  - {method: "+getOrder+", routing_key: k, "+tt.retry+"breaker: {failures: 1, open_for: 1h}}\n", nil))
+			_, err := g.Invoke(context.Background(), call(getOrder))
+			if (err == nil) != tt.ok {
+				t.Errorf("Invoke = %v; want ok=%v", err, tt.ok)
+			}
+			if got := p.calls.Load(); got != tt.publishes {
+				t.Fatalf("%d publishes; want %d", got, tt.publishes)
+			}
+			if tt.publishes == 2 && p.reqs[0].MessageID != p.reqs[1].MessageID {
+				t.Errorf("retry message id %q; want the first one's, %q", p.reqs[1].MessageID, p.reqs[0].MessageID)
+			}
+			// One call, one breaker report: a retried success closes,
+			// a final failure opens (failures: 1).
+			if open := g.Table().Lookup(getOrder).BreakerState() == resilience.BreakerOpen; open == tt.ok {
+				t.Errorf("breaker open = %v after a call with ok=%v", open, tt.ok)
+			}
+		})
+	}
+}
+
+// An rpc call is never published again after its deadline.
+func TestRetryNotAfterDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &publisher{fn: func(ctx context.Context, _ int64, _ *wire.Request) (*gateway.Reply, error) {
+			<-ctx.Done()
+			return nil, errLost
+		}}
+		g := newGateway(p, table(t, "  - {method: "+getOrder+", routing_key: k, timeout: 1s, retry: idempotent}\n", nil))
+		g.Invoke(context.Background(), call(getOrder))
+		if got := p.calls.Load(); got != 1 {
+			t.Errorf("%d publishes; want 1 (no retry past the deadline)", got)
+		}
+	})
+}
+
+func TestReloadKeepsBreaker(t *testing.T) {
+	p := &publisher{fn: failWith(errLost)}
+	routes := "  - {method: " + getOrder + ", routing_key: k, breaker: {failures: 1, open_for: 1h}}\n" +
+		"  - {method: " + placeOrder + ", routing_key: p, pattern: event, breaker: {failures: 1, open_for: 1h}}\n"
+	g := newGateway(p, table(t, routes, nil))
+	g.Invoke(context.Background(), call(getOrder))
+	g.Invoke(context.Background(), call(placeOrder))
+
+	g.SetTable(table(t, routes, g.Table()))
+	if st := g.Table().Lookup(getOrder).BreakerState(); st != resilience.BreakerOpen {
+		t.Errorf("unchanged route after reload: BreakerState() = %v; want open (kept)", st)
+	}
+	changed := "  - {method: " + getOrder + ", routing_key: k, breaker: {failures: 2, open_for: 1h}}\n" +
+		"  - {method: " + placeOrder + ", routing_key: p, pattern: event, breaker: {failures: 1, open_for: 1h}}\n"
+	g.SetTable(table(t, changed, g.Table()))
+	if st := g.Table().Lookup(getOrder).BreakerState(); st != resilience.BreakerClosed {
+		t.Errorf("changed breaker after reload: BreakerState() = %v; want closed (new)", st)
+	}
+	if st := g.Table().Lookup(placeOrder).BreakerState(); st != resilience.BreakerOpen {
+		t.Errorf("event route after reload: BreakerState() = %v; want open (kept)", st)
+	}
+}
