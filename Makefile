@@ -5,7 +5,7 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 GO ?= go
 
-.PHONY: build test demo generate clean
+.PHONY: build test demo bench generate clean
 
 build:
 	$(GO) build -o bin/figway ./cmd/figway
@@ -25,6 +25,12 @@ test:
 
 demo:
 	scripts/demo.sh
+
+# figway against grpc-echo, raw AMQP RPC and the tutorial RPC pattern, on a
+# private RabbitMQ node; BENCHFLAGS="-duration 10s -profile /tmp/cpu.pprof".
+bench:
+	scripts/rabbitmq.sh ensure
+	$(GO) run ./bench $(BENCHFLAGS)
 
 generate:
 	scripts/gen.sh

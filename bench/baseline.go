@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	ordersv1 "github.com/figway/figway/gen/orders/v1"
+)
+
+// echoServer is the grpc-echo baseline: one plain grpc-go hop.
+type echoServer struct {
+	ordersv1.UnimplementedOrderServiceServer
+}
+
+func (echoServer) GetOrder(_ context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
+	return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
+}
+
+func startEcho() (addr string, stop func(), err error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	s := grpc.NewServer()
+	ordersv1.RegisterOrderServiceServer(s, echoServer{})
+	go s.Serve(lis)
+	return lis.Addr().String(), s.Stop, nil
+}
+
+func dialGRPC(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// responder echoes every request of a queue to its reply_to, from several
+// channels: the service side of the amqp baselines.
+func startResponder(url, queue string, channels int) (stop func(), err error) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	for i := range channels {
+		ch, err := conn.Channel()
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		if i == 0 {
+			if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
+				conn.Close()
+				return nil, err
+			}
+		}
+		ch.Qos(256, 0, false)
+		ds, err := ch.Consume(queue, "", true, false, false, false, nil)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		wg.Go(func() {
+			for d := range ds {
+				ch.Publish("", d.ReplyTo, false, false, amqp.Publishing{CorrelationId: d.CorrelationId, Body: d.Body})
+			}
+		})
+	}
+	return func() { conn.Close(); wg.Wait() }, nil
+}
+
+// rawClient is the amqp-raw baseline: request-reply with direct reply-to
+// over a few channels, no confirms, no gateway — the broker's floor.
+type rawClient struct {
+	conn  *amqp.Connection
+	lanes []*rawLane
+	next  atomic.Uint32
+	seq   atomic.Uint64
+}
+
+type rawLane struct {
+	mu      sync.Mutex // serializes publishes on ch
+	ch      *amqp.Channel
+	pending sync.Map // correlation id → chan []byte
+}
+
+func newRawClient(url string, channels int) (*rawClient, error) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return nil, err
+	}
+	c := &rawClient{conn: conn}
+	for range channels {
+		ch, err := conn.Channel()
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		ds, err := ch.Consume("amq.rabbitmq.reply-to", "", true, false, false, false, nil)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		l := &rawLane{ch: ch}
+		go func() {
+			for d := range ds {
+				if w, ok := l.pending.LoadAndDelete(d.CorrelationId); ok {
+					w.(chan []byte) <- d.Body
+				}
+			}
+		}()
+		c.lanes = append(c.lanes, l)
+	}
+	return c, nil
+}
+
+func (c *rawClient) call(ctx context.Context, queue string, body []byte) error {
+	l := c.lanes[c.next.Add(1)%uint32(len(c.lanes))]
+	id := strconv.FormatUint(c.seq.Add(1), 16)
+	w := make(chan []byte, 1)
+	l.pending.Store(id, w)
+	l.mu.Lock()
+	err := l.ch.Publish("", queue, false, false, amqp.Publishing{CorrelationId: id, ReplyTo: "amq.rabbitmq.reply-to", Body: body})
+	l.mu.Unlock()
+	if err != nil {
+		l.pending.Delete(id)
+		return err
+	}
+	select {
+	case b := <-w:
+		if len(b) != len(body) {
+			return fmt.Errorf("reply of %d bytes; want %d", len(b), len(body))
+		}
+		return nil
+	case <-ctx.Done():
+		l.pending.Delete(id)
+		return ctx.Err()
+	}
+}
+
+// tutorialCall is the amqp-tutorial baseline: RabbitMQ's tutorial RPC
+// pattern, a channel and an exclusive reply queue per call.
+func tutorialCall(ctx context.Context, conn *amqp.Connection, queue string, body []byte, seq *atomic.Uint64) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclare("", false, false, true, false, nil)
+	if err != nil {
+		return err
+	}
+	ds, err := ch.Consume(q.Name, "", true, false, false, false, nil)
+	if err != nil {
+		return err
+	}
+	id := strconv.FormatUint(seq.Add(1), 16)
+	if err := ch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{CorrelationId: id, ReplyTo: q.Name, Body: body}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case d := <-ds:
+			if d.CorrelationId == id {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/worker"
+)
+
+// figwayProc is figway running as its own process, as in production.
+type figwayProc struct {
+	cmd              *exec.Cmd
+	grpc, http, admin string
+	log              string
+}
+
+const routesTmpl = `
+server: {grpc: %q, http: %q, admin: %q, max_request_bytes: 1048576}
+descriptors: [%s]
+broker: {url: %q, channels: %d}
+defaults: {timeout: 30s, max_in_flight: 20000}
+routes:
+  - {method: orders.v1.OrderService/GetOrder, routing_key: bench.figway}
+  - {method: orders.v1.OrderService/PlaceOrder, routing_key: bench.events, pattern: event}
+  - {method: orders.v1.OrderService/ListOrders, routing_key: bench.slow}
+topology:
+  queues: [{name: bench.figway}, {name: bench.events}, {name: bench.slow}]
+`
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startFigway builds cmd/figway and runs it against url.
+func startFigway(dir, url string, channels int) (*figwayProc, error) {
+	bin := filepath.Join(dir, "figway")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/figway")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build figway: %w", err)
+	}
+	desc, err := filepath.Abs("examples/orders/orders.binpb")
+	if err != nil {
+		return nil, err
+	}
+	p := &figwayProc{grpc: freeAddr(), http: freeAddr(), admin: freeAddr(), log: filepath.Join(dir, "figway.log")}
+	cfg := filepath.Join(dir, "figway.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, routesTmpl, p.grpc, p.http, p.admin, desc, url, channels), 0o600); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(p.log)
+	if err != nil {
+		return nil, err
+	}
+	p.cmd = exec.Command(bin, "serve", "-config", cfg, "-log-level", "warn")
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + p.admin + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+		if time.Now().After(end) {
+			p.stop()
+			b, _ := os.ReadFile(p.log)
+			return nil, fmt.Errorf("figway not ready after 20s:\n%s", b)
+		}
+	}
+}
+
+func (p *figwayProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// peakRSS reads figway's peak resident set (VmHWM) in bytes.
+func (p *figwayProc) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// goroutines reads figway's goroutine count from its pprof endpoint.
+func (p *figwayProc) goroutines() int {
+	resp, err := http.Get("http://" + p.admin + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var n int
+	if _, err := fmt.Fscanf(resp.Body, "goroutine profile: total %d", &n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// startWorkers runs the service side of the figway scenarios: an SDK
+// worker echoing GetOrder, one answering ListOrders after hold, and a
+// consumer draining the events.
+func startWorkers(ctx context.Context, url string, hold time.Duration) (stop func(), err error) {
+	log := slog.New(slog.DiscardHandler)
+	echo := worker.New(worker.Config{URL: url, Queue: "bench.figway", Concurrency: 64, Prefetch: 256, Logger: log})
+	worker.Handle(echo, "orders.v1.OrderService/GetOrder", func(_ context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
+		return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
+	})
+	slow := worker.New(worker.Config{URL: url, Queue: "bench.slow", Concurrency: 12000, Prefetch: 12000, Logger: log})
+	worker.Handle(slow, "orders.v1.OrderService/ListOrders", func(ctx context.Context, _ *ordersv1.ListOrdersRequest) (*ordersv1.ListOrdersResponse, error) {
+		select {
+		case <-time.After(hold):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &ordersv1.ListOrdersResponse{}, nil
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{}, 2)
+	go func() { echo.Run(ctx); done <- struct{}{} }()
+	go func() { slow.Run(ctx); done <- struct{}{} }()
+
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ch, _ := conn.Channel()
+	ds, err := ch.Consume("bench.events", "", true, false, false, false, nil)
+	if err != nil {
+		cancel()
+		conn.Close()
+		return nil, err
+	}
+	go func() {
+		for range ds {
+		}
+	}()
+	return func() { cancel(); <-done; <-done; conn.Close() }, nil
+}

@@ -1,0 +1,258 @@
+// Command bench measures what putting figway in the path costs, against the
+// physical floor and the usual hand-written alternative, in one run on one
+// broker and machine (make bench). It starts its own RabbitMQ node on
+// loopback; every load loop is bounded in time and count.
+//
+// Scenarios, each at concurrency 1 and 64:
+//
+//	grpc-echo      a plain grpc-go unary echo server called directly
+//	amqp-raw       amqp091-go request-reply, direct reply-to over a few channels, echo responder
+//	amqp-tutorial  RabbitMQ's tutorial RPC: a channel and exclusive reply queue per call
+//	figway-grpc    gRPC client → figway → RabbitMQ → worker (SDK) → back
+//	figway-rest    the same through REST/JSON
+//	figway-event   event pattern (publish + confirm) through gRPC
+//
+// then holding capacity: N concurrent calls waiting on a worker that answers
+// after a delay, with figway's peak RSS and goroutine count.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/rabbitmqtest"
+)
+
+func main() {
+	dur := flag.Duration("duration", 5*time.Second, "load time per scenario and concurrency")
+	payload := flag.Int("payload", 256, "request payload bytes")
+	holding := flag.Int("holding", 10000, "concurrent calls in the holding test (0 skips it)")
+	hold := flag.Duration("hold", 2*time.Second, "how long the worker holds each call in the holding test")
+	channels := flag.Int("channels", 4, "AMQP channels of figway and of amqp-raw")
+	profile := flag.String("profile", "", "if set, write figway's CPU profile during figway-grpc c=64 to this file")
+	flag.Parse()
+	if err := run(*dur, *payload, *holding, *hold, *channels, *profile); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dur time.Duration, payload, holding int, hold time.Duration, channels int, profile string) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "figway-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	fmt.Printf("machine: %d CPU (GOMAXPROCS %d), %s; payload %d B; %v per scenario\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), payload, dur)
+	node, err := rabbitmqtest.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("start RabbitMQ: %w", err)
+	}
+	defer node.Close()
+	url := node.URL()
+
+	body := []byte(strings.Repeat("x", payload))
+	id := string(body)
+	const maxCalls = 2_000_000
+	var results []result
+	measure := func(name string, call func(context.Context) error) {
+		for _, c := range []int{1, 64} {
+			r := load(name, c, dur, maxCalls, call)
+			results = append(results, r)
+			fmt.Fprintf(os.Stderr, "  %-14s c=%-3d %8.0f calls/s  p50 %-10v p99 %-10v errors %d\n",
+				name, c, r.rps(), r.p50, r.p99, r.errors)
+		}
+	}
+
+	// 1. grpc-echo
+	echoAddr, stopEcho, err := startEcho()
+	if err != nil {
+		return err
+	}
+	echoConn, err := dialGRPC(echoAddr)
+	if err != nil {
+		return err
+	}
+	echo := ordersv1.NewOrderServiceClient(echoConn)
+	measure("grpc-echo", func(ctx context.Context) error {
+		_, err := echo.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: id})
+		return err
+	})
+	echoConn.Close()
+	stopEcho()
+
+	// 2. amqp-raw and 3. amqp-tutorial, against one echo responder.
+	stopResp, err := startResponder(url, "bench.echo", channels)
+	if err != nil {
+		return err
+	}
+	raw, err := newRawClient(url, channels)
+	if err != nil {
+		return err
+	}
+	measure("amqp-raw", func(ctx context.Context) error { return raw.call(ctx, "bench.echo", body) })
+	raw.conn.Close()
+	tconn, err := amqp.Dial(url)
+	if err != nil {
+		return err
+	}
+	var seq atomic.Uint64
+	measure("amqp-tutorial", func(ctx context.Context) error { return tutorialCall(ctx, tconn, "bench.echo", body, &seq) })
+	tconn.Close()
+	stopResp()
+
+	// 4–6. figway, as its own process.
+	fw, err := startFigway(dir, url, channels)
+	if err != nil {
+		return err
+	}
+	defer fw.stop()
+	stopWorkers, err := startWorkers(ctx, url, hold)
+	if err != nil {
+		return err
+	}
+	defer stopWorkers()
+	fconn, err := dialGRPC(fw.grpc)
+	if err != nil {
+		return err
+	}
+	defer fconn.Close()
+	fc := ordersv1.NewOrderServiceClient(fconn)
+	getOrder := func(ctx context.Context) error {
+		o, err := fc.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: id})
+		if err == nil && len(o.GetOrderId()) != len(id) {
+			return fmt.Errorf("wrong reply")
+		}
+		return err
+	}
+	getOrder(ctx) // warm up: the worker may still be connecting
+	var profiled sync.WaitGroup
+	if profile != "" {
+		profiled.Go(func() { fetchProfile(fw, profile, dur) })
+		time.Sleep(dur + 100*time.Millisecond) // profile the c=64 run only
+	}
+	measure("figway-grpc", getOrder)
+	profiled.Wait()
+
+	if restUp(fw.http) {
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+		path := "http://" + fw.http + "/v1/orders/" + id
+		measure("figway-rest", func(ctx context.Context) error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+			return nil
+		})
+	} else {
+		fmt.Fprintln(os.Stderr, "  figway-rest    n/a: figway serves no REST ingress on", fw.http)
+	}
+	measure("figway-event", func(ctx context.Context) error {
+		_, err := fc.PlaceOrder(ctx, &ordersv1.PlaceOrderRequest{CustomerId: id})
+		return err
+	})
+
+	var hr holdResult
+	if holding > 0 {
+		hr = holdCalls(fw, holding, hold)
+	}
+	report(os.Stdout, results, hr)
+	return nil
+}
+
+func restUp(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
+}
+
+func fetchProfile(fw *figwayProc, path string, dur time.Duration) {
+	// The c=1 run comes first; start profiling when the c=64 run does.
+	time.Sleep(dur + 200*time.Millisecond)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", fw.admin, int(dur.Seconds())-1))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
+}
+
+func find(rs []result, name string, conc int) (result, bool) {
+	for _, r := range rs {
+		if r.scenario == name && r.conc == conc {
+			return r, true
+		}
+	}
+	return result{}, false
+}
+
+func report(w io.Writer, rs []result, hr holdResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t\n", r.scenario, r.conc, r.calls, r.errors, r.rps(),
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
+	}
+	tw.Flush()
+	for _, r := range rs {
+		if r.firstErr != nil {
+			fmt.Fprintf(w, "first error of %s c=%d: %v\n", r.scenario, r.conc, r.firstErr)
+		}
+	}
+	if hr.calls > 0 {
+		fmt.Fprintf(w, "holding: %d concurrent calls held %v: %d ok, %d failed, all answered in %v; figway peak RSS %.1f MiB, %d goroutines while holding\n",
+			hr.calls, hr.hold, hr.ok, hr.calls-hr.ok, hr.took.Round(time.Millisecond), float64(hr.rss)/(1<<20), hr.goroutines)
+		if hr.firstErr != nil {
+			fmt.Fprintf(w, "holding: first error: %v\n", hr.firstErr)
+		}
+	}
+	echo, _ := find(rs, "grpc-echo", 64)
+	raw, _ := find(rs, "amqp-raw", 64)
+	tut, _ := find(rs, "amqp-tutorial", 64)
+	fg, _ := find(rs, "figway-grpc", 64)
+	fr, haveREST := find(rs, "figway-rest", 64)
+	ideal := 1 / (1/echo.rps() + 1/raw.rps())
+	e1, _ := find(rs, "grpc-echo", 1)
+	r1, _ := find(rs, "amqp-raw", 1)
+	f1, _ := find(rs, "figway-grpc", 1)
+	fmt.Fprintf(w, "ideal (c=64) = 1/(1/grpc-echo + 1/amqp-raw) = %.0f calls/s\n", ideal)
+	fmt.Fprintf(w, "c=1 p50: figway-grpc %v vs grpc-echo + amqp-raw + 50µs = %v\n",
+		f1.p50.Round(time.Microsecond), (e1.p50 + r1.p50 + 50*time.Microsecond).Round(time.Microsecond))
+	restRatio := "n/a"
+	if haveREST {
+		restRatio = fmt.Sprintf("%.2f", fr.rps()/fg.rps())
+	}
+	fmt.Fprintf(w, "efficiency=%.2f vs-tutorial=%.2f rest/grpc=%s\n", fg.rps()/ideal, fg.rps()/tut.rps(), restRatio)
+}
