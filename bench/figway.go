@@ -21,9 +21,9 @@ import (
 
 // figwayProc is figway running as its own process, as in production.
 type figwayProc struct {
-	cmd              *exec.Cmd
+	cmd               *exec.Cmd
 	grpc, http, admin string
-	log              string
+	log               string
 }
 
 const routesTmpl = `
