@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# gen.sh regenerates gen/ and examples/orders/orders.binpb from proto/.
+# gen.sh regenerates gen/, examples/orders/orders.binpb and
+# adapters/httpin/testdata/testapi.binpb from proto/.
 #
 # The tools are pinned and installed into .bin/ (git-ignored), so the output
 # depends only on this script, go.mod and the .proto files. Each tool is
@@ -48,3 +49,7 @@ install protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc \
 # the set is plain descriptor.proto, as Envoy, grpcurl and protoc expect.
 "$bin/buf" build --as-file-descriptor-set \
 	-o examples/orders/orders.binpb --path proto/orders
+# The REST ingress's test API, loaded at run time by its tests as figway
+# loads any API.
+"$bin/buf" build --as-file-descriptor-set \
+	-o adapters/httpin/testdata/testapi.binpb --path proto/figway/testapi
