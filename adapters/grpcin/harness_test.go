@@ -49,7 +49,9 @@ type bridge struct {
 	conn   *grpc.ClientConn
 }
 
-func startBridge(t *testing.T, routes string) *bridge {
+// startBridge starts figway in-process with routes; legacy, if given,
+// serves the calls no route takes.
+func startBridge(t *testing.T, routes string, legacy ...grpc.StreamHandler) *bridge {
 	t.Helper()
 	url := rabbitmqtest.ForTest(t).NewVHost(t)
 	desc, err := filepath.Abs("../../examples/orders/orders.binpb")
@@ -75,8 +77,12 @@ func startBridge(t *testing.T, routes string) *bridge {
 		Topology: cfg.Topology, Logger: log,
 	})
 	gw := gateway.New(gateway.Options{Publisher: ac, Table: table, Source: "figway://test", Logger: log})
-	srv := grpcin.New(gw, grpcin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log,
-		Register: func(s *grpc.Server) { grpcin.RegisterReflection(s, cfg.Files) }})
+	opts := grpcin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log,
+		Register: func(s *grpc.Server) { grpcin.RegisterReflection(s, cfg.Files) }}
+	if len(legacy) > 0 {
+		opts.Legacy = legacy[0]
+	}
+	srv := grpcin.New(gw, opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

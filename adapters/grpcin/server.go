@@ -15,7 +15,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/grpcframe"
 	"github.com/figway/figway/wire"
 )
 
@@ -32,13 +34,18 @@ type Options struct {
 	// Register, if set, is called with the grpc.Server before it serves, to
 	// add services of figway's own (health, reflection).
 	Register func(*grpc.Server)
+	// Legacy, if set, serves every call that no route sends to the broker
+	// (no route, or `to: legacy`), unary or streaming: the legacy
+	// passthrough. If nil, those calls answer UNIMPLEMENTED.
+	Legacy grpc.StreamHandler
 }
 
 // Server is the gRPC ingress.
 type Server struct {
-	gw  *gateway.Gateway
-	srv *grpc.Server
-	log *slog.Logger
+	gw     *gateway.Gateway
+	srv    *grpc.Server
+	log    *slog.Logger
+	legacy grpc.StreamHandler
 }
 
 // New returns a Server dispatching to gw. It listens on nothing: Serve does.
@@ -46,12 +53,12 @@ func New(gw *gateway.Gateway, o Options) *Server {
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = 4 << 20
 	}
-	s := &Server{gw: gw, log: o.Logger}
+	s := &Server{gw: gw, log: o.Logger, legacy: o.Legacy}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	s.srv = grpc.NewServer(
-		grpc.ForceServerCodecV2(newCodec()),
+		grpc.ForceServerCodecV2(grpcframe.NewCodec()),
 		grpc.MaxRecvMsgSize(o.MaxRequestBytes),
 		grpc.UnknownServiceHandler(s.handle),
 	)
@@ -92,13 +99,16 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 }
 
 // handle serves every method that no registered service claims.
-func (s *Server) handle(_ any, stream grpc.ServerStream) error {
+func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 	ctx := stream.Context()
 	method, _ := grpc.MethodFromServerStream(stream)
-	if s.gw.Table().Lookup(method) == nil {
-		return status.Errorf(codes.Unimplemented, "figway: no route for %s", method)
+	if r := s.gw.Table().Lookup(method); r == nil || r.To == config.TargetLegacy {
+		if s.legacy != nil {
+			return s.legacy(srv, stream)
+		}
+		return status.Errorf(codes.Unimplemented, "figway: no route for %s and no legacy upstream", method)
 	}
-	var req frame
+	var req grpcframe.Frame
 	if err := stream.RecvMsg(&req); err != nil {
 		return err // grpc-go's status: cancelled, too large, ...
 	}
@@ -124,7 +134,7 @@ func (s *Server) handle(_ any, stream grpc.ServerStream) error {
 			return err
 		}
 	}
-	resp := frame(res.Body)
+	resp := grpcframe.Frame(res.Body)
 	return stream.SendMsg(&resp)
 }
 

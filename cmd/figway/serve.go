@@ -22,6 +22,7 @@ import (
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/adapters/grpcin"
+	"github.com/figway/figway/adapters/legacy"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 )
@@ -93,9 +94,19 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
 		Shutdown()
 	}
+	var legacyGRPC grpc.StreamHandler
+	if cfg.Legacy.GRPC != "" {
+		lp, err := legacy.DialGRPC(cfg.Legacy.GRPC)
+		if err != nil {
+			return err
+		}
+		defer lp.Close()
+		legacyGRPC = lp.Proxy
+	}
 	ingress := grpcin.New(gw, grpcin.Options{
 		MaxRequestBytes: cfg.Server.MaxRequestBytes,
 		Logger:          log,
+		Legacy:          legacyGRPC,
 		Register: func(s *grpc.Server) {
 			health = grpcin.RegisterHealth(s)
 			grpcin.RegisterReflection(s, cfg.Files)
