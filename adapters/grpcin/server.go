@@ -38,6 +38,12 @@ type Options struct {
 	// (no route, or `to: legacy`), unary or streaming: the legacy
 	// passthrough. If nil, those calls answer UNIMPLEMENTED.
 	Legacy grpc.StreamHandler
+	// ServerOptions are added to the grpc.Server's own: transport
+	// credentials (TLS), stream interceptors (metrics).
+	ServerOptions []grpc.ServerOption
+	// AccessLog, if set, logs every successful broker call too, at info;
+	// failed calls are always logged.
+	AccessLog bool
 }
 
 // Server is the gRPC ingress.
@@ -46,6 +52,8 @@ type Server struct {
 	srv    *grpc.Server
 	log    *slog.Logger
 	legacy grpc.StreamHandler
+
+	accessLog bool
 }
 
 // New returns a Server dispatching to gw. It listens on nothing: Serve does.
@@ -53,15 +61,15 @@ func New(gw *gateway.Gateway, o Options) *Server {
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = 4 << 20
 	}
-	s := &Server{gw: gw, log: o.Logger, legacy: o.Legacy}
+	s := &Server{gw: gw, log: o.Logger, legacy: o.Legacy, accessLog: o.AccessLog}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.srv = grpc.NewServer(
+	s.srv = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ForceServerCodecV2(grpcframe.NewCodec()),
 		grpc.MaxRecvMsgSize(o.MaxRequestBytes),
 		grpc.UnknownServiceHandler(s.handle),
-	)
+	}, o.ServerOptions...)...)
 	if o.Register != nil {
 		o.Register(s.srv)
 	}
@@ -122,12 +130,17 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 		Traceparent: first(md.Get(wire.HeaderTraceparent)),
 		Tracestate:  first(md.Get(wire.HeaderTracestate)),
 	}
+	start := time.Now()
 	res, err := s.gw.Invoke(ctx, c)
 	if err != nil {
 		st := gateway.Status(err)
 		s.log.LogAttrs(ctx, level(st.Code()), "call failed",
 			slog.String("method", method), slog.String("code", st.Code().String()), slog.String("err", err.Error()))
 		return st.Err()
+	}
+	if s.accessLog {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "call",
+			slog.String("method", method), slog.String("code", "OK"), slog.Duration("took", time.Since(start)))
 	}
 	if res.EventID != "" {
 		if err := stream.SetHeader(metadata.Pairs(HeaderEventID, res.EventID)); err != nil {
