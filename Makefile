@@ -10,6 +10,7 @@ GO ?= go
 build:
 	$(GO) build -o bin/figway ./cmd/figway
 	$(GO) build -o bin/orders-worker ./examples/orders/worker
+	$(GO) build -o bin/orders-legacy ./examples/orders/legacy
 
 # Without a broker the tests skip, or fail when CI=true (internal/rabbitmqtest
 # decides); so a failed install stops the run only when CI=true.

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/figway/figway/examples/orders/store"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/worker"
 )
@@ -57,7 +58,10 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		},
 		Logger: log,
 	})
-	s := newStore(log)
+	// figway's route sends PlaceOrder as an event: the caller is answered
+	// with the event id as soon as the broker has the message, so the order
+	// takes that id and the caller can GetOrder it.
+	s := store.New(log, worker.EventID)
 	worker.Handle(w, ordersv1.OrderService_GetOrder_FullMethodName, s.GetOrder)
 	worker.Handle(w, ordersv1.OrderService_ListOrders_FullMethodName, s.ListOrders)
 	worker.Handle(w, ordersv1.OrderService_PlaceOrder_FullMethodName, s.PlaceOrder)

@@ -1,4 +1,8 @@
-package main
+// Package store is the in-memory orders store of the demo. Both sides of
+// the strangler fig serve from it: the legacy gRPC service
+// (examples/orders/legacy) and the migrated worker (examples/orders/worker),
+// so that shadowed calls can be compared answer for answer.
+package store
 
 import (
 	"cmp"
@@ -15,24 +19,33 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/worker"
 )
 
-// store holds the orders in memory and implements OrderService's handlers.
+// Store holds the orders in memory and implements OrderService's unary
+// methods, with the signatures of both a gRPC server and worker handlers.
 // Handlers run concurrently: mu guards the maps, and every order handed
 // out is a copy, encoded after the handler returns and the lock is gone.
-type store struct {
+type Store struct {
 	log *slog.Logger
+	// idFor names a new order; "" lets the store pick a random id.
+	idFor func(context.Context) string
 
 	mu        sync.Mutex
 	orders    map[string]*ordersv1.Order
 	byRequest map[string]string // PlaceOrder request_id → order id
 }
 
-func newStore(log *slog.Logger) *store {
-	now := timestamppb.Now()
-	return &store{
+// New returns a store seeded with order o-1. idFor, if not nil, names the
+// orders PlaceOrder creates (the worker uses the event id figway gave the
+// call, so the caller can GetOrder it); when it is nil or returns "", the
+// store picks a random id.
+func New(log *slog.Logger, idFor func(context.Context) string) *Store {
+	// The seed is the same on both sides, to the nanosecond, so shadow
+	// comparisons of o-1 match.
+	now := timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	return &Store{
 		log:       log,
+		idFor:     idFor,
 		byRequest: map[string]string{},
 		orders: map[string]*ordersv1.Order{"o-1": {
 			OrderId:    "o-1",
@@ -50,7 +63,7 @@ func newStore(log *slog.Logger) *store {
 	}
 }
 
-func (s *store) GetOrder(ctx context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
+func (s *Store) GetOrder(ctx context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.find(req.GetOrderId())
@@ -68,7 +81,7 @@ const (
 // ListOrders pages through the matching orders, newest first. The page
 // token is the id of the last order of the previous page: orders are never
 // deleted, so a page does not shift when new orders arrive.
-func (s *store) ListOrders(ctx context.Context, req *ordersv1.ListOrdersRequest) (*ordersv1.ListOrdersResponse, error) {
+func (s *Store) ListOrders(ctx context.Context, req *ordersv1.ListOrdersRequest) (*ordersv1.ListOrdersResponse, error) {
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0:
@@ -107,12 +120,9 @@ func (s *store) ListOrders(ctx context.Context, req *ordersv1.ListOrdersRequest)
 	return resp, nil
 }
 
-// PlaceOrder creates an order. figway's route sends it as an event: the
-// caller is answered with the event id as soon as the broker has the
-// message, so the order takes that id and the caller can GetOrder it. A
-// redelivered event, or a retry with the same request_id, returns the
-// order placed the first time.
-func (s *store) PlaceOrder(ctx context.Context, req *ordersv1.PlaceOrderRequest) (*ordersv1.Order, error) {
+// PlaceOrder creates an order, named by idFor. A redelivered event, or a
+// retry with the same request_id, returns the order placed the first time.
+func (s *Store) PlaceOrder(ctx context.Context, req *ordersv1.PlaceOrderRequest) (*ordersv1.Order, error) {
 	if req.GetCustomerId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "customer_id is required")
 	}
@@ -126,8 +136,11 @@ func (s *store) PlaceOrder(ctx context.Context, req *ordersv1.PlaceOrderRequest)
 		}
 		total += int64(it.GetQuantity()) * it.GetUnitPriceCents()
 	}
-	id := worker.EventID(ctx)
-	if id == "" { // not sent by figway
+	var id string
+	if s.idFor != nil {
+		id = s.idFor(ctx)
+	}
+	if id == "" {
 		id = "o-" + rand.Text()
 	}
 
@@ -160,7 +173,7 @@ func (s *store) PlaceOrder(ctx context.Context, req *ordersv1.PlaceOrderRequest)
 
 // CancelOrder cancels an order that has not shipped. As the API says,
 // cancelling a cancelled order changes nothing and succeeds.
-func (s *store) CancelOrder(ctx context.Context, req *ordersv1.CancelOrderRequest) (*ordersv1.Order, error) {
+func (s *Store) CancelOrder(ctx context.Context, req *ordersv1.CancelOrderRequest) (*ordersv1.Order, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.find(req.GetOrderId())
@@ -179,7 +192,7 @@ func (s *store) CancelOrder(ctx context.Context, req *ordersv1.CancelOrderReques
 }
 
 // find returns the order with id, or the status a handler returns. s.mu is held.
-func (s *store) find(id string) (*ordersv1.Order, error) {
+func (s *Store) find(id string) (*ordersv1.Order, error) {
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "order_id is required")
 	}
