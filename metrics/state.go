@@ -1,0 +1,95 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/resilience"
+)
+
+// Sources are what the state collector reads at every scrape. A nil field
+// leaves its series out.
+type Sources struct {
+	// Table returns the route table serving now.
+	Table func() *gateway.Table
+	// Broker returns the AMQP client's counters.
+	Broker func() amqp.Stats
+	// Ready reports what /readyz reports.
+	Ready func() bool
+}
+
+// stateCollector turns Sources into series at scrape time.
+type stateCollector struct {
+	src Sources
+
+	inFlight, maxInFlight, breaker, routes            *prometheus.Desc
+	unmatched, pending, reconnects, connected, blocked *prometheus.Desc
+	ready                                              *prometheus.Desc
+}
+
+func newStateCollector(src Sources) *stateCollector {
+	route := []string{"route"}
+	return &stateCollector{
+		src:         src,
+		inFlight:    prometheus.NewDesc("figway_requests_in_flight", "Calls of the route now waiting for the broker (its bulkhead's count).", route, nil),
+		maxInFlight: prometheus.NewDesc("figway_route_max_in_flight", "The route's in-flight limit (max_in_flight).", route, nil),
+		breaker:     prometheus.NewDesc("figway_breaker_state", "1 for the state the route's circuit breaker is in (closed, half_open, open), 0 for the others.", []string{"route", "state"}, nil),
+		routes:      prometheus.NewDesc("figway_routes", "Routes in the table serving now.", nil, nil),
+		unmatched:   prometheus.NewDesc("figway_replies_unmatched_total", "Replies dropped because no call waited for their correlation id (late, duplicate or forged).", nil, nil),
+		pending:     prometheus.NewDesc("figway_replies_pending", "rpc calls published and waiting for their reply.", nil, nil),
+		reconnects:  prometheus.NewDesc("figway_broker_reconnects_total", "Connections to RabbitMQ made after the first.", nil, nil),
+		connected:   prometheus.NewDesc("figway_broker_connected", "1 while connected to RabbitMQ with topology and reply consumers in place.", nil, nil),
+		blocked:     prometheus.NewDesc("figway_broker_blocked", "1 while RabbitMQ blocks the connection (memory or disk alarm).", nil, nil),
+		ready:       prometheus.NewDesc("figway_ready", "1 when /readyz answers 200.", nil, nil),
+	}
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.inFlight, c.maxInFlight, c.breaker, c.routes,
+		c.unmatched, c.pending, c.reconnects, c.connected, c.blocked, c.ready} {
+		ch <- d
+	}
+}
+
+// breakerStates are the label values of figway_breaker_state.
+var breakerStates = []struct {
+	s    resilience.BreakerState
+	name string
+}{{resilience.BreakerClosed, "closed"}, {resilience.BreakerHalfOpen, "half_open"}, {resilience.BreakerOpen, "open"}}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if c.src.Table != nil {
+		rs := c.src.Table().Routes()
+		gauge(c.routes, float64(len(rs)))
+		for _, r := range rs {
+			gauge(c.inFlight, float64(r.InFlight()), r.Method)
+			gauge(c.maxInFlight, float64(r.MaxInFlight()), r.Method)
+			st := r.BreakerState()
+			for _, b := range breakerStates {
+				gauge(c.breaker, bool01(st == b.s), r.Method, b.name)
+			}
+		}
+	}
+	if c.src.Broker != nil {
+		s := c.src.Broker()
+		ch <- prometheus.MustNewConstMetric(c.unmatched, prometheus.CounterValue, float64(s.UnmatchedReplies))
+		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(s.Reconnects))
+		gauge(c.pending, float64(s.Pending))
+		gauge(c.connected, bool01(s.Connected))
+		gauge(c.blocked, bool01(s.Blocked))
+	}
+	if c.src.Ready != nil {
+		gauge(c.ready, bool01(c.src.Ready()))
+	}
+}
+
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
