@@ -250,6 +250,26 @@ type Route struct {
 	// off the caller's path.
 	Shadow bool
 
+	// Compare, on a shadowing route, publishes the shadow copy as an rpc
+	// call, waits for its reply off the caller's path, and compares it
+	// field by field with legacy's answer. Needs legacy.grpc.
+	Compare bool
+
+	// IgnoreFields are the output message's fields left out of the
+	// comparison (YAML ignore_fields): proto field names, dot-separated
+	// for nested ones, such as updated_at or items.sku.
+	IgnoreFields []string
+
+	// Weight, on a broker route, is the percentage of calls (0 to 100)
+	// sent to the broker; the others go to legacy (a canary). If Weight is
+	// nil, every call goes to the broker. Needs legacy.grpc.
+	Weight *int
+
+	// StickyBy names a metadata key or header (YAML sticky_by, lower
+	// case): calls with the same value go to the same side of the canary,
+	// by hash. Calls without it are split at random.
+	StickyBy string
+
 	// MaxInFlight is how many calls may wait at once (YAML
 	// max_in_flight). If MaxInFlight is 0, Defaults.MaxInFlight is used.
 	MaxInFlight int

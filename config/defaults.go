@@ -57,7 +57,7 @@ func (c *Config) applyDefaults() {
 		publishes := r.To == TargetBroker || (r.To == TargetLegacy && r.Shadow)
 		if publishes {
 			pattern := PatternRPC
-			if r.To == TargetLegacy {
+			if r.To == TargetLegacy && !r.Compare {
 				pattern = PatternEvent // a shadow copy: nobody waits for a reply
 			}
 			setZero(&r.Pattern, pattern)

@@ -11,7 +11,7 @@ import (
 var routeKeys = []string{
 	"method", "to", "exchange", "routing_key", "pattern", "timeout", "encoding",
 	"fallback", "shadow", "max_in_flight", "breaker", "forward_headers", "http",
-	"retry",
+	"retry", "weight", "sticky_by", "compare", "ignore_fields",
 }
 
 func (d *decoder) routes(v *value, path string) []Route {
@@ -40,6 +40,10 @@ func (d *decoder) route(v *value, path string) Route {
 		ForwardHeaders: d.headers(f["forward_headers"], field(path, "forward_headers")),
 		HTTP:           d.httpRule(f["http"], field(path, "http")),
 		Retry:          enum(d, f["retry"], field(path, "retry"), RetryIdempotent),
+		Weight:         d.percent(f["weight"], field(path, "weight")),
+		StickyBy:       strings.ToLower(d.str(f["sticky_by"], field(path, "sticky_by"))),
+		Compare:        d.boolean(f["compare"], field(path, "compare")),
+		IgnoreFields:   d.fieldPaths(f["ignore_fields"], field(path, "ignore_fields")),
 	}
 }
 
@@ -60,6 +64,7 @@ func validateRoutes(c *Config, p *problems, broken map[string]bool) {
 			}
 		}
 		validateTarget(c, r, path, p)
+		validateMigration(c, r, path, p)
 		if r.HTTP != nil && r.Desc != nil {
 			validateHTTPRule(r.HTTP, r.Desc, field(path, "http"), p)
 		}
@@ -170,8 +175,10 @@ func validateTarget(c *Config, r *Route, path string, p *problems) {
 			if r.RoutingKey == "" {
 				p.once(field(path, "routing_key"), "required with shadow: true: the routing key of the mirrored events")
 			}
-			if r.Pattern != PatternEvent && r.Pattern != "" {
-				p.once(field(path, "pattern"), "a shadow copy is an event that nobody waits for; leave pattern out or set it to event")
+			if r.Compare && r.Pattern == PatternEvent {
+				p.once(field(path, "pattern"), "a compared shadow copy waits for its reply: leave pattern out or set it to rpc")
+			} else if !r.Compare && r.Pattern == PatternRPC {
+				p.once(field(path, "pattern"), "a shadow copy is an event that nobody waits for unless compare is set; leave pattern out or set it to event")
 			}
 			return
 		}

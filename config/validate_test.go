@@ -123,6 +123,22 @@ f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
 		{"shadow on broker", route("routing_key: k, shadow: true"), []string{"routes[0].shadow (line 5): only a route with to: legacy can shadow"}},
 		{"shadow waits", route("to: legacy, shadow: true, routing_key: k, pattern: rpc"), []string{
 			"routes[0].pattern (line 5): a shadow copy is an event that nobody waits for"}},
+		{"shadow compared", route("to: legacy, shadow: true, routing_key: k, compare: true, ignore_fields: [status]"), nil},
+		{"compared shadow is rpc", route("to: legacy, shadow: true, routing_key: k, compare: true, pattern: event"), []string{
+			"routes[0].pattern (line 5): a compared shadow copy waits for its reply"}},
+		{"compare needs shadow", route("routing_key: k, compare: true"), []string{"routes[0].compare (line 5): compare checks a shadow copy's reply"}},
+		{"ignore_fields needs compare", route("to: legacy, shadow: true, routing_key: k, ignore_fields: [status]"), []string{
+			"routes[0].ignore_fields (line 5): ignore_fields lists fields left out of a shadow comparison"}},
+		{"ignore_fields unknown field", route("to: legacy, shadow: true, routing_key: k, compare: true, ignore_fields: [status, nope, id.x]"), []string{
+			`routes[0].ignore_fields[1] (line 5): acme.v1.Order has no field "nope"`, `routes[0].ignore_fields[2] (line 5): acme.v1.Order has no field "id.x"`}},
+		{"canary", route("routing_key: k, weight: 10, sticky_by: X-User"), nil},
+		{"canary weight 0", route("routing_key: k, weight: 0"), nil},
+		{"canary weight out of range", route("routing_key: k, weight: 101"), []string{"routes[0].weight (line 5): must be from 0 to 100"}},
+		{"canary weight not a number", route("routing_key: k, weight: half"), []string{`routes[0].weight (line 5): want an integer from 0 to 100, not "half"`}},
+		{"canary on legacy route", route("to: legacy, weight: 10"), []string{"routes[0].weight (line 5): a canary weight splits the calls of a broker route"}},
+		{"canary needs legacy", base + "routes: [{method: " + get + ", routing_key: k, weight: 5}]\n", []string{"routes[0].weight (line 3): a canary sends the rest of the calls to legacy"}},
+		{"sticky needs weight", route("routing_key: k, sticky_by: x-user"), []string{"routes[0].sticky_by (line 5): sticky_by keeps a caller on one side"}},
+		{"sticky bad header", route("routing_key: k, weight: 5, sticky_by: connection"), []string{"routes[0].sticky_by"}},
 		{"shadow not bool", route("to: legacy, shadow: yes, routing_key: k"), []string{`routes[0].shadow (line 5): want true or false, not "yes"`}},
 		{"fallback needs legacy", base + "routes: [{method: " + get + ", routing_key: k, fallback: legacy}]\n", []string{
 			"routes[0].fallback (line 3): fallback: legacy needs a legacy upstream"}},

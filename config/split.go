@@ -1,0 +1,93 @@
+package config
+
+import (
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// percent returns an integer from 0 to 100, or nil when the key is absent.
+func (d *decoder) percent(v *value, path string) *int {
+	if v == nil || v.kind == null {
+		return nil
+	}
+	n, ok := v.v.(int64)
+	if !ok || v.kind != scalar {
+		d.wrongType(v, path, "an integer from 0 to 100")
+		return nil
+	}
+	if n < 0 || n > 100 {
+		d.p.at(path, "must be from 0 to 100 (the percentage of calls sent to the broker), not %d", n)
+		return nil
+	}
+	w := int(n)
+	return &w
+}
+
+// fieldPaths returns a list of dot-separated field paths, such as
+// created_at or items.sku.
+func (d *decoder) fieldPaths(v *value, path string) []string {
+	items, _ := d.strs(v, path)
+	var out []string
+	for _, it := range items {
+		out = append(out, it.s)
+	}
+	return out
+}
+
+// validateMigration checks the keys that move a method between legacy and
+// the broker step by step: canary weight, sticky key, shadow comparison.
+func validateMigration(c *Config, r *Route, path string, p *problems) {
+	hasGRPCLegacy := c.Legacy.GRPC != ""
+	if r.Weight != nil {
+		switch {
+		case r.To != TargetBroker:
+			p.once(field(path, "weight"), "a canary weight splits the calls of a broker route between the broker and legacy; this route sends every call to legacy")
+		case !hasGRPCLegacy:
+			p.once(field(path, "weight"), "a canary sends the rest of the calls to legacy: set legacy.grpc")
+		}
+	}
+	if r.StickyBy != "" {
+		if r.Weight == nil {
+			p.once(field(path, "sticky_by"), "sticky_by keeps a caller on one side of a canary split: set weight too")
+		} else if err := checkHeader(r.StickyBy); err != nil {
+			p.once(field(path, "sticky_by"), "%v", err)
+		}
+	}
+	if r.Compare {
+		if !r.Shadow {
+			p.once(field(path, "compare"), "compare checks a shadow copy's reply against legacy's: set shadow: true")
+		}
+		if !hasGRPCLegacy {
+			p.once(field(path, "compare"), "compare needs legacy's reply as a message: set legacy.grpc")
+		}
+	}
+	if len(r.IgnoreFields) > 0 && !r.Compare {
+		p.once(field(path, "ignore_fields"), "ignore_fields lists fields left out of a shadow comparison: set compare: true")
+	}
+	if r.Desc != nil {
+		for i, f := range r.IgnoreFields {
+			if !hasFieldPath(r.Desc.Output(), f) {
+				p.at(index(field(path, "ignore_fields"), i), "%s has no field %q (use proto field names, dot-separated for nested fields)", r.Desc.Output().FullName(), f)
+			}
+		}
+	}
+}
+
+// hasFieldPath reports whether md has the dot-separated field path f.
+func hasFieldPath(md protoreflect.MessageDescriptor, f string) bool {
+	parts := strings.Split(f, ".")
+	for i, name := range parts {
+		fd := md.Fields().ByName(protoreflect.Name(name))
+		if fd == nil {
+			return false
+		}
+		if i < len(parts)-1 {
+			if fd.Message() == nil {
+				return false
+			}
+			md = fd.Message()
+		}
+	}
+	return true
+}
