@@ -61,6 +61,9 @@ func Status(err error) *status.Status {
 	if errors.As(err, &rs) {
 		return rs.Status
 	}
+	if s, ok := status.FromError(err); ok {
+		return s // legacy's status, as it came
+	}
 	return status.New(Code(err), err.Error())
 }
 

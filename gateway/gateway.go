@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/metadata"
 
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/resilience"
@@ -24,6 +27,9 @@ type Call struct {
 	// Traceparent and Tracestate are the caller's W3C trace context, if any.
 	Traceparent string
 	Tracestate  string
+	// Metadata is all the caller's metadata, passed to legacy when a canary,
+	// fallback or shadow route sends the call there.
+	Metadata metadata.MD
 }
 
 // Result is the successful outcome of a call.
@@ -33,6 +39,8 @@ type Result struct {
 	// EventID is set for event routes: the message id of the published
 	// event, which the caller gets as figway-event-id.
 	EventID string
+	// Header and Trailer are legacy's, when legacy answered the call.
+	Header, Trailer metadata.MD
 }
 
 // Options configures a Gateway.
@@ -42,20 +50,28 @@ type Options struct {
 	// Source is the cloudEvents:source of published messages. If empty,
 	// "figway" is used.
 	Source string
+	// Legacy, if set, takes the calls that canary, fallback and shadow
+	// routes send to the legacy service.
+	Legacy Legacy
 	Logger *slog.Logger // if nil, slog.Default()
 }
 
 // Gateway dispatches calls through its route table to a Publisher.
 type Gateway struct {
-	pub    Publisher
-	table  atomic.Pointer[Table]
-	source string
-	log    *slog.Logger
+	pub     Publisher
+	legacy  Legacy
+	table   atomic.Pointer[Table]
+	source  string
+	log     *slog.Logger
+	shadows chan *shadowJob
+	// migration holds a *migrationStats per method, across reloads.
+	migration sync.Map
 }
 
 // New returns a Gateway. It starts nothing.
 func New(o Options) *Gateway {
-	g := &Gateway{pub: o.Publisher, source: o.Source, log: o.Logger}
+	g := &Gateway{pub: o.Publisher, legacy: o.Legacy, source: o.Source, log: o.Logger,
+		shadows: make(chan *shadowJob, shadowQueue)}
 	if g.source == "" {
 		g.source = "figway"
 	}
@@ -77,11 +93,45 @@ func (g *Gateway) SetTable(t *Table) { g.table.Store(t) }
 // publish. Errors map to gRPC statuses with [Status]. A call refused by the
 // bulkhead, the breaker or a deadline already passed is answered at once
 // and publishes nothing.
+//
+// Routes that migrate step by step send some calls to the Legacy port
+// instead: a shadowing legacy route answers from legacy and mirrors the call
+// to the broker off the caller's path; a canary route sends the share of
+// calls its weight leaves to legacy; a fallback route sends to legacy a call
+// the broker path refused without publishing it. A legacy route that does
+// not shadow gets ErrNoRoute: its ingress proxies it untouched.
 func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
 	r := g.table.Load().Lookup(c.Method)
-	if r == nil || r.To != config.TargetBroker {
+	if r == nil || (r.To != config.TargetBroker && !r.Shadow) || (r.Shadow && g.legacy == nil) {
 		return nil, fmt.Errorf("%s: %w", trimSlash(c.Method), ErrNoRoute)
 	}
+	if r.Shadow {
+		return g.shadow(ctx, r, c)
+	}
+	if r.Weight != nil && g.legacy != nil {
+		if !toBroker(r, c) {
+			g.stats(r.Method).canaryLegacy.Add(1)
+			return g.viaLegacy(ctx, r, c)
+		}
+		g.stats(r.Method).canaryBroker.Add(1)
+	}
+	res, err := g.viaBroker(ctx, r, c)
+	if r.Fallback == config.TargetLegacy && g.legacy != nil {
+		if err != nil && fallsBack(err) {
+			g.noteFallback(r, true, err)
+			g.stats(r.Method).fallbacks.Add(1)
+			return g.viaLegacy(ctx, r, c)
+		}
+		if err == nil {
+			g.noteFallback(r, false, nil)
+		}
+	}
+	return res, err
+}
+
+// viaBroker runs a call through the broker path of its route: bulkhead,
+// deadline, breaker, publish.
+func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, error) {
 	if !r.bulkhead.Acquire() {
 		return nil, fmt.Errorf("%s: %w (max_in_flight %d)", r.Method, ErrOverloaded, r.bulkhead.Limit())
 	}

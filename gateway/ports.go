@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/figway/figway/wire"
@@ -28,4 +29,15 @@ type Reply struct {
 	ContentType string
 	// Status is the status the service replied with; nil means OK.
 	Status *status.Status
+}
+
+// Legacy is the port to the legacy service for the calls whose request the
+// gateway has already read: canary, fallback and shadow. adapters/legacy
+// implements it. Calls that never reach a broker route are proxied by the
+// ingress itself, untouched.
+type Legacy interface {
+	// Unary sends a protobuf-encoded request of method ("/pkg.Service/M")
+	// with the caller's metadata, and returns the reply with the upstream's
+	// header and trailer. Its errors carry the upstream's gRPC status.
+	Unary(ctx context.Context, method string, req []byte, md metadata.MD) (resp []byte, header, trailer metadata.MD, err error)
 }

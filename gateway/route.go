@@ -33,6 +33,14 @@ type Route struct {
 	// HTTP is the routes file's override or addition to the method's
 	// google.api.http rule, or nil.
 	HTTP *config.HTTPRule
+
+	// Strangler-fig settings: see config.Route.
+	Fallback config.Target
+	Shadow   bool
+	Compare  bool
+	Weight   *int
+	StickyBy string
+	ignore   map[string]bool
 	// Retry says whether a call that may have reached the broker may be
 	// published once more (see Gateway.Invoke).
 	Retry config.Retry

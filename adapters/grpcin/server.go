@@ -110,7 +110,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 	ctx := stream.Context()
 	method, _ := grpc.MethodFromServerStream(stream)
-	if r := s.gw.Table().Lookup(method); r == nil || r.To == config.TargetLegacy {
+	if r := s.gw.Table().Lookup(method); r == nil || (r.To == config.TargetLegacy && !r.Shadow) {
 		if s.legacy != nil {
 			return s.legacy(srv, stream)
 		}
@@ -129,6 +129,7 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 		Header:      md.Get,
 		Traceparent: first(md.Get(wire.HeaderTraceparent)),
 		Tracestate:  first(md.Get(wire.HeaderTracestate)),
+		Metadata:    md,
 	}
 	start := time.Now()
 	res, err := s.gw.Invoke(ctx, c)
@@ -142,6 +143,12 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "call",
 			slog.String("method", method), slog.String("code", "OK"), slog.Duration("took", time.Since(start)))
 	}
+	if len(res.Header) > 0 {
+		if err := stream.SetHeader(res.Header); err != nil {
+			return err
+		}
+	}
+	stream.SetTrailer(res.Trailer)
 	if res.EventID != "" {
 		if err := stream.SetHeader(metadata.Pairs(HeaderEventID, res.EventID)); err != nil {
 			return err

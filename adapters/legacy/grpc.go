@@ -156,11 +156,13 @@ func forwardable(md metadata.MD) metadata.MD {
 // Unary sends one request frame to the upstream and returns its reply, with
 // the upstream's header and trailer. It serves fallback, canary and shadow
 // calls, whose request figway has already read.
-func (p *GRPC) Unary(ctx context.Context, method string, req grpcframe.Frame, md metadata.MD) (resp grpcframe.Frame, header, trailer metadata.MD, err error) {
+// It implements gateway.Legacy.
+func (p *GRPC) Unary(ctx context.Context, method string, req []byte, md metadata.MD) (resp []byte, header, trailer metadata.MD, err error) {
 	ctx = metadata.NewOutgoingContext(ctx, forwardable(md))
-	err = p.conn.Invoke(ctx, method, &req, &resp, grpc.ForceCodecV2(p.codec), grpc.Header(&header), grpc.Trailer(&trailer))
+	in, out := grpcframe.Frame(req), grpcframe.Frame(nil)
+	err = p.conn.Invoke(ctx, method, &in, &out, grpc.ForceCodecV2(p.codec), grpc.Header(&header), grpc.Trailer(&trailer))
 	if err != nil {
 		return nil, header, trailer, upstreamErr(err)
 	}
-	return resp, header, trailer, nil
+	return out, header, trailer, nil
 }

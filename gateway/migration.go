@@ -1,0 +1,267 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/figway/figway/resilience"
+	"github.com/figway/figway/wire"
+)
+
+// Migration counts what a route's strangler-fig settings did: where canary
+// calls went, fallbacks to legacy, and shadow copies and their comparisons.
+type Migration struct {
+	CanaryBroker, CanaryLegacy uint64
+	Fallbacks                  uint64
+	// FallingBack is true while the route's calls go to legacy because the
+	// broker path refuses them.
+	FallingBack bool
+	// Shadow copies: queued and published, dropped because the queue was
+	// full (never slowing the caller), failed on the broker side, and —
+	// with compare — replies that matched legacy's or not.
+	ShadowSent, ShadowDropped, ShadowFailed uint64
+	ShadowMatched, ShadowMismatched         uint64
+}
+
+type migrationStats struct {
+	canaryBroker, canaryLegacy, fallbacks   atomic.Uint64
+	fallingBack                             atomic.Bool
+	shadowSent, shadowDropped, shadowFailed atomic.Uint64
+	shadowMatched, shadowMismatched         atomic.Uint64
+}
+
+// Migration returns the counters of method's route (they survive reloads).
+func (g *Gateway) Migration(method string) Migration {
+	s := g.stats(method)
+	return Migration{
+		CanaryBroker: s.canaryBroker.Load(), CanaryLegacy: s.canaryLegacy.Load(),
+		Fallbacks: s.fallbacks.Load(), FallingBack: s.fallingBack.Load(),
+		ShadowSent: s.shadowSent.Load(), ShadowDropped: s.shadowDropped.Load(), ShadowFailed: s.shadowFailed.Load(),
+		ShadowMatched: s.shadowMatched.Load(), ShadowMismatched: s.shadowMismatched.Load(),
+	}
+}
+
+func (g *Gateway) stats(method string) *migrationStats {
+	if s, ok := g.migration.Load(method); ok {
+		return s.(*migrationStats)
+	}
+	s, _ := g.migration.LoadOrStore(method, new(migrationStats))
+	return s.(*migrationStats)
+}
+
+// toBroker decides the side of a canary call: by hash of the sticky key's
+// value when the call has one, so a caller stays on one side, else at
+// random.
+func toBroker(r *Route, c *Call) bool {
+	w := *r.Weight
+	switch {
+	case w >= 100:
+		return true
+	case w <= 0:
+		return false
+	}
+	if r.StickyBy != "" && c.Header != nil {
+		if vs := c.Header(r.StickyBy); len(vs) > 0 {
+			h := fnv.New64a()
+			h.Write([]byte(vs[0]))
+			return h.Sum64()%100 < uint64(w)
+		}
+	}
+	return rand.IntN(100) < w
+}
+
+// fallsBack reports whether a failed broker call may go to legacy instead:
+// only when nothing was published, so the call cannot run twice.
+func fallsBack(err error) bool {
+	return errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrNotPublished)
+}
+
+// noteFallback logs a route's fallback state when it changes, not per call.
+func (g *Gateway) noteFallback(r *Route, on bool, cause error) {
+	s := g.stats(r.Method)
+	if s.fallingBack.CompareAndSwap(!on, on) {
+		if on {
+			g.log.Warn("falling back to legacy", "route", r.Method, "err", cause)
+		} else {
+			g.log.Info("broker path restored; fallback to legacy ended", "route", r.Method)
+		}
+	}
+}
+
+// viaLegacy sends a call to the legacy service, as protobuf, within the
+// route's deadline.
+func (g *Gateway) viaLegacy(ctx context.Context, r *Route, c *Call) (*Result, error) {
+	now := time.Now()
+	if deadline, ok := resilience.Deadline(ctx, now, r.Timeout); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	types := g.table.Load().types
+	body, err := transcode(c.Body, c.ContentType, wire.ContentTypeProtobuf, r.Input, types)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadRequest, err)
+	}
+	resp, header, trailer, err := g.legacy.Unary(ctx, "/"+r.Method, body, c.Metadata)
+	if err != nil {
+		return nil, err // the upstream's status, as it came
+	}
+	out, err := transcode(resp, wire.ContentTypeProtobuf, c.Accept, r.Output, types)
+	if err != nil {
+		return nil, fmt.Errorf("%s: legacy %w: %v", r.Method, ErrBadReply, err)
+	}
+	return &Result{Body: out, ContentType: c.Accept, Header: header, Trailer: trailer}, nil
+}
+
+// shadowJob is one call mirrored to the broker off the caller's path.
+type shadowJob struct {
+	route     *Route
+	body      []byte // protobuf
+	md        map[string][]string
+	trace     string
+	legacy    []byte // protobuf reply of legacy, when it succeeded
+	legacyErr error
+}
+
+// shadowQueue bounds the shadow copies waiting; past it they are dropped
+// and counted, never slowing the caller.
+const (
+	shadowQueue   = 1024
+	shadowWorkers = 8
+)
+
+// shadow answers from legacy and mirrors the call to the broker.
+func (g *Gateway) shadow(ctx context.Context, r *Route, c *Call) (*Result, error) {
+	res, err := g.viaLegacy(ctx, r, c)
+	job := &shadowJob{route: r, md: forward(r.Forward, c.Header), trace: c.Traceparent, legacyErr: err}
+	job.body, _ = transcode(c.Body, c.ContentType, wire.ContentTypeProtobuf, r.Input, g.table.Load().types)
+	if err == nil && r.Compare {
+		job.legacy, _ = transcode(res.Body, res.ContentType, wire.ContentTypeProtobuf, r.Output, g.table.Load().types)
+	}
+	s := g.stats(r.Method)
+	select {
+	case g.shadows <- job:
+	default:
+		s.shadowDropped.Add(1)
+	}
+	return res, err
+}
+
+// Run mirrors shadow copies until ctx is cancelled. Without Run, shadow
+// copies are dropped and counted.
+func (g *Gateway) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range shadowWorkers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case job := <-g.shadows:
+					g.mirror(ctx, job)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// mirror publishes one shadow copy and, on a compare route, compares the
+// broker side's reply with legacy's.
+func (g *Gateway) mirror(ctx context.Context, job *shadowJob) {
+	r, s := job.route, g.stats(job.route.Method)
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	body, err := transcode(job.body, wire.ContentTypeProtobuf, r.contentType, r.Input, g.table.Load().types)
+	if err != nil {
+		s.shadowFailed.Add(1)
+		return
+	}
+	req := &wire.Request{
+		Method: r.Method, Body: body, ContentType: r.contentType, MessageID: wire.NewID(),
+		Source: g.source, Metadata: job.md,
+	}
+	req.Traceparent, _ = traceContext(job.trace, "")
+	if !r.Compare {
+		req.Persistent = true
+		if err := g.pub.Publish(ctx, r.Exchange, r.RoutingKey, req); err != nil {
+			s.shadowFailed.Add(1)
+			return
+		}
+		s.shadowSent.Add(1)
+		return
+	}
+	deadline, _ := ctx.Deadline()
+	req.Deadline = deadline
+	rep, err := g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
+	if err != nil {
+		s.shadowFailed.Add(1)
+		return
+	}
+	s.shadowSent.Add(1)
+	if d := g.compare(r, job, rep); len(d) > 0 {
+		s.shadowMismatched.Add(1)
+		g.log.Warn("shadow reply differs from legacy's", "route", r.Method, "correlation_id", req.CorrelationID,
+			"fields", strings.Join(d, ","), "legacy", g.render(r, job.legacy, job.legacyErr), "broker", g.render(r, rep.Body, replyErr(rep)))
+		return
+	}
+	s.shadowMatched.Add(1)
+}
+
+func replyErr(rep *Reply) error {
+	if rep.Status != nil {
+		return rep.Status.Err()
+	}
+	return nil
+}
+
+// compare returns what differs between legacy's answer and the broker
+// side's: the status codes, or the fields of the replies.
+func (g *Gateway) compare(r *Route, job *shadowJob, rep *Reply) []string {
+	lcode, bcode := status.Code(job.legacyErr), status.Code(replyErr(rep))
+	if lcode != bcode {
+		return []string{"status (" + lcode.String() + " vs " + bcode.String() + ")"}
+	}
+	if job.legacyErr != nil {
+		return nil // both failed alike
+	}
+	types := g.table.Load().types
+	a, b := dynamicpb.NewMessage(r.Output), dynamicpb.NewMessage(r.Output)
+	bb, err := transcode(rep.Body, rep.ContentType, wire.ContentTypeProtobuf, r.Output, types)
+	if err != nil || proto.Unmarshal(job.legacy, a) != nil || proto.Unmarshal(bb, b) != nil {
+		return []string{"body (does not decode)"}
+	}
+	return diff(a, b, r.ignore)
+}
+
+// render shows a reply in logs as JSON, truncated.
+func (g *Gateway) render(r *Route, body []byte, err error) string {
+	const max = 512
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	m := dynamicpb.NewMessage(r.Output)
+	out := string(body)
+	if proto.Unmarshal(body, m) == nil {
+		if b, err := (protojson.MarshalOptions{Resolver: g.table.Load().types}).Marshal(m); err == nil {
+			out = string(b)
+		}
+	}
+	if len(out) > max {
+		out = out[:max] + "…"
+	}
+	return out
+}
