@@ -67,6 +67,9 @@ type Server struct {
 	// shutdown begins (YAML shutdown_grace). If ShutdownGrace is 0, 10s is
 	// used.
 	ShutdownGrace time.Duration
+
+	// TLS, if not nil, makes the gRPC and HTTP listeners TLS only.
+	TLS *ServerTLS
 }
 
 // ReplyMode selects how replies come back from RabbitMQ.
@@ -94,12 +97,17 @@ type Broker struct {
 	// If Channels is 0, 4 is used.
 	Channels int
 
-	// Heartbeat is the AMQP heartbeat interval. If Heartbeat is 0, 5s is used.
+	// Heartbeat is the AMQP heartbeat interval; a connection silent for
+	// three intervals is declared dead. If Heartbeat is 0, 2s is used.
 	Heartbeat time.Duration
 
 	// DialTimeout bounds one connection attempt, TCP and AMQP handshake
 	// together (YAML dial_timeout). If DialTimeout is 0, 5s is used.
 	DialTimeout time.Duration
+
+	// TLS, if not nil, configures TLS to the broker; the URLs must then
+	// be amqps://.
+	TLS *BrokerTLS
 }
 
 // Legacy names the services that calls go to when no route migrates them

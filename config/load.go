@@ -32,6 +32,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	d := &decoder{p: p, broken: map[string]bool{}}
 	c := d.config(root)
 	c.Descriptors, c.Files = loadDescriptors(d.descriptors, dir, p)
+	checkTLS(c, dir, p)
 	validateResilience(c, p, d.broken)
 	c.applyDefaults()
 	validateRoutes(c, p, d.broken)

@@ -51,12 +51,13 @@ func extensionsOut(root *value) *value {
 }
 
 func (d *decoder) server(v *value, path string) Server {
-	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes", "shutdown_grace")
+	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes", "shutdown_grace", "tls")
 	s := Server{
 		GRPC:          d.listen(f["grpc"], field(path, "grpc")),
 		HTTP:          d.listen(f["http"], field(path, "http")),
 		Admin:         d.listen(f["admin"], field(path, "admin")),
 		ShutdownGrace: d.duration(f["shutdown_grace"], field(path, "shutdown_grace")),
+		TLS:           d.serverTLS(f["tls"], field(path, "tls")),
 	}
 	s.MaxRequestBytes = d.positive(f["max_request_bytes"], field(path, "max_request_bytes"), maxMessageBytes,
 		" (128 MiB), RabbitMQ's default max_message_size: the broker would refuse a larger request")
@@ -82,12 +83,13 @@ func (d *decoder) broker(v *value, path string) Broker {
 		d.p.at(path, "required: the RabbitMQ to publish to, as url: amqp://user:password@host:5672/")
 		return Broker{}
 	}
-	f := d.fields(v, path, "url", "urls", "reply", "channels", "heartbeat", "dial_timeout")
+	f := d.fields(v, path, "url", "urls", "reply", "channels", "heartbeat", "dial_timeout", "tls")
 	b := Broker{
 		Reply:       enum(d, f["reply"], field(path, "reply"), ReplyDirect, ReplyQueue),
 		Channels:    d.positive(f["channels"], field(path, "channels"), 64, ": more channels add no throughput on one connection"),
 		Heartbeat:   d.duration(f["heartbeat"], field(path, "heartbeat")),
 		DialTimeout: d.duration(f["dial_timeout"], field(path, "dial_timeout")),
+		TLS:         d.brokerTLS(f["tls"], field(path, "tls")),
 	}
 	url, urls := f["url"], f["urls"]
 	switch {
