@@ -31,7 +31,6 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	confirms     *prometheus.HistogramVec
-	shadow       *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
 	reloadOK     prometheus.Gauge
 	reloadOKTime prometheus.Gauge
@@ -57,10 +56,6 @@ func New(version string, src Sources) *Metrics {
 			Help:    "Time from publishing a message to RabbitMQ's publisher confirm, by result (ack or nack).",
 			Buckets: latencyBuckets,
 		}, []string{"result"}),
-		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "figway_shadow_mismatches_total",
-			Help: "Shadowed calls whose broker answer differed from the legacy service's, by route.",
-		}, []string{"route"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "figway_config_reloads_total",
 			Help: "Reloads of the routes file, by result: ok (the new table serves) or failed (refused; the old table stays).",
@@ -86,7 +81,7 @@ func New(version string, src Sources) *Metrics {
 	})
 	info.Set(1)
 	m.reg.MustRegister(
-		m.requests, m.duration, m.confirms, m.shadow, m.reloads, m.reloadOK, m.reloadOKTime, info,
+		m.requests, m.duration, m.confirms, m.reloads, m.reloadOK, m.reloadOKTime, info,
 		newStateCollector(src),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -118,10 +113,6 @@ func (m *Metrics) ObserveConfirm(d time.Duration, ack bool) {
 	}
 	m.confirms.WithLabelValues(result).Observe(d.Seconds())
 }
-
-// ShadowMismatch counts a shadowed call of route whose broker answer
-// differed from the legacy service's.
-func (m *Metrics) ShadowMismatch(route string) { m.shadow.WithLabelValues(route).Inc() }
 
 // Reloaded records a reload of the routes file: ok if the new table
 // serves, not ok if it was refused.

@@ -56,6 +56,9 @@ func TestExactCounts(t *testing.T) {
 		Table:  func() *gateway.Table { return tb },
 		Broker: func() amqp.Stats { return amqp.Stats{Connected: true, Pending: 3, UnmatchedReplies: 4, Reconnects: 2} },
 		Ready:  func() bool { return true },
+		Migration: func(method string) gateway.Migration {
+			return gateway.Migration{CanaryBroker: 6, CanaryLegacy: 4, ShadowSent: 9, ShadowMismatched: 2, ShadowMatched: 7}
+		},
 	})
 
 	// gRPC: GetOrder answers OK when the order id is "ok", else UNAVAILABLE.
@@ -158,6 +161,12 @@ func TestExactCounts(t *testing.T) {
 		{"figway_publish_confirm_duration_seconds", []string{"result", "ack"}, 1},
 		{"figway_publish_confirm_duration_seconds", []string{"result", "nack"}, 1},
 		{"figway_build_info", []string{"version", "v-test"}, 1},
+		{"figway_canary_calls_total", []string{"route", getOrder, "to", "broker"}, 6},
+		{"figway_canary_calls_total", []string{"route", getOrder, "to", "legacy"}, 4},
+		{"figway_shadow_copies_total", []string{"route", getOrder, "result", "sent"}, 9},
+		{"figway_shadow_mismatches_total", []string{"route", getOrder}, 2},
+		{"figway_shadow_matches_total", []string{"route", getOrder}, 7},
+		{"figway_fallback_active", []string{"route", getOrder}, 0},
 	} {
 		if got := s.Value(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v; want %v\n%s", c.name, c.labels, got, c.want, s.Series(c.name))

@@ -17,15 +17,20 @@ type Sources struct {
 	Broker func() amqp.Stats
 	// Ready reports what /readyz reports.
 	Ready func() bool
+	// Migration returns the canary, fallback and shadow counters of a
+	// route's method.
+	Migration func(method string) gateway.Migration
 }
 
 // stateCollector turns Sources into series at scrape time.
 type stateCollector struct {
 	src Sources
 
-	inFlight, maxInFlight, breaker, routes            *prometheus.Desc
+	inFlight, maxInFlight, breaker, routes             *prometheus.Desc
 	unmatched, pending, reconnects, connected, blocked *prometheus.Desc
 	ready                                              *prometheus.Desc
+
+	canary, fallbacks, fallingBack, shadowCopies, shadowMismatches, shadowMatches *prometheus.Desc
 }
 
 func newStateCollector(src Sources) *stateCollector {
@@ -42,12 +47,20 @@ func newStateCollector(src Sources) *stateCollector {
 		connected:   prometheus.NewDesc("figway_broker_connected", "1 while connected to RabbitMQ with topology and reply consumers in place.", nil, nil),
 		blocked:     prometheus.NewDesc("figway_broker_blocked", "1 while RabbitMQ blocks the connection (memory or disk alarm).", nil, nil),
 		ready:       prometheus.NewDesc("figway_ready", "1 when /readyz answers 200.", nil, nil),
+
+		canary:           prometheus.NewDesc("figway_canary_calls_total", "Calls of a canary route, by the side they went to (broker or legacy).", []string{"route", "to"}, nil),
+		fallbacks:        prometheus.NewDesc("figway_fallbacks_total", "Calls sent to legacy because the broker path refused them (fallback: legacy).", route, nil),
+		fallingBack:      prometheus.NewDesc("figway_fallback_active", "1 while the route's calls fall back to legacy.", route, nil),
+		shadowCopies:     prometheus.NewDesc("figway_shadow_copies_total", "Shadow copies of legacy calls, by result: sent (published), dropped (queue full), failed (broker side).", []string{"route", "result"}, nil),
+		shadowMismatches: prometheus.NewDesc("figway_shadow_mismatches_total", "Shadow copies whose broker reply differed from legacy's (compare: true).", route, nil),
+		shadowMatches:    prometheus.NewDesc("figway_shadow_matches_total", "Shadow copies whose broker reply matched legacy's (compare: true).", route, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.inFlight, c.maxInFlight, c.breaker, c.routes,
-		c.unmatched, c.pending, c.reconnects, c.connected, c.blocked, c.ready} {
+		c.unmatched, c.pending, c.reconnects, c.connected, c.blocked, c.ready,
+		c.canary, c.fallbacks, c.fallingBack, c.shadowCopies, c.shadowMismatches, c.shadowMatches} {
 		ch <- d
 	}
 }
@@ -62,6 +75,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
 	if c.src.Table != nil {
 		rs := c.src.Table().Routes()
 		gauge(c.routes, float64(len(rs)))
@@ -72,12 +88,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			for _, b := range breakerStates {
 				gauge(c.breaker, bool01(st == b.s), r.Method, b.name)
 			}
+			if c.src.Migration != nil {
+				c.migration(r.Method, c.src.Migration(r.Method), gauge, counter)
+			}
 		}
 	}
 	if c.src.Broker != nil {
 		s := c.src.Broker()
-		ch <- prometheus.MustNewConstMetric(c.unmatched, prometheus.CounterValue, float64(s.UnmatchedReplies))
-		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(s.Reconnects))
+		counter(c.unmatched, s.UnmatchedReplies)
+		counter(c.reconnects, s.Reconnects)
 		gauge(c.pending, float64(s.Pending))
 		gauge(c.connected, bool01(s.Connected))
 		gauge(c.blocked, bool01(s.Blocked))
@@ -85,6 +104,19 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Ready != nil {
 		gauge(c.ready, bool01(c.src.Ready()))
 	}
+}
+
+func (c *stateCollector) migration(route string, m gateway.Migration,
+	gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
+	counter(c.canary, m.CanaryBroker, route, "broker")
+	counter(c.canary, m.CanaryLegacy, route, "legacy")
+	counter(c.fallbacks, m.Fallbacks, route)
+	gauge(c.fallingBack, bool01(m.FallingBack), route)
+	counter(c.shadowCopies, m.ShadowSent, route, "sent")
+	counter(c.shadowCopies, m.ShadowDropped, route, "dropped")
+	counter(c.shadowCopies, m.ShadowFailed, route, "failed")
+	counter(c.shadowMismatches, m.ShadowMismatched, route)
+	counter(c.shadowMatches, m.ShadowMatched, route)
 }
 
 func bool01(b bool) float64 {
