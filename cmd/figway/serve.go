@@ -22,6 +22,7 @@ import (
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/adapters/grpcin"
+	"github.com/figway/figway/adapters/httpin"
 	"github.com/figway/figway/adapters/legacy"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
@@ -69,8 +70,8 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 // serve runs the gateway until ctx is cancelled. Shutdown order: readiness
-// goes false, the gRPC listener stops accepting and calls in flight drain
-// (up to server.shutdown_grace), then the AMQP client stops its reply
+// goes false, the gRPC and REST listeners stop accepting and calls in flight
+// drain (up to server.shutdown_grace), then the AMQP client stops its reply
 // consumers, closes its channels and its connection.
 func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logger) error {
 	table, err := gateway.NewTable(cfg, nil)
@@ -88,20 +89,21 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		Name:        "figway " + host,
 		Logger:      log,
 	})
-	gw := gateway.New(gateway.Options{Publisher: client, Table: table, Source: "figway://" + host, Logger: log})
-
-	var health interface {
-		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
-		Shutdown()
-	}
-	var legacyGRPC grpc.StreamHandler
+	gwOpts := gateway.Options{Publisher: client, Table: table, Source: "figway://" + host, Logger: log}
+	var legacyGRPC grpc.StreamHandler // gRPC calls that no route takes
 	if cfg.Legacy.GRPC != "" {
 		lp, err := legacy.DialGRPC(cfg.Legacy.GRPC)
 		if err != nil {
 			return err
 		}
 		defer lp.Close()
-		legacyGRPC = lp.Proxy
+		legacyGRPC, gwOpts.Legacy = lp.Proxy, lp
+	}
+	gw := gateway.New(gwOpts)
+
+	var health interface {
+		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
+		Shutdown()
 	}
 	ingress := grpcin.New(gw, grpcin.Options{
 		MaxRequestBytes: cfg.Server.MaxRequestBytes,
@@ -112,13 +114,29 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			grpcin.RegisterReflection(s, cfg.Files)
 		},
 	})
+	var legacyHTTP http.Handler // REST calls that no binding takes
+	if cfg.Legacy.HTTP != "" {
+		if legacyHTTP, err = legacy.NewHTTP(cfg.Legacy.HTTP, log); err != nil {
+			return err
+		}
+	}
+	rest, err := httpin.New(gw, httpin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log, Passthrough: legacyHTTP})
+	if err != nil {
+		return fmt.Errorf("REST bindings: %w", err)
+	}
 	grpcLis, err := net.Listen("tcp", cfg.Server.GRPC)
 	if err != nil {
+		return err
+	}
+	httpLis, err := net.Listen("tcp", cfg.Server.HTTP)
+	if err != nil {
+		grpcLis.Close()
 		return err
 	}
 	adminLis, err := net.Listen("tcp", cfg.Server.Admin)
 	if err != nil {
 		grpcLis.Close()
+		httpLis.Close()
 		return err
 	}
 
@@ -130,23 +148,33 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	defer stopBroker()
 	var wg sync.WaitGroup
 	wg.Go(func() { client.Run(brokerCtx) })
+	wg.Go(func() { gw.Run(brokerCtx) }) // shadow copies
 	wg.Go(func() {
 		if err := admin.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin listener", "err", err)
 		}
 	})
 	wg.Go(func() { watchReadiness(brokerCtx, ready, health.SetServingStatus) })
-	wg.Go(func() { reloadOnHUP(brokerCtx, path, gw, log) })
+	wg.Go(func() { reloadOnHUP(brokerCtx, path, gw, rest, log) })
 
-	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "admin", adminLis.Addr().String(),
-		"routes", len(table.Routes()), "version", versionString())
+	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
+		"admin", adminLis.Addr().String(), "routes", len(table.Routes()), "version", versionString())
 	go func() {
 		<-ctx.Done()
 		draining.Store(true)
 		health.Shutdown() // NOT_SERVING for every service
 		log.Info("draining", "grace", cfg.Server.ShutdownGrace.String())
 	}()
-	err = ingress.Serve(ctx, grpcLis, cfg.Server.ShutdownGrace)
+	// Both ingresses drain in parallel; one that fails stops the other.
+	ingressCtx, stopIngress := context.WithCancel(ctx)
+	restErr := make(chan error, 1)
+	go func() {
+		defer stopIngress()
+		restErr <- rest.Serve(ingressCtx, httpLis, cfg.Server.ShutdownGrace)
+	}()
+	err = ingress.Serve(ingressCtx, grpcLis, cfg.Server.ShutdownGrace)
+	stopIngress()
+	err = errors.Join(err, <-restErr)
 	stopBroker()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	admin.Shutdown(shutdownCtx)
@@ -198,10 +226,10 @@ func watchReadiness(ctx context.Context, ready func() bool, set func(string, hea
 	}
 }
 
-// reloadOnHUP reloads the routes file on SIGHUP. An invalid file is refused
-// and the running table stays. Broker, server and topology settings are read
-// only at start.
-func reloadOnHUP(ctx context.Context, path string, gw *gateway.Gateway, log *slog.Logger) {
+// reloadOnHUP reloads the routes file on SIGHUP. An invalid file, or one
+// whose REST bindings cannot be served, is refused and the running table
+// stays. Broker, server and topology settings are read only at start.
+func reloadOnHUP(ctx context.Context, path string, gw *gateway.Gateway, rest *httpin.Server, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -219,6 +247,10 @@ func reloadOnHUP(ctx context.Context, path string, gw *gateway.Gateway, log *slo
 		t, err := gateway.NewTable(cfg, gw.Table())
 		if err != nil {
 			log.Error("reload refused", "path", path, "err", err)
+			continue
+		}
+		if err := rest.SetTable(t); err != nil {
+			log.Error("reload refused: REST bindings; keeping the running routes", "path", path, "err", err)
 			continue
 		}
 		gw.SetTable(t)

@@ -1,0 +1,251 @@
+package httpin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/resilience"
+	"github.com/figway/figway/wire"
+)
+
+// Response and request headers of the REST ingress.
+const (
+	// HeaderEventID carries the id of the event an event route published,
+	// on its 202 Accepted answer.
+	HeaderEventID = "Figway-Event-Id"
+	// HeaderTimeout is the caller's timeout, in grpc-timeout's format
+	// ("500m", "2S"), as grpc-gateway reads it.
+	HeaderTimeout = "Grpc-Timeout"
+)
+
+// Options configures a Server.
+type Options struct {
+	// MaxRequestBytes bounds the request body, and the request message it
+	// becomes; a larger one is answered 413 without reading past the
+	// limit. If 0, 4 MiB.
+	MaxRequestBytes int
+	// UseProtoNames renders replies with the proto field names
+	// (order_id) instead of protojson's lowerCamelCase (orderId). Requests
+	// accept both always.
+	UseProtoNames bool
+	// EmitUnpopulated renders fields at their zero value too.
+	EmitUnpopulated bool
+	// DiscardUnknown ignores JSON fields and query parameters that name no
+	// field of the request. If false, they are answered 400.
+	DiscardUnknown bool
+	// Passthrough, if not nil, serves the requests that no binding takes
+	// — an unknown path, or another verb on a bound path — such as the
+	// legacy REST service's reverse proxy. If nil, they are answered 404
+	// and 405.
+	Passthrough http.Handler
+	// ReadHeaderTimeout bounds the reading of a request's headers. If 0,
+	// 10s.
+	ReadHeaderTimeout time.Duration
+	Logger            *slog.Logger // if nil, slog.Default()
+}
+
+// Server is the REST/JSON ingress. It serves the HTTP bindings of the
+// gateway's route table and follows the table on reload through
+// [Server.SetTable].
+type Server struct {
+	gw     *gateway.Gateway
+	opts   Options
+	log    *slog.Logger
+	router atomic.Pointer[router]
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns a Server for the current route table of gw. It fails when a
+// rule of a routed method cannot be served; it listens on nothing: Serve
+// does.
+func New(gw *gateway.Gateway, o Options) (*Server, error) {
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = 4 << 20
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	s := &Server{gw: gw, opts: o, log: o.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if err := s.SetTable(gw.Table()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetTable builds the REST bindings of t and swaps them in; requests
+// already running finish on the bindings they started with. On error the
+// bindings in service stay.
+func (s *Server) SetTable(t *gateway.Table) error {
+	rt, err := s.newRouter(t)
+	if err != nil {
+		return err
+	}
+	s.router.Store(rt)
+	return nil
+}
+
+// Bindings returns "VERB /template → method" for every binding served,
+// in the order of the routes.
+func (s *Server) Bindings() []string {
+	rt := s.router.Load()
+	out := make([]string, len(rt.bindings))
+	for i, b := range rt.bindings {
+		out[i] = b.verb + " " + b.template + " → " + b.method
+	}
+	return out
+}
+
+// ServeHTTP serves one request through the current bindings, or the
+// passthrough.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.Load().mux.ServeHTTP(w, r)
+}
+
+// Serve accepts requests on lis until ctx is cancelled, then stops
+// accepting, lets requests in flight finish for up to grace, cancels those
+// still running and returns once they have answered. It returns nil after
+// a cancellation, or the listener's error.
+func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duration) error {
+	// Calls run on a context of their own: ctx's end stops the accepting,
+	// not the calls, which get their grace period.
+	calls, abort := context.WithCancel(context.WithoutCancel(ctx))
+	defer abort()
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return calls },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if srv.Shutdown(graceCtx) != nil {
+		// Grace is over: cancel the calls, which answer at once, and wait
+		// a moment for them before closing what is left.
+		abort()
+		last, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if srv.Shutdown(last) != nil {
+			srv.Close()
+		}
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if err := s.call(rt, b, w, r, params); err != nil {
+			s.failed(rt, b, w, r, err)
+		}
+	}
+}
+
+// call runs one request through the gateway and writes the answer; it
+// returns the error to answer instead.
+func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	ctx := r.Context()
+	if tm := r.Header.Get(HeaderTimeout); tm != "" {
+		d, err := resilience.ParseGRPCTimeout(tm)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", gateway.ErrBadRequest, HeaderTimeout, err)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	msg, err := rt.dec.decode(b, r, params)
+	if err != nil {
+		return err
+	}
+	body, err := encode(msg, b.contentType, rt.types)
+	if err != nil {
+		return fmt.Errorf("%w: encode %s: %v", gateway.ErrBadRequest, b.input.FullName(), err)
+	}
+	if len(body) > s.opts.MaxRequestBytes {
+		return fmt.Errorf("%w: the request message is %d bytes, over the limit of %d", gateway.ErrTooLarge, len(body), s.opts.MaxRequestBytes)
+	}
+	res, err := s.gw.Invoke(ctx, &gateway.Call{
+		Method:      b.method,
+		Body:        body,
+		ContentType: b.contentType,
+		Accept:      b.contentType,
+		Header:      forwardable(r.Header),
+		Traceparent: r.Header.Get(wire.HeaderTraceparent),
+		Tracestate:  r.Header.Get(wire.HeaderTracestate),
+	})
+	if err != nil {
+		return err
+	}
+	out, err := rt.render(b, res.Body, res.ContentType)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if res.EventID != "" {
+		w.Header().Set(HeaderEventID, res.EventID)
+		code = http.StatusAccepted
+	}
+	w.Header().Set("Content-Type", rt.marshaler.ContentType(nil))
+	w.WriteHeader(code)
+	w.Write(out)
+	return nil
+}
+
+// encode renders the request message in the route's content type.
+func encode(msg *dynamicpb.Message, contentType string, types resolver) ([]byte, error) {
+	if contentType == wire.ContentTypeJSON {
+		return protojson.MarshalOptions{Resolver: types}.Marshal(msg)
+	}
+	return proto.Marshal(msg)
+}
+
+// failed logs a failed call once, at the edge, and answers it.
+func (s *Server) failed(rt *router, b *binding, w http.ResponseWriter, r *http.Request, err error) {
+	code := gateway.Code(err)
+	s.log.LogAttrs(r.Context(), level(code), "call failed",
+		slog.String("method", b.method), slog.String("code", code.String()),
+		slog.Int("http_status", httpStatus(err)), slog.String("err", err.Error()))
+	if errors.Is(err, gateway.ErrTooLarge) {
+		// The rest of the body stays unread: end the connection rather
+		// than let net/http drain it for the next request.
+		w.Header().Set("Connection", "close")
+	}
+	rt.fail(w, r, err)
+}
+
+// level logs what figway or the broker caused as a warning, and what the
+// caller or the service chose as info.
+func level(c codes.Code) slog.Level {
+	switch c {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
