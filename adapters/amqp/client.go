@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,13 @@ type Config struct {
 	// "figway".
 	Name   string
 	Logger *slog.Logger // if nil, slog.Default()
+	// TLS configures amqps:// connections; if nil, amqps:// verifies the
+	// broker against the system's roots. amqp:// URLs ignore it.
+	TLS *tls.Config
+	// OnConfirm, if set, is called with the time from each publish to its
+	// publisher confirm and whether the broker acked it (metrics). It runs
+	// on the lane's goroutine and must not block.
+	OnConfirm func(d time.Duration, ack bool)
 }
 
 // Client publishes requests to RabbitMQ and brings back their replies. It

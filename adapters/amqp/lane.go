@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -162,6 +163,7 @@ func (l *lane) publish(cl *call) {
 		cl.resolve(outcome{err: fmt.Errorf("%w: publish: %v", gateway.ErrUnavailable, err)})
 		return
 	}
+	cl.sentAt = time.Now()
 	l.unconfirmed[tag] = cl
 	if cl.event {
 		l.events[cl.msgID] = cl
@@ -204,6 +206,9 @@ func (l *lane) confirm(conf amqp.Confirmation) {
 		return
 	}
 	delete(l.unconfirmed, conf.DeliveryTag)
+	if f := l.c.cfg.OnConfirm; f != nil {
+		f(time.Since(cl.sentAt), conf.Ack)
+	}
 	if cl.event {
 		delete(l.events, cl.msgID)
 	}

@@ -3,6 +3,7 @@ package amqp
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -15,6 +16,7 @@ type call struct {
 	event         bool
 	msgID         string
 	corrID        string
+	sentAt        time.Time       // owner-local: when the lane wrote the publish
 	gone          <-chan struct{} // closed when the caller stopped waiting
 
 	done     chan outcome // buffered 1; written once by resolve

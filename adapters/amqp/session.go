@@ -68,10 +68,11 @@ func (c *Client) dial(url string) (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(c.cfg.Name)
 	return amqp.DialConfig(url, amqp.Config{
-		Heartbeat:  c.cfg.Heartbeat,
-		Locale:     "en_US",
-		Dial:       amqp.DefaultDial(c.cfg.DialTimeout),
-		Properties: props,
+		Heartbeat:       c.cfg.Heartbeat,
+		Locale:          "en_US",
+		Dial:            amqp.DefaultDial(c.cfg.DialTimeout),
+		Properties:      props,
+		TLSClientConfig: c.cfg.TLS,
 	})
 }
 
