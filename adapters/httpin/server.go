@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/metrics"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
@@ -55,6 +56,9 @@ type Options struct {
 	// 10s.
 	ReadHeaderTimeout time.Duration
 	Logger            *slog.Logger // if nil, slog.Default()
+	// Middleware, if set, wraps the handler that Serve serves (metrics).
+	// A binding's handler names its route for it with metrics.SetRoute.
+	Middleware func(http.Handler) http.Handler
 }
 
 // Server is the REST/JSON ingress. It serves the HTTP bindings of the
@@ -127,8 +131,12 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 	// not the calls, which get their grace period.
 	calls, abort := context.WithCancel(context.WithoutCancel(ctx))
 	defer abort()
+	var h http.Handler = s
+	if s.opts.Middleware != nil {
+		h = s.opts.Middleware(s)
+	}
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return calls },
@@ -161,6 +169,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 
 func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		metrics.SetRoute(r.Context(), b.method)
 		if err := s.call(rt, b, w, r, params); err != nil {
 			s.failed(rt, b, w, r, err)
 		}
