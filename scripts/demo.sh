@@ -11,6 +11,7 @@ WORKER_CMD=(bin/orders-worker -amqp "$AMQP_URL")
 FIGWAY_CMD=(bin/figway serve -config examples/orders/figway.yaml)
 GRPC_HOST=127.0.0.1
 GRPC_PORT=8080
+REST=http://127.0.0.1:8081 # server.http of the routes file
 PROTOSET=examples/orders/orders.binpb
 GRPCURL_PKG=github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
 
@@ -107,6 +108,14 @@ figway is running (logs: .demo/figway.log, .demo/worker.log). Try:
 
   $GRPCURL -plaintext -protoset $PROTOSET -d '{"order_id":"o-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/GetOrder
   $GRPCURL -plaintext -protoset $PROTOSET -d '{"customer_id":"c-1","items":[{"sku":"book","quantity":2,"unit_price_cents":1250}]}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/PlaceOrder
+
+The same methods over REST/JSON, from the google.api.http rules in the descriptor set:
+
+  curl -s $REST/v1/orders/o-1
+  curl -s '$REST/v1/orders?customer_id=c-1&status=ORDER_STATUS_PLACED&page_size=10'
+  curl -si $REST/v1/orders -d '{"customerId":"c-1","items":[{"sku":"book","quantity":2,"unitPriceCents":1250}]}'   # 202, Figway-Event-Id
+  curl -s $REST/v1/orders/o-1:cancel -d '{"reason":"changed my mind"}'
+  curl -s -H 'Grpc-Timeout: 1S' $REST/v1/orders/o-404                      # the worker's NOT_FOUND as 404
 
 Press Ctrl-C to stop figway, the worker and the demo broker.
 EOF
