@@ -99,6 +99,17 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 			HTTP:       rc.HTTP,
 			Retry:      rc.Retry,
 			breakerCfg: rc.Breaker,
+			Fallback:   rc.Fallback,
+			Shadow:     rc.Shadow,
+			Compare:    rc.Compare,
+			Weight:     rc.Weight,
+			StickyBy:   rc.StickyBy,
+		}
+		if len(rc.IgnoreFields) > 0 {
+			r.ignore = make(map[string]bool, len(rc.IgnoreFields))
+			for _, f := range rc.IgnoreFields {
+				r.ignore[f] = true
+			}
 		}
 		r.contentType = wire.ContentTypeProtobuf
 		if r.Encoding == config.EncodingJSON {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/adapters/grpcin"
+	"github.com/figway/figway/adapters/legacy"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
@@ -43,17 +44,23 @@ topology:
 // bridge is figway in-process: the gateway, its AMQP client and the gRPC
 // ingress, with a typed client of the example API.
 type bridge struct {
+	gw     *gateway.Gateway
 	url    string
 	amqp   *amqp.Client
 	client ordersv1.OrderServiceClient
 	conn   *grpc.ClientConn
 }
 
-// startBridge starts figway in-process with routes; legacy, if given,
-// serves the calls no route takes.
-func startBridge(t *testing.T, routes string, legacy ...grpc.StreamHandler) *bridge {
+// startBridge starts figway in-process with routes on a fresh vhost of the
+// shared node; lp, if given, is the legacy upstream.
+func startBridge(t *testing.T, routes string, lp ...*legacy.GRPC) *bridge {
 	t.Helper()
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	return startBridgeAt(t, rabbitmqtest.ForTest(t).NewVHost(t), routes, lp...)
+}
+
+// startBridgeAt is startBridge on the broker at url.
+func startBridgeAt(t *testing.T, url, routes string, lp ...*legacy.GRPC) *bridge {
+	t.Helper()
 	desc, err := filepath.Abs("../../examples/orders/orders.binpb")
 	if err != nil {
 		t.Fatal(err)
@@ -76,11 +83,15 @@ func startBridge(t *testing.T, routes string, legacy ...grpc.StreamHandler) *bri
 		URLs: cfg.Broker.URLs, Reply: cfg.Broker.Reply, Channels: cfg.Broker.Channels,
 		Topology: cfg.Topology, Logger: log,
 	})
-	gw := gateway.New(gateway.Options{Publisher: ac, Table: table, Source: "figway://test", Logger: log})
+	gwOpts := gateway.Options{Publisher: ac, Table: table, Source: "figway://test", Logger: log}
+	if len(lp) > 0 {
+		gwOpts.Legacy = lp[0]
+	}
+	gw := gateway.New(gwOpts)
 	opts := grpcin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log,
 		Register: func(s *grpc.Server) { grpcin.RegisterReflection(s, cfg.Files) }}
-	if len(legacy) > 0 {
-		opts.Legacy = legacy[0]
+	if len(lp) > 0 {
+		opts.Legacy = lp[0].Proxy
 	}
 	srv := grpcin.New(gw, opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -88,8 +99,9 @@ func startBridge(t *testing.T, routes string, legacy ...grpc.StreamHandler) *bri
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	amqpDone, srvDone := make(chan struct{}), make(chan struct{})
+	amqpDone, srvDone, gwDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() { defer close(amqpDone); ac.Run(ctx) }()
+	go func() { defer close(gwDone); gw.Run(ctx) }()
 	go func() { defer close(srvDone); srv.Serve(ctx, lis, time.Second) }()
 
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -100,6 +112,7 @@ func startBridge(t *testing.T, routes string, legacy ...grpc.StreamHandler) *bri
 		conn.Close()
 		cancel()
 		<-srvDone
+		<-gwDone
 		<-amqpDone
 	})
 	for deadline := time.Now().Add(10 * time.Second); !ac.Ready(); time.Sleep(10 * time.Millisecond) {
@@ -107,7 +120,7 @@ func startBridge(t *testing.T, routes string, legacy ...grpc.StreamHandler) *bri
 			t.Fatal("AMQP client not ready")
 		}
 	}
-	return &bridge{url: url, amqp: ac, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
+	return &bridge{gw: gw, url: url, amqp: ac, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
 }
 
 // startWorker runs a worker on the routes' queue until the test ends;

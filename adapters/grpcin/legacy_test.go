@@ -60,7 +60,7 @@ func startLegacy(t *testing.T) *legacy.GRPC {
 func TestUnroutedCallsGoToLegacy(t *testing.T) {
 	lp := startLegacy(t)
 	routes := strings.Replace(routesTmpl, "routes:\n", "legacy: {grpc: 127.0.0.1:1}\nroutes:\n  - {method: orders.v1.OrderService/ListOrders, to: legacy}\n", 1)
-	b := startBridge(t, routes, lp.Proxy)
+	b := startBridge(t, routes, lp)
 	startWorker(t, b.url, func(w *worker.Worker) {
 		worker.Handle(w, "orders.v1.OrderService/GetOrder", func(_ context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
 			return &ordersv1.Order{OrderId: req.GetOrderId(), Note: "worker"}, nil
