@@ -126,11 +126,34 @@ func routesCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// goesTo says where a route sends its calls: broker, a canary split, a
+// shadowed legacy route, with its fallback.
+func goesTo(r *gateway.Route) string {
+	var s string
+	switch {
+	case r.Shadow && r.Compare:
+		s = "legacy+shadow(compare)"
+	case r.Shadow:
+		s = "legacy+shadow"
+	case r.Weight != nil:
+		s = fmt.Sprintf("split %d%% broker/%d%% legacy", *r.Weight, 100-*r.Weight)
+		if r.StickyBy != "" {
+			s += " by " + r.StickyBy
+		}
+	default:
+		s = "broker"
+	}
+	if r.Fallback == config.TargetLegacy {
+		s += ", fallback legacy"
+	}
+	return s
+}
+
 func printRoutes(w io.Writer, t *gateway.Table) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "METHOD\tGOES TO\tPATTERN\tEXCHANGE\tROUTING KEY\tTIMEOUT\tENCODING\tMAX IN FLIGHT\tFORWARD")
 	for _, r := range t.Routes() {
-		if r.To == config.TargetLegacy {
+		if r.To == config.TargetLegacy && !r.Shadow {
 			fmt.Fprintf(tw, "%s\tlegacy\t-\t-\t-\t-\t-\t-\t-\n", r.Method)
 			continue
 		}
@@ -142,8 +165,8 @@ func printRoutes(w io.Writer, t *gateway.Table) {
 		if fwd == "" {
 			fwd = "-"
 		}
-		fmt.Fprintf(tw, "%s\tbroker\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-			r.Method, r.Pattern, ex, r.RoutingKey, r.Timeout, r.Encoding, r.MaxInFlight(), fwd)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
+			r.Method, goesTo(r), r.Pattern, ex, r.RoutingKey, r.Timeout, r.Encoding, r.MaxInFlight(), fwd)
 	}
 	tw.Flush()
 }
