@@ -135,7 +135,9 @@ topology:
 
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- serve(ctx, path, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() {
+		served <- serve(ctx, path, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), serveOptions{})
+	}()
 
 	waitHTTP(t, "http://"+adminAddr+"/readyz", http.StatusOK, 10*time.Second)
 	if code := get(t, "http://"+adminAddr+"/healthz"); code != http.StatusOK {

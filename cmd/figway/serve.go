@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/adapters/grpcin"
@@ -26,12 +28,14 @@ import (
 	"github.com/figway/figway/adapters/legacy"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/metrics"
 )
 
 func serveCmd(args []string, stderr io.Writer) int {
 	fs, path := configFlag("serve", args, stderr)
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	accessLog := fs.Bool("access-log", false, "log every successful call too (failed calls are always logged)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -47,7 +51,7 @@ func serveCmd(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *path, cfg, log); err != nil {
+	if err := serve(ctx, *path, cfg, log, serveOptions{accessLog: *accessLog}); err != nil {
 		log.Error("figway stopped", "err", err)
 		return 1
 	}
@@ -73,13 +77,33 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // goes false, the gRPC and REST listeners stop accepting and calls in flight
 // drain (up to server.shutdown_grace), then the AMQP client stops its reply
 // consumers, closes its channels and its connection.
-func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logger) error {
+func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logger, opts serveOptions) error {
 	table, err := gateway.NewTable(cfg, nil)
 	if err != nil {
 		return err
 	}
+	ingressTLS, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
+	amqpTLS, err := brokerTLS(cfg)
+	if err != nil {
+		return err
+	}
+	// The sources are read at scrape time, once everything below exists.
+	var (
+		gw     *gateway.Gateway
+		client *amqp.Client
+		ready  func() bool
+	)
+	m := metrics.New(versionString(), metrics.Sources{
+		Table:     func() *gateway.Table { return gw.Table() },
+		Broker:    func() amqp.Stats { return client.Stats() },
+		Ready:     func() bool { return ready() },
+		Migration: func(method string) gateway.Migration { return gw.Migration(method) },
+	})
 	host, _ := os.Hostname()
-	client := amqp.New(amqp.Config{
+	client = amqp.New(amqp.Config{
 		URLs:        cfg.Broker.URLs,
 		Reply:       cfg.Broker.Reply,
 		Channels:    cfg.Broker.Channels,
@@ -88,6 +112,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		Topology:    cfg.Topology,
 		Name:        "figway " + host,
 		Logger:      log,
+		TLS:         amqpTLS,
+		OnConfirm:   m.ObserveConfirm,
 	})
 	gwOpts := gateway.Options{Publisher: client, Table: table, Source: "figway://" + host, Logger: log}
 	var legacyGRPC grpc.StreamHandler // gRPC calls that no route takes
@@ -99,7 +125,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		defer lp.Close()
 		legacyGRPC, gwOpts.Legacy = lp.Proxy, lp
 	}
-	gw := gateway.New(gwOpts)
+	gw = gateway.New(gwOpts)
 
 	var health interface {
 		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
@@ -109,6 +135,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		MaxRequestBytes: cfg.Server.MaxRequestBytes,
 		Logger:          log,
 		Legacy:          legacyGRPC,
+		AccessLog:       opts.accessLog,
+		ServerOptions:   grpcServerOptions(m, gw, ingressTLS),
 		Register: func(s *grpc.Server) {
 			health = grpcin.RegisterHealth(s)
 			grpcin.RegisterReflection(s, cfg.Files)
@@ -120,29 +148,24 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			return err
 		}
 	}
-	rest, err := httpin.New(gw, httpin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log, Passthrough: legacyHTTP})
+	rest, err := httpin.New(gw, httpin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log, Passthrough: legacyHTTP,
+		Middleware: m.HTTP})
 	if err != nil {
 		return fmt.Errorf("REST bindings: %w", err)
 	}
-	grpcLis, err := net.Listen("tcp", cfg.Server.GRPC)
+	lis, err := listenAll(
+		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.GRPC) },
+		func() (net.Listener, error) { return listenHTTP(cfg.Server.HTTP, ingressTLS) },
+		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.Admin) },
+	)
 	if err != nil {
 		return err
 	}
-	httpLis, err := net.Listen("tcp", cfg.Server.HTTP)
-	if err != nil {
-		grpcLis.Close()
-		return err
-	}
-	adminLis, err := net.Listen("tcp", cfg.Server.Admin)
-	if err != nil {
-		grpcLis.Close()
-		httpLis.Close()
-		return err
-	}
+	grpcLis, httpLis, adminLis := lis[0], lis[1], lis[2]
 
 	var draining atomic.Bool
-	ready := func() bool { return !draining.Load() && client.Ready() }
-	admin := &http.Server{Handler: adminMux(ready), ReadHeaderTimeout: 5 * time.Second}
+	ready = func() bool { return !draining.Load() && client.Ready() }
+	admin := &http.Server{Handler: adminMux(ready, m.Handler()), ReadHeaderTimeout: 5 * time.Second}
 
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
 	defer stopBroker()
@@ -154,11 +177,11 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			log.Error("admin listener", "err", err)
 		}
 	})
-	wg.Go(func() { watchReadiness(brokerCtx, ready, health.SetServingStatus) })
-	wg.Go(func() { reloadOnHUP(brokerCtx, path, gw, rest, log) })
+	wg.Go(func() { watchReadiness(brokerCtx, ready, health.SetServingStatus, log) })
+	wg.Go(func() { newReloader(path, cfg, gw, rest, m, log).run(brokerCtx) })
 
 	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"admin", adminLis.Addr().String(), "routes", len(table.Routes()), "version", versionString())
+		"admin", adminLis.Addr().String(), "tls", ingressTLS != nil, "routes", len(table.Routes()), "version", versionString())
 	go func() {
 		<-ctx.Done()
 		draining.Store(true)
@@ -184,8 +207,24 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	return err
 }
 
-func adminMux(ready func() bool) *http.ServeMux {
+// serveOptions are serve's command-line switches.
+type serveOptions struct {
+	accessLog bool // log successful calls too
+}
+
+// grpcServerOptions are the gRPC ingress's metrics interceptor and, when
+// tc is not nil, its TLS credentials (no plaintext fallback).
+func grpcServerOptions(m *metrics.Metrics, gw *gateway.Gateway, tc *tls.Config) []grpc.ServerOption {
+	o := []grpc.ServerOption{grpc.ChainStreamInterceptor(m.StreamInterceptor(metrics.GRPCRoutes(gw.Table)))}
+	if tc != nil {
+		o = append(o, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	return o
+}
+
+func adminMux(ready func() bool, metrics http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -204,8 +243,9 @@ func adminMux(ready func() bool) *http.ServeMux {
 	return mux
 }
 
-// watchReadiness keeps grpc.health.v1's overall status in step with ready.
-func watchReadiness(ctx context.Context, ready func() bool, set func(string, healthpb.HealthCheckResponse_ServingStatus)) {
+// watchReadiness keeps grpc.health.v1's overall status in step with ready,
+// and logs each change.
+func watchReadiness(ctx context.Context, ready func() bool, set func(string, healthpb.HealthCheckResponse_ServingStatus), log *slog.Logger) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	last := healthpb.HealthCheckResponse_UNKNOWN
@@ -216,6 +256,9 @@ func watchReadiness(ctx context.Context, ready func() bool, set func(string, hea
 		}
 		if st != last {
 			set("", st)
+			if last != healthpb.HealthCheckResponse_UNKNOWN || st != healthpb.HealthCheckResponse_NOT_SERVING {
+				log.Info("readiness changed", "ready", st == healthpb.HealthCheckResponse_SERVING)
+			}
 			last = st
 		}
 		select {
@@ -223,37 +266,5 @@ func watchReadiness(ctx context.Context, ready func() bool, set func(string, hea
 			return
 		case <-t.C:
 		}
-	}
-}
-
-// reloadOnHUP reloads the routes file on SIGHUP. An invalid file, or one
-// whose REST bindings cannot be served, is refused and the running table
-// stays. Broker, server and topology settings are read only at start.
-func reloadOnHUP(ctx context.Context, path string, gw *gateway.Gateway, rest *httpin.Server, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		}
-		cfg, err := config.Load(path)
-		if err != nil {
-			log.Error("reload refused: routes file invalid; keeping the running routes", "path", path, "err", err)
-			continue
-		}
-		t, err := gateway.NewTable(cfg, gw.Table())
-		if err != nil {
-			log.Error("reload refused", "path", path, "err", err)
-			continue
-		}
-		if err := rest.SetTable(t); err != nil {
-			log.Error("reload refused: REST bindings; keeping the running routes", "path", path, "err", err)
-			continue
-		}
-		gw.SetTable(t)
-		log.Info("routes reloaded", "path", path, "routes", len(t.Routes()))
 	}
 }
