@@ -21,15 +21,16 @@ import (
 
 // render turns a reply body, in the route's content type, into the JSON
 // answer: the whole response message, or its response_body field. Its
-// errors wrap gateway.ErrBadReply.
+// errors wrap gateway.ErrBadReply. Required fields (proto2) are the
+// service's business: AllowPartial spares the walk that checks them.
 func (rt *router) render(b *binding, body []byte, contentType string) ([]byte, error) {
 	msg := dynamicpb.NewMessage(b.output)
 	var err error
 	switch contentType {
 	case wire.ContentTypeJSON:
-		err = protojson.UnmarshalOptions{Resolver: rt.types, DiscardUnknown: true}.Unmarshal(body, msg)
+		err = protojson.UnmarshalOptions{Resolver: rt.types, DiscardUnknown: true, AllowPartial: true}.Unmarshal(body, msg)
 	case "", wire.ContentTypeProtobuf:
-		err = proto.UnmarshalOptions{Resolver: rt.types}.Unmarshal(body, msg)
+		err = proto.UnmarshalOptions{Resolver: rt.types, AllowPartial: true}.Unmarshal(body, msg)
 	default:
 		err = fmt.Errorf("content type %q", contentType)
 	}

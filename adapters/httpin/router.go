@@ -47,8 +47,9 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 			Resolver:        rt.types,
 			UseProtoNames:   s.opts.UseProtoNames,
 			EmitUnpopulated: s.opts.EmitUnpopulated,
+			AllowPartial:    true,
 		},
-		UnmarshalOptions: protojson.UnmarshalOptions{Resolver: rt.types, DiscardUnknown: s.opts.DiscardUnknown},
+		UnmarshalOptions: protojson.UnmarshalOptions{Resolver: rt.types, DiscardUnknown: s.opts.DiscardUnknown, AllowPartial: true},
 	}
 	rt.dec = decoder{json: rt.marshaler.UnmarshalOptions, strict: !s.opts.DiscardUnknown, maxBody: int64(s.opts.MaxRequestBytes)}
 	rt.mux = runtime.NewServeMux(

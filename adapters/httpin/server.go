@@ -228,11 +228,13 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 }
 
 // encode renders the request message in the route's content type.
+// Required fields (proto2) are left for the service to check, as gRPC
+// callers' bytes are.
 func encode(msg *dynamicpb.Message, contentType string, types resolver) ([]byte, error) {
 	if contentType == wire.ContentTypeJSON {
-		return protojson.MarshalOptions{Resolver: types}.Marshal(msg)
+		return protojson.MarshalOptions{Resolver: types, AllowPartial: true}.Marshal(msg)
 	}
-	return proto.Marshal(msg)
+	return proto.MarshalOptions{AllowPartial: true}.Marshal(msg)
 }
 
 // failed logs a failed call once, at the edge, and answers it.
