@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the orders demo: a RabbitMQ broker, the migrated orders worker and
-# figway in front of them. Ctrl-C stops all three.
+# Runs the orders demo: a RabbitMQ broker, the legacy orders service, the
+# migrated orders worker and figway in front of them. Ctrl-C stops them all.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # The command lines of the demo; adjust here when the binaries' flags change.
 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/
 WORKER_CMD=(bin/orders-worker -amqp "$AMQP_URL")
+LEGACY_CMD=(bin/orders-legacy -grpc 127.0.0.1:50051 -http 127.0.0.1:8000) # legacy: in the routes file
 FIGWAY_CMD=(bin/figway serve -config examples/orders/figway.yaml)
 GRPC_HOST=127.0.0.1
 GRPC_PORT=8080
@@ -21,6 +22,7 @@ say() { printf 'demo: %s\n' "$*" >&2; }
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 WORKER_PID=
+LEGACY_PID=
 FIGWAY_PID=
 BROKER_STARTED=
 CLEANED=
@@ -30,7 +32,7 @@ cleanup() {
 	CLEANED=1
 	trap - INT TERM
 	local pid
-	for pid in "$FIGWAY_PID" "$WORKER_PID"; do # figway first: it drains calls the worker answers
+	for pid in "$FIGWAY_PID" "$WORKER_PID" "$LEGACY_PID"; do # figway first: it drains calls the others answer
 		[ -n "$pid" ] || continue
 		kill -TERM "$pid" 2>/dev/null || continue
 		for _ in $(seq 1 100); do
@@ -49,7 +51,7 @@ trap 'say "stopping"; exit 130' INT TERM
 
 show_logs() {
 	local f
-	for f in .demo/figway.log .demo/worker.log; do
+	for f in .demo/figway.log .demo/worker.log .demo/legacy.log; do
 		[ -f "$f" ] || continue
 		say "--- last lines of $f"
 		tail -n 20 "$f" >&2
@@ -73,6 +75,9 @@ fi
 # Ctrl-C in the terminal reaches only this script, whose cleanup stops them
 # in order with SIGTERM. (Go programs that handle SIGINT would otherwise get
 # it too, despite the SIG_IGN that background jobs of a script inherit.)
+setsid "${LEGACY_CMD[@]}" >.demo/legacy.log 2>&1 &
+LEGACY_PID=$!
+say "legacy service started (pid $LEGACY_PID): ${LEGACY_CMD[*]}"
 setsid "${WORKER_CMD[@]}" >.demo/worker.log 2>&1 &
 WORKER_PID=$!
 say "worker started (pid $WORKER_PID): ${WORKER_CMD[*]}"
@@ -82,7 +87,7 @@ say "figway started (pid $FIGWAY_PID): ${FIGWAY_CMD[*]}"
 
 deadline=$((SECONDS + 20))
 until tcp_open "$GRPC_HOST" "$GRPC_PORT"; do
-	if ! kill -0 "$FIGWAY_PID" 2>/dev/null || ! kill -0 "$WORKER_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+	if ! kill -0 "$FIGWAY_PID" 2>/dev/null || ! kill -0 "$WORKER_PID" 2>/dev/null || ! kill -0 "$LEGACY_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
 		say "figway is not accepting gRPC on $GRPC_HOST:$GRPC_PORT (exited, or not within 20s)"
 		show_logs
 		exit 1
@@ -104,10 +109,17 @@ fi
 
 cat <<EOF
 
-figway is running (logs: .demo/figway.log, .demo/worker.log). Try:
+figway is running (logs: .demo/figway.log, .demo/worker.log, .demo/legacy.log).
+Where each method goes: bin/figway routes -config examples/orders/figway.yaml
+(GetOrder and PlaceOrder are migrated, ListOrders is a 50% canary sticky by
+x-user, CancelOrder is answered by legacy and shadowed to the worker with the
+replies compared, WatchOrder streams from legacy untouched). Try:
 
   $GRPCURL -plaintext -protoset $PROTOSET -d '{"order_id":"o-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/GetOrder
   $GRPCURL -plaintext -protoset $PROTOSET -d '{"customer_id":"c-1","items":[{"sku":"book","quantity":2,"unit_price_cents":1250}]}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/PlaceOrder
+  $GRPCURL -plaintext -v -H 'x-user: alice' -d '{"customer_id":"c-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/ListOrders   # x-served-by: legacy, or not
+  $GRPCURL -plaintext -d '{"order_id":"o-1","reason":"changed my mind"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/CancelOrder  # legacy answers; the worker's copy is compared
+  $GRPCURL -plaintext -d '{"order_id":"o-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/WatchOrder                         # a stream, straight from legacy
 
 The same methods over REST/JSON, from the google.api.http rules in the descriptor set:
 
@@ -122,7 +134,7 @@ EOF
 
 # 5. Until Ctrl-C, or until one of them exits on its own.
 set +e
-wait -n "$FIGWAY_PID" "$WORKER_PID"
+wait -n "$FIGWAY_PID" "$WORKER_PID" "$LEGACY_PID"
 status=$?
 set -e
 say "a demo process exited on its own (status $status)"
