@@ -29,14 +29,16 @@ type Config struct {
 	Reply config.ReplyMode
 	// Channels is the number of lanes (AMQP channels) publishing. If 0, 4.
 	Channels int
-	// Heartbeat is the AMQP heartbeat interval; a silent connection is
-	// declared dead after two missed heartbeats. If 0, 5s.
+	// Heartbeat is the AMQP heartbeat interval (whole seconds on the wire;
+	// the broker may lower it). amqp091-go declares a connection dead when
+	// nothing arrived for three intervals, so a black-holed connection
+	// fails its calls within 3×Heartbeat. If 0, 2s.
 	Heartbeat time.Duration
 	// DialTimeout bounds the TCP connect and AMQP handshake. If 0, 5s.
 	DialTimeout time.Duration
 	// Topology is declared after every connect, before any publish.
 	Topology config.Topology
-	// Backoff spaces reconnection attempts. If zero, 100ms to 10s.
+	// Backoff spaces reconnection attempts. If zero, 100ms to 2s.
 	Backoff resilience.Backoff
 	// Name is the connection name shown in the management UI. If empty,
 	// "figway".
@@ -62,14 +64,21 @@ type Client struct {
 	sess    atomic.Pointer[session]
 	next    atomic.Uint32 // round-robin over lanes
 
-	unmatched  atomic.Uint64
-	reconnects atomic.Uint64
+	// afterPublish, if set (by tests only), runs on the lane's goroutine
+	// right after each publish is written.
+	afterPublish func(ch *amqp.Channel, event bool)
+
+	unmatched   atomic.Uint64
+	reconnects  atomic.Uint64
+	republished atomic.Uint64
 }
 
 // Stats is a snapshot of a Client's counters.
 type Stats struct {
 	Connected bool
 	Blocked   bool
+	// OpenChannels is the number of lanes whose channel is open.
+	OpenChannels int
 	// Pending is the number of rpc calls waiting for a reply.
 	Pending int
 	// UnmatchedReplies counts replies dropped because no call waited for
@@ -77,6 +86,9 @@ type Stats struct {
 	UnmatchedReplies uint64
 	// Reconnects counts connections made after the first.
 	Reconnects uint64
+	// EventsRepublished counts events published a second time because
+	// their channel died before their confirm.
+	EventsRepublished uint64
 }
 
 // New returns a Client. It connects nothing: Run does.
@@ -88,7 +100,7 @@ func New(cfg Config) *Client {
 		cfg.Channels = 4
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 5 * time.Second
+		cfg.Heartbeat = 2 * time.Second
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
@@ -113,16 +125,29 @@ func (c *Client) Ready() bool {
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
 	s := c.sess.Load()
+	open := 0
+	if s != nil {
+		for i := range s.lanes {
+			if l := s.lanes[i].Load(); l != nil && !l.isDead() {
+				open++
+			}
+		}
+	}
 	return Stats{
-		Connected:        s != nil,
-		Blocked:          s != nil && s.blocked.Load(),
-		Pending:          c.pending.len(),
-		UnmatchedReplies: c.unmatched.Load(),
-		Reconnects:       c.reconnects.Load(),
+		OpenChannels:      open,
+		Connected:         s != nil,
+		Blocked:           s != nil && s.blocked.Load(),
+		Pending:           c.pending.len(),
+		UnmatchedReplies:  c.unmatched.Load(),
+		Reconnects:        c.reconnects.Load(),
+		EventsRepublished: c.republished.Load(),
 	}
 }
 
-// Call publishes req and waits for its reply; see gateway.Publisher.
+// Call publishes req and waits for its reply; see gateway.Publisher. An
+// error wrapping gateway.ErrNotPublished says that req never reached the
+// broker; one wrapping gateway.ErrChannelLost, that it was written and its
+// channel or connection died before the reply.
 func (c *Client) Call(ctx context.Context, exchange, key string, req *wire.Request) (*gateway.Reply, error) {
 	l, err := c.lane()
 	if err != nil {
@@ -130,14 +155,8 @@ func (c *Client) Call(ctx context.Context, exchange, key string, req *wire.Reque
 	}
 	req.CorrelationID = wire.NewID()
 	req.ReplyTo = l.replyTo
-	cl := &call{
-		exchange: exchange,
-		key:      key,
-		corrID:   req.CorrelationID,
-		gone:     ctx.Done(),
-		done:     make(chan outcome, 1),
-		pub:      func() amqp.Publishing { return req.Publishing(time.Now()) },
-	}
+	cl := newCall(exchange, key, req)
+	cl.corrID = req.CorrelationID
 	c.pending.add(cl.corrID, cl)
 	defer c.pending.remove(cl.corrID)
 
@@ -154,27 +173,60 @@ func (c *Client) Call(ctx context.Context, exchange, key string, req *wire.Reque
 
 // Publish publishes req and waits for the broker's confirm; see
 // gateway.Publisher.
+//
+// An event whose channel died under a live connection before its confirm
+// came back (a channel error caused by another call on the same channel,
+// say) is published once more, with the same message id, on another open
+// channel, waiting at most laneWait (and never past ctx) for one. The
+// broker may then hold it twice; consumers de-duplicate by message id. An
+// event whose connection died fails at once instead — a new connection is
+// a reconnect away, and callers are not kept waiting for one — as does one
+// caught by a broker alarm, which holds every channel.
 func (c *Client) Publish(ctx context.Context, exchange, key string, req *wire.Request) error {
 	l, err := c.lane()
 	if err != nil {
 		return err
 	}
-	cl := &call{
+	_, err = c.await(ctx, l, newEvent(exchange, key, req))
+	if !errors.Is(err, gateway.ErrChannelLost) && !errors.Is(err, gateway.ErrNotPublished) ||
+		errors.Is(err, errBlocked) || l.conn.IsClosed() {
+		return err
+	}
+	l2, lerr := c.otherLane(ctx, l)
+	if lerr != nil {
+		return err
+	}
+	c.republished.Add(1)
+	c.log.Info("publishing an event again after losing its channel", "message_id", req.MessageID, "err", err)
+	if _, err2 := c.await(ctx, l2, newEvent(exchange, key, req)); err2 != nil {
+		return fmt.Errorf("%w (published again after: %v)", err2, err)
+	}
+	return nil
+}
+
+func newCall(exchange, key string, req *wire.Request) *call {
+	return &call{
 		exchange: exchange,
 		key:      key,
-		event:    true,
-		msgID:    req.MessageID,
-		gone:     ctx.Done(),
+		gone:     make(chan struct{}),
 		done:     make(chan outcome, 1),
 		pub:      func() amqp.Publishing { return req.Publishing(time.Now()) },
 	}
-	_, err = c.await(ctx, l, cl)
-	return err
 }
 
-// await hands cl to l and waits for its outcome, the caller giving up, or
-// the lane dying — whichever comes first.
+func newEvent(exchange, key string, req *wire.Request) *call {
+	cl := newCall(exchange, key, req)
+	cl.event = true
+	cl.msgID = req.MessageID
+	return cl
+}
+
+// await hands cl to l and waits for its outcome, the caller giving up, the
+// lane dying or the broker blocking the connection — whichever comes first.
+// When it returns, the lane drops cl if it has not published it yet.
 func (c *Client) await(ctx context.Context, l *lane, cl *call) (outcome, error) {
+	defer close(cl.gone)
+	blocking := *l.s.blocking.Load()
 	if err := l.submit(ctx, cl); err != nil {
 		return outcome{}, err
 	}
@@ -188,8 +240,20 @@ func (c *Client) await(ctx context.Context, l *lane, cl *call) (outcome, error) 
 		case o := <-cl.done: // resolved just before the lane died
 			return o, o.err
 		default:
-			return outcome{}, l.lost()
+			return outcome{}, l.lost(cl)
 		}
+	case <-blocking:
+		select {
+		case o := <-cl.done:
+			return o, o.err
+		default:
+		}
+		// The lane sets published before it could see the block; a call
+		// it has not reached yet, it will drop (gone, or blocked).
+		if cl.published.Load() {
+			return outcome{}, l.s.blockedErr(gateway.ErrChannelLost)
+		}
+		return outcome{}, l.s.blockedErr(gateway.ErrNotPublished)
 	}
 }
 
@@ -204,23 +268,49 @@ func waitErr(ctx context.Context, event bool) error {
 	return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
 }
 
-// lane picks an open lane, round-robin.
+// lane picks an open lane, round-robin. Its errors wrap
+// gateway.ErrNotPublished: nothing was sent.
 func (c *Client) lane() (*lane, error) {
 	s := c.sess.Load()
 	if s == nil {
-		return nil, fmt.Errorf("%w: not connected to RabbitMQ", gateway.ErrUnavailable)
+		return nil, fmt.Errorf("%w: %w: not connected to RabbitMQ", gateway.ErrUnavailable, gateway.ErrNotPublished)
 	}
 	if s.blocked.Load() {
-		return nil, fmt.Errorf("%w: connection blocked by the broker: %s", gateway.ErrUnavailable, s.blockedReason())
+		return nil, s.blockedErr(gateway.ErrNotPublished)
 	}
 	n := uint32(len(s.lanes))
 	start := c.next.Add(1)
 	for i := range n {
-		if l := s.lanes[(start+i)%n].Load(); l != nil && !l.isDead() {
+		if l := s.lanes[(start+i)%n].Load(); l != nil && !l.isDead() && !l.conn.IsClosed() {
 			return l, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: no open channel", gateway.ErrUnavailable)
+	return nil, fmt.Errorf("%w: %w: no open channel", gateway.ErrUnavailable, gateway.ErrNotPublished)
+}
+
+// laneWait bounds how long an event waits for an open lane to publish it
+// again: a lane that died under a live connection is reopened by the
+// session within milliseconds.
+const laneWait = 500 * time.Millisecond
+
+// otherLane returns an open lane other than failed, polling for at most
+// laneWait (and never past ctx) while the session reopens lanes.
+func (c *Client) otherLane(ctx context.Context, failed *lane) (*lane, error) {
+	give := time.Now().Add(laneWait)
+	for {
+		l, err := c.lane()
+		if err == nil && l == failed {
+			err = errors.New("no other open channel")
+		}
+		if err == nil || errors.Is(err, errBlocked) || time.Now().After(give) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // deliver hands a reply to the call waiting for it, or counts it as

@@ -339,8 +339,8 @@ func TestChannelErrorFailsCallAndLaneRecovers(t *testing.T) {
 	}
 }
 
-func TestConnectionClosedFailsWaitingCallsThenRecovers(t *testing.T) {
-	node := rabbitmqtest.Own(t)
+// connectionClosedFailsWaitingCalls runs in TestBrokerFaults, on its node.
+func connectionClosedFailsWaitingCalls(t *testing.T, node *rabbitmqtest.Node) {
 	url := node.URL()
 	var answer sync.Map // bodies the responder answers
 	newResponder(t, url, "svc", 1, func(ch *amqp091.Channel, d amqp091.Delivery) {
@@ -406,8 +406,8 @@ func TestConnectionClosedFailsWaitingCallsThenRecovers(t *testing.T) {
 	}
 }
 
-func TestBlockedConnectionRefusesCalls(t *testing.T) {
-	node := rabbitmqtest.Own(t)
+// blockedConnectionRefusesCalls runs in TestBrokerFaults, on its node.
+func blockedConnectionRefusesCalls(t *testing.T, node *rabbitmqtest.Node) {
 	c := startClient(t, clientConfig(node.URL(), config.ReplyDirect))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -415,11 +415,19 @@ func TestBlockedConnectionRefusesCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The broker blocks a connection when it next publishes; that publish
-	// waits for a confirm the blocked broker does not send.
+	// fails as soon as connection.blocked arrives, not at its deadline.
 	for c.Ready() && ctx.Err() == nil {
-		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		c.Publish(pctx, "", "nowhere", request("test.v1.Svc/Place", "x"))
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		start := time.Now()
+		err := c.Publish(pctx, "", "nowhere", request("test.v1.Svc/Place", "x"))
+		took := time.Since(start)
 		cancel()
+		if c.Stats().Blocked {
+			t.Logf("publish that met the alarm failed after %v: %v", took, err)
+			if !errors.Is(err, gateway.ErrUnavailable) || took > time.Second {
+				t.Errorf("publish that met the alarm: %v after %v; want UNAVAILABLE at the block, not at its 5s deadline", err, took)
+			}
+		}
 	}
 	start := time.Now()
 	_, err := c.Call(ctx, "", "svc", request("test.v1.Svc/Get", "x"))

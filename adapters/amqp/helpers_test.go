@@ -23,7 +23,12 @@ func startClient(t *testing.T, cfg amqp.Config) *amqp.Client {
 	if cfg.Backoff.Max == 0 {
 		cfg.Backoff.Min, cfg.Backoff.Max = 20*time.Millisecond, 200*time.Millisecond
 	}
-	c := amqp.New(cfg)
+	return runClient(t, amqp.New(cfg))
+}
+
+// runClient runs c until the test ends, and waits for it to be ready.
+func runClient(t *testing.T, c *amqp.Client) *amqp.Client {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

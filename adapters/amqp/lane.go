@@ -22,6 +22,8 @@ const laneDepth = 1024
 // and learn of its death through dead.
 type lane struct {
 	c       *Client
+	s       *session
+	conn    *amqp.Connection
 	ch      *amqp.Channel
 	replyTo string
 
@@ -42,7 +44,7 @@ type lane struct {
 // reply-to pseudo-queue it also consumes that on the same channel, before
 // any publish, as RabbitMQ requires
 // (https://www.rabbitmq.com/docs/direct-reply-to).
-func (c *Client) openLane(conn *amqp.Connection, replyTo string) (*lane, error) {
+func (c *Client) openLane(conn *amqp.Connection, s *session, replyTo string) (*lane, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("open channel: %w", err)
@@ -53,6 +55,8 @@ func (c *Client) openLane(conn *amqp.Connection, replyTo string) (*lane, error) 
 	}
 	l := &lane{
 		c:           c,
+		s:           s,
+		conn:        conn,
 		ch:          ch,
 		replyTo:     replyTo,
 		reqs:        make(chan *call, laneDepth),
@@ -126,9 +130,13 @@ func (l *lane) die(err error) {
 	close(l.dead)
 }
 
-// lost is the error of a call whose lane died under it.
-func (l *lane) lost() error {
-	return fmt.Errorf("%w: %v", gateway.ErrUnavailable, l.err)
+// lost is the error of cl, whose lane died under it: whether the request
+// may have reached the broker decides whether it may be published again.
+func (l *lane) lost(cl *call) error {
+	if cl.published.Load() {
+		return fmt.Errorf("%w: %w: %v", gateway.ErrUnavailable, gateway.ErrChannelLost, l.err)
+	}
+	return fmt.Errorf("%w: %w: %v", gateway.ErrUnavailable, gateway.ErrNotPublished, l.err)
 }
 
 func (l *lane) isDead() bool {
@@ -148,7 +156,7 @@ func (l *lane) submit(ctx context.Context, cl *call) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-l.dead:
-		return l.lost()
+		return l.lost(cl)
 	}
 }
 
@@ -158,10 +166,26 @@ func (l *lane) publish(cl *call) {
 		return // the caller stopped waiting before we got to it
 	default:
 	}
+	if l.s.blocked.Load() {
+		// Queued before the broker blocked the connection: writing it now
+		// could block the lane in a socket write the broker no longer reads.
+		cl.resolve(outcome{err: l.s.blockedErr(gateway.ErrNotPublished)})
+		return
+	}
 	tag := l.ch.GetNextPublishSeqNo()
 	if err := l.ch.Publish(cl.exchange, cl.key, true, false, cl.pub()); err != nil {
-		cl.resolve(outcome{err: fmt.Errorf("%w: publish: %v", gateway.ErrUnavailable, err)})
+		// amqp091-go checks for a closed channel or connection before it
+		// writes; any other error came from a write that may have gone out.
+		sent := gateway.ErrChannelLost
+		if errors.Is(err, amqp.ErrClosed) {
+			sent = gateway.ErrNotPublished
+		}
+		cl.resolve(outcome{err: fmt.Errorf("%w: %w: publish: %v", gateway.ErrUnavailable, sent, err)})
 		return
+	}
+	cl.published.Store(true)
+	if l.c.afterPublish != nil {
+		l.c.afterPublish(l.ch, cl.event)
 	}
 	cl.sentAt = time.Now()
 	l.unconfirmed[tag] = cl

@@ -16,12 +16,13 @@ type call struct {
 	event         bool
 	msgID         string
 	corrID        string
-	sentAt        time.Time       // owner-local: when the lane wrote the publish
-	gone          <-chan struct{} // closed when the caller stopped waiting
+	sentAt        time.Time     // owner-local: when the lane wrote the publish
+	gone          chan struct{} // closed by await when the caller stopped waiting
 
-	done     chan outcome // buffered 1; written once by resolve
-	resolved atomic.Bool
-	returned bool // owner-local: a basic.return came for this event
+	done      chan outcome // buffered 1; written once by resolve
+	resolved  atomic.Bool
+	published atomic.Bool // set by the lane once the publish is written
+	returned  bool        // owner-local: a basic.return came for this event
 }
 
 // outcome ends a call: a reply delivery, or an error.

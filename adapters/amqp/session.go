@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/wire"
 )
 
@@ -20,6 +21,34 @@ type session struct {
 	lanes   []atomic.Pointer[lane]
 	blocked atomic.Bool
 	reason  atomic.Pointer[string]
+	// blocking is closed when the broker blocks the connection, and
+	// replaced by a fresh channel when it unblocks it: a call waiting on
+	// the session learns of a block through the channel it saw when it
+	// started.
+	blocking atomic.Pointer[chan struct{}]
+}
+
+func newSession(lanes int) *session {
+	s := &session{lanes: make([]atomic.Pointer[lane], lanes)}
+	ch := make(chan struct{})
+	s.blocking.Store(&ch)
+	return s
+}
+
+// setBlocked records a connection.blocked (active) or connection.unblocked
+// notification. Only the serve loop calls it.
+func (s *session) setBlocked(active bool, reason string) {
+	s.reason.Store(&reason)
+	if active == s.blocked.Load() {
+		return
+	}
+	s.blocked.Store(active)
+	if active {
+		close(*s.blocking.Load())
+	} else {
+		ch := make(chan struct{})
+		s.blocking.Store(&ch)
+	}
 }
 
 func (s *session) blockedReason() string {
@@ -28,6 +57,17 @@ func (s *session) blockedReason() string {
 	}
 	return "resource alarm"
 }
+
+// blockedErr is the error of a call the block caught; sent says whether
+// its request may have reached the broker (ErrChannelLost) or not
+// (ErrNotPublished).
+func (s *session) blockedErr(sent error) error {
+	return fmt.Errorf("%w: %w: %w: %s", gateway.ErrUnavailable, sent, errBlocked, s.blockedReason())
+}
+
+// errBlocked marks the errors of calls refused or ended because the broker
+// blocked the connection.
+var errBlocked = errors.New("connection blocked by the broker")
 
 // Run connects, serves until the connection is lost, and reconnects, until
 // ctx is cancelled. It returns nil after closing everything it opened.
@@ -80,7 +120,7 @@ func (c *Client) dial(url string) (*amqp.Connection, error) {
 // when the connection is lost or ctx is cancelled, after every goroutine it
 // started has ended and the connection is closed.
 func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) error {
-	s := &session{lanes: make([]atomic.Pointer[lane], c.cfg.Channels)}
+	s := newSession(c.cfg.Channels)
 	defer s.closeAll(conn)
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 8))
@@ -106,7 +146,7 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 
 	died := make(chan int, c.cfg.Channels)
 	start := func(i int) error {
-		l, err := c.openLane(conn, replyTo)
+		l, err := c.openLane(conn, s, replyTo)
 		if err != nil {
 			return err
 		}
@@ -143,8 +183,10 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 				blocked = nil
 				continue
 			}
-			s.reason.Store(&b.Reason)
-			s.blocked.Store(b.Active)
+			// Every call waiting on the connection fails now: the broker no
+			// longer reads what it publishes, and workers' replies are
+			// publishes that the same alarm blocks.
+			s.setBlocked(b.Active, b.Reason)
 			if b.Active {
 				c.log.Warn("RabbitMQ blocked the connection; refusing calls", "reason", b.Reason)
 			} else {

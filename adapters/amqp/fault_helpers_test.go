@@ -1,0 +1,267 @@
+package amqp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
+)
+
+// faultTopology is declared by the client after every connect: the rpc
+// queue the echo worker consumes and a durable queue for events.
+var faultTopology = config.Topology{Queues: []config.Queue{
+	{Name: "svc", Durable: ptr(false)},
+	{Name: "events", Durable: ptr(true)},
+}}
+
+func ptr[T any](v T) *T { return &v }
+
+// echoWorker answers every request on queue with echo, reconnecting (every
+// 50 ms) whenever it loses its connection, until the test ends.
+func echoWorker(t *testing.T, url, queue string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			serveEcho(ctx, url, queue)
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func serveEcho(ctx context.Context, url, queue string) {
+	conn, err := amqp091.DialConfig(url, amqp091.Config{Heartbeat: time.Second, Dial: amqp091.DefaultDial(time.Second)})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		return
+	}
+	ds, err := ch.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d, ok := <-ds:
+			if !ok {
+				return
+			}
+			echo(ch, d)
+		}
+	}
+}
+
+// result is one call of a load run.
+type result struct {
+	start, end time.Time
+	err        error
+	event      bool
+	id         string // event message id
+}
+
+func (r result) took() time.Duration { return r.end.Sub(r.start) }
+
+// load runs rpc calls and events against c from workers goroutines, each
+// call with its own deadline, until stopped.
+type load struct {
+	c        *amqp.Client
+	deadline time.Duration
+	mu       sync.Mutex
+	results  []result
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	n        atomic.Int64
+}
+
+func startLoad(c *amqp.Client, workers int, deadline time.Duration) *load {
+	l := &load{c: c, deadline: deadline, stop: make(chan struct{})}
+	for w := range workers {
+		l.wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				l.one(w%2 == 1)
+				// Failing calls return at once; keep the rate bounded.
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+	return l
+}
+
+func (l *load) one(event bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.deadline)
+	defer cancel()
+	r := result{start: time.Now(), event: event}
+
+	if event {
+		ev := request("test.v1.Svc/Place", fmt.Sprint(l.n.Add(1)))
+		ev.Persistent = true
+		r.id = ev.MessageID
+		r.err = l.c.Publish(ctx, "", "events", ev)
+	} else {
+		body := fmt.Sprint(l.n.Add(1))
+		var rep *gateway.Reply
+		rep, r.err = l.c.Call(ctx, "", "svc", request("test.v1.Svc/Get", body))
+		if r.err == nil && string(rep.Body) != "echo:"+body {
+			r.err = fmt.Errorf("cross talk: %q for %q", rep.Body, body)
+		}
+	}
+	r.end = time.Now()
+	l.mu.Lock()
+	l.results = append(l.results, r)
+	l.mu.Unlock()
+}
+
+func (l *load) halt() []result {
+	close(l.stop)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.results)
+}
+
+// snapshot returns the results so far.
+func (l *load) snapshot() []result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.results)
+}
+
+// waitFor polls cond every 5 ms until it holds or within passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// faultReport measures a load run around a fault at time fault (when the
+// fault was certain) and a repair at time repaired.
+type faultReport struct {
+	// timeToFail: from the fault until every call in flight at the fault
+	// had ended (0 if all ended before).
+	timeToFail time.Duration
+	// firstFailure: from the fault to the first call that failed.
+	firstFailure time.Duration
+	// slowestAfter: the longest call that started after the fault and
+	// before the repair.
+	slowestAfter time.Duration
+	// timeToRecover: from the repair to the end of the first call that
+	// started after it and succeeded.
+	timeToRecover time.Duration
+	// overDeadline: calls that took longer than their deadline + 200 ms.
+	overDeadline []result
+	errs         map[string]int
+}
+
+func measure(rs []result, deadline time.Duration, fault, repaired time.Time) faultReport {
+	rep := faultReport{timeToRecover: -1, firstFailure: -1, errs: map[string]int{}}
+	for _, r := range rs {
+		if r.took() > deadline+200*time.Millisecond {
+			rep.overDeadline = append(rep.overDeadline, r)
+		}
+		if r.err != nil {
+			rep.errs[kind(r.err)]++
+		}
+		if r.start.Before(fault) && r.end.After(fault) {
+			rep.timeToFail = max(rep.timeToFail, r.end.Sub(fault))
+		}
+		if r.err != nil && r.end.After(fault) && (rep.firstFailure < 0 || r.end.Sub(fault) < rep.firstFailure) {
+			rep.firstFailure = r.end.Sub(fault)
+		}
+		if !r.start.Before(fault) && r.start.Before(repaired) {
+			rep.slowestAfter = max(rep.slowestAfter, r.took())
+		}
+		if r.err == nil && !r.start.Before(repaired) && (rep.timeToRecover < 0 || r.end.Sub(repaired) < rep.timeToRecover) {
+			rep.timeToRecover = r.end.Sub(repaired)
+		}
+	}
+	return rep
+}
+
+func kind(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, gateway.ErrNotPublished):
+		return "unavailable/not-published"
+	case errors.Is(err, gateway.ErrChannelLost):
+		return "unavailable/channel-lost"
+	case errors.Is(err, gateway.ErrUnroutable):
+		return "unavailable/unroutable"
+	case errors.Is(err, gateway.ErrUnavailable):
+		return "unavailable/other"
+	}
+	return "other: " + err.Error()
+}
+
+// viaProxy returns rawURL with its host and port replaced by addr.
+func viaProxy(t *testing.T, rawURL, addr string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = addr
+	return u.String()
+}
+
+// eventsIn drains queue and returns the message ids it held.
+func eventsIn(t *testing.T, url, queue string) map[string]int {
+	t.Helper()
+	conn, err := amqp091.Dial(url)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for {
+		d, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatalf("get %s: %v", queue, err)
+		}
+		if !ok {
+			return ids
+		}
+		ids[d.MessageId]++
+	}
+}
