@@ -14,7 +14,7 @@ const (
 	defaultShutdownGrace   = 10 * time.Second
 
 	defaultChannels    = 4
-	defaultHeartbeat   = 5 * time.Second
+	defaultHeartbeat   = 2 * time.Second
 	defaultDialTimeout = 5 * time.Second
 
 	defaultTimeout          = 5 * time.Second

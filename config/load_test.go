@@ -163,7 +163,7 @@ routes:
 	want := &Config{
 		Server:      Server{GRPC: "127.0.0.1:8080", HTTP: "127.0.0.1:8081", Admin: "127.0.0.1:9090", MaxRequestBytes: 4 << 20, ShutdownGrace: 10 * time.Second},
 		Descriptors: []string{filepath.Join(dir, "api.binpb")},
-		Broker:      Broker{URLs: []string{"amqp://localhost"}, Reply: ReplyDirect, Channels: 4, Heartbeat: 5 * time.Second, DialTimeout: 5 * time.Second},
+		Broker:      Broker{URLs: []string{"amqp://localhost"}, Reply: ReplyDirect, Channels: 4, Heartbeat: 2 * time.Second, DialTimeout: 5 * time.Second},
 		Defaults:    Defaults{Timeout: 5 * time.Second, MaxInFlight: 1024, Breaker: dflt},
 		Routes: []Route{{
 			Method: "acme.v1.OrderService/GetOrder", To: TargetBroker, RoutingKey: "orders.get", Pattern: PatternRPC,

@@ -9,9 +9,12 @@ import (
 // Backoff And Jitter", AWS Architecture Blog, 2015): attempt n waits a
 // random time in [Min, min(Max, Min·2ⁿ)], so many gateways that lost the
 // same broker do not reconnect in lockstep.
+//
+// The default cap, 2s, bounds how long calls keep failing after the broker
+// is back: at most one wait of Max plus a dial, however long the outage.
 type Backoff struct {
 	Min time.Duration // if 0, 100ms
-	Max time.Duration // if 0, 10s
+	Max time.Duration // if 0, 2s
 }
 
 // Delay returns the wait before retry number attempt (0 for the first retry).
@@ -21,7 +24,7 @@ func (b Backoff) Delay(attempt int) time.Duration {
 		lo = 100 * time.Millisecond
 	}
 	if hi <= 0 {
-		hi = 10 * time.Second
+		hi = 2 * time.Second
 	}
 	if hi < lo {
 		hi = lo
