@@ -154,7 +154,6 @@ func httpGet(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-
 func metadataCtx(ctx context.Context, kv ...string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
