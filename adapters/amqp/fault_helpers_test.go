@@ -12,6 +12,7 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
@@ -228,6 +229,13 @@ func kind(err error) string {
 		return "unavailable/other"
 	}
 	return "other: " + err.Error()
+}
+
+// noLeaks checks, after every cleanup of t has run, that no goroutine
+// started during t outlived it.
+func noLeaks(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
 
 // viaProxy returns rawURL with its host and port replaced by addr.

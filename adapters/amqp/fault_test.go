@@ -116,6 +116,7 @@ func checkEvents(t *testing.T, name, url string, rs []result) {
 // after the other on one node: close_all_connections, a memory alarm, and
 // kill -9 then restart.
 func TestBrokerFaults(t *testing.T) {
+	noLeaks(t)
 	node := rabbitmqtest.Own(t)
 	url := node.URL()
 
@@ -222,6 +223,7 @@ func TestBrokerFaults(t *testing.T) {
 // broker: latency, a black hole (heartbeats must notice), and resets.
 func TestProxyFaults(t *testing.T) {
 	node := rabbitmqtest.ForTest(t)
+	noLeaks(t)
 	direct := node.NewVHost(t)
 	p, err := tcpproxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
 	if err != nil {
@@ -313,11 +315,54 @@ func TestProxyFaults(t *testing.T) {
 	})
 }
 
+// TestReconnectAcrossURLs: the client tries broker.urls in turn, on the
+// first connect and on every reconnect.
+func TestReconnectAcrossURLs(t *testing.T) {
+	node := rabbitmqtest.ForTest(t)
+	noLeaks(t)
+	good := node.NewVHost(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := viaProxy(t, good, ln.Addr().String())
+	ln.Close() // nothing listens there now
+	p, err := tcpproxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now()
+	c := startClient(t, amqp.Config{URLs: []string{dead, viaProxy(t, good, p.Addr())}, Channels: 1,
+		Backoff: resilience.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}})
+	t.Logf("connected through the second URL %v after start", time.Since(start))
+	if got := c.Stats().Reconnects; got != 0 {
+		t.Errorf("reconnects after the first connect = %d; want 0", got)
+	}
+
+	// Lose the connection: the next attempt goes to the dead URL, the one
+	// after to the proxy again.
+	p.Reset()
+	waitFor(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+	p.Pass()
+	healed := time.Now()
+	waitReady(t, c, 10*time.Second)
+	t.Logf("reconnected %v after the proxy passed again; reconnects=%d", time.Since(healed), c.Stats().Reconnects)
+	if got := c.Stats().Reconnects; got < 1 {
+		t.Errorf("reconnects = %d; want ≥ 1", got)
+	}
+	if d := time.Since(healed); d > 5*time.Second {
+		t.Errorf("reconnected %v after the repair; want within 5s", d)
+	}
+}
+
 // TestEventRepublishedAfterChannelLoss: an event whose channel dies after
 // it was written and before its confirm is published once more on another
 // channel, with the same message id, and the caller gets success.
 func TestEventRepublishedAfterChannelLoss(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	node := rabbitmqtest.ForTest(t)
+	noLeaks(t)
+	url := node.NewVHost(t)
 	c := amqp.New(amqp.Config{URLs: []string{url}, Channels: 2, Topology: faultTopology,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
 	// Right after each first publish of an event, publish to a missing

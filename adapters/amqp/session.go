@@ -75,13 +75,15 @@ func (c *Client) Run(ctx context.Context) error {
 	if len(c.cfg.URLs) == 0 {
 		return errors.New("amqp: no broker URL")
 	}
+	connected := false // a connection was made before this one
 	for attempt, i := 0, 0; ; i++ {
 		addr := redact(c.cfg.URLs[i%len(c.cfg.URLs)])
 		conn, err := c.dial(c.cfg.URLs[i%len(c.cfg.URLs)])
 		if err == nil {
-			if i > 0 || attempt > 0 {
+			if connected {
 				c.reconnects.Add(1)
 			}
+			connected = true
 			started := time.Now()
 			err = c.serve(ctx, conn, addr)
 			if ctx.Err() != nil {
