@@ -36,6 +36,9 @@ type binding struct {
 	filter *utilities.DoubleArray
 	// contentType is the route's encoding on the wire.
 	contentType string
+	// mayGoLegacy: the gateway may send the call to the legacy service
+	// (canary, fallback, shadow), which gets the caller's metadata.
+	mayGoLegacy bool
 }
 
 // pathVar is a variable of the path template, "{order.id}".
@@ -116,6 +119,7 @@ func newBinding(rt *gateway.Route, r rule) (*binding, error) {
 	b := &binding{
 		method: rt.Method, verb: strings.ToUpper(r.verb), template: r.path,
 		input: rt.Input, output: rt.Output, contentType: rt.ContentType(),
+		mayGoLegacy: rt.Weight != nil || rt.Fallback == config.TargetLegacy || rt.Shadow,
 	}
 	names, err := templateVars(r.path)
 	if err != nil {

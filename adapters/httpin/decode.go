@@ -29,17 +29,17 @@ type decoder struct {
 
 // decode builds the request message of b. Body first, then the path
 // variables over it, then the query parameters for the fields neither
-// sets — the order of grpc-gateway's generated handlers. Its errors wrap
-// gateway.ErrBadRequest or gateway.ErrTooLarge.
-func (d *decoder) decode(b *binding, r *http.Request, params map[string]string) (*dynamicpb.Message, error) {
-	msg := dynamicpb.NewMessage(b.input)
+// sets — the order of grpc-gateway's generated handlers. It returns the
+// body it read, if any. Its errors wrap gateway.ErrBadRequest or
+// gateway.ErrTooLarge.
+func (d *decoder) decode(b *binding, r *http.Request, params map[string]string) (msg *dynamicpb.Message, body []byte, err error) {
+	msg = dynamicpb.NewMessage(b.input)
 	if b.wholeBody || b.bodyField != nil {
-		body, err := readBody(r, d.maxBody)
-		if err != nil {
-			return nil, err
+		if body, err = readBody(r, d.maxBody); err != nil {
+			return nil, nil, err
 		}
 		if err := d.body(msg, b, body); err != nil {
-			return nil, fmt.Errorf("%w: body: %v", gateway.ErrBadRequest, err)
+			return nil, nil, fmt.Errorf("%w: body: %v", gateway.ErrBadRequest, err)
 		}
 	}
 	for _, v := range b.vars {
@@ -48,19 +48,19 @@ func (d *decoder) decode(b *binding, r *http.Request, params map[string]string) 
 			continue
 		}
 		if err := setField(msg, v.fields, []string{val}); err != nil {
-			return nil, fmt.Errorf("%w: path parameter %q: %v", gateway.ErrBadRequest, v.path, err)
+			return nil, nil, fmt.Errorf("%w: path parameter %q: %v", gateway.ErrBadRequest, v.path, err)
 		}
 	}
 	if r.URL.RawQuery != "" {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			return nil, fmt.Errorf("%w: query: %v", gateway.ErrBadRequest, err)
+			return nil, nil, fmt.Errorf("%w: query: %v", gateway.ErrBadRequest, err)
 		}
 		if err := d.query(msg, b, q); err != nil {
-			return nil, fmt.Errorf("%w: %v", gateway.ErrBadRequest, err)
+			return nil, nil, fmt.Errorf("%w: %v", gateway.ErrBadRequest, err)
 		}
 	}
-	return msg, nil
+	return msg, body, nil
 }
 
 // readBody reads the whole body, and no more than limit bytes of it: a

@@ -1,5 +1,6 @@
 // Package httpin is figway's REST/JSON ingress: it serves the
-// google.api.http rules of the methods a route table sends to the broker,
+// google.api.http rules of the methods a route table sends to the broker
+// (canary and fallback routes included) or shadows,
 // read from the descriptor set loaded at run time — no generated gateway
 // code, the way Envoy's gRPC-JSON transcoder works — on grpc-gateway's
 // runtime.
@@ -17,7 +18,10 @@
 // the same route table, bulkheads and deadlines.
 //
 // A Grpc-Timeout header sets the call's deadline. Headers reach the
-// message only through the route's forward_headers.
+// message only through the route's forward_headers. When the gateway sends
+// a call to the legacy gRPC service instead (canary, fallback, shadow), the
+// service gets the metadata grpc-gateway would give it
+// ([runtime.AnnotateIncomingContext]).
 //
 // # Answers
 //

@@ -24,7 +24,8 @@ import (
 )
 
 // router is the REST face of one route table: a grpc-gateway ServeMux with
-// a handler for every HTTP binding of every method routed to the broker,
+// a handler for every HTTP binding of every method the gateway takes (routed
+// to the broker, or shadowed),
 // and the marshaler and decoder for the table's types. A reload builds a
 // new router and swaps it in whole.
 type router struct {
@@ -62,8 +63,8 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 	var errs []error
 	seen := map[string]string{} // "VERB /template" → method
 	for _, r := range t.Routes() {
-		if r.To != config.TargetBroker {
-			continue // not migrated: the legacy passthrough's, when there is one
+		if r.To != config.TargetBroker && !r.Shadow {
+			continue // not migrated: the passthrough's, when there is one
 		}
 		md, err := methodOf(t.Files(), r.Method)
 		if err != nil {

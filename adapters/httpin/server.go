@@ -1,9 +1,11 @@
 package httpin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -189,7 +192,7 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	msg, err := rt.dec.decode(b, r, params)
+	msg, raw, err := rt.dec.decode(b, r, params)
 	if err != nil {
 		return err
 	}
@@ -200,7 +203,7 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 	if len(body) > s.opts.MaxRequestBytes {
 		return fmt.Errorf("%w: the request message is %d bytes, over the limit of %d", gateway.ErrTooLarge, len(body), s.opts.MaxRequestBytes)
 	}
-	res, err := s.gw.Invoke(ctx, &gateway.Call{
+	c := &gateway.Call{
 		Method:      b.method,
 		Body:        body,
 		ContentType: b.contentType,
@@ -208,7 +211,24 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 		Header:      forwardable(r.Header),
 		Traceparent: r.Header.Get(wire.HeaderTraceparent),
 		Tracestate:  r.Header.Get(wire.HeaderTracestate),
-	})
+	}
+	if b.mayGoLegacy {
+		// What the legacy gRPC service would have got from grpc-gateway in
+		// front of it: Grpc-Metadata-* and Authorization, X-Forwarded-*.
+		if actx, err := runtime.AnnotateIncomingContext(ctx, rt.mux, r, "/"+b.method); err == nil {
+			c.Metadata, _ = metadata.FromIncomingContext(actx)
+		}
+	}
+	res, err := s.gw.Invoke(ctx, c)
+	if errors.Is(err, gateway.ErrNoRoute) && s.opts.Passthrough != nil {
+		// A shadow route without a legacy gRPC upstream, or a route that a
+		// reload took away: legacy's, as if never bound.
+		if raw != nil {
+			r.Body = io.NopCloser(bytes.NewReader(raw))
+		}
+		s.opts.Passthrough.ServeHTTP(w, r)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
