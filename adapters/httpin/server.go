@@ -236,6 +236,13 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return err
 	}
+	// Header metadata of the legacy service, when it answered (canary,
+	// fallback, shadow), as grpc-gateway forwards a backend's.
+	for k, vs := range res.Header {
+		for _, v := range vs {
+			w.Header().Add(runtime.MetadataHeaderPrefix+k, v)
+		}
+	}
 	code := http.StatusOK
 	if res.EventID != "" {
 		w.Header().Set(HeaderEventID, res.EventID)

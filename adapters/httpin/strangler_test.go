@@ -38,7 +38,7 @@ func (l *legacyGRPC) Unary(_ context.Context, method string, req []byte, md meta
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.calls = append(l.calls, legacyCall{method, req, md})
-	return nil, nil, nil, nil
+	return nil, metadata.Pairs("x-served-by", "legacy"), nil, nil
 }
 
 // TestStranglerRoutes proves that REST calls of canary and shadow routes
@@ -78,6 +78,9 @@ func TestStranglerRoutes(t *testing.T) {
 	s.ServeHTTP(w, req)
 	if w.Code != 200 || len(legacy.calls) != 1 {
 		t.Fatalf("GET of a weight-0 canary route = %d %s, %d legacy calls; want 200 from legacy", w.Code, w.Body, len(legacy.calls))
+	}
+	if v := w.Header().Get("Grpc-Metadata-X-Served-By"); v != "legacy" {
+		t.Errorf("Grpc-Metadata-X-Served-By = %q; want legacy's header metadata, as grpc-gateway forwards it", v)
 	}
 	got := legacy.calls[0]
 	gotReq := new(tv1.GetBookRequest)
