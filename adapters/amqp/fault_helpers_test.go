@@ -17,6 +17,7 @@ import (
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/faulttest"
 )
 
 // faultTopology is declared by the client after every connect: the rpc
@@ -28,53 +29,11 @@ var faultTopology = config.Topology{Queues: []config.Queue{
 
 func ptr[T any](v T) *T { return &v }
 
-// echoWorker answers every request on queue with echo, reconnecting (every
-// 50 ms) whenever it loses its connection, until the test ends.
+// echoWorker answers every request on queue with echo, through faults.
 func echoWorker(t *testing.T, url, queue string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			serveEcho(ctx, url, queue)
-			select {
-			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-}
-
-func serveEcho(ctx context.Context, url, queue string) {
-	conn, err := amqp091.DialConfig(url, amqp091.Config{Heartbeat: time.Second, Dial: amqp091.DefaultDial(time.Second)})
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
-		return
-	}
-	ds, err := ch.Consume(queue, "", true, false, false, false, nil)
-	if err != nil {
-		return
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case d, ok := <-ds:
-			if !ok {
-				return
-			}
-			echo(ch, d)
-		}
-	}
+	faulttest.StartWorker(t, url, queue, func(d *amqp091.Delivery) amqp091.Publishing {
+		return amqp091.Publishing{ContentType: d.ContentType, Body: append([]byte("echo:"), d.Body...)}
+	})
 }
 
 // result is one call of a load run.
@@ -155,18 +114,6 @@ func (l *load) snapshot() []result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.results)
-}
-
-// waitFor polls cond every 5 ms until it holds or within passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // faultReport measures a load run around a fault at time fault (when the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/internal/tcpproxy"
 	"github.com/figway/figway/resilience"
@@ -48,7 +49,7 @@ func faultClient(t *testing.T, url string, heartbeat time.Duration) *amqp.Client
 func warm(t *testing.T, c *amqp.Client) *load {
 	t.Helper()
 	ld := startLoad(c, loadWorkers, loadDeadline)
-	waitFor(t, 10*time.Second, "load warm", func() bool { return successes(ld.snapshot(), time.Time{}) >= 50 })
+	faulttest.WaitFor(t, 10*time.Second, "load warm", func() bool { return successes(ld.snapshot(), time.Time{}) >= 50 })
 	return ld
 }
 
@@ -134,7 +135,7 @@ func TestBrokerFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		fault := time.Now()
-		waitFor(t, 10*time.Second, "success after close_all_connections", func() bool { return successes(ld.snapshot(), fault) >= 20 })
+		faulttest.WaitFor(t, 10*time.Second, "success after close_all_connections", func() bool { return successes(ld.snapshot(), fault) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, fault, fault)
 		fromStart := measure(rs, loadDeadline, ctlStart, fault)
@@ -159,15 +160,15 @@ func TestBrokerFaults(t *testing.T) {
 		alarm := time.Now()
 		// The broker blocks a connection when it next publishes: under
 		// load, at once.
-		waitFor(t, 5*time.Second, "client blocked", func() bool { return c.Stats().Blocked })
+		faulttest.WaitFor(t, 5*time.Second, "client blocked", func() bool { return c.Stats().Blocked })
 		blockedSeen := time.Now()
 		// Run the load under the alarm for a while.
-		waitFor(t, 5*time.Second, "calls refused under the alarm", func() bool { return failures(ld.snapshot(), blockedSeen) >= 100 })
+		faulttest.WaitFor(t, 5*time.Second, "calls refused under the alarm", func() bool { return failures(ld.snapshot(), blockedSeen) >= 100 })
 		if err := node.SetMemoryHighWatermark(ctx, 0.4); err != nil {
 			t.Fatal(err)
 		}
 		cleared := time.Now()
-		waitFor(t, 10*time.Second, "success after the alarm cleared", func() bool { return successes(ld.snapshot(), cleared) >= 20 })
+		faulttest.WaitFor(t, 10*time.Second, "success after the alarm cleared", func() bool { return successes(ld.snapshot(), cleared) >= 20 })
 		rs := ld.halt()
 
 		// The block is certain when the first call fails with it.
@@ -198,14 +199,14 @@ func TestBrokerFaults(t *testing.T) {
 		}
 		killed := time.Now()
 		// Down for the time a restart takes; calls fail fast meanwhile.
-		waitFor(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })
+		faulttest.WaitFor(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := node.Restart(ctx); err != nil {
 			t.Fatal(err)
 		}
 		back := time.Now()
-		waitFor(t, 10*time.Second, "success after restart", func() bool { return successes(ld.snapshot(), back) >= 20 })
+		faulttest.WaitFor(t, 10*time.Second, "success after restart", func() bool { return successes(ld.snapshot(), back) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, killed, back)
 		fromStart := measure(rs, loadDeadline, killStart, back)
@@ -241,7 +242,7 @@ func TestProxyFaults(t *testing.T) {
 		slow := time.Now()
 		// Calls still succeed, each at least two delays long; a call whose
 		// deadline is shorter than that ends at its deadline.
-		waitFor(t, 10*time.Second, "calls through the latency", func() bool { return successes(ld.snapshot(), slow) >= 20 })
+		faulttest.WaitFor(t, 10*time.Second, "calls through the latency", func() bool { return successes(ld.snapshot(), slow) >= 20 })
 		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 		start := time.Now()
 		_, err := c.Call(ctx, "", "svc", request("test.v1.Svc/Get", "short"))
@@ -274,13 +275,13 @@ func TestProxyFaults(t *testing.T) {
 		hole := time.Now()
 
 		// Nothing tells the client; three heartbeat intervals of silence do.
-		waitFor(t, 10*time.Second, "black hole detected", func() bool { return !c.Ready() })
+		faulttest.WaitFor(t, 10*time.Second, "black hole detected", func() bool { return !c.Ready() })
 		detected := time.Since(hole)
 		// Let calls meet the lost connection, then heal.
-		waitFor(t, 5*time.Second, "calls refused", func() bool { return failures(ld.snapshot(), hole.Add(detected)) >= 20 })
+		faulttest.WaitFor(t, 5*time.Second, "calls refused", func() bool { return failures(ld.snapshot(), hole.Add(detected)) >= 20 })
 		p.Pass()
 		healed := time.Now()
-		waitFor(t, 15*time.Second, "success after the black hole", func() bool { return successes(ld.snapshot(), healed) >= 20 })
+		faulttest.WaitFor(t, 15*time.Second, "success after the black hole", func() bool { return successes(ld.snapshot(), healed) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, hole.Add(detected), healed)
 		inHole := measure(rs, loadDeadline, hole, healed)
@@ -300,11 +301,11 @@ func TestProxyFaults(t *testing.T) {
 		ld := warm(t, c)
 		p.Reset()
 		reset := time.Now()
-		waitFor(t, 5*time.Second, "reset seen", func() bool { return !c.Ready() })
-		waitFor(t, 5*time.Second, "calls refused", func() bool { return failures(ld.snapshot(), reset) >= 20 })
+		faulttest.WaitFor(t, 5*time.Second, "reset seen", func() bool { return !c.Ready() })
+		faulttest.WaitFor(t, 5*time.Second, "calls refused", func() bool { return failures(ld.snapshot(), reset) >= 20 })
 		p.Pass()
 		healed := time.Now()
-		waitFor(t, 10*time.Second, "success after resets", func() bool { return successes(ld.snapshot(), healed) >= 20 })
+		faulttest.WaitFor(t, 10*time.Second, "success after resets", func() bool { return successes(ld.snapshot(), healed) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, reset, healed)
 		checkReport(t, "reset", rs, rep, 200*time.Millisecond, 5*time.Second)
@@ -343,7 +344,7 @@ func TestReconnectAcrossURLs(t *testing.T) {
 	// Lose the connection: the next attempt goes to the dead URL, the one
 	// after to the proxy again.
 	p.Reset()
-	waitFor(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+	faulttest.WaitFor(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
 	p.Pass()
 	healed := time.Now()
 	waitReady(t, c, 10*time.Second)
@@ -379,7 +380,7 @@ func TestEventRepublishedAfterChannelLoss(t *testing.T) {
 	const n = 20
 	ids := map[string]bool{}
 	for i := range n {
-		waitFor(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
+		faulttest.WaitFor(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		ev := request("test.v1.Svc/Place", "e")
 		ev.Persistent = true
