@@ -172,14 +172,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if err := place(); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("PlaceOrder before the reload = %v; want Unimplemented", err)
 	}
-	// The worker may still be waiting out its reconnect backoff (the queue
-	// is figway's topology): warm up before measuring.
-	eventually(t, 10*time.Second, "a first GetOrder answered", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "warm-up"})
-		return err == nil
-	})
+	warmUp(t, orders)
 	metrics := "http://" + a.admin + "/metrics"
 	reloads := func(result string) float64 {
 		return promtest.Get(t, metrics).Value("figway_config_reloads_total", "result", result)
@@ -286,6 +279,7 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 	}
 	defer conn.Close()
 	orders := ordersv1.NewOrderServiceClient(conn)
+	warmUp(t, orders)
 	const n = 10
 	results := make(chan error, n)
 	for range n {
@@ -344,4 +338,18 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 			t.Errorf("figway's log lacks a %q line", msg)
 		}
 	}
+}
+
+// warmUp waits for a first GetOrder to be answered: the worker, started
+// before the queue existed (it is figway's topology), may still be waiting
+// out its reconnect backoff.
+func warmUp(t *testing.T, orders ordersv1.OrderServiceClient) {
+	t.Helper()
+	took := eventually(t, 10*time.Second, "a first GetOrder answered", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err := orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "warm-up"})
+		return err == nil
+	})
+	t.Logf("first call answered after %v", took.Round(time.Millisecond))
 }
