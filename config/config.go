@@ -97,8 +97,8 @@ type Broker struct {
 	// If Channels is 0, 4 is used.
 	Channels int
 
-	// Heartbeat is the AMQP heartbeat interval; a connection silent for
-	// three intervals is declared dead. If Heartbeat is 0, 2s is used.
+	// Heartbeat is the AMQP heartbeat interval; a connection silent for one
+	// and a half intervals is declared dead. If Heartbeat is 0, 2s is used.
 	Heartbeat time.Duration
 
 	// DialTimeout bounds one connection attempt, TCP and AMQP handshake

@@ -30,9 +30,9 @@ type Config struct {
 	// Channels is the number of lanes (AMQP channels) publishing. If 0, 4.
 	Channels int
 	// Heartbeat is the AMQP heartbeat interval (whole seconds on the wire;
-	// the broker may lower it). amqp091-go declares a connection dead when
-	// nothing arrived for three intervals, so a black-holed connection
-	// fails its calls within 3×Heartbeat. If 0, 2s.
+	// the broker may lower it). amqp091-go ticks at half the interval and
+	// declares a connection dead when nothing arrived for three ticks, so a
+	// black-holed connection fails its calls within 1.5×Heartbeat. If 0, 2s.
 	Heartbeat time.Duration
 	// DialTimeout bounds the TCP connect and AMQP handshake. If 0, 5s.
 	DialTimeout time.Duration

@@ -62,22 +62,26 @@ func startLoad(c *amqp.Client, workers int, deadline time.Duration) *load {
 	l := &load{c: c, deadline: deadline, stop: make(chan struct{})}
 	for w := range workers {
 		l.wg.Go(func() {
-			for i := 0; ; i++ {
+			for {
 				select {
 				case <-l.stop:
 					return
 				default:
 				}
-				l.one(w%2 == 1)
-				// Failing calls return at once; keep the rate bounded.
-				time.Sleep(2 * time.Millisecond)
+				// Failing calls return at once: pace them, so that the
+				// load does not starve the goroutines being measured.
+				pause := 2 * time.Millisecond
+				if err := l.one(w%2 == 1); err != nil {
+					pause = 10 * time.Millisecond
+				}
+				time.Sleep(pause)
 			}
 		})
 	}
 	return l
 }
 
-func (l *load) one(event bool) {
+func (l *load) one(event bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), l.deadline)
 	defer cancel()
 	r := result{start: time.Now(), event: event}
@@ -99,6 +103,7 @@ func (l *load) one(event bool) {
 	l.mu.Lock()
 	l.results = append(l.results, r)
 	l.mu.Unlock()
+	return r.err
 }
 
 func (l *load) halt() []result {
@@ -109,11 +114,24 @@ func (l *load) halt() []result {
 	return slices.Clone(l.results)
 }
 
-// snapshot returns the results so far.
-func (l *load) snapshot() []result {
+// successes counts the calls that started at or after since and succeeded.
+func (l *load) successes(since time.Time) int { return l.count(since, true) }
+
+// failures counts the calls that started at or after since and failed.
+func (l *load) failures(since time.Time) int { return l.count(since, false) }
+
+// count looks at the newest results only: they are in the order calls
+// ended, and a call that ended before since did not start after it.
+func (l *load) count(since time.Time, ok bool) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.Clone(l.results)
+	n := 0
+	for i := len(l.results) - 1; i >= 0 && !l.results[i].end.Before(since); i-- {
+		if r := l.results[i]; (r.err == nil) == ok && !r.start.Before(since) {
+			n++
+		}
+	}
+	return n
 }
 
 // faultReport measures a load run around a fault at time fault (when the

@@ -5,8 +5,9 @@
 //
 // A black hole holds bytes in both directions without closing anything, as
 // a network partition does: the peers see silence, not an error, until
-// their own timeouts (AMQP heartbeats) notice. Back in pass mode the held
-// bytes flow again, in order. Reset closes every connection with a TCP RST
+// their own timeouts (AMQP heartbeats) notice; one side closing is not
+// passed on to the other either. Back in pass mode the held bytes flow
+// again, in order, and closes are passed on. Reset closes every connection with a TCP RST
 // and, while the mode lasts, resets new ones as soon as they connect.
 package tcpproxy
 
@@ -199,6 +200,22 @@ func (l *link) reset() {
 	})
 }
 
+// closeHeard waits, while the proxy black-holes, before a side's end is
+// passed on to the other side: a partition carries no FIN or RST either.
+func (l *link) closeHeard() {
+	for {
+		mode, _, changed := l.p.state()
+		if mode != Blackhole {
+			return
+		}
+		select {
+		case <-changed:
+		case <-l.done:
+			return
+		}
+	}
+}
+
 // rst closes c with an RST rather than a FIN.
 func rst(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -236,6 +253,7 @@ func (l *link) pump(dst, src net.Conn) {
 		}
 	})
 	defer func() {
+		l.closeHeard()
 		l.close() // ends the reader's Read
 		reader.Wait()
 	}()

@@ -130,6 +130,42 @@ func TestBlackholeHoldsThenReleases(t *testing.T) {
 	}
 }
 
+// A server that closes its side during a black hole is not heard of by
+// the client until the black hole ends.
+func TestBlackholeHidesClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p, err := tcpproxy.Start(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Blackhole()
+	srv.Close()
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	var ne net.Error
+	if _, err := c.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read during the black hole after the server closed: %v; want a timeout (nothing heard)", err)
+	}
+	p.Pass()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read after the black hole: %v; want the server's close", err)
+	}
+}
+
 func TestResetResetsAndRefuses(t *testing.T) {
 	p, c, r := start(t)
 	if _, err := roundTrip(c, r, "hello", 2*time.Second); err != nil {
