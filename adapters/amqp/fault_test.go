@@ -215,7 +215,7 @@ func TestProxyFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	const heartbeat = time.Second
+	const heartbeat = 2 * time.Second // the default
 	c := faultClient(t, viaProxy(t, direct, p.Addr()), heartbeat)
 	echoWorker(t, direct, "svc")
 
