@@ -1,0 +1,172 @@
+package wire
+
+import (
+	"errors"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+)
+
+func TestReplyStatus(t *testing.T) {
+	details, _ := status.New(codes.NotFound, "ignored").WithDetails(&errdetails.ResourceInfo{ResourceName: "o-1"})
+	detailBytes, _ := proto.Marshal(details.Proto())
+	tests := []struct {
+		name     string
+		h        amqp.Table
+		code     codes.Code
+		msg      string
+		nDetails int
+		bad      bool
+	}{
+		{"absent is OK", amqp.Table{}, codes.OK, "", 0, false},
+		{"zero is OK", amqp.Table{HeaderStatus: int32(0), HeaderMessage: "ignored"}, codes.OK, "", 0, false},
+		{"int8", amqp.Table{HeaderStatus: int8(5), HeaderMessage: "nf"}, codes.NotFound, "nf", 0, false},
+		{"int16", amqp.Table{HeaderStatus: int16(3)}, codes.InvalidArgument, "", 0, false},
+		{"int64 (pika, amqplib)", amqp.Table{HeaderStatus: int64(14), HeaderMessage: []byte("down")}, codes.Unavailable, "down", 0, false},
+		{"uint8", amqp.Table{HeaderStatus: uint8(7)}, codes.PermissionDenied, "", 0, false},
+		{"integral double (amqplib)", amqp.Table{HeaderStatus: float64(9)}, codes.FailedPrecondition, "", 0, false},
+		{"decimal string", amqp.Table{HeaderStatus: "16"}, codes.Unauthenticated, "", 0, false},
+		{"details kept, code and message from headers", amqp.Table{HeaderStatus: int32(5), HeaderMessage: "order o-1 not found", HeaderDetails: detailBytes}, codes.NotFound, "order o-1 not found", 1, false},
+		{"code out of range", amqp.Table{HeaderStatus: int32(17)}, 0, "", 0, true},
+		{"negative code", amqp.Table{HeaderStatus: int64(-1)}, 0, "", 0, true},
+		{"fractional", amqp.Table{HeaderStatus: 2.5}, 0, "", 0, true},
+		{"not a number", amqp.Table{HeaderStatus: "five"}, 0, "", 0, true},
+		{"wrong type", amqp.Table{HeaderStatus: true}, 0, "", 0, true},
+		{"message not text", amqp.Table{HeaderStatus: int32(2), HeaderMessage: int32(1)}, 0, "", 0, true},
+		{"details not a Status", amqp.Table{HeaderStatus: int32(2), HeaderDetails: []byte{0xff, 0xff}}, 0, "", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := ReplyStatus(tc.h)
+			if tc.bad {
+				if !errors.Is(err, ErrBadStatus) {
+					t.Fatalf("ReplyStatus(%v) = %v, %v; want ErrBadStatus", tc.h, st, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ReplyStatus(%v): %v", tc.h, err)
+			}
+			if st.Code() != tc.code || st.Message() != tc.msg || len(st.Details()) != tc.nDetails {
+				t.Errorf("ReplyStatus(%v) = %v %q %d details; want %v %q %d", tc.h, st.Code(), st.Message(), len(st.Details()), tc.code, tc.msg, tc.nDetails)
+			}
+		})
+	}
+}
+
+func TestSetStatusRoundTrip(t *testing.T) {
+	in, _ := status.New(codes.NotFound, "no such order").WithDetails(&errdetails.ResourceInfo{ResourceName: "o-9"})
+	h := SetStatus(nil, in)
+	out, err := ReplyStatus(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in.Proto(), out.Proto(), protocmp.Transform()); diff != "" {
+		t.Errorf("status after SetStatus/ReplyStatus (-want +got):\n%s", diff)
+	}
+	if SetStatus(nil, nil) != nil || SetStatus(nil, status.New(codes.OK, "")) != nil {
+		t.Error("SetStatus of OK wrote headers; want none")
+	}
+}
+
+func TestPublishing(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	r := &Request{
+		Method: "orders.v1.OrderService/GetOrder", Body: []byte("x"), ContentType: ContentTypeProtobuf,
+		MessageID: NewID(), Source: "figway://h", CorrelationID: NewID(), ReplyTo: DirectReplyTo,
+		Deadline:    now.Add(1500*time.Millisecond + 400*time.Microsecond),
+		Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Tracestate: "k=v",
+		Metadata: map[string][]string{"x-one": {"a"}, "x-two": {"b", "c"}},
+	}
+	p := r.Publishing(now)
+	if p.Expiration != "1501" || p.DeliveryMode != Transient || p.AppId != AppID || p.Type != r.Method || !p.Timestamp.Equal(now) {
+		t.Errorf("Publishing = expiration %q mode %d app %q type %q time %v", p.Expiration, p.DeliveryMode, p.AppId, p.Type, p.Timestamp)
+	}
+	want := amqp.Table{
+		HeaderCESpecVersion: "1.0", HeaderCEID: r.MessageID, HeaderCESource: "figway://h", HeaderCEType: r.Method,
+		HeaderCETime: "2026-11-26T12:00:00Z", HeaderDeadline: "2026-11-26T12:00:01.5004Z",
+		HeaderTraceparent: r.Traceparent, HeaderTracestate: "k=v",
+		"figway-md-x-one": "a", "figway-md-x-two": []any{"b", "c"},
+	}
+	if diff := cmp.Diff(want, p.Headers); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	if err := p.Headers.Validate(); err != nil {
+		t.Errorf("headers are not a valid AMQP table: %v", err)
+	}
+	dl, ok, err := Deadline(p.Headers)
+	if !ok || err != nil || !dl.Equal(r.Deadline) {
+		t.Errorf("Deadline = %v %v %v; want %v", dl, ok, err, r.Deadline)
+	}
+	if diff := cmp.Diff(map[string][]string{"x-one": {"a"}, "x-two": {"b", "c"}}, Metadata(p.Headers)); diff != "" {
+		t.Errorf("Metadata (-want +got):\n%s", diff)
+	}
+	r.Persistent, r.Deadline = true, time.Time{}
+	if p := r.Publishing(now); p.DeliveryMode != Persistent || p.Expiration != "" || p.Headers[HeaderDeadline] != nil {
+		t.Errorf("event Publishing = mode %d expiration %q deadline %v; want 2 and none", p.DeliveryMode, p.Expiration, p.Headers[HeaderDeadline])
+	}
+}
+
+func TestExpiration(t *testing.T) {
+	for left, want := range map[time.Duration]string{
+		-time.Second: "1", 0: "1", time.Microsecond: "1", time.Millisecond: "1",
+		time.Millisecond + 1: "2", 2 * time.Second: "2000",
+	} {
+		if got := Expiration(left); got != want {
+			t.Errorf("Expiration(%v) = %q; want %q", left, got, want)
+		}
+	}
+}
+
+func TestNewID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := NewID()
+		if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(id) || seen[id] {
+			t.Fatalf("NewID() = %q: want 32 lowercase hex, never repeated", id)
+		}
+		seen[id] = true
+	}
+}
+
+// FuzzReplyStatus: reply headers come from any worker in any language;
+// decoding them never panics, and what decodes is a valid gRPC code.
+func FuzzReplyStatus(f *testing.F) {
+	f.Add("5", "not found", []byte{}, int64(5), uint8(0))
+	f.Add("x", "", []byte{0x08, 0x05}, int64(17), uint8(1))
+	f.Add("", "m", []byte{0xff}, int64(-3), uint8(2))
+	f.Fuzz(func(t *testing.T, code, msg string, details []byte, n int64, kind uint8) {
+		h := amqp.Table{HeaderMessage: msg}
+		switch kind % 4 {
+		case 0:
+			h[HeaderStatus] = code
+		case 1:
+			h[HeaderStatus] = n
+		case 2:
+			h[HeaderStatus] = float64(n) / 3
+		case 3:
+			h[HeaderStatus] = int32(n)
+		}
+		if len(details) > 0 {
+			h[HeaderDetails] = details
+		}
+		st, err := ReplyStatus(h)
+		if err != nil {
+			if !errors.Is(err, ErrBadStatus) {
+				t.Fatalf("error %v does not wrap ErrBadStatus", err)
+			}
+			return
+		}
+		if c := st.Code(); c > codes.Unauthenticated {
+			t.Fatalf("decoded code %d out of range", c)
+		}
+	})
+}
