@@ -28,12 +28,12 @@
 //	figway_broker_connected, figway_broker_blocked        gauges (pulled)
 //	figway_ready                                          gauge (pulled)
 //	figway_routes                                         gauge (pulled)
-//	figway_canary_calls_total{route,to}                   counter, to broker|legacy (pulled)
-//	figway_fallbacks_total{route}                         counter (pulled)
-//	figway_fallback_active{route}                         gauge (pulled)
-//	figway_shadow_copies_total{route,result}              counter, result sent|dropped|failed (pulled)
-//	figway_shadow_mismatches_total{route}                 counter (pulled)
-//	figway_shadow_matches_total{route}                    counter (pulled)
+//	figway_canary_calls_total{route,to}                   counter, to broker|legacy (pulled; routes with weight)
+//	figway_fallbacks_total{route}                         counter (pulled; routes with fallback)
+//	figway_fallback_active{route}                         gauge (pulled; routes with fallback)
+//	figway_shadow_copies_total{route,result}              counter, result sent|dropped|failed (pulled; shadow routes)
+//	figway_shadow_mismatches_total{route}                 counter (pulled; shadow routes with compare)
+//	figway_shadow_matches_total{route}                    counter (pulled; shadow routes with compare)
 //	figway_config_reloads_total{result}                   counter, result ok|failed
 //	figway_config_last_reload_successful                  gauge
 //	figway_config_last_reload_success_timestamp_seconds   gauge

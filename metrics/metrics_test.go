@@ -33,9 +33,11 @@ func table(t *testing.T) *gateway.Table {
 	cfg, err := config.Parse([]byte(`
 descriptors: [`+desc+`]
 broker: {url: "amqp://127.0.0.1:5672/"}
+legacy: {grpc: "127.0.0.1:50051"}
 routes:
-  - {method: orders.v1.OrderService/GetOrder, routing_key: orders.get, max_in_flight: 7}
+  - {method: orders.v1.OrderService/GetOrder, routing_key: orders.get, max_in_flight: 7, weight: 60, fallback: legacy}
   - {method: orders.v1.OrderService/PlaceOrder, routing_key: orders.placed, pattern: event}
+  - {method: orders.v1.OrderService/ListOrders, to: legacy, shadow: true, compare: true, routing_key: orders.list}
 `), "")
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +59,7 @@ func TestExactCounts(t *testing.T) {
 		Broker: func() amqp.Stats { return amqp.Stats{Connected: true, Pending: 3, UnmatchedReplies: 4, Reconnects: 2} },
 		Ready:  func() bool { return true },
 		Migration: func(method string) gateway.Migration {
-			return gateway.Migration{CanaryBroker: 6, CanaryLegacy: 4, ShadowSent: 9, ShadowMismatched: 2, ShadowMatched: 7}
+			return gateway.Migration{CanaryBroker: 6, CanaryLegacy: 4, ShadowSent: 9, ShadowMismatched: 2, ShadowMatched: 7, FallingBack: true}
 		},
 	})
 
@@ -97,7 +99,7 @@ func TestExactCounts(t *testing.T) {
 	for _, id := range []string{"ok", "ok", "ok", "x", "x"} {
 		orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: id})
 	}
-	orders.ListOrders(ctx, &ordersv1.ListOrdersRequest{})
+	orders.CancelOrder(ctx, &ordersv1.CancelOrderRequest{}) // no route
 	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +133,7 @@ func TestExactCounts(t *testing.T) {
 	s := promtest.Get(t, admin.URL)
 
 	const getOrder = "orders.v1.OrderService/GetOrder"
+	const listOrders = "orders.v1.OrderService/ListOrders"
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -148,7 +151,6 @@ func TestExactCounts(t *testing.T) {
 		{"figway_breaker_state", []string{"route", getOrder, "state", "closed"}, 1},
 		{"figway_breaker_state", []string{"route", getOrder, "state", "open"}, 0},
 		{"figway_breaker_state", []string{"route", getOrder, "state", "half_open"}, 0},
-		{"figway_routes", nil, 2},
 		{"figway_replies_unmatched_total", nil, 4},
 		{"figway_replies_pending", nil, 3},
 		{"figway_broker_reconnects_total", nil, 2},
@@ -163,10 +165,11 @@ func TestExactCounts(t *testing.T) {
 		{"figway_build_info", []string{"version", "v-test"}, 1},
 		{"figway_canary_calls_total", []string{"route", getOrder, "to", "broker"}, 6},
 		{"figway_canary_calls_total", []string{"route", getOrder, "to", "legacy"}, 4},
-		{"figway_shadow_copies_total", []string{"route", getOrder, "result", "sent"}, 9},
-		{"figway_shadow_mismatches_total", []string{"route", getOrder}, 2},
-		{"figway_shadow_matches_total", []string{"route", getOrder}, 7},
-		{"figway_fallback_active", []string{"route", getOrder}, 0},
+		{"figway_shadow_copies_total", []string{"route", listOrders, "result", "sent"}, 9},
+		{"figway_shadow_mismatches_total", []string{"route", listOrders}, 2},
+		{"figway_shadow_matches_total", []string{"route", listOrders}, 7},
+		{"figway_fallback_active", []string{"route", getOrder}, 1},
+		{"figway_routes", nil, 3},
 	} {
 		if got := s.Value(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v; want %v\n%s", c.name, c.labels, got, c.want, s.Series(c.name))
@@ -176,6 +179,12 @@ func TestExactCounts(t *testing.T) {
 	// never become labels.
 	if n := len(s["figway_requests_total"].GetMetric()); n != 5 {
 		t.Errorf("figway_requests_total has %d series; want 5\n%s", n, s.Series("figway_requests_total"))
+	}
+	// Strangler-fig series only for the routes that use the setting.
+	for name, want := range map[string]int{"figway_canary_calls_total": 2, "figway_fallback_active": 1, "figway_shadow_copies_total": 3, "figway_shadow_mismatches_total": 1} {
+		if n := len(s[name].GetMetric()); n != want {
+			t.Errorf("%s has %d series; want %d\n%s", name, n, want, s.Series(name))
+		}
 	}
 	if s["go_goroutines"] == nil || s["process_cpu_seconds_total"] == nil {
 		t.Error("the Go runtime and process collectors are missing")

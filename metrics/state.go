@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/resilience"
 )
@@ -89,7 +90,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.breaker, bool01(st == b.s), r.Method, b.name)
 			}
 			if c.src.Migration != nil {
-				c.migration(r.Method, c.src.Migration(r.Method), gauge, counter)
+				c.migration(r, c.src.Migration(r.Method), gauge, counter)
 			}
 		}
 	}
@@ -106,17 +107,28 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *stateCollector) migration(route string, m gateway.Migration,
+// migration reports the strangler-fig series of the routes that use each
+// setting only: canary (weight), fallback, shadow, compare.
+func (c *stateCollector) migration(r *gateway.Route, m gateway.Migration,
 	gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
-	counter(c.canary, m.CanaryBroker, route, "broker")
-	counter(c.canary, m.CanaryLegacy, route, "legacy")
-	counter(c.fallbacks, m.Fallbacks, route)
-	gauge(c.fallingBack, bool01(m.FallingBack), route)
-	counter(c.shadowCopies, m.ShadowSent, route, "sent")
-	counter(c.shadowCopies, m.ShadowDropped, route, "dropped")
-	counter(c.shadowCopies, m.ShadowFailed, route, "failed")
-	counter(c.shadowMismatches, m.ShadowMismatched, route)
-	counter(c.shadowMatches, m.ShadowMatched, route)
+	route := r.Method
+	if r.Weight != nil {
+		counter(c.canary, m.CanaryBroker, route, "broker")
+		counter(c.canary, m.CanaryLegacy, route, "legacy")
+	}
+	if r.Fallback == config.TargetLegacy {
+		counter(c.fallbacks, m.Fallbacks, route)
+		gauge(c.fallingBack, bool01(m.FallingBack), route)
+	}
+	if r.Shadow {
+		counter(c.shadowCopies, m.ShadowSent, route, "sent")
+		counter(c.shadowCopies, m.ShadowDropped, route, "dropped")
+		counter(c.shadowCopies, m.ShadowFailed, route, "failed")
+	}
+	if r.Shadow && r.Compare {
+		counter(c.shadowMismatches, m.ShadowMismatched, route)
+		counter(c.shadowMatches, m.ShadowMatched, route)
+	}
 }
 
 func bool01(b bool) float64 {
