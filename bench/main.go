@@ -43,7 +43,13 @@ func main() {
 	hold := flag.Duration("hold", 2*time.Second, "how long the worker holds each call in the holding test")
 	channels := flag.Int("channels", 4, "AMQP channels of figway and of amqp-raw")
 	profile := flag.String("profile", "", "if set, write figway's CPU profile during figway-grpc c=64 to this file")
+	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
 	flag.Parse()
+	if *only != "" {
+		for _, s := range strings.Split(*only, ",") {
+			selected[strings.TrimSpace(s)] = true
+		}
+	}
 	if err := run(*dur, *payload, *holding, *hold, *channels, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -72,6 +78,9 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 	const maxCalls = 2_000_000
 	var results []result
 	measure := func(name string, call func(context.Context) error) {
+		if len(selected) > 0 && !selected[name] {
+			return
+		}
 		for _, c := range []int{1, 64} {
 			r := load(name, c, dur, maxCalls, call)
 			results = append(results, r)
@@ -181,6 +190,9 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 	report(os.Stdout, results, hr)
 	return nil
 }
+
+// selected holds the scenarios of -only; empty runs them all.
+var selected = map[string]bool{}
 
 func restUp(addr string) bool {
 	resp, err := http.Get("http://" + addr + "/")
