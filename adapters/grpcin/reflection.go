@@ -1,6 +1,8 @@
 package grpcin
 
 import (
+	"sync"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -16,7 +18,73 @@ import (
 // services of files, which figway serves without having them compiled in,
 // so that grpcurl and other tools need no proto files.
 func RegisterReflection(s *grpc.Server, files *protoregistry.Files) {
-	names := map[string]grpc.ServiceInfo{
+	RegisterLiveReflection(s, func() *protoregistry.Files { return files })
+}
+
+// RegisterLiveReflection is RegisterReflection for descriptors that change
+// while the server runs (a reload): every reflection request answers from
+// what files returns then.
+func RegisterLiveReflection(s *grpc.Server, files func() *protoregistry.Files) {
+	l := &live{files: files}
+	opts := reflection.ServerOptions{Services: l, DescriptorResolver: l, ExtensionResolver: l}
+	reflectionv1.RegisterServerReflectionServer(s, reflection.NewServerV1(opts))
+	reflectionv1alpha.RegisterServerReflectionServer(s, reflection.NewServer(opts))
+}
+
+// live answers reflection from the current descriptors, with the service
+// list and extension index built once per set of descriptors.
+type live struct {
+	files func() *protoregistry.Files
+
+	mu    sync.Mutex
+	of    *protoregistry.Files // what names and types were built from
+	names services
+	types *protoregistry.Types
+}
+
+func (l *live) current() (*protoregistry.Files, services, *protoregistry.Types) {
+	f := l.files()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f != l.of {
+		l.of, l.names, l.types = f, serviceNames(f), extensions(f)
+	}
+	return f, l.names, l.types
+}
+
+func (l *live) GetServiceInfo() map[string]grpc.ServiceInfo {
+	_, names, _ := l.current()
+	return names
+}
+
+func (l *live) FindFileByPath(path string) (protoreflect.FileDescriptor, error) {
+	f, _, _ := l.current()
+	return f.FindFileByPath(path)
+}
+
+func (l *live) FindDescriptorByName(name protoreflect.FullName) (protoreflect.Descriptor, error) {
+	f, _, _ := l.current()
+	return f.FindDescriptorByName(name)
+}
+
+func (l *live) FindExtensionByName(name protoreflect.FullName) (protoreflect.ExtensionType, error) {
+	_, _, t := l.current()
+	return t.FindExtensionByName(name)
+}
+
+func (l *live) FindExtensionByNumber(message protoreflect.FullName, n protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
+	_, _, t := l.current()
+	return t.FindExtensionByNumber(message, n)
+}
+
+func (l *live) RangeExtensionsByMessage(message protoreflect.FullName, f func(protoreflect.ExtensionType) bool) {
+	_, _, t := l.current()
+	t.RangeExtensionsByMessage(message, f)
+}
+
+// serviceNames lists figway's own services and those of files.
+func serviceNames(files *protoregistry.Files) services {
+	names := services{
 		healthpb.Health_ServiceDesc.ServiceName:                    {},
 		reflectionv1.ServerReflection_ServiceDesc.ServiceName:      {},
 		reflectionv1alpha.ServerReflection_ServiceDesc.ServiceName: {},
@@ -27,13 +95,7 @@ func RegisterReflection(s *grpc.Server, files *protoregistry.Files) {
 		}
 		return true
 	})
-	opts := reflection.ServerOptions{
-		Services:           services(names),
-		DescriptorResolver: files,
-		ExtensionResolver:  extensions(files),
-	}
-	reflectionv1.RegisterServerReflectionServer(s, reflection.NewServerV1(opts))
-	reflectionv1alpha.RegisterServerReflectionServer(s, reflection.NewServer(opts))
+	return names
 }
 
 // extensions registers every extension declared in files, for reflection's

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,4 +245,48 @@ func TestReadinessFollowsBroker(t *testing.T) {
 		t.Errorf("after the restart figway_ready, figway_broker_connected, figway_broker_reconnects_total = %v, %v, %v; want 1, 1, ≥1",
 			s.Value("figway_ready"), s.Value("figway_broker_connected"), s.Value("figway_broker_reconnects_total"))
 	}
+}
+
+// TestReflectionFollowsReload adds a descriptor set to the routes file of
+// a running figway: once the reload is in, reflection lists its services.
+func TestReflectionFollowsReload(t *testing.T) {
+	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	a := newAddrs(t)
+	path := writeOpsRoutes(t, "", a, url, nil)
+	serveInProcess(t, path, a, true)
+	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	list := func() []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rc, err := reflectionv1.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.CloseSend()
+		rc.Send(&reflectionv1.ServerReflectionRequest{MessageRequest: &reflectionv1.ServerReflectionRequest_ListServices{}})
+		res, err := rc.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, s := range res.GetListServicesResponse().GetService() {
+			names = append(names, s.GetName())
+		}
+		return names
+	}
+	hasTestAPI := func() bool {
+		return slices.ContainsFunc(list(), func(n string) bool { return strings.HasPrefix(n, "figway.testapi.v1.") })
+	}
+	if hasTestAPI() {
+		t.Fatal("reflection lists figway.testapi.v1 before its descriptors were added")
+	}
+	b, _ := os.ReadFile(path)
+	extra, _ := filepath.Abs("../../adapters/httpin/testdata/testapi.binpb")
+	os.WriteFile(path, []byte(strings.Replace(string(b), `.binpb"]`, `.binpb", "`+extra+`"]`, 1)), 0o600)
+	took := eventually(t, 3*time.Second, "reflection listing figway.testapi.v1 after the reload", hasTestAPI)
+	t.Logf("reflection served the new descriptors %v after the write: %v", took.Round(time.Millisecond), list())
 }

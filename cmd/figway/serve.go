@@ -21,6 +21,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/adapters/grpcin"
@@ -139,7 +140,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		ServerOptions:   grpcServerOptions(m, gw, ingressTLS),
 		Register: func(s *grpc.Server) {
 			health = grpcin.RegisterHealth(s)
-			grpcin.RegisterReflection(s, cfg.Files)
+			// Reflection follows reloads: it answers from the table serving.
+			grpcin.RegisterLiveReflection(s, func() *protoregistry.Files { return gw.Table().Files() })
 		},
 	})
 	var legacyHTTP http.Handler // REST calls that no binding takes
