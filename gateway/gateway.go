@@ -195,7 +195,7 @@ func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Req
 	req.Deadline = deadline
 	rep, err := g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
 	if err != nil && retryable(r, err) && ctx.Err() == nil {
-		g.log.Info("publishing the call again", "route", r.Method, "correlation_id", req.CorrelationID, "err", err)
+		g.log.Debug("publishing the call again", "route", r.Method, "correlation_id", req.CorrelationID, "err", err)
 		rep, err = g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
 	}
 	if err != nil {
