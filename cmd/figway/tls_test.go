@@ -155,8 +155,8 @@ func TestTLS(t *testing.T) {
 	if code, err := get("https", certs.ClientConfig(t, false)); err == nil {
 		t.Errorf("REST over TLS without a client certificate = %d; want the handshake refused", code)
 	}
-	if code, err := get("http", nil); code == http.StatusOK {
-		t.Errorf("plaintext REST = %d, %v; want it refused", code, err)
+	if code, err := get("http", nil); code != http.StatusBadRequest {
+		t.Errorf("plaintext REST = %d, %v; want 400 from the TLS listener, never served", code, err)
 	}
 
 	// A figway whose broker.tls lacks the client certificate the broker
