@@ -2,6 +2,8 @@ package metrics_test
 
 import (
 	"context"
+	"os"
+	"strings"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -184,6 +186,16 @@ func TestExactCounts(t *testing.T) {
 	for name, want := range map[string]int{"figway_canary_calls_total": 2, "figway_fallback_active": 1, "figway_shadow_copies_total": 3, "figway_shadow_mismatches_total": 1} {
 		if n := len(s[name].GetMetric()); n != want {
 			t.Errorf("%s has %d series; want %d\n%s", name, n, want, s.Series(name))
+		}
+	}
+	// docs/operations.md documents every series.
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range s {
+		if strings.HasPrefix(name, "figway_") && !strings.Contains(string(doc), "| `"+name+"` |") {
+			t.Errorf("docs/operations.md has no table row for %s", name)
 		}
 	}
 	if s["go_goroutines"] == nil || s["process_cpu_seconds_total"] == nil {
