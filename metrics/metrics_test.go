@@ -2,12 +2,12 @@ package metrics_test
 
 import (
 	"context"
-	"os"
-	"strings"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
