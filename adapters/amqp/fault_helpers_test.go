@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"sync"
@@ -21,11 +22,54 @@ import (
 )
 
 // faultTopology is declared by the client after every connect: the rpc
-// queue the echo worker consumes and a durable queue for events.
+// queue the echo worker consumes, a queue nobody consumes, and a durable
+// queue for events.
 var faultTopology = config.Topology{Queues: []config.Queue{
 	{Name: "svc", Durable: ptr(false)},
+	{Name: "silent", Durable: ptr(false)},
 	{Name: "events", Durable: ptr(true)},
 }}
+
+// waiting starts n rpc calls to the queue nobody consumes, with a 30s
+// deadline, and returns once all n wait for their reply; each call's
+// error and end time arrive on the channel.
+func waiting(t *testing.T, c *amqp.Client, n int) <-chan result {
+	t.Helper()
+	out := make(chan result, n)
+	before := c.Stats().Pending
+	for range n {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			r := result{start: time.Now()}
+			_, r.err = c.Call(ctx, "", "silent", request("test.v1.Svc/Get", "wait"))
+			r.end = time.Now()
+			out <- r
+		}()
+	}
+	faulttest.WaitFor(t, 5*time.Second, "calls waiting", func() bool { return c.Stats().Pending >= before+n })
+	return out
+}
+
+// failedBy collects n results of waiting calls and returns the time from
+// ref to the last of them (negative if all failed before ref), checking
+// that each failed with UNAVAILABLE.
+func failedBy(t *testing.T, calls <-chan result, n int, ref time.Time) time.Duration {
+	t.Helper()
+	last := time.Duration(math.MinInt64)
+	for range n {
+		select {
+		case r := <-calls:
+			if !errors.Is(r.err, gateway.ErrUnavailable) {
+				t.Errorf("waiting call: %v; want UNAVAILABLE", r.err)
+			}
+			last = max(last, r.end.Sub(ref))
+		case <-time.After(10 * time.Second):
+			t.Fatalf("a waiting call did not end within 10s")
+		}
+	}
+	return last
+}
 
 func ptr[T any](v T) *T { return &v }
 

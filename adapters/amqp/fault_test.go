@@ -136,6 +136,8 @@ func TestBrokerFaults(t *testing.T) {
 		c := faultClient(t, url, 0)
 		echoWorker(t, url, "svc")
 		ld := warm(t, c)
+		const n = 20
+		calls := waiting(t, c, n)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		if err := node.SetMemoryHighWatermark(ctx, 0.000001); err != nil {
@@ -146,6 +148,12 @@ func TestBrokerFaults(t *testing.T) {
 		// load, at once.
 		faulttest.WaitFor(t, 5*time.Second, "client blocked", func() bool { return c.Stats().Blocked })
 		blockedSeen := time.Now()
+		// The alarm is certain once set_vm_memory_high_watermark returned.
+		lastFailed := failedBy(t, calls, n, alarm)
+		t.Logf("memory_alarm: %d calls waiting for replies had all failed %v after set_vm_memory_high_watermark returned (negative: before it returned)", n, lastFailed)
+		if lastFailed > 100*time.Millisecond {
+			t.Errorf("memory_alarm: waiting calls failed %v after the alarm was set; want within 100ms", lastFailed)
+		}
 		// Run the load under the alarm for a while.
 		faulttest.WaitFor(t, 5*time.Second, "calls refused under the alarm", func() bool { return ld.failures(blockedSeen) >= 100 })
 		if err := node.SetMemoryHighWatermark(ctx, 0.4); err != nil {
@@ -177,11 +185,18 @@ func TestBrokerFaults(t *testing.T) {
 		c := faultClient(t, url, 0)
 		echoWorker(t, url, "svc")
 		ld := warm(t, c)
+		const n = 20
+		calls := waiting(t, c, n)
 		killStart := time.Now()
 		if err := node.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		killed := time.Now()
+		lastFailed := failedBy(t, calls, n, killStart)
+		t.Logf("kill_9_restart: %d calls waiting for replies had all failed %v after SIGKILL was sent (Kill returned after %v)", n, lastFailed, killed.Sub(killStart))
+		if lastFailed > 500*time.Millisecond {
+			t.Errorf("kill_9_restart: waiting calls failed %v after the kill; want at once (within 500ms)", lastFailed)
+		}
 		// Down for the time a restart takes; calls fail fast meanwhile.
 		faulttest.WaitFor(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
