@@ -1,0 +1,127 @@
+package amqp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/wire"
+)
+
+// TestRPCRetryOverRealBroker kills the channel of an rpc call right after
+// its request is written, so that the request reaches the worker and the
+// reply cannot come back. On a retry: idempotent route the gateway
+// publishes it once more, on another channel, with the same message id,
+// and the caller gets the reply; on any other route the caller gets
+// UNAVAILABLE and the request ran exactly once.
+func TestRPCRetryOverRealBroker(t *testing.T) {
+	const method = "orders.v1.OrderService/GetOrder"
+	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	var mu sync.Mutex
+	seen := map[string]int{} // message id → requests the worker got
+	worker := faulttest.StartWorker(t, url, "orders.get", func(d *amqp091.Delivery) amqp091.Publishing {
+		mu.Lock()
+		seen[d.MessageId]++
+		mu.Unlock()
+		// Slower than the broker closing a channel on a 404, so that the
+		// reply to a request whose channel is killed never makes it.
+		time.Sleep(50 * time.Millisecond)
+		return amqp091.Publishing{ContentType: d.ContentType}
+	})
+
+	c := amqp.New(amqp.Config{URLs: []string{url}, Channels: 2,
+		Topology: config.Topology{Queues: []config.Queue{{Name: "orders.get", Durable: ptr(false)}}},
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	// Right after a request marked for it is written, publish to a missing
+	// exchange on the same channel: the broker closes the channel (404)
+	// before the worker's reply can come back on it.
+	var kill atomic.Bool
+	amqp.SetAfterPublish(c, func(ch *amqp091.Channel, event bool) {
+		if !event && kill.Swap(false) {
+			ch.Publish("no-such-exchange", "k", false, false, amqp091.Publishing{})
+		}
+	})
+	runClient(t, c)
+	faulttest.WaitFor(t, 10*time.Second, "worker consuming", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.Call(ctx, "", "orders.get", request(method, "ping"))
+		return err == nil
+	})
+
+	for _, tt := range []struct {
+		retry string
+		ok    bool
+		runs  int // times the worker ran a request
+	}{
+		{"", false, 1},
+		{"retry: idempotent, ", true, 2},
+	} {
+		name := "not idempotent"
+		if tt.ok {
+			name = "idempotent"
+		}
+		t.Run(name, func(t *testing.T) {
+			mu.Lock()
+			clear(seen)
+			mu.Unlock()
+			file := "descriptors: [orders.binpb]\nbroker: {url: \"" + url + "\"}\nroutes:\n" +
+				fmt.Sprintf("  - {method: %s, routing_key: orders.get, timeout: 3s, %sbreaker: {failures: 100}}\n", method, tt.retry)
+			cfg, err := config.Parse([]byte(file), "../../examples/orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			table, err := gateway.NewTable(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := gateway.New(gateway.Options{Publisher: c, Table: table})
+			const calls = 5
+			for i := range calls {
+				faulttest.WaitFor(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
+				before := worker.Received()
+				kill.Store(true)
+				start := time.Now()
+				_, err := g.Invoke(context.Background(), &gateway.Call{Method: method, ContentType: wire.ContentTypeProtobuf, Accept: wire.ContentTypeProtobuf})
+				took := time.Since(start)
+				// The worker has the request by the time a reply or a retry
+				// could have happened; wait for late deliveries to settle.
+				faulttest.WaitFor(t, 2*time.Second, "worker got the request", func() bool { return worker.Received() > before })
+				if tt.ok != (err == nil) {
+					t.Fatalf("call %d: %v after %v; want ok=%v", i, err, took, tt.ok)
+				}
+				if !tt.ok && (!errors.Is(err, gateway.ErrChannelLost) || gateway.Code(err) != 14) {
+					t.Fatalf("call %d: %v; want UNAVAILABLE, channel lost after publishing", i, err)
+				}
+				if took > time.Second {
+					t.Errorf("call %d took %v; want the loss known at once", i, took)
+				}
+			}
+			// Each request ran exactly runs times, under one message id.
+			mu.Lock()
+			defer mu.Unlock()
+			counts := map[int]int{}
+			for id, n := range seen {
+				if id != "" {
+					counts[n]++
+				}
+			}
+			t.Logf("%s: requests per message id: %v", name, counts)
+			if counts[tt.runs] != calls || len(counts) != 1 {
+				t.Errorf("requests per message id: %v; want all %d calls %d times", counts, calls, tt.runs)
+			}
+		})
+	}
+}
