@@ -3,9 +3,10 @@
 //
 // The ingress adapters (gRPC, REST) turn what arrives on the wire into a
 // [Call] and hand it to [Gateway.Invoke]; the gateway finds the call's
-// [Route], applies its resilience policies (deadline, bulkhead), renders the
-// request per the wire protocol (package wire) and hands it to a [Publisher],
-// the port the AMQP adapter implements. Every failure comes back as an error
+// [Route], applies its resilience policies (bulkhead, deadline, circuit
+// breaker, a retry where it is safe), renders the request per the wire
+// protocol (package wire) and hands it to a [Publisher], the port the AMQP
+// adapter implements. Every failure comes back as an error
 // that [Status] maps to one gRPC status; each ingress maps that status to its
 // own protocol once, at its edge.
 //

@@ -29,5 +29,15 @@
 // connection, or a connection blocked by a broker alarm all end the call at
 // once with an error wrapping [gateway.ErrUnavailable]. Direct reply-to
 // replies are not stored by the broker, so when a lane's channel dies every
-// call waiting on it fails, and the lane is reopened.
+// call waiting on it fails, and the lane is reopened. When the broker sends
+// connection.blocked, every call waiting on the connection fails too, and
+// no lane writes into the socket the broker stopped reading. A silent
+// (black-holed) connection is noticed by heartbeats, within 1.5 intervals.
+//
+// The errors say whether a request may have reached the broker:
+// [gateway.ErrNotPublished] when it provably did not,
+// [gateway.ErrChannelLost] when it was written before its channel or
+// connection died. The gateway retries on that basis; the client itself
+// publishes an event once more, with the same message id, when its channel
+// died under a live connection before the confirm ([Client.Publish]).
 package amqp
