@@ -184,14 +184,22 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 
 	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
 		"admin", adminLis.Addr().String(), "tls", ingressTLS != nil, "routes", len(table.Routes()), "version", versionString())
+	// Readiness goes false before the listeners stop accepting: the
+	// ingresses watch ingressCtx, cancelled only once draining is set.
+	// Both drain in parallel; one that fails stops the other.
+	ingressCtx, stopIngress := context.WithCancel(context.Background())
+	defer stopIngress()
 	go func() {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-ingressCtx.Done():
+			return // an ingress failed
+		}
 		draining.Store(true)
 		health.Shutdown() // NOT_SERVING for every service
 		log.Info("draining", "grace", cfg.Server.ShutdownGrace.String())
+		stopIngress()
 	}()
-	// Both ingresses drain in parallel; one that fails stops the other.
-	ingressCtx, stopIngress := context.WithCancel(ctx)
 	restErr := make(chan error, 1)
 	go func() {
 		defer stopIngress()
