@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
@@ -43,11 +41,7 @@ func TestMetricsExactCounts(t *testing.T) {
 	runOpsWorker(t, url, traces)
 	serveInProcess(t, path, a, true)
 
-	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialPlain(t, a.grpc)
 	orders := ordersv1.NewOrderServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -144,28 +138,21 @@ func TestMetricsExactCounts(t *testing.T) {
 	}
 
 	// Reflection: a real grpc.reflection.v1 client lists and describes.
-	rc, err := reflectionv1.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.CloseSend()
-	rc.Send(&reflectionv1.ServerReflectionRequest{MessageRequest: &reflectionv1.ServerReflectionRequest_ListServices{}})
-	res, err := rc.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, s := range res.GetListServicesResponse().GetService() {
-		names = append(names, s.GetName())
-	}
+	names := listServices(t, conn)
 	for _, want := range []string{"orders.v1.OrderService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("reflection lists %v; want %s among them", names, want)
 		}
 	}
+	rc, err := reflectionv1.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.CloseSend()
 	rc.Send(&reflectionv1.ServerReflectionRequest{MessageRequest: &reflectionv1.ServerReflectionRequest_FileContainingSymbol{
 		FileContainingSymbol: "orders.v1.OrderService"}})
-	if res, err = rc.Recv(); err != nil {
+	res, err := rc.Recv()
+	if err != nil {
 		t.Fatal(err)
 	}
 	var methods []string
@@ -193,11 +180,7 @@ func TestReadinessFollowsBroker(t *testing.T) {
 	a := newAddrs(t)
 	path := writeOpsRoutes(t, "", a, node.URL(), map[string]string{"BROKERX": ", heartbeat: 1s"})
 	serveInProcess(t, path, a, true)
-	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialPlain(t, a.grpc)
 	health := healthpb.NewHealthClient(conn)
 	serving := func(want healthpb.HealthCheckResponse_ServingStatus) func() bool {
 		return func() bool {
@@ -254,30 +237,8 @@ func TestReflectionFollowsReload(t *testing.T) {
 	a := newAddrs(t)
 	path := writeOpsRoutes(t, "", a, url, nil)
 	serveInProcess(t, path, a, true)
-	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	list := func() []string {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rc, err := reflectionv1.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rc.CloseSend()
-		rc.Send(&reflectionv1.ServerReflectionRequest{MessageRequest: &reflectionv1.ServerReflectionRequest_ListServices{}})
-		res, err := rc.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, s := range res.GetListServicesResponse().GetService() {
-			names = append(names, s.GetName())
-		}
-		return names
-	}
+	conn := dialPlain(t, a.grpc)
+	list := func() []string { return listServices(t, conn) }
 	hasTestAPI := func() bool {
 		return slices.ContainsFunc(list(), func(n string) bool { return strings.HasPrefix(n, "figway.testapi.v1.") })
 	}

@@ -157,11 +157,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	runOpsWorker(t, url, nil)
 	p := startFigway(t, path, a)
 
-	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialPlain(t, a.grpc)
 	orders := ordersv1.NewOrderServiceClient(conn)
 	place := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -273,11 +269,7 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 	runOpsWorker(t, url, nil)
 	p := startFigway(t, path, a)
 
-	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialPlain(t, a.grpc)
 	orders := ordersv1.NewOrderServiceClient(conn)
 	warmUp(t, orders)
 	const n = 10
