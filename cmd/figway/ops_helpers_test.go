@@ -66,19 +66,17 @@ func writeOpsRoutes(t *testing.T, path string, a gwAddrs, broker string, extra m
 }
 
 // runOpsWorker serves the three methods of opsRoutes on url until the test
-// ends; seen, if not nil, receives the traceparent of every GetOrder.
+// ends; seen, if not nil, receives the traceparent of every GetOrder of an
+// order id that starts with "trace-".
 func runOpsWorker(t *testing.T, url string, seen chan<- string) *worker.Worker {
 	t.Helper()
 	w := worker.New(worker.Config{URL: url, Queue: "orders.requests", Concurrency: 64, Logger: slog.New(slog.DiscardHandler)})
 	worker.Handle(w, "orders.v1.OrderService/GetOrder", func(ctx context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
-		if seen != nil {
-			tp, _ := worker.TraceContext(ctx)
-			select {
-			case seen <- tp:
-			default:
-			}
-		}
 		id := req.GetOrderId()
+		if seen != nil && strings.HasPrefix(id, "trace-") {
+			tp, _ := worker.TraceContext(ctx)
+			seen <- tp
+		}
 		if id == "missing" {
 			return nil, status.Error(codes.NotFound, "no such order")
 		}

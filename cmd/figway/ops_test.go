@@ -53,7 +53,11 @@ func TestMetricsExactCounts(t *testing.T) {
 		if i == 0 {
 			c = tctx
 		}
-		if _, err := orders.GetOrder(c, &ordersv1.GetOrderRequest{OrderId: "o-1"}); err != nil {
+		id := "o-1"
+		if i == 0 {
+			id = "trace-1"
+		}
+		if _, err := orders.GetOrder(c, &ordersv1.GetOrderRequest{OrderId: id}); err != nil {
 			t.Fatalf("GetOrder: %v", err)
 		}
 		if i == 0 {
@@ -78,11 +82,22 @@ func TestMetricsExactCounts(t *testing.T) {
 	if _, err := orders.ListOrders(ctx, &ordersv1.ListOrdersRequest{}); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("ListOrders = %v; want Unimplemented (no route, no legacy)", err)
 	}
-	for _, p := range []string{"/v1/orders/o-2", "/v1/orders/o-3", "/no/such/path"} {
+	for _, p := range []string{"/v1/orders/o-3", "/no/such/path"} {
 		httpGet("http://" + a.http + p)
 	}
+	// REST: the traceparent header reaches the worker too.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.http+"/v1/orders/trace-3", nil)
+	req.Header.Set("traceparent", "00-"+caller+"-00f067aa0ba902b7-01")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/orders/trace-3 = %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if tp := <-traces; len(tp) != 55 || tp[3:35] != caller {
+		t.Errorf("worker saw traceparent %q from a REST call; want trace id %s", tp, caller)
+	}
 	// A new trace starts when the caller sends none.
-	if _, err := orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o-9"}); err != nil {
+	if _, err := orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "trace-2"}); err != nil {
 		t.Fatal(err)
 	}
 	if tp := <-traces; len(tp) != 55 || tp[3:35] == caller || tp[3:35] == "00000000000000000000000000000000" {
