@@ -59,6 +59,9 @@ type Options struct {
 	// 10s.
 	ReadHeaderTimeout time.Duration
 	Logger            *slog.Logger // if nil, slog.Default()
+	// AccessLog, if set, logs every request a binding served without
+	// error too, at info; failed ones are always logged.
+	AccessLog bool
 	// Middleware, if set, wraps the handler that Serve serves (metrics).
 	// A binding's handler names its route for it with metrics.SetRoute.
 	Middleware func(http.Handler) http.Handler
@@ -173,8 +176,14 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		metrics.SetRoute(r.Context(), b.method)
+		start := time.Now()
 		if err := s.call(rt, b, w, r, params); err != nil {
 			s.failed(rt, b, w, r, err)
+			return
+		}
+		if s.opts.AccessLog {
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "call", slog.String("method", b.method),
+				slog.String("http", r.Method+" "+r.URL.Path), slog.Duration("took", time.Since(start)))
 		}
 	}
 }

@@ -151,7 +151,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		}
 	}
 	rest, err := httpin.New(gw, httpin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log, Passthrough: legacyHTTP,
-		Middleware: m.HTTP})
+		AccessLog: opts.accessLog, Middleware: m.HTTP})
 	if err != nil {
 		return fmt.Errorf("REST bindings: %w", err)
 	}

@@ -53,10 +53,10 @@ type figwayProc struct {
 	err    error // of Wait, once exited is closed
 }
 
-// startFigway builds the binary and runs `figway serve -config path`,
-// waiting for /readyz to answer 200. The process is killed at the end of
-// the test if it is still running.
-func startFigway(t *testing.T, path string, a gwAddrs) *figwayProc {
+// startFigway builds the binary and runs `figway serve -config path` with
+// flags, waiting for /readyz to answer 200. The process is killed at the
+// end of the test if it is still running.
+func startFigway(t *testing.T, path string, a gwAddrs, flags ...string) *figwayProc {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "figway")
 	begin := time.Now()
@@ -64,7 +64,7 @@ func startFigway(t *testing.T, path string, a gwAddrs) *figwayProc {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	t.Logf("built figway in %v", time.Since(begin).Round(time.Millisecond))
-	p := &figwayProc{cmd: exec.Command(bin, "serve", "-config", path), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &figwayProc{cmd: exec.Command(bin, append([]string{"serve", "-config", path}, flags...)...), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -261,17 +261,21 @@ func TestReloadUnderLoad(t *testing.T) {
 
 // TestSIGTERMDuringLoad sends SIGTERM while calls are in flight: readiness
 // goes false, new calls are refused, the calls in flight complete, and the
-// process exits 0 within the grace period.
+// process exits 0 within the grace period. With -access-log, every
+// successful call has its log line.
 func TestSIGTERMDuringLoad(t *testing.T) {
 	url := rabbitmqtest.ForTest(t).NewVHost(t)
 	a := newAddrs(t)
 	path := writeOpsRoutes(t, "", a, url, nil) // shutdown_grace: 3s
 	runOpsWorker(t, url, nil)
-	p := startFigway(t, path, a)
+	p := startFigway(t, path, a, "-access-log")
 
 	conn := dialPlain(t, a.grpc)
 	orders := ordersv1.NewOrderServiceClient(conn)
 	warmUp(t, orders)
+	if code, body := httpGet("http://" + a.http + "/v1/orders/o-1"); code != 200 {
+		t.Fatalf("REST GetOrder = %d %s", code, body)
+	}
 	const n = 10
 	results := make(chan error, n)
 	for range n {
@@ -325,6 +329,10 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 		t.Errorf("figway exited with %v; want 0", p.err)
 	}
 	t.Logf("exited 0 %v after SIGTERM (in-flight calls needed ~1.5s, grace 3s)", took.Round(time.Millisecond))
+	// 1 warm-up + 10 in flight on gRPC, 1 on REST.
+	if calls := p.logLines(t, "call"); len(calls) != 12 {
+		t.Errorf("%d access log lines with -access-log; want 12", len(calls))
+	}
 	for _, msg := range []string{"draining", "figway stopped"} {
 		if len(p.logLines(t, msg)) != 1 {
 			t.Errorf("figway's log lacks a %q line", msg)
