@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -135,12 +136,18 @@ func (p *figwayProc) goroutines() int {
 // startWorkers runs the service side of the figway scenarios: an SDK
 // worker echoing GetOrder, one answering ListOrders after hold, and a
 // consumer draining the events.
-func startWorkers(ctx context.Context, url string, hold time.Duration) (stop func(), err error) {
+func startWorkers(ctx context.Context, url string, hold time.Duration, consumers int) (stop func(), err error) {
 	log := slog.New(slog.DiscardHandler)
-	echo := worker.New(worker.Config{URL: url, Queue: "bench.figway", Concurrency: 64, Prefetch: 256, Logger: log})
-	worker.Handle(echo, "orders.v1.OrderService/GetOrder", func(_ context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
-		return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
-	})
+	// As many echo workers as the amqp-raw responder has channels: a
+	// worker holds one channel, and services scale out by running more.
+	var echoes []*worker.Worker
+	for range consumers {
+		echo := worker.New(worker.Config{URL: url, Queue: "bench.figway", Concurrency: 64, Prefetch: 256, Logger: log})
+		worker.Handle(echo, "orders.v1.OrderService/GetOrder", func(_ context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
+			return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
+		})
+		echoes = append(echoes, echo)
+	}
 	slow := worker.New(worker.Config{URL: url, Queue: "bench.slow", Concurrency: 12000, Prefetch: 12000, Logger: log})
 	worker.Handle(slow, "orders.v1.OrderService/ListOrders", func(ctx context.Context, _ *ordersv1.ListOrdersRequest) (*ordersv1.ListOrdersResponse, error) {
 		select {
@@ -151,19 +158,22 @@ func startWorkers(ctx context.Context, url string, hold time.Duration) (stop fun
 		return &ordersv1.ListOrdersResponse{}, nil
 	})
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{}, 2)
-	go func() { echo.Run(ctx); done <- struct{}{} }()
-	go func() { slow.Run(ctx); done <- struct{}{} }()
+	var wg sync.WaitGroup
+	for _, w := range append(echoes, slow) {
+		wg.Go(func() { w.Run(ctx) })
+	}
 
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		cancel()
+		wg.Wait()
 		return nil, err
 	}
 	ch, _ := conn.Channel()
 	ds, err := ch.Consume("bench.events", "", true, false, false, false, nil)
 	if err != nil {
 		cancel()
+		wg.Wait()
 		conn.Close()
 		return nil, err
 	}
@@ -171,5 +181,5 @@ func startWorkers(ctx context.Context, url string, hold time.Duration) (stop fun
 		for range ds {
 		}
 	}()
-	return func() { cancel(); <-done; <-done; conn.Close() }, nil
+	return func() { cancel(); wg.Wait(); conn.Close() }, nil
 }

@@ -132,7 +132,7 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 		return err
 	}
 	defer fw.stop()
-	stopWorkers, err := startWorkers(ctx, url, hold)
+	stopWorkers, err := startWorkers(ctx, url, hold, channels)
 	if err != nil {
 		return err
 	}
