@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // ServerTLS makes the gRPC and HTTP ingress listeners speak TLS only
@@ -46,13 +47,16 @@ type BrokerTLS struct {
 }
 
 // Config returns the server side TLS configuration: TLS 1.2 at least,
-// client certificates required and verified when ClientCA is set.
+// client certificates required and verified when ClientCA is set. The
+// certificate follows its files: when Cert or Key changes (a renewal), the
+// next handshake loads the pair again; a pair that does not load leaves the
+// previous one serving.
 func (s *ServerTLS) Config() (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(s.Cert, s.Key)
-	if err != nil {
+	r := &certReloader{cert: s.Cert, key: s.Key}
+	if _, err := r.load(); err != nil {
 		return nil, err
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.get}
 	if s.ClientCA != "" {
 		pool, err := loadPool(s.ClientCA)
 		if err != nil {
@@ -82,6 +86,45 @@ func (b *BrokerTLS) Config() (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{cert}
 	}
 	return c, nil
+}
+
+// certReloader serves a key pair from files, loading it again when their
+// size or modification time changes.
+type certReloader struct {
+	cert, key string
+
+	mu    sync.Mutex
+	stamp string
+	pair  *tls.Certificate
+}
+
+func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	pair, err := r.load()
+	if pair != nil {
+		return pair, nil // the previous pair, if the new files do not load
+	}
+	return nil, err
+}
+
+// load returns the current pair, loading the files again if they changed.
+func (r *certReloader) load() (*tls.Certificate, error) {
+	stamp := ""
+	for _, f := range []string{r.cert, r.key} {
+		if fi, err := os.Stat(f); err == nil {
+			stamp += fmt.Sprintf("%d:%d;", fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pair != nil && stamp == r.stamp {
+		return r.pair, nil
+	}
+	pair, err := tls.LoadX509KeyPair(r.cert, r.key)
+	if err != nil {
+		return r.pair, err
+	}
+	r.pair, r.stamp = &pair, stamp
+	return r.pair, nil
 }
 
 func loadPool(file string) (*x509.CertPool, error) {

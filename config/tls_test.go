@@ -74,3 +74,49 @@ func TestParseTLS(t *testing.T) {
 		t.Errorf("Server.TLS.Config() = %+v, %v; want client certificates required, TLS 1.2+", sc, err)
 	}
 }
+
+// TestServerCertificateRenewal renews the certificate files under a
+// running configuration: the next handshake serves the new certificate; a
+// half-written renewal leaves the old one serving.
+func TestServerCertificateRenewal(t *testing.T) {
+	old, renewed := testcerts.Make(t), testcerts.Make(t)
+	s := &ServerTLS{Cert: filepath.Join(t.TempDir(), "cert.pem"), Key: filepath.Join(t.TempDir(), "key.pem")}
+	copyFile := func(from, to string) {
+		if err := os.WriteFile(to, []byte(mustRead(t, from)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(old.ServerCert, s.Cert)
+	copyFile(old.ServerKey, s.Key)
+	c, err := s.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving := func() string {
+		t.Helper()
+		pair, err := c.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pair.Certificate[0])
+	}
+	first := serving()
+	copyFile(renewed.ServerCert, s.Cert) // the key not yet: a mismatched pair
+	if serving() != first {
+		t.Error("a half-renewed pair (new certificate, old key) replaced the serving one")
+	}
+	copyFile(renewed.ServerKey, s.Key)
+	want, _ := tls.X509KeyPair([]byte(mustRead(t, renewed.ServerCert)), []byte(mustRead(t, renewed.ServerKey)))
+	if got := serving(); got != string(want.Certificate[0]) {
+		t.Error("after the renewal the old certificate still serves")
+	}
+}
+
+func mustRead(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
