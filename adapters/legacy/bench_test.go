@@ -3,14 +3,12 @@ package legacy_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/figway/figway/adapters/legacy"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/grpcframe"
 )
@@ -19,18 +17,7 @@ import (
 // legacy server, and through the proxy in front of it.
 func rawPair(tb testing.TB) (direct, proxied *grpc.ClientConn) {
 	tb.Helper()
-	svc := &legacyOrders{seen: make(chan seen, 1<<20)}
-	up := grpc.NewServer()
-	ordersv1.RegisterOrderServiceServer(up, svc)
-	upLis, _ := net.Listen("tcp", "127.0.0.1:0")
-	go up.Serve(upLis)
-	p, err := legacy.DialGRPC(upLis.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	fr := grpc.NewServer(grpc.ForceServerCodecV2(grpcframe.NewCodec()), grpc.UnknownServiceHandler(p.Proxy))
-	frLis, _ := net.Listen("tcp", "127.0.0.1:0")
-	go fr.Serve(frLis)
+	st := startStack(tb, 1024)
 	dial := func(addr string) *grpc.ClientConn {
 		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpcframe.NewCodec())))
@@ -39,14 +26,21 @@ func rawPair(tb testing.TB) (direct, proxied *grpc.ClientConn) {
 		}
 		return c
 	}
-	direct, proxied = dial(upLis.Addr().String()), dial(frLis.Addr().String())
-	tb.Cleanup(func() { direct.Close(); proxied.Close(); fr.Stop(); p.Close(); up.Stop() })
+	direct, proxied = dial(st.upAddr), dial(st.frAddr)
+	tb.Cleanup(func() { direct.Close(); proxied.Close() })
 	// The legacy server reports each call on seen; drain it.
+	done := make(chan struct{})
 	go func() {
-		for range svc.seen {
+		defer close(done)
+		for {
+			select {
+			case <-st.svc.seen:
+			case <-ctxDone(tb):
+				return
+			}
 		}
 	}()
-	tb.Cleanup(func() { close(svc.seen) })
+	tb.Cleanup(func() { <-done })
 	return direct, proxied
 }
 
@@ -90,3 +84,6 @@ func BenchmarkPassthrough(b *testing.B) {
 		})
 	}
 }
+
+// ctxDone is closed when the test's context ends (before its cleanups).
+func ctxDone(tb testing.TB) <-chan struct{} { return tb.Context().Done() }

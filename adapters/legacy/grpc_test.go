@@ -67,29 +67,43 @@ func legacyOrder(id string) *ordersv1.Order {
 		Items: []*ordersv1.LineItem{{Sku: "a", Quantity: 1, UnitPriceCents: 4200}}}
 }
 
-// front starts the legacy server and a proxy in front of it, and returns a
-// client of the proxy.
-func front(t *testing.T) (ordersv1.OrderServiceClient, *legacyOrders, *legacy.GRPC) {
-	t.Helper()
-	svc := &legacyOrders{seen: make(chan seen, 16)}
+// stack is the legacy server and a proxy in front of it.
+type stack struct {
+	svc            *legacyOrders
+	proxy          *legacy.GRPC
+	upAddr, frAddr string
+}
+
+// startStack starts the legacy server (seen buffered to seenCap) and the
+// proxy, stopped when the test ends.
+func startStack(tb testing.TB, seenCap int) *stack {
+	tb.Helper()
+	svc := &legacyOrders{seen: make(chan seen, seenCap)}
 	up := grpc.NewServer()
 	ordersv1.RegisterOrderServiceServer(up, svc)
 	upLis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go up.Serve(upLis)
-
 	p, err := legacy.DialGRPC(upLis.Addr().String())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	fr := grpc.NewServer(grpc.ForceServerCodecV2(grpcframe.NewCodec()), grpc.UnknownServiceHandler(p.Proxy))
 	frLis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go fr.Serve(frLis)
-	conn, err := grpc.NewClient(frLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tb.Cleanup(func() { fr.Stop(); p.Close(); up.Stop() })
+	return &stack{svc: svc, proxy: p, upAddr: upLis.Addr().String(), frAddr: frLis.Addr().String()}
+}
+
+// front starts the stack and returns a typed client of the proxy.
+func front(t *testing.T) (ordersv1.OrderServiceClient, *legacyOrders, *legacy.GRPC) {
+	t.Helper()
+	st := startStack(t, 16)
+	conn, err := grpc.NewClient(st.frAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close(); fr.Stop(); p.Close(); up.Stop() })
-	return ordersv1.NewOrderServiceClient(conn), svc, p
+	t.Cleanup(func() { conn.Close() })
+	return ordersv1.NewOrderServiceClient(conn), st.svc, st.proxy
 }
 
 func TestUnaryPassthrough(t *testing.T) {
