@@ -36,6 +36,7 @@ routes:
   - {method: orders.v1.OrderService/GetOrder, routing_key: bench.figway}
   - {method: orders.v1.OrderService/PlaceOrder, routing_key: bench.events, pattern: event}
   - {method: orders.v1.OrderService/ListOrders, routing_key: bench.slow}
+  - {method: orders.v1.OrderService/CancelOrder, routing_key: bench.echo}
 topology:
   queues: [{name: bench.figway}, {name: bench.events}, {name: bench.slow}]
 `

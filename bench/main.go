@@ -11,6 +11,8 @@
 //	figway-grpc    gRPC client → figway → RabbitMQ → worker (SDK) → back
 //	figway-rest    the same through REST/JSON
 //	figway-event   event pattern (publish + confirm) through gRPC
+//	figway-rawecho figway-grpc's path with amqp-raw's echo responder in place
+//	               of the SDK worker: figway's own cost, apart from the SDK's
 //
 // then holding capacity: N concurrent calls waiting on a worker that answers
 // after a delay, with figway's peak RSS and goroutine count.
@@ -106,11 +108,13 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 	echoConn.Close()
 	stopEcho()
 
-	// 2. amqp-raw and 3. amqp-tutorial, against one echo responder.
+	// 2. amqp-raw and 3. amqp-tutorial, against one echo responder; it
+	// serves figway-rawecho too.
 	stopResp, err := startResponder(url, "bench.echo", channels)
 	if err != nil {
 		return err
 	}
+	defer stopResp()
 	raw, err := newRawClient(url, channels)
 	if err != nil {
 		return err
@@ -124,7 +128,6 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 	var seq atomic.Uint64
 	measure("amqp-tutorial", func(ctx context.Context) error { return tutorialCall(ctx, tconn, "bench.echo", body, &seq) })
 	tconn.Close()
-	stopResp()
 
 	// 4–6. figway, as its own process.
 	fw, err := startFigway(dir, url, channels)
@@ -178,6 +181,15 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 	} else {
 		fmt.Fprintln(os.Stderr, "  figway-rest    n/a: figway serves no REST ingress on", fw.http)
 	}
+	// CancelOrderRequest{order_id, reason} echoed reads as Order{order_id,
+	// customer_id}: the raw responder can answer it as it is.
+	measure("figway-rawecho", func(ctx context.Context) error {
+		o, err := fc.CancelOrder(ctx, &ordersv1.CancelOrderRequest{OrderId: id})
+		if err == nil && len(o.GetOrderId()) != len(id) {
+			return fmt.Errorf("wrong reply")
+		}
+		return err
+	})
 	measure("figway-event", func(ctx context.Context) error {
 		_, err := fc.PlaceOrder(ctx, &ordersv1.PlaceOrderRequest{CustomerId: id})
 		return err
