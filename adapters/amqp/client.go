@@ -208,7 +208,6 @@ func newCall(exchange, key string, req *wire.Request) *call {
 	return &call{
 		exchange: exchange,
 		key:      key,
-		gone:     make(chan struct{}),
 		done:     make(chan outcome, 1),
 		pub:      func() amqp.Publishing { return req.Publishing(time.Now()) },
 	}
@@ -223,9 +222,7 @@ func newEvent(exchange, key string, req *wire.Request) *call {
 
 // await hands cl to l and waits for its outcome, the caller giving up, the
 // lane dying or the broker blocking the connection — whichever comes first.
-// When it returns, the lane drops cl if it has not published it yet.
 func (c *Client) await(ctx context.Context, l *lane, cl *call) (outcome, error) {
-	defer close(cl.gone)
 	blocking := *l.s.blocking.Load()
 	if err := l.submit(ctx, cl); err != nil {
 		return outcome{}, err
@@ -248,8 +245,7 @@ func (c *Client) await(ctx context.Context, l *lane, cl *call) (outcome, error) 
 			return o, o.err
 		default:
 		}
-		// The lane sets published before it could see the block; a call
-		// it has not reached yet, it will drop (gone, or blocked).
+		// submit returned: cl was written (published) or failed already.
 		if cl.published.Load() {
 			return outcome{}, l.s.blockedErr(gateway.ErrChannelLost)
 		}

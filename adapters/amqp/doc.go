@@ -6,12 +6,13 @@
 // A [Client] owns one connection at a time, supervised by [Client.Run]:
 // dial (trying each URL in turn), declare the topology, open the lanes, serve
 // until the connection is lost, then back off with jitter and start again.
-// A lane is one AMQP channel and the one goroutine that owns it (amqp091-go
-// channels are not safe for concurrent use): it publishes every request of
-// the lane in confirm mode with mandatory set, reads the lane's publisher
-// confirms and returns, and — in direct reply-to mode — consumes
-// amq.rabbitmq.reply-to on the same channel, started before the first
-// publish as RabbitMQ requires. In queue mode one exclusive, server-named
+// A lane is one AMQP channel in confirm mode. amqp091-go channels are not
+// safe for concurrent use: a caller publishes its request (mandatory set)
+// from its own goroutine while it holds the lane's write token, so no
+// goroutine hand-off sits on the hot path, and the lane's one goroutine
+// reads the publisher confirms, returns and — in direct reply-to mode — the
+// replies of amq.rabbitmq.reply-to, consumed on the same channel before the
+// first publish as RabbitMQ requires. In queue mode one exclusive, server-named
 // reply queue per connection replaces the per-lane consumers.
 //
 // # Correlation

@@ -16,8 +16,7 @@ type call struct {
 	event         bool
 	msgID         string
 	corrID        string
-	sentAt        time.Time     // owner-local: when the lane wrote the publish
-	gone          chan struct{} // closed by await when the caller stopped waiting
+	sentAt        time.Time // owner-local: when the lane wrote the publish
 
 	done      chan outcome // buffered 1; written once by resolve
 	resolved  atomic.Bool
