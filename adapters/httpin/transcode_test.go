@@ -81,7 +81,7 @@ func FuzzTranscode(f *testing.F) {
 		u := &url.URL{Path: path, RawQuery: query}
 		r, err := http.NewRequest(fuzzVerbs[int(verb)%len(fuzzVerbs)], "http://figway"+u.RequestURI(), bytes.NewReader(body))
 		if err != nil {
-			t.Skip()
+			return // not a request a client could send
 		}
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), replyKey{}, reply)))
