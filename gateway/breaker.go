@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 
@@ -10,8 +13,29 @@ import (
 	"github.com/figway/figway/resilience"
 )
 
-func newBreaker(method string, b config.Breaker) *resilience.Breaker {
+// breakerLog carries the transitions of a table's breakers to the
+// gateway's logger. One is shared by a table and every table reloaded from
+// it, as the breakers that survive a reload are; the gateway sets its
+// logger when it takes the table.
+type breakerLog struct{ log atomic.Pointer[slog.Logger] }
+
+// changed logs one transition, once, not per call. It runs under the
+// breaker's lock: it only logs.
+func (b *breakerLog) changed(route string, from, to resilience.BreakerState) {
+	l := b.log.Load()
+	if l == nil {
+		return
+	}
+	level := slog.LevelInfo
+	if to == resilience.BreakerOpen {
+		level = slog.LevelWarn
+	}
+	l.Log(context.Background(), level, "circuit breaker "+to.String(), "route", route, "from", from.String())
+}
+
+func newBreaker(method string, b config.Breaker, events *breakerLog) *resilience.Breaker {
 	return resilience.NewBreaker(resilience.BreakerSettings{
+		OnStateChange:    events.changed,
 		Name:             method,
 		Failures:         b.Failures,
 		OpenFor:          b.OpenFor,

@@ -78,7 +78,7 @@ func New(o Options) *Gateway {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
-	g.table.Store(o.Table)
+	g.SetTable(o.Table)
 	return g
 }
 
@@ -87,7 +87,12 @@ func (g *Gateway) Table() *Table { return g.table.Load() }
 
 // SetTable swaps the route table. Calls already running finish on the
 // table they started with.
-func (g *Gateway) SetTable(t *Table) { g.table.Store(t) }
+func (g *Gateway) SetTable(t *Table) {
+	if t != nil {
+		t.breakers.log.Store(g.log)
+	}
+	g.table.Store(t)
+}
 
 // Invoke runs one call through its route: bulkhead, deadline, breaker,
 // publish. Errors map to gRPC statuses with [Status]. A call refused by the

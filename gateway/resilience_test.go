@@ -1,9 +1,12 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -450,4 +453,36 @@ func TestReloadKeepsBreaker(t *testing.T) {
 	if st := g.Table().Lookup(placeOrder).BreakerState(); st != resilience.BreakerOpen {
 		t.Errorf("event route after reload: BreakerState() = %v; want open (kept)", st)
 	}
+}
+
+// TestBreakerTransitionsLogged: a breaker's transitions are logged once
+// each, not per refused call, through the gateway's logger — also after a
+// reload that keeps the breaker.
+func TestBreakerTransitionsLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&buf, nil))
+		routes := "  - {method: " + getOrder + ", routing_key: k, breaker: {failures: 2, open_for: 1s}}\n"
+		p := &publisher{fn: failWith(errLost)}
+		tb := table(t, routes, nil)
+		g := gateway.New(gateway.Options{Publisher: p, Table: tb, Logger: log})
+		for range 5 {
+			g.Invoke(context.Background(), call(getOrder))
+		}
+		if n := strings.Count(buf.String(), "circuit breaker open"); n != 1 || !strings.Contains(buf.String(), "route="+getOrder) {
+			t.Errorf("log has %d 'circuit breaker open' lines; want 1, naming the route:\n%s", n, buf.String())
+		}
+
+		g.SetTable(table(t, routes, tb)) // a reload that keeps the open breaker
+		time.Sleep(time.Second + time.Millisecond)
+		p.fn = replyOK
+		if _, err := g.Invoke(context.Background(), call(getOrder)); err != nil {
+			t.Fatalf("probe after open_for: %v", err)
+		}
+		for _, want := range []string{"circuit breaker half-open", "circuit breaker closed"} {
+			if n := strings.Count(buf.String(), want); n != 1 {
+				t.Errorf("after the reload, %d %q lines; want 1:\n%s", n, want, buf.String())
+			}
+		}
+	})
 }

@@ -66,7 +66,9 @@ type Table struct {
 	routes map[string]*Route
 	order  []*Route
 	files  *protoregistry.Files
-	types  *dynamicpb.Types
+	// breakers logs the transitions of the routes' breakers.
+	breakers *breakerLog
+	types    *dynamicpb.Types
 }
 
 // NewTable builds the route table of a loaded and validated configuration.
@@ -76,9 +78,13 @@ type Table struct {
 // keeps its breaker, state and counts included.
 func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 	t := &Table{
-		routes: make(map[string]*Route, len(cfg.Routes)),
-		files:  cfg.Files,
-		types:  dynamicpb.NewTypes(cfg.Files),
+		routes:   make(map[string]*Route, len(cfg.Routes)),
+		files:    cfg.Files,
+		breakers: new(breakerLog),
+		types:    dynamicpb.NewTypes(cfg.Files),
+	}
+	if prev != nil {
+		t.breakers = prev.breakers // kept breakers report through it
 	}
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
@@ -124,7 +130,7 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 		if old != nil && old.breakerCfg == rc.Breaker {
 			r.breaker = old.breaker
 		} else {
-			r.breaker = newBreaker(r.Method, rc.Breaker)
+			r.breaker = newBreaker(r.Method, rc.Breaker, t.breakers)
 		}
 		t.routes[r.Method] = r
 		t.order = append(t.order, r)
