@@ -70,6 +70,25 @@ type Server struct {
 
 	// TLS, if not nil, makes the gRPC and HTTP listeners TLS only.
 	TLS *ServerTLS
+
+	// JSON sets how the REST ingress reads and writes JSON (YAML json).
+	JSON JSON
+}
+
+// JSON sets the REST ingress's JSON conventions. YAML key: server.json.
+// The zero value is protojson's: lowerCamelCase names, zero values left
+// out, unknown fields refused with 400.
+type JSON struct {
+	// ProtoNames renders replies with the proto field names (order_id)
+	// instead of lowerCamelCase (orderId); requests accept both always.
+	// YAML proto_names.
+	ProtoNames bool
+	// EmitUnpopulated renders fields at their zero value too. YAML
+	// emit_unpopulated.
+	EmitUnpopulated bool
+	// DiscardUnknown ignores JSON fields and query parameters that name no
+	// request field, instead of answering 400. YAML discard_unknown.
+	DiscardUnknown bool
 }
 
 // ReplyMode selects how replies come back from RabbitMQ.

@@ -51,17 +51,27 @@ func extensionsOut(root *value) *value {
 }
 
 func (d *decoder) server(v *value, path string) Server {
-	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes", "shutdown_grace", "tls")
+	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes", "shutdown_grace", "tls", "json")
 	s := Server{
 		GRPC:          d.listen(f["grpc"], field(path, "grpc")),
 		HTTP:          d.listen(f["http"], field(path, "http")),
 		Admin:         d.listen(f["admin"], field(path, "admin")),
 		ShutdownGrace: d.duration(f["shutdown_grace"], field(path, "shutdown_grace")),
 		TLS:           d.serverTLS(f["tls"], field(path, "tls")),
+		JSON:          d.json(f["json"], field(path, "json")),
 	}
 	s.MaxRequestBytes = d.positive(f["max_request_bytes"], field(path, "max_request_bytes"), maxMessageBytes,
 		" (128 MiB), RabbitMQ's default max_message_size: the broker would refuse a larger request")
 	return s
+}
+
+func (d *decoder) json(v *value, path string) JSON {
+	f := d.fields(v, path, "proto_names", "emit_unpopulated", "discard_unknown")
+	return JSON{
+		ProtoNames:      d.boolean(f["proto_names"], field(path, "proto_names")),
+		EmitUnpopulated: d.boolean(f["emit_unpopulated"], field(path, "emit_unpopulated")),
+		DiscardUnknown:  d.boolean(f["discard_unknown"], field(path, "discard_unknown")),
+	}
 }
 
 func (d *decoder) listen(v *value, path string) string {

@@ -123,6 +123,9 @@ f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
 		{"shadow on broker", route("routing_key: k, shadow: true"), []string{"routes[0].shadow (line 5): only a route with to: legacy can shadow"}},
 		{"shadow waits", route("to: legacy, shadow: true, routing_key: k, pattern: rpc"), []string{
 			"routes[0].pattern (line 5): a shadow copy is an event that nobody waits for"}},
+		{"server json", base + "server: {json: {proto_names: true, emit_unpopulated: false, discard_unknown: true}}\n", nil},
+		{"server json unknown key", base + "server: {json: {proto_name: true}}\n", []string{`server.json.proto_name (line 3): unknown field (did you mean "proto_names"?)`}},
+		{"server json not bool", base + "server: {json: {discard_unknown: 1}}\n", []string{`server.json.discard_unknown (line 3): want true or false, not 1`}},
 		{"shadow compared", route("to: legacy, shadow: true, routing_key: k, compare: true, ignore_fields: [status]"), nil},
 		{"compared shadow is rpc", route("to: legacy, shadow: true, routing_key: k, compare: true, pattern: event"), []string{
 			"routes[0].pattern (line 5): a compared shadow copy waits for its reply"}},

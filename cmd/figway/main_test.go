@@ -107,10 +107,10 @@ func freeAddr(t *testing.T) string {
 func TestServe(t *testing.T) {
 	url := rabbitmqtest.ForTest(t).NewVHost(t)
 	desc, _ := filepath.Abs("../../examples/orders/orders.binpb")
-	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
+	grpcAddr, httpAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	path := filepath.Join(t.TempDir(), "figway.yaml")
 	os.WriteFile(path, []byte(fmt.Sprintf(`
-server: {grpc: %q, http: %q, admin: %q, shutdown_grace: 2s}
+server: {grpc: %q, http: %q, admin: %q, shutdown_grace: 2s, json: {proto_names: true, emit_unpopulated: true, discard_unknown: true}}
 descriptors: [%s]
 broker: {url: %q}
 routes:
@@ -118,7 +118,7 @@ routes:
 topology:
   exchanges: [{name: orders, type: topic}]
   queues: [{name: orders.requests, bind: {exchange: orders, key: "orders.#"}}]
-`, grpcAddr, freeAddr(t), adminAddr, desc, url)), 0o600)
+`, grpcAddr, httpAddr, adminAddr, desc, url)), 0o600)
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +161,20 @@ topology:
 		}
 		if time.Now().After(end) {
 			t.Fatalf("grpc.health.v1 = %v, %v; want SERVING", h, err)
+		}
+	}
+
+	// server.json reaches the REST ingress: proto names, zero values
+	// rendered, an unknown query parameter ignored.
+	resp, err := http.Get("http://" + httpAddr + "/v1/orders/o-8?no_such_field=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`"order_id":"o-8"`, `"customer_id":"c-1"`, `"note":""`} {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(strings.ReplaceAll(string(body), " ", ""), want) {
+			t.Errorf("GET /v1/orders/o-8 with server.json = %d %s; want 200 with %s", resp.StatusCode, body, want)
 		}
 	}
 

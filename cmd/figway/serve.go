@@ -151,7 +151,9 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		}
 	}
 	rest, err := httpin.New(gw, httpin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log, Passthrough: legacyHTTP,
-		AccessLog: opts.accessLog, Middleware: m.HTTP})
+		AccessLog: opts.accessLog, Middleware: m.HTTP,
+		UseProtoNames: cfg.Server.JSON.ProtoNames, EmitUnpopulated: cfg.Server.JSON.EmitUnpopulated,
+		DiscardUnknown: cfg.Server.JSON.DiscardUnknown})
 	if err != nil {
 		return fmt.Errorf("REST bindings: %w", err)
 	}
