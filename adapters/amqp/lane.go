@@ -168,6 +168,10 @@ func (l *lane) submit(ctx context.Context, cl *call) error {
 		return ctx.Err()
 	case <-l.dead:
 		return l.lost(cl)
+	case <-*l.s.blocking.Load():
+		// The token's holder may be stuck in a write the blocked broker
+		// does not read: fail now rather than at the deadline.
+		return l.s.blockedErr(gateway.ErrNotPublished)
 	}
 	defer func() { <-l.write }()
 	if l.isDead() {
