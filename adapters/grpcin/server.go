@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"time"
 
 	"google.golang.org/grpc"
@@ -66,6 +67,12 @@ func New(gw *gateway.Gateway, o Options) *Server {
 		s.log = slog.Default()
 	}
 	s.srv = grpc.NewServer(append([]grpc.ServerOption{
+		// Reuse a few goroutines for new streams instead of starting one
+		// per call (grpc-go starts one anyway when all are busy, so calls
+		// waiting on the broker never queue behind each other). Measured
+		// with make bench on two cores: figway-grpc c=1 p50 734 → 679 µs,
+		// c=64 7.3k → 8.0–8.4k calls/s. (Experimental in grpc-go.)
+		grpc.NumStreamWorkers(uint32(max(4, 2*runtime.GOMAXPROCS(0)))),
 		grpc.ForceServerCodecV2(grpcframe.NewCodec()),
 		grpc.MaxRecvMsgSize(o.MaxRequestBytes),
 		grpc.UnknownServiceHandler(s.handle),
