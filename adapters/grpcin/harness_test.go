@@ -4,9 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,9 +13,9 @@ import (
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/adapters/grpcin"
 	"github.com/figway/figway/adapters/legacy"
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/coretest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
@@ -61,49 +58,22 @@ func startBridge(t *testing.T, routes string, lp ...*legacy.GRPC) *bridge {
 // startBridgeAt is startBridge on the broker at url.
 func startBridgeAt(t *testing.T, url, routes string, lp ...*legacy.GRPC) *bridge {
 	t.Helper()
-	desc, err := filepath.Abs("../../examples/orders/orders.binpb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yaml := strings.NewReplacer("BROKER", url, "DESCRIPTORS", desc).Replace(routes)
-	path := filepath.Join(t.TempDir(), "figway.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config.Load: %v", err)
-	}
-	table, err := gateway.NewTable(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	ac := amqp.New(amqp.Config{
-		URLs: cfg.Broker.URLs, Reply: cfg.Broker.Reply, Channels: cfg.Broker.Channels,
-		Topology: cfg.Topology, Logger: log,
-	})
-	gwOpts := gateway.Options{Publisher: ac, Table: table, Source: "figway://test", Logger: log}
+	var port gateway.Legacy
+	opts := grpcin.Options{Logger: slog.New(slog.DiscardHandler)}
 	if len(lp) > 0 {
-		gwOpts.Legacy = lp[0]
+		port, opts.Legacy = lp[0], lp[0].Proxy
 	}
-	gw := gateway.New(gwOpts)
-	opts := grpcin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log,
-		Register: func(s *grpc.Server) { grpcin.RegisterReflection(s, cfg.Files) }}
-	if len(lp) > 0 {
-		opts.Legacy = lp[0].Proxy
-	}
-	srv := grpcin.New(gw, opts)
+	core := coretest.Start(t, routes, url, "../../examples/orders/orders.binpb", port)
+	opts.MaxRequestBytes = core.Config.Server.MaxRequestBytes
+	opts.Register = func(s *grpc.Server) { grpcin.RegisterReflection(s, core.Config.Files) }
+	srv := grpcin.New(core.Gateway, opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	amqpDone, srvDone, gwDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() { defer close(amqpDone); ac.Run(ctx) }()
-	go func() { defer close(gwDone); gw.Run(ctx) }()
+	srvDone := make(chan struct{})
 	go func() { defer close(srvDone); srv.Serve(ctx, lis, time.Second) }()
-
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -112,15 +82,8 @@ func startBridgeAt(t *testing.T, url, routes string, lp ...*legacy.GRPC) *bridge
 		conn.Close()
 		cancel()
 		<-srvDone
-		<-gwDone
-		<-amqpDone
 	})
-	for deadline := time.Now().Add(10 * time.Second); !ac.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("AMQP client not ready")
-		}
-	}
-	return &bridge{gw: gw, url: url, amqp: ac, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
+	return &bridge{gw: core.Gateway, url: url, amqp: core.AMQP, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
 }
 
 // startWorker runs a worker on the routes' queue until the test ends;

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +15,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/adapters/httpin"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	testapiv1 "github.com/figway/figway/gen/figway/testapi/v1"
+	"github.com/figway/figway/internal/coretest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
@@ -62,43 +60,21 @@ type bridge struct {
 	path string // of the routes file, for reloads
 }
 
+// loadConfig loads routes over the test API's descriptors.
 func loadConfig(t testing.TB, routes, brokerURL string) (*config.Config, string) {
 	t.Helper()
-	desc, err := filepath.Abs("testdata/testapi.binpb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yaml := strings.NewReplacer("BROKER", brokerURL, "DESCRIPTORS", desc).Replace(routes)
-	path := filepath.Join(t.TempDir(), "figway.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config.Load: %v", err)
-	}
-	return cfg, path
+	return coretest.Load(t, routes, brokerURL, "testdata/testapi.binpb")
 }
 
 func startBridge(t *testing.T, routes string, o httpin.Options) *bridge {
 	t.Helper()
 	url := rabbitmqtest.ForTest(t).NewVHost(t)
-	cfg, path := loadConfig(t, routes, url)
-	table, err := gateway.NewTable(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	ac := amqp.New(amqp.Config{
-		URLs: cfg.Broker.URLs, Reply: cfg.Broker.Reply, Channels: cfg.Broker.Channels,
-		Topology: cfg.Topology, Logger: log,
-	})
-	gw := gateway.New(gateway.Options{Publisher: ac, Table: table, Source: "figway://test", Logger: log})
+	core := coretest.Start(t, routes, url, "testdata/testapi.binpb", nil)
 	if o.MaxRequestBytes == 0 {
-		o.MaxRequestBytes = cfg.Server.MaxRequestBytes
+		o.MaxRequestBytes = core.Config.Server.MaxRequestBytes
 	}
-	o.Logger = log
-	srv, err := httpin.New(gw, o)
+	o.Logger = slog.New(slog.DiscardHandler)
+	srv, err := httpin.New(core.Gateway, o)
 	if err != nil {
 		t.Fatalf("httpin.New: %v", err)
 	}
@@ -107,21 +83,14 @@ func startBridge(t *testing.T, routes string, o httpin.Options) *bridge {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	amqpDone, srvDone := make(chan struct{}), make(chan struct{})
-	go func() { defer close(amqpDone); ac.Run(ctx) }()
+	srvDone := make(chan struct{})
 	go func() { defer close(srvDone); srv.Serve(ctx, lis, time.Second) }()
 	t.Cleanup(func() {
 		cancel()
 		<-srvDone
-		<-amqpDone
 		http.DefaultClient.CloseIdleConnections()
 	})
-	for deadline := time.Now().Add(10 * time.Second); !ac.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("AMQP client not ready")
-		}
-	}
-	return &bridge{url: url, base: "http://" + lis.Addr().String(), srv: srv, gw: gw, path: path}
+	return &bridge{url: url, base: "http://" + lis.Addr().String(), srv: srv, gw: core.Gateway, path: core.Path}
 }
 
 // seen is a request as the worker got it.
