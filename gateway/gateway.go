@@ -153,7 +153,7 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 		defer cancel()
 	}
 
-	body, err := transcode(c.Body, c.ContentType, r.contentType, r.Input, g.table.Load().types)
+	body, err := transcode(c.Body, c.ContentType, r.contentType, r.Input, r.types)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadRequest, err)
 	}
@@ -209,7 +209,7 @@ func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Req
 	if rep.Status != nil {
 		return nil, &ReplyError{Method: r.Method, Status: rep.Status}
 	}
-	out, err := transcode(rep.Body, rep.ContentType, c.Accept, r.Output, g.table.Load().types)
+	out, err := transcode(rep.Body, rep.ContentType, c.Accept, r.Output, r.types)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadReply, err)
 	}

@@ -109,7 +109,7 @@ func (g *Gateway) viaLegacy(ctx context.Context, r *Route, c *Call) (*Result, er
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	types := g.table.Load().types
+	types := r.types
 	body, err := transcode(c.Body, c.ContentType, wire.ContentTypeProtobuf, r.Input, types)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadRequest, err)
@@ -146,9 +146,9 @@ const (
 func (g *Gateway) shadow(ctx context.Context, r *Route, c *Call) (*Result, error) {
 	res, err := g.viaLegacy(ctx, r, c)
 	job := &shadowJob{route: r, md: forward(r.Forward, c.Header), trace: c.Traceparent, legacyErr: err}
-	job.body, _ = transcode(c.Body, c.ContentType, wire.ContentTypeProtobuf, r.Input, g.table.Load().types)
+	job.body, _ = transcode(c.Body, c.ContentType, wire.ContentTypeProtobuf, r.Input, r.types)
 	if err == nil && r.Compare {
-		job.legacy, _ = transcode(res.Body, res.ContentType, wire.ContentTypeProtobuf, r.Output, g.table.Load().types)
+		job.legacy, _ = transcode(res.Body, res.ContentType, wire.ContentTypeProtobuf, r.Output, r.types)
 	}
 	s := g.stats(r.Method)
 	select {
@@ -185,7 +185,7 @@ func (g *Gateway) mirror(ctx context.Context, job *shadowJob) {
 	r, s := job.route, g.stats(job.route.Method)
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
-	body, err := transcode(job.body, wire.ContentTypeProtobuf, r.contentType, r.Input, g.table.Load().types)
+	body, err := transcode(job.body, wire.ContentTypeProtobuf, r.contentType, r.Input, r.types)
 	if err != nil {
 		s.shadowFailed.Add(1)
 		return
@@ -238,7 +238,7 @@ func (g *Gateway) compare(r *Route, job *shadowJob, rep *Reply) []string {
 	if job.legacyErr != nil {
 		return nil // both failed alike
 	}
-	types := g.table.Load().types
+	types := r.types
 	a, b := dynamicpb.NewMessage(r.Output), dynamicpb.NewMessage(r.Output)
 	bb, err := transcode(rep.Body, rep.ContentType, wire.ContentTypeProtobuf, r.Output, types)
 	if err != nil || proto.Unmarshal(job.legacy, a) != nil || proto.Unmarshal(bb, b) != nil {
@@ -256,7 +256,7 @@ func (g *Gateway) render(r *Route, body []byte, err error) string {
 	m := dynamicpb.NewMessage(r.Output)
 	out := string(body)
 	if proto.Unmarshal(body, m) == nil {
-		if b, err := (protojson.MarshalOptions{Resolver: g.table.Load().types}).Marshal(m); err == nil {
+		if b, err := (protojson.MarshalOptions{Resolver: r.types}).Marshal(m); err == nil {
 			out = string(b)
 		}
 	}

@@ -46,9 +46,12 @@ type Route struct {
 	Retry config.Retry
 
 	contentType string
-	bulkhead    *resilience.Bulkhead
-	breaker     *resilience.Breaker
-	breakerCfg  config.Breaker
+	// types resolves the messages of the route's table (Any in JSON): a
+	// call keeps its route's, across a reload.
+	types      *dynamicpb.Types
+	bulkhead   *resilience.Bulkhead
+	breaker    *resilience.Breaker
+	breakerCfg config.Breaker
 }
 
 // BreakerState returns what the route's circuit breaker is doing now:
@@ -117,6 +120,7 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 				r.ignore[f] = true
 			}
 		}
+		r.types = t.types
 		r.contentType = wire.ContentTypeProtobuf
 		if r.Encoding == config.EncodingJSON {
 			r.contentType = wire.ContentTypeJSON
