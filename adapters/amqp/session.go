@@ -223,7 +223,13 @@ func (s *session) closeAll(conn *amqp.Connection) {
 		defer close(done)
 		for i := range s.lanes {
 			if l := s.lanes[i].Load(); l != nil {
+				// Under the write token, as every use of the channel: a
+				// caller may be publishing still. A write stuck on a
+				// blocked connection ends when the connection closes
+				// below, and gives the token back.
+				l.write <- struct{}{}
 				l.ch.Close()
+				<-l.write
 			}
 		}
 	}()
