@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/figway/figway/internal/batchconn"
 	"github.com/figway/figway/wire"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -238,7 +239,9 @@ func (w *Worker) dial(ctx context.Context) (*amqp.Connection, error) {
 				c.Close()
 				return nil, err
 			}
-			return c, nil
+			// A reply and its request's ack, and the replies of concurrent
+			// handlers, go out in one write system call when they can.
+			return batchconn.New(c, 0), nil
 		},
 	})
 }

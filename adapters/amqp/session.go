@@ -13,6 +13,7 @@ import (
 
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/batchconn"
 	"github.com/figway/figway/wire"
 )
 
@@ -112,10 +113,26 @@ func (c *Client) dial(url string) (*amqp.Connection, error) {
 	return amqp.DialConfig(url, amqp.Config{
 		Heartbeat:       c.cfg.Heartbeat,
 		Locale:          "en_US",
-		Dial:            amqp.DefaultDial(c.cfg.DialTimeout),
+		Dial:            gatheredDial(c.cfg.DialTimeout),
 		Properties:      props,
 		TLSClientConfig: c.cfg.TLS,
 	})
+}
+
+// gatheredDial is amqp091-go's dial with the connection's writes gathered
+// (internal/batchconn): each publish is a write system call of its own in
+// amqp091-go, and a lane's callers mostly find the socket busy. In make
+// bench at c=64 it took figway-grpc from 7.2–7.7k to 8.0–8.6k calls/s and
+// figway's CPU per call from 75–80 to 67–71 µs.
+func gatheredDial(timeout time.Duration) func(network, addr string) (net.Conn, error) {
+	dial := amqp.DefaultDial(timeout)
+	return func(network, addr string) (net.Conn, error) {
+		conn, err := dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return batchconn.New(conn, 0), nil
+	}
 }
 
 // serve runs one connection: topology, reply consumer, lanes; it returns
