@@ -4,15 +4,20 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/wire"
 )
 
 // echoServer is the grpc-echo baseline: one plain grpc-go hop.
@@ -24,6 +29,8 @@ func (echoServer) GetOrder(_ context.Context, req *ordersv1.GetOrderRequest) (*o
 	return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
 }
 
+// startEcho serves the echo in this process: grpc-echo-inproc, a gRPC hop
+// that never leaves the Go scheduler.
 func startEcho() (addr string, stop func(), err error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,6 +40,53 @@ func startEcho() (addr string, stop func(), err error) {
 	ordersv1.RegisterOrderServiceServer(s, echoServer{})
 	go s.Serve(lis)
 	return lis.Addr().String(), s.Stop, nil
+}
+
+// echoEnv, set to an address, makes the bench's binary (or its test
+// binary) the grpc-echo server on that address and nothing else: that is
+// how startEchoProcess runs it.
+const echoEnv = "FIGWAY_BENCH_ECHO"
+
+// exitServingEcho serves the echo on addr until killed.
+func exitServingEcho(addr string) {
+	lis, err := net.Listen("tcp", addr)
+	if err == nil {
+		s := grpc.NewServer()
+		ordersv1.RegisterOrderServiceServer(s, echoServer{})
+		err = s.Serve(lis)
+	}
+	fmt.Fprintln(os.Stderr, "bench: echo server:", err)
+	os.Exit(1)
+}
+
+// startEchoProcess runs the echo server as a process of its own, as figway
+// runs: grpc-echo. A call to it crosses two process boundaries, as the
+// gRPC hop into figway does; each wakes a process that was waiting in the
+// kernel, which costs far more than a goroutine switch on a small VM.
+func startEchoProcess() (addr string, pid int, stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", 0, nil, err
+	}
+	addr = freeAddr()
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), echoEnv+"="+addr)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", 0, nil, err
+	}
+	stop = func() { cmd.Process.Kill(); cmd.Wait() }
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, cmd.Process.Pid, stop, nil
+		}
+		if time.Now().After(end) {
+			stop()
+			return "", 0, nil, fmt.Errorf("echo server not listening on %s after 10s", addr)
+		}
+	}
 }
 
 func dialGRPC(addr string) (*grpc.ClientConn, error) {
@@ -75,8 +129,13 @@ func startResponder(url, queue string, channels int) (stop func(), err error) {
 }
 
 // rawClient is the amqp-raw baseline: request-reply with direct reply-to
-// over a few channels, no confirms, no gateway — the broker's floor.
+// over a few channels, no confirms, no gateway — the broker's floor. With
+// wire set it is amqp-wire: each request is the message figway publishes
+// (wire.Request: CloudEvents and deadline headers, expiration, trace
+// context), mandatory, on channels in confirm mode — the floor of figway's
+// wire protocol.
 type rawClient struct {
+	wire  bool
 	conn  *amqp.Connection
 	lanes []*rawLane
 	next  atomic.Uint32
@@ -89,12 +148,12 @@ type rawLane struct {
 	pending sync.Map // correlation id → chan []byte
 }
 
-func newRawClient(url string, channels int) (*rawClient, error) {
+func newRawClient(url string, channels int, wire bool) (*rawClient, error) {
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		return nil, err
 	}
-	c := &rawClient{conn: conn}
+	c := &rawClient{conn: conn, wire: wire}
 	for range channels {
 		ch, err := conn.Channel()
 		if err != nil {
@@ -105,6 +164,17 @@ func newRawClient(url string, channels int) (*rawClient, error) {
 		if err != nil {
 			conn.Close()
 			return nil, err
+		}
+		if wire {
+			if err := ch.Confirm(false); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1024))
+			go func() {
+				for range confirms {
+				}
+			}()
 		}
 		l := &rawLane{ch: ch}
 		go func() {
@@ -122,10 +192,20 @@ func newRawClient(url string, channels int) (*rawClient, error) {
 func (c *rawClient) call(ctx context.Context, queue string, body []byte) error {
 	l := c.lanes[c.next.Add(1)%uint32(len(c.lanes))]
 	id := strconv.FormatUint(c.seq.Add(1), 16)
+	msg := amqp.Publishing{CorrelationId: id, ReplyTo: wire.DirectReplyTo, Body: body}
+	if c.wire {
+		id = wire.NewID()
+		req := wire.Request{
+			Method: "orders.v1.OrderService/CancelOrder", Body: body, ContentType: wire.ContentTypeProtobuf,
+			MessageID: wire.NewID(), Source: "figway://bench", CorrelationID: id, ReplyTo: wire.DirectReplyTo,
+			Deadline: time.Now().Add(30 * time.Second), Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		}
+		msg = req.Publishing(time.Now())
+	}
 	w := make(chan []byte, 1)
 	l.pending.Store(id, w)
 	l.mu.Lock()
-	err := l.ch.Publish("", queue, false, false, amqp.Publishing{CorrelationId: id, ReplyTo: "amq.rabbitmq.reply-to", Body: body})
+	err := l.ch.Publish("", queue, c.wire, false, msg)
 	l.mu.Unlock()
 	if err != nil {
 		l.pending.Delete(id)

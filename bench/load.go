@@ -16,6 +16,7 @@ type result struct {
 	firstErr error
 	elapsed  time.Duration
 	p50, p99 time.Duration
+	cpu      cpuUse // CPU per call, by process
 }
 
 func (r result) rps() float64 {

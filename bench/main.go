@@ -5,7 +5,9 @@
 //
 // Scenarios, each at concurrency 1 and 64:
 //
-//	grpc-echo      a plain grpc-go unary echo server called directly
+//	grpc-echo      a plain grpc-go unary echo server, its own process, called directly
+//	grpc-echo-inproc  the same echo server inside the bench's process (reference)
+//	amqp-wire      amqp-raw with figway's messages: wire headers, mandatory, confirms (reference)
 //	amqp-raw       amqp091-go request-reply, direct reply-to over a few channels, echo responder
 //	amqp-tutorial  RabbitMQ's tutorial RPC: a channel and exclusive reply queue per call
 //	figway-grpc    gRPC client → figway → RabbitMQ → worker (SDK) → back
@@ -47,18 +49,21 @@ func main() {
 	profile := flag.String("profile", "", "if set, write figway's CPU profile during figway-grpc c=64 to this file")
 	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
 	flag.Parse()
+	if addr := os.Getenv(echoEnv); addr != "" {
+		exitServingEcho(addr)
+	}
 	if *only != "" {
 		for _, s := range strings.Split(*only, ",") {
 			selected[strings.TrimSpace(s)] = true
 		}
 	}
-	if err := run(*dur, *payload, *holding, *hold, *channels, *profile); err != nil {
+	if err := run(os.Stdout, *dur, *payload, *holding, *hold, *channels, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dur time.Duration, payload, holding int, hold time.Duration, channels int, profile string) error {
+func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Duration, channels int, profile string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "figway-bench-")
 	if err != nil {
@@ -66,7 +71,7 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 	}
 	defer os.RemoveAll(dir)
 
-	fmt.Printf("machine: %d CPU (GOMAXPROCS %d), %s; payload %d B; %v per scenario\n",
+	fmt.Fprintf(out, "machine: %d CPU (GOMAXPROCS %d), %s; payload %d B; %v per scenario\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), payload, dur)
 	node, err := rabbitmqtest.Start(ctx)
 	if err != nil {
@@ -79,34 +84,59 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 	id := string(body)
 	const maxCalls = 2_000_000
 	var results []result
+	ps := &procs{broker: node.PID()}
 	measure := func(name string, call func(context.Context) error) {
 		if len(selected) > 0 && !selected[name] {
 			return
 		}
 		for _, c := range []int{1, 64} {
+			before := ps.now()
 			r := load(name, c, dur, maxCalls, call)
+			r.cpu = ps.now().perCall(before, r.calls)
 			results = append(results, r)
-			fmt.Fprintf(os.Stderr, "  %-14s c=%-3d %8.0f calls/s  p50 %-10v p99 %-10v errors %d\n",
-				name, c, r.rps(), r.p50, r.p99, r.errors)
+			fmt.Fprintf(os.Stderr, "  %-16s c=%-3d %8.0f calls/s  p50 %-10v p99 %-10v errors %d  cpu/call %.0fµs\n",
+				name, c, r.rps(), r.p50, r.p99, r.errors, r.cpu.total())
 		}
 	}
+	echoCall := func(addr string) (func(context.Context) error, func(), error) {
+		conn, err := dialGRPC(addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		echo := ordersv1.NewOrderServiceClient(conn)
+		return func(ctx context.Context) error {
+			_, err := echo.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: id})
+			return err
+		}, func() { conn.Close() }, nil
+	}
 
-	// 1. grpc-echo
-	echoAddr, stopEcho, err := startEcho()
+	// 1. grpc-echo, its own process as figway is, and in this process.
+	echoAddr, echoPID, stopEcho, err := startEchoProcess()
 	if err != nil {
 		return err
 	}
-	echoConn, err := dialGRPC(echoAddr)
+	ps.echo = echoPID
+	call, closeEcho, err := echoCall(echoAddr)
 	if err != nil {
+		stopEcho()
 		return err
 	}
-	echo := ordersv1.NewOrderServiceClient(echoConn)
-	measure("grpc-echo", func(ctx context.Context) error {
-		_, err := echo.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: id})
-		return err
-	})
-	echoConn.Close()
+	measure("grpc-echo", call)
+	closeEcho()
 	stopEcho()
+	ps.echo = 0
+	echoAddr, stopEcho2, err := startEcho()
+	if err != nil {
+		return err
+	}
+	call, closeEcho, err = echoCall(echoAddr)
+	if err != nil {
+		stopEcho2()
+		return err
+	}
+	measure("grpc-echo-inproc", call)
+	closeEcho()
+	stopEcho2()
 
 	// 2. amqp-raw and 3. amqp-tutorial, against one echo responder; it
 	// serves figway-rawecho too.
@@ -115,12 +145,18 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 		return err
 	}
 	defer stopResp()
-	raw, err := newRawClient(url, channels)
-	if err != nil {
-		return err
+	for _, wire := range []bool{false, true} {
+		raw, err := newRawClient(url, channels, wire)
+		if err != nil {
+			return err
+		}
+		name := "amqp-raw"
+		if wire {
+			name = "amqp-wire"
+		}
+		measure(name, func(ctx context.Context) error { return raw.call(ctx, "bench.echo", body) })
+		raw.conn.Close()
 	}
-	measure("amqp-raw", func(ctx context.Context) error { return raw.call(ctx, "bench.echo", body) })
-	raw.conn.Close()
 	tconn, err := amqp.Dial(url)
 	if err != nil {
 		return err
@@ -135,6 +171,7 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 		return err
 	}
 	defer fw.stop()
+	ps.figway = fw.cmd.Process.Pid
 	stopWorkers, err := startWorkers(ctx, url, hold, channels)
 	if err != nil {
 		return err
@@ -199,7 +236,7 @@ func run(dur time.Duration, payload, holding int, hold time.Duration, channels i
 	if holding > 0 {
 		hr = holdCalls(fw, holding, hold)
 	}
-	report(os.Stdout, results, hr)
+	report(out, results, hr)
 	return nil
 }
 
@@ -244,12 +281,13 @@ func find(rs []result, name string, conc int) (result, bool) {
 
 func report(w io.Writer, rs []result, hr holdResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\t")
+	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\tcpu:figway\tcpu:broker\tcpu:other\tcpu:all\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t\n", r.scenario, r.conc, r.calls, r.errors, r.rps(),
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.0f\t%.0f\t\n", r.scenario, r.conc, r.calls, r.errors, r.rps(),
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpu.figway, r.cpu.broker, r.cpu.other, r.cpu.total())
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of figway, of the broker, and of the rest (load generator, workers, responder, echo server)")
 	for _, r := range rs {
 		if r.firstErr != nil {
 			fmt.Fprintf(w, "first error of %s c=%d: %v\n", r.scenario, r.conc, r.firstErr)

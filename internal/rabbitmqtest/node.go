@@ -290,6 +290,17 @@ func (n *Node) URL() string { return n.url }
 // Port returns the node's AMQP port.
 func (n *Node) Port() int { return n.port }
 
+// PID returns the process id of the node's VM (the broker, beam.smp), or 0
+// for an external node or one that is not running.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.external || n.proc == nil {
+		return 0
+	}
+	return n.proc.vm.Pid
+}
+
 // running reports whether the node's VM is running (always true for an
 // external node, which this package cannot observe).
 func (n *Node) running() bool {
