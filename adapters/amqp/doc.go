@@ -13,7 +13,10 @@
 // reads the publisher confirms, returns and — in direct reply-to mode — the
 // replies of amq.rabbitmq.reply-to, consumed on the same channel before the
 // first publish as RabbitMQ requires. In queue mode one exclusive, server-named
-// reply queue per connection replaces the per-lane consumers.
+// reply queue per connection replaces the per-lane consumers. The
+// connection's writes are gathered (internal/batchconn): a publish copies
+// its frames into a buffer that one goroutine writes out, so the lanes'
+// publishes share write system calls when they come together.
 //
 // # Correlation
 //
@@ -37,8 +40,8 @@
 //
 // The errors say whether a request may have reached the broker:
 // [gateway.ErrNotPublished] when it provably did not,
-// [gateway.ErrChannelLost] when it was written before its channel or
-// connection died. The gateway retries on that basis; the client itself
+// [gateway.ErrChannelLost] when it was written — handed to the connection's
+// writer — before its channel or connection died. The gateway retries on that basis; the client itself
 // publishes an event once more, with the same message id, when its channel
 // died under a live connection before the confirm ([Client.Publish]).
 package amqp
