@@ -31,15 +31,15 @@ func (echoServer) GetOrder(_ context.Context, req *ordersv1.GetOrderRequest) (*o
 
 // startEcho serves the echo in this process: grpc-echo-inproc, a gRPC hop
 // that never leaves the Go scheduler.
-func startEcho() (addr string, stop func(), err error) {
+func startEcho() (addr string, pid int, stop func(), err error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	s := grpc.NewServer()
 	ordersv1.RegisterOrderServiceServer(s, echoServer{})
 	go s.Serve(lis)
-	return lis.Addr().String(), s.Stop, nil
+	return lis.Addr().String(), 0, s.Stop, nil // pid 0: its CPU is this process's
 }
 
 // echoEnv, set to an address, makes the bench's binary (or its test

@@ -98,45 +98,34 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 				name, c, r.rps(), r.p50, r.p99, r.errors, r.cpu.total())
 		}
 	}
-	echoCall := func(addr string) (func(context.Context) error, func(), error) {
+
+	// 1. grpc-echo, in its own process as figway is, and in this process.
+	for _, e := range []struct {
+		name  string
+		start func() (addr string, pid int, stop func(), err error)
+	}{{"grpc-echo", startEchoProcess}, {"grpc-echo-inproc", startEcho}} {
+		if len(selected) > 0 && !selected[e.name] {
+			continue
+		}
+		addr, pid, stop, err := e.start()
+		if err != nil {
+			return err
+		}
 		conn, err := dialGRPC(addr)
 		if err != nil {
-			return nil, nil, err
+			stop()
+			return err
 		}
+		ps.echo = pid
 		echo := ordersv1.NewOrderServiceClient(conn)
-		return func(ctx context.Context) error {
+		measure(e.name, func(ctx context.Context) error {
 			_, err := echo.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: id})
 			return err
-		}, func() { conn.Close() }, nil
+		})
+		ps.echo = 0
+		conn.Close()
+		stop()
 	}
-
-	// 1. grpc-echo, its own process as figway is, and in this process.
-	echoAddr, echoPID, stopEcho, err := startEchoProcess()
-	if err != nil {
-		return err
-	}
-	ps.echo = echoPID
-	call, closeEcho, err := echoCall(echoAddr)
-	if err != nil {
-		stopEcho()
-		return err
-	}
-	measure("grpc-echo", call)
-	closeEcho()
-	stopEcho()
-	ps.echo = 0
-	echoAddr, stopEcho2, err := startEcho()
-	if err != nil {
-		return err
-	}
-	call, closeEcho, err = echoCall(echoAddr)
-	if err != nil {
-		stopEcho2()
-		return err
-	}
-	measure("grpc-echo-inproc", call)
-	closeEcho()
-	stopEcho2()
 
 	// 2. amqp-raw and 3. amqp-tutorial, against one echo responder; it
 	// serves figway-rawecho too.
