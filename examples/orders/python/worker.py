@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""A figway worker in Python: serves orders.v1.OrderService from RabbitMQ.
+
+Written from docs/wire-protocol.md alone, with pika and the protobuf runtime
+(Debian: python3-pika, python3-protobuf). The request and reply messages come
+from the descriptor set figway loads (orders.binpb), so no generated code is
+needed. It takes both encodings: protobuf and protojson requests, and replies
+in the content type of the request.
+
+    python3 examples/orders/python/worker.py \
+        --amqp amqp://guest:guest@127.0.0.1:5672/ --queue orders.requests
+
+It answers like the Go worker (examples/orders/worker) and the legacy service:
+the same store, the same errors.
+"""
+
+import argparse
+import datetime
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+
+import pika
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+
+# gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
+OK, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, FAILED_PRECONDITION, UNIMPLEMENTED, INTERNAL = 0, 3, 4, 5, 9, 12, 13
+
+PROTOBUF = "application/protobuf"
+JSON = "application/json"
+SERVICE = "orders.v1.OrderService/"
+
+log = logging.getLogger("orders-worker")
+
+
+class Status(Exception):
+    """A gRPC status a handler answers with."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def load_messages(path):
+    """Returns a function from a full message name to its Python class, built
+    from the FileDescriptorSet at path (buf build writes files in dependency
+    order, so each file's imports are in the pool before it)."""
+    fds = descriptor_pb2.FileDescriptorSet()
+    with open(path, "rb") as f:
+        fds.ParseFromString(f.read())
+    pool = descriptor_pool.DescriptorPool()
+    for fd in fds.file:
+        pool.Add(fd)
+
+    def cls(name):
+        desc = pool.FindMessageTypeByName(name)
+        if hasattr(message_factory, "GetMessageClass"):  # protobuf >= 4.22
+            return message_factory.GetMessageClass(desc)
+        return message_factory.MessageFactory(pool).GetPrototype(desc)
+
+    return cls
+
+
+# Timestamps from figway: RFC 3339 in UTC, "Z", 0 to 9 fraction digits
+# (docs/wire-protocol.md). Python's datetime keeps microseconds: extra
+# digits are cut, which errs on the side of an earlier deadline by < 1 µs.
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
+
+
+def parse_time(s):
+    m = _RFC3339.match(s)
+    if not m:
+        raise ValueError("not an RFC 3339 time: %r" % s)
+    base, frac, zone = m.groups()
+    t = datetime.datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
+    if frac:
+        t = t.replace(microsecond=int(frac[:6].ljust(6, "0")))
+    if zone == "Z":
+        return t.replace(tzinfo=datetime.timezone.utc)
+    sign = 1 if zone[0] == "+" else -1
+    off = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    return t.replace(tzinfo=datetime.timezone(sign * off))
+
+
+def header_str(headers, key):
+    """A header's value as a str: figway sends strings as AMQP long strings,
+    which pika hands over as bytes or str depending on its version."""
+    v = (headers or {}).get(key)
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    return v
+
+
+class Store:
+    """The demo's orders, as examples/orders/store keeps them."""
+
+    def __init__(self, msg):
+        self.msg = msg
+        self.Order = msg("orders.v1.Order")
+        self.lock = threading.Lock()
+        self.by_request = {}
+        seed = self.Order(order_id="o-1", customer_id="c-1", status=1, total_cents=2 * 1250 + 8900, note="seeded")
+        seed.items.add(sku="sku-espresso-beans", quantity=2, unit_price_cents=1250)
+        seed.items.add(sku="sku-grinder", quantity=1, unit_price_cents=8900)
+        seeded = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        seed.created_at.FromDatetime(seeded)
+        seed.updated_at.FromDatetime(seeded)
+        self.orders = {"o-1": seed}
+
+    def _find(self, order_id):
+        if not order_id:
+            raise Status(INVALID_ARGUMENT, "order_id is required")
+        o = self.orders.get(order_id)
+        if o is None:
+            raise Status(NOT_FOUND, 'order "%s" not found' % order_id)
+        return o
+
+    def get_order(self, req, ctx):
+        with self.lock:
+            return self._copy(self._find(req.order_id))
+
+    def list_orders(self, req, ctx):
+        size = req.page_size
+        if size < 0:
+            raise Status(INVALID_ARGUMENT, "page_size %d is negative" % size)
+        size = 50 if size == 0 else min(size, 500)
+        with self.lock:
+            match = [o for o in self.orders.values()
+                     if (not req.customer_id or o.customer_id == req.customer_id)
+                     and (req.status == 0 or o.status == req.status)]
+            match.sort(key=lambda o: (o.created_at.ToNanoseconds(), o.order_id), reverse=True)
+            if req.page_token:
+                ids = [o.order_id for o in match]
+                if req.page_token not in ids:
+                    raise Status(INVALID_ARGUMENT, 'page_token "%s" is not from this query' % req.page_token)
+                match = match[ids.index(req.page_token) + 1:]
+            resp = self.msg("orders.v1.ListOrdersResponse")()
+            for o in match[:size]:
+                resp.orders.add().CopyFrom(o)
+            if len(match) > size:
+                resp.next_page_token = match[size - 1].order_id
+            return resp
+
+    def place_order(self, req, ctx):
+        if not req.customer_id:
+            raise Status(INVALID_ARGUMENT, "customer_id is required")
+        if not req.items:
+            raise Status(INVALID_ARGUMENT, "an order needs at least one item")
+        total = 0
+        for i, it in enumerate(req.items):
+            if not it.sku or it.quantity < 1 or it.unit_price_cents < 0:
+                raise Status(INVALID_ARGUMENT, "items[%d]: want a sku, quantity ≥ 1 and unit_price_cents ≥ 0" % i)
+            total += it.quantity * it.unit_price_cents
+        # The order takes the event id figway gave the call, so the caller,
+        # who got it as figway-event-id, can GetOrder it.
+        oid = ctx["message_id"] or "o-" + os.urandom(12).hex()
+        with self.lock:
+            oid = self.by_request.get(req.request_id, oid) if req.request_id else oid
+            if oid in self.orders:
+                return self._copy(self.orders[oid])
+            o = self.Order(order_id=oid, customer_id=req.customer_id, status=1, total_cents=total, note=req.note)
+            o.items.extend(req.items)
+            o.created_at.GetCurrentTime()
+            o.updated_at.CopyFrom(o.created_at)
+            self.orders[oid] = o
+            if req.request_id:
+                self.by_request[req.request_id] = oid
+            log.info("order placed: %s", oid)
+            return self._copy(o)
+
+    def cancel_order(self, req, ctx):
+        with self.lock:
+            o = self._find(req.order_id)
+            if o.status == 3:
+                raise Status(FAILED_PRECONDITION, 'order "%s" has shipped and can no longer be cancelled' % o.order_id)
+            if o.status != 4:
+                o.status = 4
+                o.updated_at.GetCurrentTime()
+            return self._copy(o)
+
+    def _copy(self, o):
+        c = self.Order()
+        c.CopyFrom(o)
+        return c
+
+
+class Worker:
+    def __init__(self, channel, store, msg):
+        self.ch = channel
+        self.msg = msg
+        self.handlers = {
+            "GetOrder": ("orders.v1.GetOrderRequest", store.get_order),
+            "ListOrders": ("orders.v1.ListOrdersRequest", store.list_orders),
+            "PlaceOrder": ("orders.v1.PlaceOrderRequest", store.place_order),
+            "CancelOrder": ("orders.v1.CancelOrderRequest", store.cancel_order),
+        }
+
+    def on_request(self, ch, method, props, body):
+        rpc = bool(props.reply_to)
+        deadline = header_str(props.headers, "figway-deadline")
+        if rpc and deadline:
+            try:
+                if parse_time(deadline) <= datetime.datetime.now(datetime.timezone.utc):
+                    # figway has answered DEADLINE_EXCEEDED already: nobody
+                    # reads a reply. Drop the request.
+                    ch.basic_ack(method.delivery_tag)
+                    return
+            except ValueError as e:
+                log.warning("bad figway-deadline: %s", e)
+        content_type = props.content_type or PROTOBUF
+        try:
+            body, code, message = self.handle(props, body, content_type), OK, ""
+        except Status as s:
+            body, code, message = b"", s.code, s.message
+        except Exception as e:  # a bug in a handler: INTERNAL, not a crash
+            log.exception("handler failed")
+            body, code, message = b"", INTERNAL, "internal error: %s" % type(e).__name__
+        if not rpc:
+            # An event: acknowledged once handled; a failed one is rejected
+            # (dead-lettered, if its queue has a dead-letter exchange).
+            if code == OK:
+                ch.basic_ack(method.delivery_tag)
+            else:
+                log.warning("event failed: %s", message)
+                ch.basic_reject(method.delivery_tag, requeue=False)
+            return
+        headers = {}
+        if code != OK:
+            headers = {"figway-status": code, "figway-message": message}
+        ch.basic_publish(
+            exchange="",
+            routing_key=props.reply_to,
+            properties=pika.BasicProperties(correlation_id=props.correlation_id, content_type=content_type,
+                                            headers=headers),
+            body=body)
+        # Ack after the reply is out: if the worker dies in between, the
+        # request is redelivered (at-least-once).
+        ch.basic_ack(method.delivery_tag)
+
+    def handle(self, props, body, content_type):
+        name = (props.type or "")
+        if not name.startswith(SERVICE) or name[len(SERVICE):] not in self.handlers:
+            raise Status(UNIMPLEMENTED, "method %s not implemented by this worker" % name)
+        req_name, handler = self.handlers[name[len(SERVICE):]]
+        req = self.msg(req_name)()
+        try:
+            if content_type == JSON:
+                json_format.Parse(body or b"{}", req, ignore_unknown_fields=True)
+            else:
+                req.ParseFromString(body)
+        except Exception as e:
+            raise Status(INVALID_ARGUMENT, "request does not decode: %s" % e)
+        resp = handler(req, {"message_id": props.message_id})
+        if content_type == JSON:
+            return json_format.MessageToJson(resp, indent=None).encode("utf-8")
+        return resp.SerializeToString()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/", help="RabbitMQ URL")
+    p.add_argument("--queue", default="orders.requests", help="queue to consume")
+    p.add_argument("--descriptors", default=os.path.join(os.path.dirname(__file__), "..", "orders.binpb"),
+                   help="the FileDescriptorSet figway loads")
+    p.add_argument("--prefetch", type=int, default=32)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    msg = load_messages(args.descriptors)
+    params = pika.URLParameters(args.amqp)
+    params.heartbeat = 10
+    conn = pika.BlockingConnection(params)
+    ch = conn.channel()
+    # The queue as figway's topology declares it in figway.yaml (durable,
+    # classic, no arguments): a declare with other arguments fails with
+    # PRECONDITION_FAILED. Whoever starts first creates it.
+    ch.exchange_declare("orders", exchange_type="topic", durable=True)
+    ch.queue_declare(args.queue, durable=True)
+    ch.queue_bind(args.queue, "orders", routing_key="orders.#")
+    ch.basic_qos(prefetch_count=args.prefetch)
+    w = Worker(ch, Store(msg), msg)
+    ch.basic_consume(args.queue, w.on_request)
+
+    def stop(*_):
+        conn.add_callback_threadsafe(ch.stop_consuming)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("orders worker (python) consuming %s", args.queue)
+    print("ready", flush=True)
+    ch.start_consuming()
+    conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
