@@ -162,7 +162,33 @@ type Defaults struct {
 	// lower-case, copied onto the message as figway-md-<name> (YAML
 	// forward_headers). If ForwardHeaders is empty, none are.
 	ForwardHeaders []string
+
+	// Wire is what every route's messages carry beyond what the wire
+	// protocol requires; each field left empty takes its own default.
+	Wire Wire
 }
+
+// Wire shapes the messages a route publishes, where the wire protocol
+// (docs/wire-protocol.md) leaves a choice.
+type Wire struct {
+	// CloudEvents says which messages carry the cloudEvents:* headers
+	// (YAML cloudevents). If CloudEvents is empty on a route,
+	// Defaults.Wire.CloudEvents is used; if that is empty too,
+	// CloudEventsEvents.
+	CloudEvents CloudEvents
+}
+
+// CloudEvents says which of a route's messages carry the CloudEvents
+// attributes as cloudEvents:* headers.
+type CloudEvents string
+
+const (
+	// CloudEventsEvents: events only (pattern: event and shadow copies).
+	// rpc requests carry the AMQP properties the attributes repeat.
+	CloudEventsEvents CloudEvents = "events"
+	// CloudEventsAlways: rpc requests too.
+	CloudEventsAlways CloudEvents = "always"
+)
 
 // Breaker configures a route's circuit breaker.
 type Breaker struct {
@@ -319,6 +345,10 @@ type Route struct {
 	// HTTP, if not nil, adds a REST binding to the method or replaces the
 	// google.api.http rule it has in the descriptors.
 	HTTP *HTTPRule
+
+	// Wire is what the route's messages carry beyond what the wire
+	// protocol requires; each field left empty takes Defaults.Wire's.
+	Wire Wire
 }
 
 // HTTPRule is a REST binding in the shape of google.api.HttpRule: exactly

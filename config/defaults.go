@@ -50,6 +50,7 @@ func (c *Config) applyDefaults() {
 	setZero(&d.Breaker.OpenFor, defaultOpenFor)
 	setZero(&d.Breaker.HalfOpenRequests, defaultHalfOpenRequests)
 	d.Breaker.windowDefaults()
+	setZero(&d.Wire.CloudEvents, CloudEventsEvents)
 
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -72,6 +73,9 @@ func (c *Config) applyDefaults() {
 		setZero(&r.Breaker.Window, d.Breaker.Window)
 		setZero(&r.Breaker.MinRequests, d.Breaker.MinRequests)
 		r.Breaker.windowDefaults()
+		if r.To == TargetBroker || r.Shadow {
+			setZero(&r.Wire.CloudEvents, d.Wire.CloudEvents)
+		}
 		if r.ForwardHeaders == nil {
 			r.ForwardHeaders = slices.Clone(d.ForwardHeaders)
 		}

@@ -32,6 +32,7 @@ defaults:
   max_in_flight: 100
   breaker: {failures: 3, open_for: 20s, half_open_requests: 2}
   forward_headers: [X-Tenant-ID, x-request-id]
+  wire: {cloudevents: always}
 routes:
   - method: acme.v1.OrderService/GetOrder
     exchange: orders
@@ -44,6 +45,7 @@ routes:
     breaker: {failures: 1}
     forward_headers: [authorization]
     http: {get: "/v2/orders/{order_id}", response_body: status}
+    wire: {cloudevents: events}
   - method: acme.v1.OrderService/PlaceOrder
     exchange: orders
     routing_key: orders.placed
@@ -94,22 +96,23 @@ func TestLoadFull(t *testing.T) {
 		Legacy: Legacy{GRPC: "legacy.internal:50051", HTTP: "https://legacy.internal/api"},
 		Defaults: Defaults{
 			Timeout: 3 * time.Second, MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2),
-			ForwardHeaders: []string{"x-tenant-id", "x-request-id"},
+			ForwardHeaders: []string{"x-tenant-id", "x-request-id"}, Wire: Wire{CloudEvents: CloudEventsAlways},
 		},
 		Routes: []Route{{
 			Method: "acme.v1.OrderService/GetOrder", To: TargetBroker, Exchange: "orders", RoutingKey: "orders.get",
 			Pattern: PatternRPC, Timeout: 1500 * time.Millisecond, Encoding: EncodingJSON, Fallback: TargetLegacy,
 			MaxInFlight: 10, Breaker: breaker(1, 20*time.Second, 2), ForwardHeaders: []string{"authorization"},
-			HTTP: &HTTPRule{Get: "/v2/orders/{order_id}", ResponseBody: "status"},
+			HTTP: &HTTPRule{Get: "/v2/orders/{order_id}", ResponseBody: "status"}, Wire: Wire{CloudEvents: CloudEventsEvents},
 		}, {
 			Method: "acme.v1.OrderService/PlaceOrder", To: TargetBroker, Exchange: "orders", RoutingKey: "orders.placed",
 			Pattern: PatternEvent, Timeout: 3 * time.Second, Encoding: EncodingProtobuf, Fallback: TargetLegacy,
 			MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2), ForwardHeaders: []string{},
-			HTTP: &HTTPRule{Post: "/v2/orders", Body: "order"},
+			HTTP: &HTTPRule{Post: "/v2/orders", Body: "order"}, Wire: Wire{CloudEvents: CloudEventsAlways},
 		}, {
 			Method: "acme.v1.OrderService/ListOrders", To: TargetLegacy, Shadow: true, RoutingKey: "orders.listed",
 			Pattern: PatternEvent, Timeout: 3 * time.Second, Encoding: EncodingProtobuf,
 			MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2), ForwardHeaders: []string{"x-tenant-id", "x-request-id"},
+			Wire: Wire{CloudEvents: CloudEventsAlways},
 		}, {
 			Method: "acme.v1.OrderService/WatchOrders", To: TargetLegacy,
 			Timeout: 3 * time.Second, MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2),
@@ -164,10 +167,11 @@ routes:
 		Server:      Server{GRPC: "127.0.0.1:8080", HTTP: "127.0.0.1:8081", Admin: "127.0.0.1:9090", MaxRequestBytes: 4 << 20, ShutdownGrace: 10 * time.Second},
 		Descriptors: []string{filepath.Join(dir, "api.binpb")},
 		Broker:      Broker{URLs: []string{"amqp://localhost"}, Reply: ReplyDirect, Channels: 4, Heartbeat: 2 * time.Second, DialTimeout: 5 * time.Second},
-		Defaults:    Defaults{Timeout: 5 * time.Second, MaxInFlight: 1024, Breaker: dflt},
+		Defaults:    Defaults{Timeout: 5 * time.Second, MaxInFlight: 1024, Breaker: dflt, Wire: Wire{CloudEvents: CloudEventsEvents}},
 		Routes: []Route{{
 			Method: "acme.v1.OrderService/GetOrder", To: TargetBroker, RoutingKey: "orders.get", Pattern: PatternRPC,
 			Timeout: 5 * time.Second, Encoding: EncodingProtobuf, MaxInFlight: 1024, Breaker: dflt,
+			Wire: Wire{CloudEvents: CloudEventsEvents},
 		}},
 	}
 	opts := cmp.Options{cmpopts.IgnoreFields(Config{}, "Files"), cmpopts.IgnoreFields(Route{}, "Desc")}

@@ -11,7 +11,7 @@ import (
 var routeKeys = []string{
 	"method", "to", "exchange", "routing_key", "pattern", "timeout", "encoding",
 	"fallback", "shadow", "max_in_flight", "breaker", "forward_headers", "http",
-	"retry", "weight", "sticky_by", "compare", "ignore_fields",
+	"retry", "weight", "sticky_by", "compare", "ignore_fields", "wire",
 }
 
 func (d *decoder) routes(v *value, path string) []Route {
@@ -44,6 +44,7 @@ func (d *decoder) route(v *value, path string) Route {
 		StickyBy:       strings.ToLower(d.str(f["sticky_by"], field(path, "sticky_by"))),
 		Compare:        d.boolean(f["compare"], field(path, "compare")),
 		IgnoreFields:   d.fieldPaths(f["ignore_fields"], field(path, "ignore_fields")),
+		Wire:           d.wire(f["wire"], field(path, "wire")),
 	}
 }
 
@@ -194,6 +195,9 @@ func validateTarget(c *Config, r *Route, path string, p *problems) {
 		}
 		if r.Encoding != "" {
 			p.once(field(path, "encoding"), "%s", unused)
+		}
+		if r.Wire != (Wire{}) {
+			p.once(field(path, "wire"), "%s", unused)
 		}
 	}
 }

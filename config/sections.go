@@ -151,12 +151,20 @@ func (d *decoder) legacy(v *value, path string) Legacy {
 }
 
 func (d *decoder) defaults(v *value, path string) Defaults {
-	f := d.fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers")
+	f := d.fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire")
 	return Defaults{
 		Timeout:        d.duration(f["timeout"], field(path, "timeout")),
 		MaxInFlight:    d.positive(f["max_in_flight"], field(path, "max_in_flight"), maxInFlight, ""),
 		Breaker:        d.breaker(f["breaker"], field(path, "breaker")),
 		ForwardHeaders: d.headers(f["forward_headers"], field(path, "forward_headers")),
+		Wire:           d.wire(f["wire"], field(path, "wire")),
+	}
+}
+
+func (d *decoder) wire(v *value, path string) Wire {
+	f := d.fields(v, path, "cloudevents")
+	return Wire{
+		CloudEvents: enum(d, f["cloudevents"], field(path, "cloudevents"), CloudEventsEvents, CloudEventsAlways),
 	}
 }
 

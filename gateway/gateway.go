@@ -163,6 +163,7 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 		ContentType: r.contentType,
 		MessageID:   wire.NewID(),
 		Source:      g.source,
+		CloudEvents: r.cloudEvents(),
 		Metadata:    forward(r.Forward, c.Header),
 	}
 	req.Traceparent, req.Tracestate = traceContext(c.Traceparent, c.Tracestate)

@@ -192,7 +192,7 @@ func (g *Gateway) mirror(ctx context.Context, job *shadowJob) {
 	}
 	req := &wire.Request{
 		Method: r.Method, Body: body, ContentType: r.contentType, MessageID: wire.NewID(),
-		Source: g.source, Metadata: job.md,
+		Source: g.source, CloudEvents: r.cloudEvents(), Metadata: job.md,
 	}
 	req.Traceparent, _ = traceContext(job.trace, "")
 	if !r.Compare {

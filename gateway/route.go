@@ -33,6 +33,9 @@ type Route struct {
 	// HTTP is the routes file's override or addition to the method's
 	// google.api.http rule, or nil.
 	HTTP *config.HTTPRule
+	// CloudEvents puts the cloudEvents:* headers on rpc requests too
+	// (wire: {cloudevents: always}); events always carry them.
+	CloudEvents bool
 
 	// Strangler-fig settings: see config.Route.
 	Fallback config.Target
@@ -53,6 +56,10 @@ type Route struct {
 	breaker    *resilience.Breaker
 	breakerCfg config.Breaker
 }
+
+// cloudEvents reports whether the route's messages carry the
+// cloudEvents:* headers: events do, rpc requests when the route asks.
+func (r *Route) cloudEvents() bool { return r.CloudEvents || r.Pattern == config.PatternEvent }
 
 // BreakerState returns what the route's circuit breaker is doing now:
 // closed (calls flow), open (calls refused) or half-open (probing).
@@ -113,6 +120,8 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 			Compare:    rc.Compare,
 			Weight:     rc.Weight,
 			StickyBy:   rc.StickyBy,
+
+			CloudEvents: rc.Wire.CloudEvents == config.CloudEventsAlways,
 		}
 		if len(rc.IgnoreFields) > 0 {
 			r.ignore = make(map[string]bool, len(rc.IgnoreFields))

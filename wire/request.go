@@ -14,8 +14,15 @@ type Request struct {
 	Method      string // full method name, "orders.v1.OrderService/GetOrder"
 	Body        []byte
 	ContentType string
-	MessageID   string // event id, also cloudEvents:id
+	MessageID   string // event id (and cloudEvents:id when CloudEvents is set)
 	Source      string // cloudEvents:source: the publishing instance, e.g. "figway://host"
+	// CloudEvents adds the cloudEvents:* headers (CloudEvents 1.0, AMQP
+	// binding, binary mode). figway sets it on events, and on rpc requests
+	// only for routes with wire: {cloudevents: always}: the attributes
+	// repeat properties every request carries (message_id, type,
+	// timestamp, app_id), and the headers table is most of what a message
+	// costs the broker to route (docs/performance.md).
+	CloudEvents bool
 
 	// CorrelationID and ReplyTo are set for rpc calls only.
 	CorrelationID string
@@ -38,12 +45,18 @@ type Request struct {
 // request that still has 0.4 ms to live is not given 0 (which RabbitMQ reads
 // as "expire at once unless a consumer is ready").
 func (r *Request) Publishing(now time.Time) amqp.Publishing {
-	h := make(amqp.Table, 8+len(r.Metadata))
-	h[HeaderCESpecVersion] = CloudEventsSpecVersion
-	h[HeaderCEID] = r.MessageID
-	h[HeaderCESource] = r.Source
-	h[HeaderCEType] = r.Method
-	h[HeaderCETime] = now.UTC().Format(DeadlineLayout)
+	n := 3 + len(r.Metadata)
+	if r.CloudEvents {
+		n += 5
+	}
+	h := make(amqp.Table, n)
+	if r.CloudEvents {
+		h[HeaderCESpecVersion] = CloudEventsSpecVersion
+		h[HeaderCEID] = r.MessageID
+		h[HeaderCESource] = r.Source
+		h[HeaderCEType] = r.Method
+		h[HeaderCETime] = FormatTime(now)
+	}
 	if r.Traceparent != "" {
 		h[HeaderTraceparent] = r.Traceparent
 		if r.Tracestate != "" {
@@ -79,10 +92,18 @@ func (r *Request) Publishing(now time.Time) amqp.Publishing {
 		p.DeliveryMode = Persistent
 	}
 	if !r.Deadline.IsZero() {
-		h[HeaderDeadline] = r.Deadline.UTC().Format(DeadlineLayout)
+		h[HeaderDeadline] = FormatTime(r.Deadline)
 		p.Expiration = Expiration(r.Deadline.Sub(now))
 	}
 	return p
+}
+
+// FormatTime renders t as figway's header timestamps are: RFC 3339 in
+// UTC with exactly nine fraction digits, always 30 characters
+// ("2026-11-26T12:00:01.500400000Z").
+func FormatTime(t time.Time) string {
+	var b [len(TimeLayout)]byte
+	return string(t.UTC().AppendFormat(b[:0], TimeLayout))
 }
 
 // Expiration renders the time a request has left as an AMQP expiration:
@@ -106,7 +127,9 @@ func Deadline(h amqp.Table) (deadline time.Time, ok bool, err error) {
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("%s: %v", HeaderDeadline, err)
 	}
-	t, err := time.Parse(DeadlineLayout, s)
+	// RFC3339Nano parses any number of fraction digits, none included:
+	// what figway sends (TimeLayout) and what other publishers may.
+	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("%s: %v", HeaderDeadline, err)
 	}

@@ -6,8 +6,6 @@
 // the same from the document alone.
 package wire
 
-import "time"
-
 // Content types of request and reply bodies.
 const (
 	ContentTypeProtobuf = "application/protobuf"
@@ -30,7 +28,7 @@ const (
 	// HeaderDetails optionally carries a serialized google.rpc.Status.
 	HeaderDetails = "figway-details"
 	// HeaderDeadline carries the call's absolute deadline (rpc only), in
-	// [DeadlineLayout].
+	// [TimeLayout].
 	HeaderDeadline = "figway-deadline"
 	// HeaderMetadataPrefix prefixes forwarded gRPC metadata and HTTP headers.
 	HeaderMetadataPrefix = "figway-md-"
@@ -38,7 +36,8 @@ const (
 	HeaderTraceparent = "traceparent"
 	HeaderTracestate  = "tracestate"
 
-	// CloudEvents 1.0 AMQP binding, binary content mode.
+	// CloudEvents 1.0 AMQP binding, binary content mode: on events, and on
+	// rpc requests of routes with wire: {cloudevents: always}.
 	HeaderCESpecVersion = "cloudEvents:specversion"
 	HeaderCEID          = "cloudEvents:id"
 	HeaderCESource      = "cloudEvents:source"
@@ -49,8 +48,10 @@ const (
 // CloudEventsSpecVersion is the value of the cloudEvents:specversion header.
 const CloudEventsSpecVersion = "1.0"
 
-// DeadlineLayout formats the figway-deadline header and cloudEvents:time.
-const DeadlineLayout = time.RFC3339Nano
+// TimeLayout formats the figway-deadline header and cloudEvents:time: RFC
+// 3339 with exactly nine fraction digits, in UTC (see [FormatTime]). Go's
+// RFC3339Nano drops trailing zeros, which would make the width vary.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // Delivery modes of requests: events are persistent, rpc requests are not.
 const (

@@ -90,14 +90,20 @@ func TestPublishing(t *testing.T) {
 	if p.Expiration != "1501" || p.DeliveryMode != Transient || p.AppId != AppID || p.Type != r.Method || !p.Timestamp.Equal(now) {
 		t.Errorf("Publishing = expiration %q mode %d app %q type %q time %v", p.Expiration, p.DeliveryMode, p.AppId, p.Type, p.Timestamp)
 	}
+	// An rpc request carries no cloudEvents:* headers unless asked to.
 	want := amqp.Table{
-		HeaderCESpecVersion: "1.0", HeaderCEID: r.MessageID, HeaderCESource: "figway://h", HeaderCEType: r.Method,
-		HeaderCETime: "2026-11-26T12:00:00Z", HeaderDeadline: "2026-11-26T12:00:01.5004Z",
+		HeaderDeadline:    "2026-11-26T12:00:01.500400000Z",
 		HeaderTraceparent: r.Traceparent, HeaderTracestate: "k=v",
 		"figway-md-x-one": "a", "figway-md-x-two": []any{"b", "c"},
 	}
 	if diff := cmp.Diff(want, p.Headers); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	r.CloudEvents = true
+	want[HeaderCESpecVersion], want[HeaderCEID], want[HeaderCESource] = "1.0", r.MessageID, "figway://h"
+	want[HeaderCEType], want[HeaderCETime] = r.Method, "2026-11-26T12:00:00.000000000Z"
+	if diff := cmp.Diff(want, r.Publishing(now).Headers); diff != "" {
+		t.Errorf("headers with CloudEvents (-want +got):\n%s", diff)
 	}
 	if err := p.Headers.Validate(); err != nil {
 		t.Errorf("headers are not a valid AMQP table: %v", err)
@@ -112,6 +118,33 @@ func TestPublishing(t *testing.T) {
 	r.Persistent, r.Deadline = true, time.Time{}
 	if p := r.Publishing(now); p.DeliveryMode != Persistent || p.Expiration != "" || p.Headers[HeaderDeadline] != nil {
 		t.Errorf("event Publishing = mode %d expiration %q deadline %v; want 2 and none", p.DeliveryMode, p.Expiration, p.Headers[HeaderDeadline])
+	}
+}
+
+func TestFormatTime(t *testing.T) {
+	at := func(ns int) time.Time { return time.Date(2026, 11, 26, 12, 0, 1, ns, time.FixedZone("CET", 3600)) }
+	for _, tc := range []struct {
+		in   time.Time
+		want string
+	}{
+		{at(0), "2026-11-26T11:00:01.000000000Z"},
+		{at(500_400_000), "2026-11-26T11:00:01.500400000Z"},
+		{at(7), "2026-11-26T11:00:01.000000007Z"},
+	} {
+		got := FormatTime(tc.in)
+		if got != tc.want || len(got) != 30 {
+			t.Errorf("FormatTime(%v) = %q; want %q (30 characters)", tc.in, got, tc.want)
+		}
+		back, ok, err := Deadline(amqp.Table{HeaderDeadline: got})
+		if !ok || err != nil || !back.Equal(tc.in) {
+			t.Errorf("Deadline(%q) = %v %v %v; want %v", got, back, ok, err, tc.in)
+		}
+	}
+	// Other publishers may send fewer digits, or none: still a deadline.
+	for _, s := range []string{"2026-11-26T12:00:01Z", "2026-11-26T12:00:01.5+01:00", "2026-11-26T12:00:01.5004Z"} {
+		if _, ok, err := Deadline(amqp.Table{HeaderDeadline: s}); !ok || err != nil {
+			t.Errorf("Deadline(%q) = %v, %v; want a deadline", s, ok, err)
+		}
 	}
 }
 

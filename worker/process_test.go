@@ -117,7 +117,7 @@ func BenchmarkProcess(b *testing.B) {
 			d := &amqp.Delivery{
 				Type:        "bench.v1.Bench/" + m.name,
 				ContentType: enc.contentType,
-				Headers:     amqp.Table{wire.HeaderDeadline: time.Now().Add(time.Hour).Format(wire.DeadlineLayout)},
+				Headers:     amqp.Table{wire.HeaderDeadline: time.Now().Add(time.Hour).Format(wire.TimeLayout)},
 				Body:        body,
 			}
 			b.Run(m.name+"/"+strings.TrimPrefix(enc.contentType, "application/"), func(b *testing.B) {

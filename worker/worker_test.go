@@ -226,35 +226,46 @@ func TestReply(t *testing.T) {
 }
 
 // TestHandlerContext checks that a handler's context carries the request's
-// deadline, forwarded metadata, trace context and event id.
+// deadline, forwarded metadata, trace context and event id — from both forms
+// of a request (docs/wire-protocol.md): with the cloudEvents:* headers and
+// without.
 func TestHandlerContext(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	c := newCaller(t, f.url)
 
-	r := request(t, inspectMethod, &emptypb.Empty{})
-	r.Deadline = time.Now().Add(time.Hour).UTC()
-	r.Metadata = map[string][]string{"x-tenant-id": {"t-1"}, "x-roles": {"a", "b"}}
-	r.Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	r.Tracestate = "vendor=x"
-	id := c.publish(testQueue, r)
-	d := c.next()
-	if d.CorrelationId != id {
-		t.Fatalf("reply correlation_id = %q; want %q", d.CorrelationId, id)
-	}
-	var got structpb.Struct
-	if err := proto.Unmarshal(d.Body, &got); err != nil {
-		t.Fatalf("decode reply: %v", err)
-	}
-	want := map[string]any{
-		"deadline":    r.Deadline.Format(time.RFC3339Nano),
-		"event_id":    r.MessageID,
-		"metadata":    map[string]any{"x-tenant-id": []any{"t-1"}, "x-roles": []any{"a", "b"}},
-		"traceparent": r.Traceparent,
-		"tracestate":  "vendor=x",
-	}
-	if diff := cmp.Diff(want, got.AsMap()); diff != "" {
-		t.Errorf("handler context (-want +got):\n%s", diff)
+	for _, cloudEvents := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cloudevents=%v", cloudEvents), func(t *testing.T) {
+			c.t = t
+			r := request(t, inspectMethod, &emptypb.Empty{})
+			r.CloudEvents = cloudEvents
+			r.Deadline = time.Now().Add(time.Hour).UTC()
+			r.Metadata = map[string][]string{"x-tenant-id": {"t-1"}, "x-roles": {"a", "b"}}
+			r.Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+			r.Tracestate = "vendor=x"
+			id := c.publish(testQueue, r)
+			d := c.next()
+			if d.CorrelationId != id {
+				t.Fatalf("reply correlation_id = %q; want %q", d.CorrelationId, id)
+			}
+			if st, err := wire.ReplyStatus(d.Headers); err != nil || st != nil {
+				t.Fatalf("reply status = %v, %v; want OK", st, err)
+			}
+			var got structpb.Struct
+			if err := proto.Unmarshal(d.Body, &got); err != nil {
+				t.Fatalf("decode reply: %v", err)
+			}
+			want := map[string]any{
+				"deadline":    r.Deadline.Format(time.RFC3339Nano),
+				"event_id":    r.MessageID,
+				"metadata":    map[string]any{"x-tenant-id": []any{"t-1"}, "x-roles": []any{"a", "b"}},
+				"traceparent": r.Traceparent,
+				"tracestate":  "vendor=x",
+			}
+			if diff := cmp.Diff(want, got.AsMap()); diff != "" {
+				t.Errorf("handler context (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -280,7 +291,7 @@ func TestExpiredRequestIsDropped(t *testing.T) {
 	p := r.Publishing(time.Now())
 	// The deadline passed (as if the request had waited in the prefetch
 	// buffer, or the clocks disagree) but the broker's TTL did not drop it.
-	p.Headers[wire.HeaderDeadline] = time.Now().Add(-time.Second).Format(wire.DeadlineLayout)
+	p.Headers[wire.HeaderDeadline] = time.Now().Add(-time.Second).Format(wire.TimeLayout)
 	p.Expiration = ""
 	c.publishRaw("", testQueue, p)
 

@@ -46,6 +46,9 @@ func TestCallRoundTrip(t *testing.T) {
 			req.Deadline = deadline
 			req.Traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 			req.Metadata = map[string][]string{"x-tenant-id": {"t1"}}
+			// rpc requests carry the cloudEvents:* headers only when the
+			// route asks (wire: {cloudevents: always}): one mode each.
+			req.CloudEvents = mode == config.ReplyQueue
 			rep, err := c.Call(ctx, "", "svc", req)
 			if err != nil {
 				t.Fatalf("Call: %v", err)
@@ -76,17 +79,39 @@ func TestCallRoundTrip(t *testing.T) {
 				{"app_id", d.AppId, "figway"},
 				{"delivery_mode", d.DeliveryMode, uint8(1)},
 				{"message_id", d.MessageId, req.MessageID},
-				{"cloudEvents:specversion", d.Headers["cloudEvents:specversion"], "1.0"},
-				{"cloudEvents:id", d.Headers["cloudEvents:id"], req.MessageID},
-				{"cloudEvents:type", d.Headers["cloudEvents:type"], "test.v1.Svc/Get"},
-				{"cloudEvents:source", d.Headers["cloudEvents:source"], "figway://test"},
-				{"figway-deadline", d.Headers["figway-deadline"], deadline.UTC().Format(time.RFC3339Nano)},
+				{"figway-deadline", d.Headers["figway-deadline"], deadline.UTC().Format("2006-01-02T15:04:05.000000000Z")},
 				{"traceparent", d.Headers["traceparent"], req.Traceparent},
 				{"figway-md-x-tenant-id", d.Headers["figway-md-x-tenant-id"], "t1"},
+			}
+			n := 3 // figway-deadline, traceparent, figway-md-x-tenant-id
+			if req.CloudEvents {
+				n += 5
+				checks = append(checks, []struct {
+					name      string
+					got, want any
+				}{
+					{"cloudEvents:specversion", d.Headers["cloudEvents:specversion"], "1.0"},
+					{"cloudEvents:id", d.Headers["cloudEvents:id"], req.MessageID},
+					{"cloudEvents:type", d.Headers["cloudEvents:type"], "test.v1.Svc/Get"},
+					{"cloudEvents:source", d.Headers["cloudEvents:source"], "figway://test"},
+				}...)
+				if ce, _ := d.Headers["cloudEvents:time"].(string); len(ce) != 30 {
+					t.Errorf("cloudEvents:time = %q; want RFC 3339 with 9 fraction digits", ce)
+				}
 			}
 			for _, c := range checks {
 				if c.got != c.want {
 					t.Errorf("%s = %v; want %v", c.name, c.got, c.want)
+				}
+			}
+			// docs/wire-protocol.md: every request header is a long
+			// string (field type S), which amqp091-go decodes as string.
+			if len(d.Headers) != n {
+				t.Errorf("headers = %v; want %d of them", d.Headers, n)
+			}
+			for k, v := range d.Headers {
+				if _, ok := v.(string); !ok {
+					t.Errorf("header %s has type %T; want a long string", k, v)
 				}
 			}
 			ms, err := strconv.Atoi(d.Expiration)
