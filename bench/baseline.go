@@ -64,27 +64,43 @@ func exitServingEcho(addr string) {
 // gRPC hop into figway does; each wakes a process that was waiting in the
 // kernel, which costs far more than a goroutine switch on a small VM.
 func startEchoProcess() (addr string, pid int, stop func(), err error) {
+	addr = freeAddr()
+	pid, stop, err = startSelf(echoEnv, addr, addr)
+	return addr, pid, stop, err
+}
+
+// startSelf runs this binary as a server of its own, with env set to
+// value, and waits until it listens on addr.
+func startSelf(env, value, addr string) (pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", 0, nil, err
+		return 0, nil, err
 	}
-	addr = freeAddr()
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), echoEnv+"="+addr)
+	cmd.Env = append(os.Environ(), env+"="+value)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return "", 0, nil, err
+		return 0, nil, err
 	}
 	stop = func() { cmd.Process.Kill(); cmd.Wait() }
-	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	if err := waitListening(addr, 20*time.Second); err != nil {
+		stop()
+		return 0, nil, fmt.Errorf("%s: %w", env, err)
+	}
+	return cmd.Process.Pid, stop, nil
+}
+
+// waitListening waits until something accepts connections on addr, for
+// at most d.
+func waitListening(addr string, d time.Duration) error {
+	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr, cmd.Process.Pid, stop, nil
+			return nil
 		}
 		if time.Now().After(end) {
-			stop()
-			return "", 0, nil, fmt.Errorf("echo server not listening on %s after 10s", addr)
+			return fmt.Errorf("not listening on %s after %v", addr, d)
 		}
 	}
 }
@@ -131,9 +147,9 @@ func startResponder(url, queue string, channels int) (stop func(), err error) {
 // rawClient is the amqp-raw baseline: request-reply with direct reply-to
 // over a few channels, no confirms, no gateway — the broker's floor. With
 // wire set it is amqp-wire: each request is the message figway publishes
-// (wire.Request: CloudEvents and deadline headers, expiration, trace
-// context), mandatory, on channels in confirm mode — the floor of figway's
-// wire protocol.
+// (wire.Request as figway renders an rpc request: properties, expiration,
+// deadline and trace context headers), mandatory, on channels in confirm
+// mode — the floor of figway's wire protocol.
 type rawClient struct {
 	wire  bool
 	conn  *amqp.Connection

@@ -13,6 +13,9 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(echoEnv); addr != "" {
 		exitServingEcho(addr) // this test binary, started as grpc-echo
 	}
+	if spec := os.Getenv(watermillEnv); spec != "" {
+		exitServingWatermill(spec) // this test binary, started as the Watermill bridge
+	}
 	os.Exit(m.Run())
 }
 
@@ -35,7 +38,7 @@ func TestBench(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"grpc-echo", "grpc-echo-inproc", "amqp-raw", "amqp-wire", "amqp-tutorial",
-		"figway-grpc", "figway-rest", "figway-rawecho", "figway-event"} {
+		"figway-grpc", "figway-rest", "figway-rawecho", "figway-event", "watermill-bridge"} {
 		if seen[s] != 2 {
 			t.Errorf("scenario %s: %d rows; want 2 (c=1 and c=64)", s, seen[s])
 		}
@@ -45,7 +48,7 @@ func TestBench(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(report), "\n")
 	last := lines[len(lines)-1]
-	if !regexp.MustCompile(`^efficiency=\d+\.\d\d vs-tutorial=\d+\.\d\d rest/grpc=\d+\.\d\d$`).MatchString(last) {
-		t.Errorf("last line %q; want efficiency=<n> vs-tutorial=<n> rest/grpc=<n>", last)
+	if !regexp.MustCompile(`^efficiency=\d+\.\d\d vs-tutorial=\d+\.\d\d rest/grpc=\d+\.\d\d vs-watermill=\d+\.\d\d cpu-figway-us=\d+$`).MatchString(last) {
+		t.Errorf("last line %q; want efficiency=<n> vs-tutorial=<n> rest/grpc=<n> vs-watermill=<n> cpu-figway-us=<n>", last)
 	}
 }

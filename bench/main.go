@@ -15,6 +15,9 @@
 //	figway-event   event pattern (publish + confirm) through gRPC
 //	figway-rawecho figway-grpc's path with amqp-raw's echo responder in place
 //	               of the SDK worker: figway's own cost, apart from the SDK's
+//	watermill-bridge  the bridge written by hand with Watermill instead:
+//	               grpc-go → Watermill request-reply → RabbitMQ → Watermill
+//	               handler → back (watermill.go)
 //
 // then holding capacity: N concurrent calls waiting on a worker that answers
 // after a delay, with figway's peak RSS and goroutine count.
@@ -51,6 +54,9 @@ func main() {
 	flag.Parse()
 	if addr := os.Getenv(echoEnv); addr != "" {
 		exitServingEcho(addr)
+	}
+	if spec := os.Getenv(watermillEnv); spec != "" {
+		exitServingWatermill(spec)
 	}
 	if *only != "" {
 		for _, s := range strings.Split(*only, ",") {
@@ -172,13 +178,7 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	}
 	defer fconn.Close()
 	fc := ordersv1.NewOrderServiceClient(fconn)
-	getOrder := func(ctx context.Context) error {
-		o, err := fc.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: id})
-		if err == nil && len(o.GetOrderId()) != len(id) {
-			return fmt.Errorf("wrong reply")
-		}
-		return err
-	}
+	getOrder := getOrderCall(fc, id)
 	getOrder(ctx) // warm up: the worker may still be connecting
 	var profiled sync.WaitGroup
 	if profile != "" {
@@ -221,12 +221,60 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 		return err
 	})
 
+	if err := measureWatermill(url, channels, id, ps, measure); err != nil {
+		return err
+	}
+
 	var hr holdResult
 	if holding > 0 {
 		hr = holdCalls(fw, holding, hold)
 	}
 	report(out, results, hr)
 	return nil
+}
+
+// measureWatermill runs the watermill-bridge scenario: the bridge in a
+// process of its own, in the gateway's CPU column, and as many Watermill
+// workers as figway's scenarios have SDK workers.
+func measureWatermill(url string, workers int, id string, ps *procs, measure func(string, func(context.Context) error)) error {
+	const name = "watermill-bridge"
+	if len(selected) > 0 && !selected[name] {
+		return nil
+	}
+	stopWorkers, err := startWatermillWorkers(url, workers)
+	if err != nil {
+		return err
+	}
+	defer stopWorkers()
+	addr, pid, stop, err := startWatermillBridge(url)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	conn, err := dialGRPC(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	call := getOrderCall(ordersv1.NewOrderServiceClient(conn), id)
+	call(context.Background()) // warm up: connections, topology
+	figway := ps.figway
+	ps.figway = pid
+	measure(name, call)
+	ps.figway = figway
+	return nil
+}
+
+// getOrderCall returns a call of GetOrder(id) through c that checks the
+// echoed reply.
+func getOrderCall(c ordersv1.OrderServiceClient, id string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		o, err := c.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: id})
+		if err == nil && len(o.GetOrderId()) != len(id) {
+			return fmt.Errorf("wrong reply")
+		}
+		return err
+	}
 }
 
 // selected holds the scenarios of -only; empty runs them all.
@@ -270,13 +318,13 @@ func find(rs []result, name string, conc int) (result, bool) {
 
 func report(w io.Writer, rs []result, hr holdResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\tcpu:figway\tcpu:broker\tcpu:other\tcpu:all\t")
+	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\tcpu:gateway\tcpu:broker\tcpu:other\tcpu:all\t")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.0f\t%.0f\t\n", r.scenario, r.conc, r.calls, r.errors, r.rps(),
 			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpu.figway, r.cpu.broker, r.cpu.other, r.cpu.total())
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of figway, of the broker, and of the rest (load generator, workers, responder, echo server)")
+	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of the gateway (figway; the bridge in watermill-bridge), of the broker, and of the rest (load generator, workers, responder, echo server)")
 	for _, r := range rs {
 		if r.firstErr != nil {
 			fmt.Fprintf(w, "first error of %s c=%d: %v\n", r.scenario, r.conc, r.firstErr)
@@ -294,16 +342,23 @@ func report(w io.Writer, rs []result, hr holdResult) {
 	tut, _ := find(rs, "amqp-tutorial", 64)
 	fg, _ := find(rs, "figway-grpc", 64)
 	fr, haveREST := find(rs, "figway-rest", 64)
+	wm, haveWM := find(rs, "watermill-bridge", 64)
 	ideal := 1 / (1/echo.rps() + 1/raw.rps())
 	e1, _ := find(rs, "grpc-echo", 1)
 	r1, _ := find(rs, "amqp-raw", 1)
 	f1, _ := find(rs, "figway-grpc", 1)
 	fmt.Fprintf(w, "ideal (c=64) = 1/(1/grpc-echo + 1/amqp-raw) = %.0f calls/s\n", ideal)
-	fmt.Fprintf(w, "c=1 p50: figway-grpc %v vs grpc-echo + amqp-raw + 50µs = %v\n",
-		f1.p50.Round(time.Microsecond), (e1.p50 + r1.p50 + 50*time.Microsecond).Round(time.Microsecond))
-	restRatio := "n/a"
-	if haveREST {
-		restRatio = fmt.Sprintf("%.2f", fr.rps()/fg.rps())
+	fmt.Fprintf(w, "c=1 p50: figway-grpc %v vs grpc-echo + amqp-raw + 100µs = %v\n",
+		f1.p50.Round(time.Microsecond), (e1.p50 + r1.p50 + 100*time.Microsecond).Round(time.Microsecond))
+	ratio := func(a, b result, ok bool) string {
+		if !ok || b.rps() == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f", a.rps()/b.rps())
 	}
-	fmt.Fprintf(w, "efficiency=%.2f vs-tutorial=%.2f rest/grpc=%s\n", fg.rps()/ideal, fg.rps()/tut.rps(), restRatio)
+	if w1, ok := find(rs, "watermill-bridge", 1); ok {
+		fmt.Fprintf(w, "c=1 p50: figway-grpc %v vs watermill-bridge %v\n", f1.p50.Round(time.Microsecond), w1.p50.Round(time.Microsecond))
+	}
+	fmt.Fprintf(w, "efficiency=%.2f vs-tutorial=%.2f rest/grpc=%s vs-watermill=%s cpu-figway-us=%.0f\n",
+		fg.rps()/ideal, fg.rps()/tut.rps(), ratio(fr, fg, haveREST), ratio(fg, wm, haveWM), fg.cpu.figway)
 }
