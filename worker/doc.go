@@ -65,6 +65,14 @@
 // therefore be idempotent: [EventID] is the same on every delivery of a
 // request and makes a natural key.
 //
+// A busy worker gathers its acks: the ack of a request whose reply is out
+// may wait up to [Config.AckWindow] (5 ms by default) to go out with its
+// neighbours' as one basic.ack with multiple set, covering the contiguous
+// run of finished deliveries. A slow request never holds a finished one's
+// ack longer than the window; a held ack goes out at once when nothing
+// else runs, and at shutdown. If the worker dies meanwhile, those requests
+// are redelivered, as every unacked request is.
+//
 // # Concurrency and flow control
 //
 // At most [Config.Concurrency] handlers run at once; the broker sends up to

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/figway/figway/internal/batchconn"
@@ -136,6 +137,12 @@ type session struct {
 	mu  sync.Mutex
 	ch  *amqp.Channel
 	tag string // consumer tag
+	// acks gathers the channel's acks; ended says the session is over,
+	// for a gathering timer that fires late. Both are guarded by mu.
+	acks  *acks
+	ended bool
+	// running counts the session's handlers started and not returned.
+	running atomic.Int32
 }
 
 // session connects, consumes and dispatches deliveries to handlers until
@@ -178,6 +185,8 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}) (consumed
 	}()
 
 	s := &session{w: w, ch: ch, tag: "figway-worker-" + wire.NewID()}
+	s.acks = newAcks(ch, w.cfg.AckWindow, &w.stats.acks)
+	defer s.end()
 	deliveries, err := s.consume()
 	if err != nil {
 		return false, err
@@ -214,8 +223,10 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}) (consumed
 				<-sem
 				return true, s.drain(sem)
 			}
+			s.running.Add(1)
 			go func() {
 				defer func() { <-sem }()
+				defer s.running.Add(-1)
 				s.serve(sctx, &d)
 			}()
 		}
@@ -318,6 +329,9 @@ func (s *session) drain(sem chan struct{}) error {
 	if err != nil {
 		w.log.Debug("cancel consumer", "queue", w.cfg.Queue, "error", err.Error())
 	}
+	// The acks of the requests answered go out before the connection
+	// closes, or the broker would deliver them again.
+	defer s.flushAcks(true)
 	grace := time.NewTimer(w.cfg.ShutdownGrace)
 	defer grace.Stop()
 	for i := range cap(sem) {
@@ -330,4 +344,47 @@ func (s *session) drain(sem chan struct{}) error {
 		}
 	}
 	return nil
+}
+
+// armAcks starts the timer of s's gathered acks.
+func (s *session) armAcks(d time.Duration) *time.Timer { return time.AfterFunc(d, s.flushDue) }
+
+// flushDue sends the gathered acks whose window has ended: the timer's
+// work.
+func (s *session) flushDue() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if s.ended || s.acks.flushAt.IsZero() || now.Before(s.acks.flushAt) {
+		return // ended, or the timer was reset while it fired: it fires again
+	}
+	if err := s.acks.flush(now, false, s.armAcks); err != nil {
+		s.w.log.Warn("acks not sent; the broker will redeliver their requests", "queue", s.w.cfg.Queue, "error", err.Error())
+	}
+}
+
+// flushAcks sends the gathered acks now: every one with all set, else
+// those due.
+func (s *session) flushAcks(all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	if err := s.acks.flush(time.Now(), all, s.armAcks); err != nil {
+		s.w.log.Warn("acks not sent; the broker will redeliver their requests", "queue", s.w.cfg.Queue, "error", err.Error())
+	}
+}
+
+// end stops gathering acks: the channel is gone or about to be.
+func (s *session) end() {
+	s.mu.Lock()
+	s.ended = true
+	s.acks.stop()
+	s.mu.Unlock()
+}
+
+// finish gathers the ack of d, done. s.mu is held.
+func (s *session) finish(d *amqp.Delivery) error {
+	return s.acks.finish(d.DeliveryTag, time.Now(), s.running.Load() <= 1, s.armAcks)
 }

@@ -97,7 +97,7 @@ func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
 		w.stats.expired.Add(1)
 		w.log.LogAttrs(ctx, slog.LevelDebug, "request expired before it ran: dropped",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
-		s.settle(d, func() error { return d.Ack(false) })
+		s.settle(d, func() error { return s.finish(d) })
 	case d.ReplyTo != "":
 		s.reply(d, o)
 	case o.st != nil:
@@ -107,15 +107,15 @@ func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
 		w.log.LogAttrs(ctx, slog.LevelWarn, "event failed: rejected",
 			slog.String("method", d.Type), slog.String("event_id", d.MessageId),
 			slog.String("code", o.st.Code().String()), slog.String("error", o.st.Message()))
-		s.settle(d, func() error { return d.Reject(false) })
+		s.settle(d, func() error { return s.acks.reject(d.DeliveryTag) })
 	default:
-		if s.settle(d, func() error { return d.Ack(false) }) {
+		if s.settle(d, func() error { return s.finish(d) }) {
 			w.stats.events.Add(1)
 		}
 	}
 }
 
-// reply publishes o as the reply to d, then acks d.
+// reply publishes o as the reply to d, then acks d (gathered: see acks).
 func (s *session) reply(d *amqp.Delivery, o outcome) {
 	w := s.w
 	p := amqp.Publishing{
@@ -146,7 +146,7 @@ func (s *session) reply(d *amqp.Delivery, o outcome) {
 		if err := s.ch.Publish("", d.ReplyTo, false, false, p); err != nil {
 			return fmt.Errorf("publish reply: %w", err)
 		}
-		return d.Ack(false)
+		return s.finish(d)
 	})
 	if ok {
 		w.stats.replied.Add(1)

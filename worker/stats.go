@@ -8,7 +8,8 @@ type Stats struct {
 	// Received counts deliveries taken from the queue, redeliveries
 	// included.
 	Received uint64
-	// Replied counts replies (OK or not) published and acked.
+	// Replied counts replies (OK or not) published; their requests' acks
+	// are gathered ([Config.AckWindow]).
 	Replied uint64
 	// Events counts events (requests without reply_to) handled and acked.
 	Events uint64
@@ -23,10 +24,14 @@ type Stats struct {
 	// Connects counts the times the worker connected and started
 	// consuming, the first included.
 	Connects uint64
+	// Acks counts the basic.ack frames sent: fewer than the requests
+	// acked when acks are gathered, one ack with multiple set settling
+	// several requests.
+	Acks uint64
 }
 
 type counters struct {
-	received, replied, events, rejected, expired, panics, connects atomic.Uint64
+	received, replied, events, rejected, expired, panics, connects, acks atomic.Uint64
 }
 
 // Stats returns the worker's counters. It is safe to call at any time.
@@ -40,5 +45,6 @@ func (w *Worker) Stats() Stats {
 		Expired:  c.expired.Load(),
 		Panics:   c.panics.Load(),
 		Connects: c.connects.Load(),
+		Acks:     c.acks.Load(),
 	}
 }

@@ -51,6 +51,15 @@ type Config struct {
 	// context is cancelled, before cancelling their contexts and leaving
 	// their requests to be redelivered. If 0, 10s is used.
 	ShutdownGrace time.Duration
+	// AckWindow bounds how long the ack of a request whose reply is
+	// published may be held, to go out with others as one basic.ack with
+	// multiple set: the broker settles many requests for the price of
+	// one. A held ack goes out at once when no other request is running,
+	// and at shutdown. A request whose ack was held when the worker died
+	// is redelivered, like any unacked one (at-least-once). If 0, 5ms is
+	// used; if negative, each request is acked alone as soon as it is
+	// done.
+	AckWindow time.Duration
 }
 
 // Queue says how to declare the queue a [Worker] consumes: it takes its
@@ -149,6 +158,9 @@ func New(cfg Config) *Worker {
 	}
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = defaultShutdownGrace
+	}
+	if cfg.AckWindow == 0 {
+		cfg.AckWindow = defaultAckWindow
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
