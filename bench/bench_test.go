@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 func TestBench(t *testing.T) {
 	t.Chdir("..") // it builds ./cmd/figway and reads examples/ from the module root
 	var out bytes.Buffer
-	if err := run(&out, 300*time.Millisecond, 256, 300, 500*time.Millisecond, 4, ""); err != nil {
+	if err := run(&out, 300*time.Millisecond, 256, 300, 500*time.Millisecond, 4, "", ""); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	report := out.String()

@@ -50,6 +50,7 @@ func main() {
 	hold := flag.Duration("hold", 2*time.Second, "how long the worker holds each call in the holding test")
 	channels := flag.Int("channels", 4, "AMQP channels of figway and of amqp-raw")
 	profile := flag.String("profile", "", "if set, write figway's CPU profile during figway-grpc c=64 to this file")
+	trace := flag.String("trace", "", "if set, write figway's execution trace of 1s of figway-grpc c=1 to this file (go tool trace)")
 	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
 	flag.Parse()
 	if addr := os.Getenv(echoEnv); addr != "" {
@@ -63,13 +64,13 @@ func main() {
 			selected[strings.TrimSpace(s)] = true
 		}
 	}
-	if err := run(os.Stdout, *dur, *payload, *holding, *hold, *channels, *profile); err != nil {
+	if err := run(os.Stdout, *dur, *payload, *holding, *hold, *channels, *profile, *trace); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Duration, channels int, profile string) error {
+func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Duration, channels int, profile, trace string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "figway-bench-")
 	if err != nil {
@@ -180,10 +181,16 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	fc := ordersv1.NewOrderServiceClient(fconn)
 	getOrder := getOrderCall(fc, id)
 	getOrder(ctx) // warm up: the worker may still be connecting
+	// The c=1 run comes first: the trace is of it, the CPU profile of
+	// the c=64 run that follows.
 	var profiled sync.WaitGroup
 	if profile != "" {
-		profiled.Go(func() { fetchProfile(fw, profile, dur) })
-		time.Sleep(dur + 100*time.Millisecond) // profile the c=64 run only
+		profiled.Go(func() {
+			fetch(fw, profile, fmt.Sprintf("profile?seconds=%d", int(dur.Seconds())-1), dur+200*time.Millisecond)
+		})
+	}
+	if trace != "" {
+		profiled.Go(func() { fetch(fw, trace, "trace?seconds=1", 200*time.Millisecond) })
 	}
 	measure("figway-grpc", getOrder)
 	profiled.Wait()
@@ -289,10 +296,11 @@ func restUp(addr string) bool {
 	return true
 }
 
-func fetchProfile(fw *figwayProc, path string, dur time.Duration) {
-	// The c=1 run comes first; start profiling when the c=64 run does.
-	time.Sleep(dur + 200*time.Millisecond)
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", fw.admin, int(dur.Seconds())-1))
+// fetch saves what figway's /debug/pprof/<what> serves to path, asking
+// after delay.
+func fetch(fw *figwayProc, path, what string, delay time.Duration) {
+	time.Sleep(delay)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", fw.admin, what))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
 		return
