@@ -137,7 +137,7 @@ func (p *figwayProc) goroutines() int {
 // startWorkers runs the service side of the figway scenarios: an SDK
 // worker echoing GetOrder, one answering ListOrders after hold, and a
 // consumer draining the events.
-func startWorkers(ctx context.Context, url string, hold time.Duration, consumers int) (stop func(), err error) {
+func startWorkers(ctx context.Context, url string, hold time.Duration, consumers int) (stop func(), stats func() worker.Stats, err error) {
 	log := slog.New(slog.DiscardHandler)
 	// As many echo workers as the amqp-raw responder has channels: a
 	// worker holds one channel, and services scale out by running more.
@@ -158,6 +158,15 @@ func startWorkers(ctx context.Context, url string, hold time.Duration, consumers
 		}
 		return &ordersv1.ListOrdersResponse{}, nil
 	})
+	stats = func() worker.Stats {
+		var sum worker.Stats
+		for _, e := range echoes {
+			s := e.Stats()
+			sum.Replied += s.Replied
+			sum.Acks += s.Acks
+		}
+		return sum
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, w := range append(echoes, slow) {
@@ -168,7 +177,7 @@ func startWorkers(ctx context.Context, url string, hold time.Duration, consumers
 	if err != nil {
 		cancel()
 		wg.Wait()
-		return nil, err
+		return nil, nil, err
 	}
 	ch, _ := conn.Channel()
 	ds, err := ch.Consume("bench.events", "", true, false, false, false, nil)
@@ -176,11 +185,11 @@ func startWorkers(ctx context.Context, url string, hold time.Duration, consumers
 		cancel()
 		wg.Wait()
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	go func() {
 		for range ds {
 		}
 	}()
-	return func() { cancel(); wg.Wait(); conn.Close() }, nil
+	return func() { cancel(); wg.Wait(); conn.Close() }, stats, nil
 }

@@ -41,6 +41,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/worker"
 )
 
 func main() {
@@ -168,7 +169,7 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	}
 	defer fw.stop()
 	ps.figway = fw.cmd.Process.Pid
-	stopWorkers, err := startWorkers(ctx, url, hold, channels)
+	stopWorkers, workerStats, err := startWorkers(ctx, url, hold, channels)
 	if err != nil {
 		return err
 	}
@@ -192,8 +193,12 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	if trace != "" {
 		profiled.Go(func() { fetch(fw, trace, "trace?seconds=1", 200*time.Millisecond) })
 	}
+	before := workerStats()
 	measure("figway-grpc", getOrder)
 	profiled.Wait()
+	acks := workerStats()
+	acks.Replied -= before.Replied
+	acks.Acks -= before.Acks
 
 	if restUp(fw.http) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
@@ -236,7 +241,7 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	if holding > 0 {
 		hr = holdCalls(fw, holding, hold)
 	}
-	report(out, results, hr)
+	report(out, results, hr, acks)
 	return nil
 }
 
@@ -324,7 +329,7 @@ func find(rs []result, name string, conc int) (result, bool) {
 	return result{}, false
 }
 
-func report(w io.Writer, rs []result, hr holdResult) {
+func report(w io.Writer, rs []result, hr holdResult, acks worker.Stats) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\tcpu:gateway\tcpu:broker\tcpu:other\tcpu:all\t")
 	for _, r := range rs {
@@ -344,6 +349,10 @@ func report(w io.Writer, rs []result, hr holdResult) {
 		if hr.firstErr != nil {
 			fmt.Fprintf(w, "holding: first error: %v\n", hr.firstErr)
 		}
+	}
+	if acks.Replied > 0 {
+		fmt.Fprintf(w, "SDK workers in figway-grpc: %d replies, %d basic.ack frames (%.2f per reply)\n",
+			acks.Replied, acks.Acks, float64(acks.Acks)/float64(acks.Replied))
 	}
 	echo, _ := find(rs, "grpc-echo", 64)
 	raw, _ := find(rs, "amqp-raw", 64)
