@@ -164,11 +164,11 @@ func (c *Client) Call(ctx context.Context, exchange, key string, req *wire.Reque
 	if err != nil {
 		return nil, err
 	}
-	st, err := wire.ReplyStatus(o.reply.Headers)
+	st, err := wire.ReplyStatus(o.headers)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", gateway.ErrBadReply, err)
 	}
-	return &gateway.Reply{Body: o.reply.Body, ContentType: o.reply.ContentType, Status: st}, nil
+	return &gateway.Reply{Body: o.body, ContentType: o.contentType, Status: st}, nil
 }
 
 // Publish publishes req and waits for the broker's confirm; see
@@ -318,5 +318,5 @@ func (c *Client) deliver(d *amqp.Delivery) {
 		c.log.Debug("reply matches no waiting call", "correlation_id", d.CorrelationId)
 		return
 	}
-	cl.resolve(outcome{reply: d})
+	cl.resolve(outcome{body: d.Body, contentType: d.ContentType, headers: d.Headers})
 }
