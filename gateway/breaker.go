@@ -55,12 +55,16 @@ func breakerError(r *Route, err error) error {
 }
 
 // breakerOutcome classifies the end of a call for its route's breaker
-// (DESIGN.md §7). Failures: deadline exceeded, unavailable (not connected,
-// blocked, channel lost, nacked, returned), internal (a reply that does not
-// decode), and the same three codes when the service replied with them.
-// Not failures: the caller cancelling (ignored: it says nothing of the
-// route), and any other status the service chose — it answered, so the
-// route works.
+// (docs/errors.md#circuit-breaker): a failure counts when it says something
+// about the route's destination — no reply before the deadline (whoever set
+// it), a nack, a return, a reply that does not decode, the service
+// replying UNAVAILABLE, INTERNAL or DEADLINE_EXCEEDED. Ignored: what says
+// nothing of the route — the caller cancelling, and figway's own link to
+// the broker failing (not connected, blocked, channel or connection lost,
+// shutting down), which fails every route alike and is the connection
+// supervisor's business; counting it would turn a reconnect of a few
+// milliseconds into open_for of refusals on every busy route. Any other
+// status the service chose is a success: it answered, so the route works.
 func breakerOutcome(err error) resilience.Outcome {
 	if err == nil {
 		return resilience.Success
@@ -73,10 +77,18 @@ func breakerOutcome(err error) resilience.Outcome {
 		}
 		return resilience.Success
 	}
-	if Code(err) == codes.Canceled {
+	if Code(err) == codes.Canceled || linkDown(err) {
 		return resilience.Ignored
 	}
 	return resilience.Failure
+}
+
+// linkDown reports whether err is figway's own link to the broker failing
+// under the call — before its request was written (ErrNotPublished) or
+// after (ErrChannelLost) — rather than the broker or the service answering
+// about the route.
+func linkDown(err error) bool {
+	return errors.Is(err, ErrNotPublished) || errors.Is(err, ErrChannelLost)
 }
 
 // retryable reports whether a failed rpc call may be published once more:

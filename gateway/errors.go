@@ -31,12 +31,15 @@ var (
 	// ErrNotPublished: the request provably never reached the broker (no
 	// connection, a blocked one, or its channel died before the publish was
 	// written), so publishing it again is safe. It is always wrapped
-	// together with ErrUnavailable.
+	// together with ErrUnavailable. It reports figway's own link to the
+	// broker failing, never an answer about the route: it does not count
+	// for the route's breaker.
 	ErrNotPublished = errors.New("request not published")
 	// ErrChannelLost: the channel or connection died after the request was
 	// written and before its outcome (reply or confirm) came back. The
 	// broker, and a worker, may have it. It is always wrapped together with
-	// ErrUnavailable.
+	// ErrUnavailable. Like ErrNotPublished, it does not count for the
+	// route's breaker.
 	ErrChannelLost = errors.New("channel lost after publishing")
 	// ErrOverloaded: the route's in-flight limit is reached.
 	ErrOverloaded = errors.New("too many calls in flight")

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -180,6 +181,11 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 	// one only counts if dispatch panicked.
 	defer done(resilience.Ignored)
 	res, err := g.dispatch(ctx, r, c, req, deadline)
+	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, now), context.DeadlineExceeded) {
+		// The caller's own deadline passed: a gRPC client resets its
+		// stream then, which cancels the call (resilience.Ended).
+		err = fmt.Errorf("%s: no answer before the caller's deadline: %w", r.Method, context.DeadlineExceeded)
+	}
 	done(breakerOutcome(err))
 	return res, err
 }

@@ -80,12 +80,18 @@ func call(method string) *gateway.Call {
 	return &gateway.Call{Method: method, ContentType: wire.ContentTypeProtobuf, Accept: wire.ContentTypeProtobuf}
 }
 
-var errLost = fmt.Errorf("%w: %w: connection reset", gateway.ErrUnavailable, gateway.ErrChannelLost)
+// errLost is figway's own link failing under a call: it does not count for
+// the breaker. errNacked is the broker refusing the route's message: it
+// does.
+var (
+	errLost   = fmt.Errorf("%w: %w: connection reset", gateway.ErrUnavailable, gateway.ErrChannelLost)
+	errNacked = fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)
+)
 
 func TestBreakerOpensOnExactlyFailures(t *testing.T) {
 	for _, failures := range []int{1, 3, 5, 6} {
 		t.Run(fmt.Sprint(failures), func(t *testing.T) {
-			p := &publisher{fn: failWith(errLost)}
+			p := &publisher{fn: failWith(errNacked)}
 			g := newGateway(p, table(t, fmt.Sprintf("  - {method: %s, routing_key: k, breaker: {failures: %d, open_for: 1h}}\n", getOrder, failures), nil))
 			route := g.Table().Lookup(getOrder)
 			for i := 1; i <= failures; i++ {
@@ -115,7 +121,9 @@ func TestBreakerOpensOnExactlyFailures(t *testing.T) {
 }
 
 // TestBreakerClassification: which outcomes count as breaker failures
-// (DESIGN.md §7). Each route trips on its first failure.
+// (docs/errors.md#circuit-breaker): those that say something about the
+// route's destination, not figway's own link to the broker failing. Each
+// route trips on its first failure.
 func TestBreakerClassification(t *testing.T) {
 	reply := func(c codes.Code) func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
 		return func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
@@ -139,9 +147,11 @@ func TestBreakerClassification(t *testing.T) {
 		{"service UNAVAILABLE", reply(codes.Unavailable), false, true},
 		{"service INTERNAL", reply(codes.Internal), false, true},
 		{"service DEADLINE_EXCEEDED", reply(codes.DeadlineExceeded), false, true},
-		{"not connected", failWith(fmt.Errorf("%w: %w: not connected", gateway.ErrUnavailable, gateway.ErrNotPublished)), false, true},
-		{"channel lost", failWith(errLost), false, true},
-		{"nacked", failWith(fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)), false, true},
+		{"not connected", failWith(fmt.Errorf("%w: %w: not connected", gateway.ErrUnavailable, gateway.ErrNotPublished)), false, false},
+		{"blocked", failWith(fmt.Errorf("%w: %w: connection blocked by the broker: low on memory", gateway.ErrUnavailable, gateway.ErrNotPublished)), false, false},
+		{"channel lost", failWith(errLost), false, false},
+		{"shutting down", failWith(fmt.Errorf("%w: %w: shutting down", gateway.ErrUnavailable, gateway.ErrChannelLost)), false, false},
+		{"nacked", failWith(errNacked), false, true},
 		{"returned", failWith(fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrUnroutable)), false, true},
 		{"bad reply", func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
 			return nil, fmt.Errorf("%w: bad figway-status", gateway.ErrBadReply)
@@ -202,7 +212,7 @@ func TestBreakerHalfOpenProbes(t *testing.T) {
 		p := &publisher{}
 		p.fn = func(ctx context.Context, n int64, req *wire.Request) (*gateway.Reply, error) {
 			if fail {
-				return nil, errLost
+				return nil, errNacked
 			}
 			return b.fn(ctx, n, req)
 		}
@@ -369,7 +379,6 @@ func TestDeadlineArithmetic(t *testing.T) {
 
 func TestRetry(t *testing.T) {
 	notPublished := fmt.Errorf("%w: %w: no open channel", gateway.ErrUnavailable, gateway.ErrNotPublished)
-	nacked := fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)
 	returned := fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrUnroutable)
 	tests := []struct {
 		name      string
@@ -377,14 +386,15 @@ func TestRetry(t *testing.T) {
 		first     error
 		publishes int64
 		ok        bool
+		open      bool // the breaker counted the call's failure (failures: 1)
 	}{
-		{"channel lost, not idempotent", "", errLost, 1, false},
-		{"channel lost, idempotent", "retry: idempotent, ", errLost, 2, true},
-		{"not published, not idempotent", "", notPublished, 2, true},
-		{"not published, idempotent", "retry: idempotent, ", notPublished, 2, true},
-		{"nacked, idempotent", "retry: idempotent, ", nacked, 1, false},
-		{"returned, idempotent", "retry: idempotent, ", returned, 1, false},
-		{"lost twice, idempotent", "retry: idempotent, ", nil, 2, false},
+		{"channel lost, not idempotent", "", errLost, 1, false, false},
+		{"channel lost, idempotent", "retry: idempotent, ", errLost, 2, true, false},
+		{"not published, not idempotent", "", notPublished, 2, true, false},
+		{"not published, idempotent", "retry: idempotent, ", notPublished, 2, true, false},
+		{"nacked, idempotent", "retry: idempotent, ", errNacked, 1, false, true},
+		{"returned, idempotent", "retry: idempotent, ", returned, 1, false, true},
+		{"lost twice, idempotent", "retry: idempotent, ", nil, 2, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -408,10 +418,11 @@ func TestRetry(t *testing.T) {
 			if tt.publishes == 2 && p.reqs[0].MessageID != p.reqs[1].MessageID {
 				t.Errorf("retry message id %q; want the first one's, %q", p.reqs[1].MessageID, p.reqs[0].MessageID)
 			}
-			// One call, one breaker report: a retried success closes,
-			// a final failure opens (failures: 1).
-			if open := g.Table().Lookup(getOrder).BreakerState() == resilience.BreakerOpen; open == tt.ok {
-				t.Errorf("breaker open = %v after a call with ok=%v", open, tt.ok)
+			// One call, one breaker report, that of its last attempt: a
+			// final nack or return opens (failures: 1), a lost channel
+			// does not.
+			if open := g.Table().Lookup(getOrder).BreakerState() == resilience.BreakerOpen; open != tt.open {
+				t.Errorf("breaker open = %v after %v; want %v", open, err, tt.open)
 			}
 		})
 	}
@@ -433,7 +444,7 @@ func TestRetryNotAfterDeadline(t *testing.T) {
 }
 
 func TestReloadKeepsBreaker(t *testing.T) {
-	p := &publisher{fn: failWith(errLost)}
+	p := &publisher{fn: failWith(errNacked)}
 	routes := "  - {method: " + getOrder + ", routing_key: k, breaker: {failures: 1, open_for: 1h}}\n" +
 		"  - {method: " + placeOrder + ", routing_key: p, pattern: event, breaker: {failures: 1, open_for: 1h}}\n"
 	g := newGateway(p, table(t, routes, nil))
@@ -463,7 +474,7 @@ func TestBreakerTransitionsLogged(t *testing.T) {
 		var buf bytes.Buffer
 		log := slog.New(slog.NewTextHandler(&buf, nil))
 		routes := "  - {method: " + getOrder + ", routing_key: k, breaker: {failures: 2, open_for: 1s}}\n"
-		p := &publisher{fn: failWith(errLost)}
+		p := &publisher{fn: failWith(errNacked)}
 		tb := table(t, routes, nil)
 		g := gateway.New(gateway.Options{Publisher: p, Table: tb, Logger: log})
 		for range 5 {
@@ -483,6 +494,29 @@ func TestBreakerTransitionsLogged(t *testing.T) {
 			if n := strings.Count(buf.String(), want); n != 1 {
 				t.Errorf("after the reload, %d %q lines; want 1:\n%s", n, want, buf.String())
 			}
+		}
+	})
+}
+
+// TestCallerDeadlineResetIsATimeout: a gRPC client resets its stream when
+// its deadline passes, which cancels the call a moment before figway's copy
+// of that deadline: such a call is a timeout, and counts.
+func TestCallerDeadlineResetIsATimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &publisher{fn: func(ctx context.Context, _ int64, _ *wire.Request) (*gateway.Reply, error) {
+			<-ctx.Done()
+			return nil, fmt.Errorf("waiting for reply: %w", ctx.Err())
+		}}
+		g := newGateway(p, table(t, "  - {method: "+getOrder+", routing_key: k, timeout: 10s, breaker: {failures: 1, open_for: 1h}}\n", nil))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		time.AfterFunc(time.Second-5*time.Millisecond, cancel) // the reset
+		_, err := g.Invoke(ctx, call(getOrder))
+		if gateway.Code(err) != codes.DeadlineExceeded {
+			t.Errorf("Invoke = %v (%v); want DEADLINE_EXCEEDED", err, gateway.Code(err))
+		}
+		if st := g.Table().Lookup(getOrder).BreakerState(); st != resilience.BreakerOpen {
+			t.Errorf("breaker %v; want open: a timeout counts", st)
 		}
 	})
 }
