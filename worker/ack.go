@@ -29,7 +29,7 @@ const maxGathered = 64
 //
 // Every method runs with the session's mu held: ch is used under it.
 type acks struct {
-	ch     *amqp.Channel
+	ch     acker
 	window time.Duration  // if ≤ 0, every ack goes out at once, alone
 	sent   *atomic.Uint64 // basic.ack frames sent, for Stats
 
@@ -50,14 +50,25 @@ type heldAck struct {
 	sent bool
 }
 
-func newAcks(ch *amqp.Channel, window time.Duration, sent *atomic.Uint64) *acks {
+// acker is the part of an *amqp.Channel that acks use.
+type acker interface {
+	Ack(tag uint64, multiple bool) error
+	Reject(tag uint64, requeue bool) error
+}
+
+var _ acker = (*amqp.Channel)(nil)
+
+func newAcks(ch acker, window time.Duration, sent *atomic.Uint64) *acks {
 	return &acks{ch: ch, window: window, sent: sent, held: make(map[uint64]heldAck)}
 }
 
 // finish records that delivery tag is done and may be acked. alone says
 // that no other request of the session is running: nothing would join a
-// held ack soon, so it goes out now. arm starts the timer that sends held
-// acks once the window ends; finish calls it when it holds one.
+// held ack soon, so everything held goes out now. arm starts the timer
+// that sends held acks once the window ends; finish calls it when it
+// holds one. finish costs O(1) but when alone: the held acks are only
+// scanned by flush, when the window ends, so that a long run held behind
+// a slow request does not make every finish walk it.
 func (a *acks) finish(tag uint64, now time.Time, alone bool, arm func(time.Duration) *time.Timer) error {
 	if a.window <= 0 {
 		a.sent.Add(1)
@@ -65,10 +76,15 @@ func (a *acks) finish(tag uint64, now time.Time, alone bool, arm func(time.Durat
 	}
 	a.held[tag] = heldAck{at: now}
 	a.unsent++
-	if alone || a.unsent >= maxGathered {
-		return a.flush(now, false, arm)
+	switch {
+	case alone:
+		return a.flush(now, true, arm)
+	case a.unsent >= maxGathered:
+		if err := a.ackRun(); err != nil {
+			return err
+		}
 	}
-	if a.flushAt.IsZero() {
+	if a.unsent > 0 && a.flushAt.IsZero() {
 		a.schedule(now.Add(a.window), now, arm)
 	}
 	return nil
@@ -91,27 +107,8 @@ func (a *acks) reject(tag uint64) error {
 // window — or every held ack at all, with all set. It schedules the next
 // flush while acks stay held.
 func (a *acks) flush(now time.Time, all bool, arm func(time.Duration) *time.Timer) error {
-	// The run: an ack with multiple set settles every outstanding
-	// delivery up to its tag, which must itself be outstanding — not one
-	// acked alone already, or the broker closes the channel.
-	var last uint64
-	for {
-		h, ok := a.held[a.base+1]
-		if !ok {
-			break
-		}
-		delete(a.held, a.base+1)
-		a.base++
-		if !h.sent {
-			last = a.base
-			a.unsent--
-		}
-	}
-	if last != 0 {
-		a.sent.Add(1)
-		if err := a.ch.Ack(last, true); err != nil {
-			return err
-		}
+	if err := a.ackRun(); err != nil {
+		return err
 	}
 	var oldest time.Time
 	for tag, h := range a.held {
@@ -136,6 +133,31 @@ func (a *acks) flush(now time.Time, all bool, arm func(time.Duration) *time.Time
 		a.schedule(oldest.Add(a.window), now, arm)
 	}
 	return nil
+}
+
+// ackRun acks the contiguous run of finished deliveries above base with
+// one ack, multiple set. Such an ack settles every outstanding delivery up
+// to its tag, which must itself be outstanding — not one acked alone
+// already, or the broker closes the channel.
+func (a *acks) ackRun() error {
+	var last uint64
+	for {
+		h, ok := a.held[a.base+1]
+		if !ok {
+			break
+		}
+		delete(a.held, a.base+1)
+		a.base++
+		if !h.sent {
+			last = a.base
+			a.unsent--
+		}
+	}
+	if last == 0 {
+		return nil
+	}
+	a.sent.Add(1)
+	return a.ch.Ack(last, true)
 }
 
 func (a *acks) schedule(at, now time.Time, arm func(time.Duration) *time.Timer) {
