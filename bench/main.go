@@ -240,6 +240,11 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	var hr holdResult
 	if holding > 0 {
 		hr = holdCalls(fw, holding, hold)
+		if hr.ok < hr.calls {
+			if b, err := os.ReadFile(fw.log); err == nil {
+				fmt.Fprintf(os.Stderr, "figway's log:\n%s\n", b)
+			}
+		}
 	}
 	report(out, results, hr, acks)
 	return nil
