@@ -3,6 +3,7 @@ module github.com/figway/figway
 go 1.26.8
 
 require (
+	cloud.google.com/go/longrunning v1.5.0
 	github.com/ThreeDotsLabs/watermill v1.5.1
 	github.com/ThreeDotsLabs/watermill-amqp/v3 v3.0.2
 	github.com/goccy/go-yaml v1.19.2

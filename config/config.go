@@ -73,6 +73,11 @@ type Server struct {
 
 	// JSON sets how the REST ingress reads and writes JSON (YAML json).
 	JSON JSON
+
+	// Operations configures the async operations of routes with async
+	// (YAML operations_path, operations_stream, operations_max,
+	// operations_max_bytes, operations_key_file).
+	Operations Operations
 }
 
 // JSON sets the REST ingress's JSON conventions. YAML key: server.json.
@@ -166,6 +171,10 @@ type Defaults struct {
 	// Wire is what every route's messages carry beyond what the wire
 	// protocol requires; each field left empty takes its own default.
 	Wire Wire
+
+	// Async, if not nil, makes every rpc route to the broker async, each
+	// field being the default of the routes' own async.
+	Async *Async
 }
 
 // Wire shapes the messages a route publishes, where the wire protocol
@@ -349,6 +358,11 @@ type Route struct {
 	// Wire is what the route's messages carry beyond what the wire
 	// protocol requires; each field left empty takes Defaults.Wire's.
 	Wire Wire
+
+	// Async, if not nil, answers REST calls that take longer than
+	// Async.After with 202 Accepted and an operation to poll. If Async is
+	// nil, Defaults.Async is used on rpc routes to the broker.
+	Async *Async
 }
 
 // HTTPRule is a REST binding in the shape of google.api.HttpRule: exactly

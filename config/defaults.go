@@ -36,6 +36,10 @@ func (c *Config) applyDefaults() {
 	setZero(&s.Admin, defaultAdmin)
 	setZero(&s.MaxRequestBytes, defaultMaxRequestBytes)
 	setZero(&s.ShutdownGrace, defaultShutdownGrace)
+	setZero(&s.Operations.Path, defaultOperationsPath)
+	setZero(&s.Operations.Stream, defaultOperationsStream)
+	setZero(&s.Operations.Max, defaultOperationsMax)
+	setZero(&s.Operations.MaxBytes, defaultOperationsMaxBytes)
 
 	b := &c.Broker
 	setZero(&b.Reply, ReplyDirect)
@@ -76,6 +80,7 @@ func (c *Config) applyDefaults() {
 		if r.To == TargetBroker || r.Shadow {
 			setZero(&r.Wire.CloudEvents, d.Wire.CloudEvents)
 		}
+		asyncDefaults(r, d)
 		if r.ForwardHeaders == nil {
 			r.ForwardHeaders = slices.Clone(d.ForwardHeaders)
 		}

@@ -36,6 +36,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	validateResilience(c, p, d.broken)
 	c.applyDefaults()
 	validateRoutes(c, p, d.broken)
+	validateAsync(c, dir, p)
 	validateTopology(&c.Topology, p, d.broken)
 	if err := p.err(); err != nil {
 		return nil, err

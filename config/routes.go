@@ -11,7 +11,7 @@ import (
 var routeKeys = []string{
 	"method", "to", "exchange", "routing_key", "pattern", "timeout", "encoding",
 	"fallback", "shadow", "max_in_flight", "breaker", "forward_headers", "http",
-	"retry", "weight", "sticky_by", "compare", "ignore_fields", "wire",
+	"retry", "weight", "sticky_by", "compare", "ignore_fields", "wire", "async",
 }
 
 func (d *decoder) routes(v *value, path string) []Route {
@@ -45,6 +45,7 @@ func (d *decoder) route(v *value, path string) Route {
 		Compare:        d.boolean(f["compare"], field(path, "compare")),
 		IgnoreFields:   d.fieldPaths(f["ignore_fields"], field(path, "ignore_fields")),
 		Wire:           d.wire(f["wire"], field(path, "wire")),
+		Async:          d.async(f["async"], field(path, "async")),
 	}
 }
 

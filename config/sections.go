@@ -51,7 +51,8 @@ func extensionsOut(root *value) *value {
 }
 
 func (d *decoder) server(v *value, path string) Server {
-	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes", "shutdown_grace", "tls", "json")
+	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes", "shutdown_grace", "tls", "json",
+		"operations_path", "operations_stream", "operations_max", "operations_max_bytes", "operations_key_file")
 	s := Server{
 		GRPC:          d.listen(f["grpc"], field(path, "grpc")),
 		HTTP:          d.listen(f["http"], field(path, "http")),
@@ -59,6 +60,7 @@ func (d *decoder) server(v *value, path string) Server {
 		ShutdownGrace: d.duration(f["shutdown_grace"], field(path, "shutdown_grace")),
 		TLS:           d.serverTLS(f["tls"], field(path, "tls")),
 		JSON:          d.json(f["json"], field(path, "json")),
+		Operations:    d.operations(f, path),
 	}
 	s.MaxRequestBytes = d.positive(f["max_request_bytes"], field(path, "max_request_bytes"), maxMessageBytes,
 		" (128 MiB), RabbitMQ's default max_message_size: the broker would refuse a larger request")
@@ -151,13 +153,14 @@ func (d *decoder) legacy(v *value, path string) Legacy {
 }
 
 func (d *decoder) defaults(v *value, path string) Defaults {
-	f := d.fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire")
+	f := d.fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire", "async")
 	return Defaults{
 		Timeout:        d.duration(f["timeout"], field(path, "timeout")),
 		MaxInFlight:    d.positive(f["max_in_flight"], field(path, "max_in_flight"), maxInFlight, ""),
 		Breaker:        d.breaker(f["breaker"], field(path, "breaker")),
 		ForwardHeaders: d.headers(f["forward_headers"], field(path, "forward_headers")),
 		Wire:           d.wire(f["wire"], field(path, "wire")),
+		Async:          d.async(f["async"], field(path, "async")),
 	}
 }
 

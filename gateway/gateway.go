@@ -31,6 +31,10 @@ type Call struct {
 	// Metadata is all the caller's metadata, passed to legacy when a canary,
 	// fallback or shadow route sends the call there.
 	Metadata metadata.MD
+	// Async says that the call may become an operation (its route has
+	// async): its deadline is the route's async.timeout instead of its
+	// timeout. The caller passes a context without a deadline of its own.
+	Async bool
 }
 
 // Result is the successful outcome of a call.
@@ -144,7 +148,11 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 	defer r.bulkhead.Release()
 
 	now := time.Now()
-	deadline, ok := resilience.Deadline(ctx, now, r.Timeout)
+	timeout := r.Timeout
+	if c.Async && r.Async != nil {
+		timeout = r.Async.Timeout
+	}
+	deadline, ok := resilience.Deadline(ctx, now, timeout)
 	if ok {
 		if !deadline.After(now) {
 			return nil, fmt.Errorf("%s: deadline passed before publishing: %w", r.Method, context.DeadlineExceeded)

@@ -47,6 +47,9 @@ type Route struct {
 	// Retry says whether a call that may have reached the broker may be
 	// published once more (see Gateway.Invoke).
 	Retry config.Retry
+	// Async, if not nil, lets the REST ingress answer a long call with an
+	// operation to poll; see Call.Async.
+	Async *config.Async
 
 	contentType string
 	// types resolves the messages of the route's table (Any in JSON): a
@@ -114,6 +117,7 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 			Forward:    slices.Clone(rc.ForwardHeaders),
 			HTTP:       rc.HTTP,
 			Retry:      rc.Retry,
+			Async:      rc.Async,
 			breakerCfg: rc.Breaker,
 			Fallback:   rc.Fallback,
 			Shadow:     rc.Shadow,

@@ -6,6 +6,7 @@ import (
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/operations"
 	"github.com/figway/figway/resilience"
 )
 
@@ -21,6 +22,9 @@ type Sources struct {
 	// Migration returns the canary, fallback and shadow counters of a
 	// route's method.
 	Migration func(method string) gateway.Migration
+	// Operations returns the async operations' counts, and false when
+	// no route is async.
+	Operations func() (operations.Stats, bool)
 }
 
 // stateCollector turns Sources into series at scrape time.
@@ -30,6 +34,8 @@ type stateCollector struct {
 	inFlight, maxInFlight, breaker, routes             *prometheus.Desc
 	unmatched, pending, reconnects, connected, blocked *prometheus.Desc
 	ready                                              *prometheus.Desc
+
+	ops, opsBytes, opsExpired, opsEvicted, opsRefused, opsConcluded, opsLag *prometheus.Desc
 
 	canary, fallbacks, fallingBack, shadowCopies, shadowMismatches, shadowMatches *prometheus.Desc
 }
@@ -49,6 +55,14 @@ func newStateCollector(src Sources) *stateCollector {
 		blocked:     prometheus.NewDesc("figway_broker_blocked", "1 while RabbitMQ blocks the connection (memory or disk alarm).", nil, nil),
 		ready:       prometheus.NewDesc("figway_ready", "1 when /readyz answers 200.", nil, nil),
 
+		ops:          prometheus.NewDesc("figway_operations", "Async operations held, by state (pending or done).", []string{"state"}, nil),
+		opsBytes:     prometheus.NewDesc("figway_operations_bytes", "Memory held by async operations, replies included (estimated).", nil, nil),
+		opsExpired:   prometheus.NewDesc("figway_operations_expired_total", "Done async operations dropped once kept for their keep.", nil, nil),
+		opsEvicted:   prometheus.NewDesc("figway_operations_evicted_total", "Done async operations dropped before their keep to make room (operations_max, operations_max_bytes).", nil, nil),
+		opsRefused:   prometheus.NewDesc("figway_operations_refused_total", "Calls answered 503 instead of 202 because no operation could be made room for, or the stream was down.", nil, nil),
+		opsConcluded: prometheus.NewDesc("figway_operations_concluded_total", "Pending operations ended UNAVAILABLE at their deadline because the figway that published them never recorded their outcome.", nil, nil),
+		opsLag:       prometheus.NewDesc("figway_operations_stream_lag_seconds", "Time from the appending of the last record read from the operations stream to its reading.", nil, nil),
+
 		canary:           prometheus.NewDesc("figway_canary_calls_total", "Calls of a canary route, by the side they went to (broker or legacy).", []string{"route", "to"}, nil),
 		fallbacks:        prometheus.NewDesc("figway_fallbacks_total", "Calls sent to legacy because the broker path refused them (fallback: legacy).", route, nil),
 		fallingBack:      prometheus.NewDesc("figway_fallback_active", "1 while the route's calls fall back to legacy.", route, nil),
@@ -61,6 +75,7 @@ func newStateCollector(src Sources) *stateCollector {
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.inFlight, c.maxInFlight, c.breaker, c.routes,
 		c.unmatched, c.pending, c.reconnects, c.connected, c.blocked, c.ready,
+		c.ops, c.opsBytes, c.opsExpired, c.opsEvicted, c.opsRefused, c.opsConcluded, c.opsLag,
 		c.canary, c.fallbacks, c.fallingBack, c.shadowCopies, c.shadowMismatches, c.shadowMatches} {
 		ch <- d
 	}
@@ -104,6 +119,18 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Ready != nil {
 		gauge(c.ready, bool01(c.src.Ready()))
+	}
+	if c.src.Operations != nil {
+		if s, ok := c.src.Operations(); ok {
+			gauge(c.ops, float64(s.Pending), "pending")
+			gauge(c.ops, float64(s.Done), "done")
+			gauge(c.opsBytes, float64(s.Bytes))
+			counter(c.opsExpired, s.Expired)
+			counter(c.opsEvicted, s.Evicted)
+			counter(c.opsRefused, s.Refused)
+			counter(c.opsConcluded, s.Concluded)
+			gauge(c.opsLag, s.Lag.Seconds())
+		}
 	}
 }
 

@@ -73,29 +73,38 @@ var errBlocked = errors.New("connection blocked by the broker")
 // Run connects, serves until the connection is lost, and reconnects, until
 // ctx is cancelled. It returns nil after closing everything it opened.
 func (c *Client) Run(ctx context.Context) error {
+	return c.supervise(ctx, c.cfg.Name, &c.reconnects, c.serve)
+}
+
+// supervise dials the broker as name and runs serve on each connection,
+// reconnecting with backoff when it is lost, until ctx is cancelled;
+// reconnects counts the connections after the first. It returns nil after
+// closing everything it opened.
+func (c *Client) supervise(ctx context.Context, name string, reconnects *atomic.Uint64,
+	serve func(context.Context, *amqp.Connection, string) error) error {
 	if len(c.cfg.URLs) == 0 {
 		return errors.New("amqp: no broker URL")
 	}
 	connected := false // a connection was made before this one
 	for attempt, i := 0, 0; ; i++ {
 		addr := redact(c.cfg.URLs[i%len(c.cfg.URLs)])
-		conn, err := c.dial(c.cfg.URLs[i%len(c.cfg.URLs)])
+		conn, err := c.dial(c.cfg.URLs[i%len(c.cfg.URLs)], name)
 		if err == nil {
 			if connected {
-				c.reconnects.Add(1)
+				reconnects.Add(1)
 			}
 			connected = true
 			started := time.Now()
-			err = c.serve(ctx, conn, addr)
+			err = serve(ctx, conn, addr)
 			if ctx.Err() != nil {
 				return nil
 			}
 			if time.Since(started) > 10*time.Second {
 				attempt = 0 // it was a working connection: start backing off afresh
 			}
-			c.log.Warn("connection to RabbitMQ lost", "broker", addr, "err", err)
+			c.log.Warn("connection to RabbitMQ lost", "broker", addr, "connection", name, "err", err)
 		} else {
-			c.log.Warn("cannot connect to RabbitMQ", "broker", addr, "err", err)
+			c.log.Warn("cannot connect to RabbitMQ", "broker", addr, "connection", name, "err", err)
 		}
 		wait := c.cfg.Backoff.Delay(attempt)
 		attempt++
@@ -107,9 +116,9 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 }
 
-func (c *Client) dial(url string) (*amqp.Connection, error) {
+func (c *Client) dial(url, name string) (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName(c.cfg.Name)
+	props.SetClientConnectionName(name)
 	return amqp.DialConfig(url, amqp.Config{
 		Heartbeat:       c.cfg.Heartbeat,
 		Locale:          "en_US",

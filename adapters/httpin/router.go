@@ -62,6 +62,11 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 	)
 	var errs []error
 	seen := map[string]string{} // "VERB /template" → method
+	if s.opts.Operations != nil {
+		if err := s.operationRoutes(rt, seen); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, r := range t.Routes() {
 		if r.To != config.TargetBroker && !r.Shadow {
 			continue // not migrated: the passthrough's, when there is one
@@ -94,6 +99,14 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 		return nil, err
 	}
 	return rt, nil
+}
+
+// asyncOf returns the async settings of b's route, or nil.
+func (rt *router) asyncOf(b *binding) *config.Async {
+	if r := rt.table.Lookup(b.method); r != nil && r.To == config.TargetBroker {
+		return r.Async
+	}
+	return nil
 }
 
 // methodOf finds "pkg.Service/Method" in files.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/metrics"
+	"github.com/figway/figway/operations"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
@@ -65,6 +66,14 @@ type Options struct {
 	// Middleware, if set, wraps the handler that Serve serves (metrics).
 	// A binding's handler names its route for it with metrics.SetRoute.
 	Middleware func(http.Handler) http.Handler
+	// Operations, if set, keeps the calls of async routes that outlive
+	// their async.after, and OperationsPath serves them (docs/rest.md,
+	// "Long calls"). If Operations is nil, async routes answer
+	// synchronously.
+	Operations *operations.Store
+	// OperationsPath is the REST path of the operations. If empty,
+	// /v1/operations.
+	OperationsPath string
 }
 
 // Server is the REST/JSON ingress. It serves the HTTP bindings of the
@@ -88,6 +97,9 @@ func New(gw *gateway.Gateway, o Options) (*Server, error) {
 	}
 	if o.ReadHeaderTimeout <= 0 {
 		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.OperationsPath == "" {
+		o.OperationsPath = "/v1/operations"
 	}
 	s := &Server{gw: gw, opts: o, log: o.Logger}
 	if s.log == nil {
@@ -228,7 +240,15 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 			c.Metadata, _ = metadata.FromIncomingContext(actx)
 		}
 	}
-	res, err := s.gw.Invoke(ctx, c)
+	var res *gateway.Result
+	if a := rt.asyncOf(b); a != nil && s.opts.Operations != nil {
+		var answered bool
+		if res, answered, err = s.invokeAsync(w, r, rt, b, a, c); answered {
+			return nil
+		}
+	} else {
+		res, err = s.gw.Invoke(ctx, c)
+	}
 	if errors.Is(err, gateway.ErrNoRoute) && s.opts.Passthrough != nil {
 		// A shadow route without a legacy gRPC upstream, or a route that a
 		// reload took away: legacy's, as if never bound.

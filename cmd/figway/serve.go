@@ -30,6 +30,7 @@ import (
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/metrics"
+	"github.com/figway/figway/operations"
 )
 
 func serveCmd(args []string, stderr io.Writer) int {
@@ -93,15 +94,22 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	}
 	// The sources are read at scrape time, once everything below exists.
 	var (
-		gw     *gateway.Gateway
-		client *amqp.Client
-		ready  func() bool
+		gw        *gateway.Gateway
+		client    *amqp.Client
+		ready     func() bool
+		opsSource func() operations.Stats
 	)
 	m := metrics.New(versionString(), metrics.Sources{
 		Table:     func() *gateway.Table { return gw.Table() },
 		Broker:    func() amqp.Stats { return client.Stats() },
 		Ready:     func() bool { return ready() },
 		Migration: func(method string) gateway.Migration { return gw.Migration(method) },
+		Operations: func() (operations.Stats, bool) {
+			if opsSource == nil {
+				return operations.Stats{}, false
+			}
+			return opsSource(), true
+		},
 	})
 	host, _ := os.Hostname()
 	client = amqp.New(amqp.Config{
@@ -128,6 +136,19 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	}
 	gw = gateway.New(gwOpts)
 
+	// Async routes keep their operations on a stream (docs/rest.md, "Long
+	// calls"); without one, nothing is declared.
+	var (
+		ops   *operations.Store
+		opLog *amqp.OperationLog
+	)
+	if retention := cfg.AsyncRetention(); retention > 0 {
+		opLog = client.NewOperationLog(amqp.LogConfig{Stream: cfg.Server.Operations.Stream, Retention: retention})
+		ops = operations.New(operations.Config{Log: opLog, Max: cfg.Server.Operations.Max,
+			MaxBytes: int64(cfg.Server.Operations.MaxBytes), Key: cfg.Server.Operations.Key, Logger: log})
+		opsSource = ops.Stats
+	}
+
 	var health interface {
 		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
 		Shutdown()
@@ -142,6 +163,9 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			health = grpcin.RegisterHealth(s)
 			// Reflection follows reloads: it answers from the table serving.
 			grpcin.RegisterLiveReflection(s, func() *protoregistry.Files { return gw.Table().Files() })
+			if ops != nil {
+				grpcin.RegisterOperations(s, ops, gw.Table)
+			}
 		},
 	})
 	var legacyHTTP http.Handler // REST calls that no binding takes
@@ -153,7 +177,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	rest, err := httpin.New(gw, httpin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log, Passthrough: legacyHTTP,
 		AccessLog: opts.accessLog, Middleware: m.HTTP,
 		UseProtoNames: cfg.Server.JSON.ProtoNames, EmitUnpopulated: cfg.Server.JSON.EmitUnpopulated,
-		DiscardUnknown: cfg.Server.JSON.DiscardUnknown})
+		DiscardUnknown: cfg.Server.JSON.DiscardUnknown,
+		Operations:     ops, OperationsPath: cfg.Server.Operations.Path})
 	if err != nil {
 		return fmt.Errorf("REST bindings: %w", err)
 	}
@@ -168,7 +193,9 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	grpcLis, httpLis, adminLis := lis[0], lis[1], lis[2]
 
 	var draining atomic.Bool
-	ready = func() bool { return !draining.Load() && client.Ready() }
+	ready = func() bool {
+		return !draining.Load() && client.Ready() && (ops == nil || ops.Stats().CaughtUp)
+	}
 	admin := &http.Server{Handler: adminMux(ready, m.Handler()), ReadHeaderTimeout: 5 * time.Second}
 
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
@@ -176,6 +203,15 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	var wg sync.WaitGroup
 	wg.Go(func() { client.Run(brokerCtx) })
 	wg.Go(func() { gw.Run(brokerCtx) }) // shadow copies
+	// The operations' calls end before the broker stops: their outcome
+	// goes to the log.
+	opsCtx, stopOps := context.WithCancel(context.Background())
+	defer stopOps()
+	var opsDone sync.WaitGroup
+	if ops != nil {
+		wg.Go(func() { opLog.Run(brokerCtx, ops) })
+		opsDone.Go(func() { ops.Run(opsCtx) })
+	}
 	wg.Go(func() {
 		if err := admin.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin listener", "err", err)
@@ -210,6 +246,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	err = ingress.Serve(ingressCtx, grpcLis, cfg.Server.ShutdownGrace)
 	stopIngress()
 	err = errors.Join(err, <-restErr)
+	stopOps()
+	opsDone.Wait()
 	stopBroker()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	admin.Shutdown(shutdownCtx)

@@ -58,12 +58,24 @@ type figwayProc struct {
 // end of the test if it is still running.
 func startFigway(t *testing.T, path string, a gwAddrs, flags ...string) *figwayProc {
 	t.Helper()
+	return runFigway(t, buildFigway(t), path, a, flags...)
+}
+
+// buildFigway builds the binary into t's temporary directory.
+func buildFigway(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "figway")
 	begin := time.Now()
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	t.Logf("built figway in %v", time.Since(begin).Round(time.Millisecond))
+	return bin
+}
+
+// runFigway is startFigway with a binary built already.
+func runFigway(t *testing.T, bin, path string, a gwAddrs, flags ...string) *figwayProc {
+	t.Helper()
 	p := &figwayProc{cmd: exec.Command(bin, append([]string{"serve", "-config", path}, flags...)...), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

@@ -1,0 +1,134 @@
+package httpin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/operations"
+)
+
+// asyncCall is a call of an async route, running on a goroutine of the
+// operations Store. Whoever comes second — the reply, or the request
+// handler making it an operation — hands the outcome on: the handler
+// answers a call done before it became an operation, the call finishes an
+// operation it became.
+type asyncCall struct {
+	mu       sync.Mutex
+	res      *gateway.Result
+	err      error
+	finished bool
+	op       *operations.Operation // set once it became an operation
+	done     chan struct{}         // closed when finished
+}
+
+// invokeAsync runs c, a call of an async route, and waits for it until the
+// route's async.after (not at all with Prefer: respond-async). A call
+// answered within it returns its outcome, as Invoke would have; otherwise
+// the call becomes an operation and invokeAsync answers 202 Accepted with
+// it, returning answered.
+func (s *Server) invokeAsync(w http.ResponseWriter, r *http.Request, rt *router, b *binding, a *config.Async, c *gateway.Call) (res *gateway.Result, answered bool, err error) {
+	ops := s.opts.Operations
+	start := time.Now()
+	c.Async = true
+	ac := &asyncCall{done: make(chan struct{})}
+	cancel := ops.Go(r.Context(), func(ctx context.Context) {
+		res, err := s.gw.Invoke(ctx, c)
+		ac.mu.Lock()
+		ac.res, ac.err, ac.finished = res, err, true
+		op := ac.op
+		close(ac.done)
+		ac.mu.Unlock()
+		if op != nil {
+			ops.Finish(*op, outcome(res, err))
+		}
+	})
+	after := a.After
+	respondAsync := prefersAsync(r.Header)
+	if respondAsync {
+		after = 0
+	}
+	t := time.NewTimer(after)
+	defer t.Stop()
+	select {
+	case <-ac.done:
+		return ac.res, false, ac.err
+	case <-r.Context().Done():
+		// The caller left before the call became an operation: as with any
+		// call, it is cancelled.
+		cancel()
+		<-ac.done
+		return ac.res, false, ac.err
+	case <-t.C:
+	}
+
+	owner := ops.Owner(a.OwnerBy, r.Header.Get(a.OwnerBy))
+	op, err := ops.Start(r.Context(), b.method, a.OwnerBy, owner, start, start.Add(a.Timeout), a.Keep)
+	if err != nil {
+		cancel() // its reply would have nowhere to go
+		w.Header().Set("Retry-After", "1")
+		return nil, false, fmt.Errorf("%s: cannot keep the call as an operation: %w", b.method, opError(err))
+	}
+	ac.mu.Lock()
+	ac.op = &op
+	finished := ac.finished
+	ac.mu.Unlock()
+	if finished {
+		// The reply came while the operation was being recorded.
+		ops.Finish(op, outcome(ac.res, ac.err))
+		op.Done = true
+	}
+	if respondAsync {
+		w.Header().Set("Preference-Applied", "respond-async")
+	}
+	w.Header().Set("Location", s.operationsPath()+"/"+op.ID)
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter(a.After)))
+	body, err := s.operationJSON(rt, op)
+	if err != nil {
+		return nil, false, err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	w.Write(body)
+	return nil, true, nil
+}
+
+// retryAfter is the Retry-After of a 202, in whole seconds: the route's
+// after, between 1 and 10.
+func retryAfter(after time.Duration) int {
+	return int(min(max((after+time.Second-1)/time.Second, 1), 10))
+}
+
+// prefersAsync reports whether the request asks for an asynchronous answer
+// (RFC 7240 Prefer: respond-async).
+func prefersAsync(h http.Header) bool {
+	for _, v := range h.Values("Prefer") {
+		for _, p := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(p, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// outcome is what an operation keeps of a call's result: the reply as the
+// route encodes it, or the status a synchronous caller would have got.
+func outcome(res *gateway.Result, err error) *operations.Result {
+	if err != nil {
+		return &operations.Result{Status: gateway.Status(err).Proto()}
+	}
+	return &operations.Result{Body: res.Body, ContentType: res.ContentType}
+}
+
+// opError gives the errors of the operations Store their gRPC status.
+func opError(err error) error { return status.Error(operations.Code(err), err.Error()) }

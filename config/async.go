@@ -1,0 +1,200 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Async makes a REST call of an rpc route that is not answered within
+// After an asynchronous operation: the caller gets 202 Accepted and a
+// status resource to poll, the call goes on with Timeout as its deadline,
+// and its outcome is kept for Keep once it has one (YAML async; see
+// docs/rest.md, "Long calls").
+type Async struct {
+	// After is how long a call is answered synchronously before it becomes
+	// an operation. If After is 0, 2s is used.
+	After time.Duration
+
+	// Keep is how long an operation is kept once it is done. If Keep is
+	// 0, 15m is used.
+	Keep time.Duration
+
+	// Timeout is the deadline of an async call, for the worker, in place
+	// of the route's timeout. If Timeout is 0, 10m is used.
+	Timeout time.Duration
+
+	// OwnerBy, if set, names a request header (YAML owner_by, lower case)
+	// whose value owns the operation: only a request with the same value
+	// reads or deletes it. figway keeps a keyed hash of the value
+	// (server.operations_key_file), never the value.
+	OwnerBy string
+}
+
+// Built-in defaults of async and of the operations index.
+const (
+	defaultAsyncAfter         = 2 * time.Second
+	defaultAsyncKeep          = 15 * time.Minute
+	defaultAsyncTimeout       = 10 * time.Minute
+	defaultOperationsPath     = "/v1/operations"
+	defaultOperationsStream   = "figway.operations"
+	defaultOperationsMax      = 100_000
+	defaultOperationsMaxBytes = 256 << 20
+	// minKeyBytes is the shortest operations key accepted: 128 bits.
+	minKeyBytes = 16
+)
+
+// Operations configures where async operations are kept and served
+// (YAML keys of server whose names start with operations_).
+type Operations struct {
+	// Path is the REST path under which operations are served, as
+	// Path/{id} (YAML operations_path). If Path is empty, /v1/operations
+	// is used.
+	Path string
+
+	// Stream is the RabbitMQ stream queue that holds the operations'
+	// records (YAML operations_stream). figway declares it. If Stream is
+	// empty, figway.operations is used.
+	Stream string
+
+	// Max is the most operations one figway holds in memory (YAML
+	// operations_max); past it the oldest done operations are dropped, and
+	// new ones refused while none is done. If Max is 0, 100000 is used.
+	Max int
+
+	// MaxBytes bounds the memory the operations hold, their replies
+	// included, in bytes (YAML operations_max_bytes), as Max does. If
+	// MaxBytes is 0, 256 MiB is used.
+	MaxBytes int
+
+	// KeyFile is a file whose content keys the hash of owner_by values
+	// (YAML operations_key_file; relative to the routes file). Every
+	// figway serving the same operations needs the same key; at least 16
+	// bytes. It is required when a route sets owner_by.
+	KeyFile string
+
+	// Key is the content of KeyFile, read at load time.
+	Key []byte
+}
+
+func (d *decoder) async(v *value, path string) *Async {
+	if v == nil || v.kind == null {
+		return nil
+	}
+	f := d.fields(v, path, "after", "keep", "timeout", "owner_by")
+	a := &Async{
+		After:   d.duration(f["after"], field(path, "after")),
+		Keep:    d.duration(f["keep"], field(path, "keep")),
+		Timeout: d.duration(f["timeout"], field(path, "timeout")),
+		OwnerBy: strings.ToLower(d.str(f["owner_by"], field(path, "owner_by"))),
+	}
+	if a.OwnerBy != "" {
+		if err := checkHeader(a.OwnerBy); err != nil {
+			d.p.at(field(path, "owner_by"), "%v", err)
+		}
+	}
+	return a
+}
+
+// operations decodes the operations_* keys of server.
+func (d *decoder) operations(f map[string]*value, path string) Operations {
+	o := Operations{
+		Path:     d.str(f["operations_path"], field(path, "operations_path")),
+		Stream:   d.str(f["operations_stream"], field(path, "operations_stream")),
+		Max:      d.positive(f["operations_max"], field(path, "operations_max"), 10_000_000, ""),
+		MaxBytes: d.positive(f["operations_max_bytes"], field(path, "operations_max_bytes"), 64<<30, " (64 GiB)"),
+		KeyFile:  d.str(f["operations_key_file"], field(path, "operations_key_file")),
+	}
+	if p := o.Path; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "{}*:?#")) {
+		d.p.at(field(path, "operations_path"), "%q is not a path such as /v1/operations: it starts with / and has no trailing /, variables or query", p)
+	}
+	if s := o.Stream; s != "" && strings.HasPrefix(s, "amq.") {
+		d.p.at(field(path, "operations_stream"), "%q starts with amq., RabbitMQ's reserved prefix", s)
+	}
+	return o
+}
+
+// asyncDefaults makes r inherit the async settings it leaves out from
+// defaults, and gives the rest their built-in values. Only rpc routes to
+// the broker take defaults.async; a route that names async itself keeps
+// it, for validateAsync to judge.
+func asyncDefaults(r *Route, d *Defaults) {
+	if r.Async == nil {
+		if d.Async == nil || r.To != TargetBroker || r.Pattern != PatternRPC {
+			return
+		}
+		r.Async = &Async{}
+	}
+	if d.Async != nil {
+		setZero(&r.Async.After, d.Async.After)
+		setZero(&r.Async.Keep, d.Async.Keep)
+		setZero(&r.Async.Timeout, d.Async.Timeout)
+		setZero(&r.Async.OwnerBy, d.Async.OwnerBy)
+	}
+	setZero(&r.Async.After, defaultAsyncAfter)
+	setZero(&r.Async.Keep, defaultAsyncKeep)
+	setZero(&r.Async.Timeout, defaultAsyncTimeout)
+}
+
+// validateAsync checks the async settings of the routes and loads the
+// operations key.
+func validateAsync(c *Config, dir string, p *problems) {
+	needKey := ""
+	for i := range c.Routes {
+		r, path := &c.Routes[i], index("routes", i)
+		a := r.Async
+		if a == nil {
+			continue
+		}
+		ap := field(path, "async")
+		if r.To != TargetBroker || r.Pattern != PatternRPC {
+			p.once(ap, "only an rpc route to the broker can answer asynchronously; an event is answered once the broker has it")
+			continue
+		}
+		if a.After > a.Timeout {
+			p.at(field(ap, "after"), "%s is past async.timeout %s: the call would end before it became an operation", a.After, a.Timeout)
+		}
+		if a.OwnerBy != "" && needKey == "" {
+			needKey = field(ap, "owner_by")
+		}
+	}
+	o := &c.Server.Operations
+	if o.KeyFile == "" {
+		if needKey != "" {
+			p.once(needKey, "needs server.operations_key_file: the key of the owner's hash, shared by every figway")
+		}
+		return
+	}
+	o.KeyFile = abs(dir, o.KeyFile)
+	key, err := os.ReadFile(o.KeyFile)
+	switch {
+	case err != nil:
+		p.at("server.operations_key_file", "%v", err)
+	case len(strings.TrimSpace(string(key))) < minKeyBytes:
+		p.at("server.operations_key_file", "the key is %d bytes; want at least %d (such as the output of openssl rand -hex 32)", len(strings.TrimSpace(string(key))), minKeyBytes)
+	default:
+		o.Key = []byte(strings.TrimSpace(string(key)))
+	}
+}
+
+// AsyncRetention is how far back the operations stream must reach: the
+// longest an operation of any route lives, pending (async.timeout) and
+// then done (async.keep). It is 0 when no route is async.
+func (c *Config) AsyncRetention() time.Duration {
+	var longest time.Duration
+	for _, r := range c.Routes {
+		if r.Async != nil {
+			longest = max(longest, r.Async.Timeout+r.Async.Keep)
+		}
+	}
+	return longest
+}
+
+func (a *Async) String() string {
+	s := fmt.Sprintf("after %s, keep %s, timeout %s", a.After, a.Keep, a.Timeout)
+	if a.OwnerBy != "" {
+		s += ", owner_by " + a.OwnerBy
+	}
+	return s
+}
