@@ -38,10 +38,14 @@ type reloader struct {
 	log     *slog.Logger
 
 	watched []string // the routes file and its descriptor sets
+	// retention is the operations stream's, set at start from the
+	// routes' async settings (0: no operations).
+	retention time.Duration
 }
 
 func newReloader(path string, cfg *config.Config, gw *gateway.Gateway, rest *httpin.Server, m *metrics.Metrics, log *slog.Logger) *reloader {
-	return &reloader{path: path, gw: gw, rest: rest, metrics: m, log: log, watched: watchList(path, cfg)}
+	return &reloader{path: path, gw: gw, rest: rest, metrics: m, log: log, watched: watchList(path, cfg),
+		retention: cfg.AsyncRetention()}
 }
 
 func watchList(path string, cfg *config.Config) []string {
@@ -112,6 +116,11 @@ func (r *reloader) reload(trigger string) {
 	}
 	r.gw.SetTable(t)
 	r.watched = watchList(r.path, cfg)
+	if want := cfg.AsyncRetention(); want > r.retention {
+		// The stream and its read-back window are set at start.
+		r.log.Warn("async settings take effect at the next restart", "path", r.path,
+			"operations", r.retention > 0, "retention", r.retention.String(), "wanted", want.String())
+	}
 	r.metrics.Reloaded(true)
 	r.log.Info("routes reloaded", "path", r.path, "trigger", trigger, "routes", len(t.Routes()))
 }
