@@ -184,6 +184,9 @@ func (l *OperationLog) serve(ctx context.Context, conn *amqp.Connection, addr st
 	if err := ch.Confirm(false); err != nil {
 		return fmt.Errorf("stream publisher confirms: %w", err)
 	}
+	// A channel that dies under a live connection ends this connection
+	// too: the next one starts afresh.
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	p := &logPublisher{ch: ch}
 	l.pub.Store(p)
 	defer l.pub.CompareAndSwap(p, nil)
@@ -205,6 +208,8 @@ func (l *OperationLog) serve(ctx context.Context, conn *amqp.Connection, addr st
 				return errors.New("connection closed")
 			}
 			return err
+		case err := <-chClosed:
+			return fmt.Errorf("operations stream publisher channel closed: %v", err)
 		case d, ok := <-deliveries:
 			if !ok {
 				return errors.New("operations stream consumer stopped")

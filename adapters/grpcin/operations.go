@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -188,3 +191,45 @@ func (o *Operations) response(method string, res *operations.Result) (*anypb.Any
 
 // opStatus gives the errors of the operations Store their gRPC status.
 func opStatus(err error) error { return status.Error(operations.Code(err), err.Error()) }
+
+// WithOperationsFiles returns files as RegisterLiveReflection takes them,
+// with google/longrunning/operations.proto and its imports added, so that
+// reflection shows google.longrunning.Operations too. It builds one
+// registry per set of files.
+func WithOperationsFiles(files func() *protoregistry.Files) func() *protoregistry.Files {
+	var (
+		mu     sync.Mutex
+		of     *protoregistry.Files
+		merged *protoregistry.Files
+	)
+	return func() *protoregistry.Files {
+		f := files()
+		mu.Lock()
+		defer mu.Unlock()
+		if f != of {
+			of, merged = f, withFile(f, longrunningpb.File_google_longrunning_operations_proto)
+		}
+		return merged
+	}
+}
+
+// withFile returns a registry of files and fd with the imports files lacks.
+func withFile(files *protoregistry.Files, fd protoreflect.FileDescriptor) *protoregistry.Files {
+	out := new(protoregistry.Files)
+	files.RangeFiles(func(f protoreflect.FileDescriptor) bool {
+		out.RegisterFile(f)
+		return true
+	})
+	var add func(protoreflect.FileDescriptor)
+	add = func(f protoreflect.FileDescriptor) {
+		if _, err := out.FindFileByPath(f.Path()); err == nil {
+			return
+		}
+		for i := range f.Imports().Len() {
+			add(f.Imports().Get(i).FileDescriptor)
+		}
+		out.RegisterFile(f)
+	}
+	add(fd)
+	return out
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,7 +222,11 @@ func TestAsyncOperations(t *testing.T) {
 	}
 
 	// gRPC: google.longrunning.Operations on B, for the same operation.
-	lro := longrunningpb.NewOperationsClient(dialPlain(t, bAddr.grpc))
+	bConn := dialPlain(t, bAddr.grpc)
+	if names := listServices(t, bConn); !slices.Contains(names, "google.longrunning.Operations") {
+		t.Errorf("reflection lists %v; want google.longrunning.Operations among them", names)
+	}
+	lro := longrunningpb.NewOperationsClient(bConn)
 	ctx, cancel := context.WithTimeout(metadataCtx(context.Background(), "x-tenant-id", "t-1"), 10*time.Second)
 	defer cancel()
 	gop, err := lro.GetOperation(ctx, &longrunningpb.GetOperationRequest{Name: done.Name})

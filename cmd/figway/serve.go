@@ -162,10 +162,12 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		Register: func(s *grpc.Server) {
 			health = grpcin.RegisterHealth(s)
 			// Reflection follows reloads: it answers from the table serving.
-			grpcin.RegisterLiveReflection(s, func() *protoregistry.Files { return gw.Table().Files() })
+			files := func() *protoregistry.Files { return gw.Table().Files() }
 			if ops != nil {
 				grpcin.RegisterOperations(s, ops, gw.Table)
+				files = grpcin.WithOperationsFiles(files)
 			}
+			grpcin.RegisterLiveReflection(s, files)
 		},
 	})
 	var legacyHTTP http.Handler // REST calls that no binding takes
