@@ -14,6 +14,12 @@ const defaultAckWindow = 5 * time.Millisecond
 // it sends what it can at once, without waiting for the window to end.
 const maxGathered = 64
 
+// maxHeld bounds the finished deliveries a session keeps track of above
+// base. Past it — thousands of requests finishing in scrambled order, as
+// when a burst of slow requests ends at once — acks go out alone, at once,
+// as if gathering were off, until the run catches up.
+const maxHeld = 4 * maxGathered
+
 // acks gathers the acknowledgements of one session's channel. A busy
 // worker finishes requests faster than it needs to tell the broker: rather
 // than one basic.ack per request, it sends one with multiple set for the
@@ -73,6 +79,14 @@ func (a *acks) finish(tag uint64, now time.Time, alone bool, arm func(time.Durat
 	if a.window <= 0 {
 		a.sent.Add(1)
 		return a.ch.Ack(tag, false)
+	}
+	if len(a.held) >= maxHeld {
+		a.sent.Add(1)
+		if err := a.ch.Ack(tag, false); err != nil {
+			return err
+		}
+		a.held[tag] = heldAck{at: now, sent: true}
+		return a.ackRun()
 	}
 	a.held[tag] = heldAck{at: now}
 	a.unsent++

@@ -55,10 +55,11 @@ type Config struct {
 	// published may be held, to go out with others as one basic.ack with
 	// multiple set: the broker settles many requests for the price of
 	// one. A held ack goes out at once when no other request is running,
-	// and at shutdown. A request whose ack was held when the worker died
-	// is redelivered, like any unacked one (at-least-once). If 0, 5ms is
-	// used; if negative, each request is acked alone as soon as it is
-	// done.
+	// and at shutdown; with hundreds of finished requests held behind
+	// running ones, acks go out alone until the run catches up. A request
+	// whose ack was held when the worker died is redelivered, like any
+	// unacked one (at-least-once). If 0, 5ms is used; if negative, each
+	// request is acked alone as soon as it is done.
 	AckWindow time.Duration
 }
 
