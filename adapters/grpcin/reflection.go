@@ -57,29 +57,50 @@ func (l *live) GetServiceInfo() map[string]grpc.ServiceInfo {
 	return names
 }
 
+// The lookups below answer from the current descriptors first, then from
+// what figway is built with (protoregistry.GlobalFiles): the health and
+// reflection services that the service list names are compiled in, not in
+// the descriptor sets, and a client that lists them resolves them next.
+
 func (l *live) FindFileByPath(path string) (protoreflect.FileDescriptor, error) {
 	f, _, _ := l.current()
-	return f.FindFileByPath(path)
+	if fd, err := f.FindFileByPath(path); err == nil {
+		return fd, nil
+	}
+	return protoregistry.GlobalFiles.FindFileByPath(path)
 }
 
 func (l *live) FindDescriptorByName(name protoreflect.FullName) (protoreflect.Descriptor, error) {
 	f, _, _ := l.current()
-	return f.FindDescriptorByName(name)
+	if d, err := f.FindDescriptorByName(name); err == nil {
+		return d, nil
+	}
+	return protoregistry.GlobalFiles.FindDescriptorByName(name)
 }
 
 func (l *live) FindExtensionByName(name protoreflect.FullName) (protoreflect.ExtensionType, error) {
 	_, _, t := l.current()
-	return t.FindExtensionByName(name)
+	if x, err := t.FindExtensionByName(name); err == nil {
+		return x, nil
+	}
+	return protoregistry.GlobalTypes.FindExtensionByName(name)
 }
 
 func (l *live) FindExtensionByNumber(message protoreflect.FullName, n protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
 	_, _, t := l.current()
-	return t.FindExtensionByNumber(message, n)
+	if x, err := t.FindExtensionByNumber(message, n); err == nil {
+		return x, nil
+	}
+	return protoregistry.GlobalTypes.FindExtensionByNumber(message, n)
 }
 
 func (l *live) RangeExtensionsByMessage(message protoreflect.FullName, f func(protoreflect.ExtensionType) bool) {
 	_, _, t := l.current()
-	t.RangeExtensionsByMessage(message, f)
+	if t.NumExtensionsByMessage(message) > 0 {
+		t.RangeExtensionsByMessage(message, f)
+		return
+	}
+	protoregistry.GlobalTypes.RangeExtensionsByMessage(message, f)
 }
 
 // serviceNames lists figway's own services and those of files.
