@@ -30,7 +30,7 @@
 //
 // # YAML
 //
-// Keys are snake_case, as in the routes file of DESIGN.md §4. A key with
+// Keys are snake_case, as in docs/configuration.md. A key with
 // a null value ("timeout:") counts as absent. Anchors, aliases and merge
 // keys (<<: *base) work as in YAML 1.1; duplicate keys are errors.
 // Top-level keys that start with "x-" are ignored, as in Compose files, to

@@ -9,7 +9,7 @@ import (
 )
 
 // Errors the gateway and its ports return. Callers branch on them with
-// errors.Is; [Status] maps them to gRPC codes (DESIGN.md §6).
+// errors.Is; [Status] maps them to gRPC codes (the table of docs/errors.md).
 var (
 	// ErrNoRoute: the method has no route to the broker and no legacy
 	// upstream takes it.
@@ -53,7 +53,7 @@ var (
 
 // Status maps an error of [Gateway.Invoke] to the gRPC status the caller
 // gets: the service's own status when it replied with one, otherwise the
-// code of DESIGN.md §6 with the error's text. It is the one place where
+// code of docs/errors.md's table with the error's text. It is the one place where
 // figway's errors become codes; each ingress maps the status to its own
 // protocol (HTTP uses grpc-gateway's table).
 func Status(err error) *status.Status {

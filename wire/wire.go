@@ -1,6 +1,6 @@
 // Package wire defines figway's message protocol on RabbitMQ: the AMQP
 // properties and headers of a request and of its reply, as specified in
-// docs/wire-protocol.md (DESIGN.md §5). Both ends of the bridge use it: the
+// docs/wire-protocol.md. Both ends of the bridge use it: the
 // gateway's AMQP adapter to publish requests and read replies, and the worker
 // SDK to read requests and publish replies. Any other language can implement
 // the same from the document alone.

@@ -8,7 +8,7 @@
 //	worker.Handle(w, "orders.v1.OrderService/GetOrder", getOrder)
 //	err := w.Run(ctx)
 //
-// The protocol is figway's (DESIGN.md §5, package wire): a worker in another
+// The protocol is figway's (docs/wire-protocol.md, package wire): a worker in another
 // language can be written from that alone.
 //
 // # Handlers

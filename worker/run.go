@@ -155,7 +155,7 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}) (consumed
 		return false, fmt.Errorf("connect: %w", err)
 	}
 	// Every Notify* channel is buffered and drained by watch until the
-	// connection closes, so amqp091-go never waits on us (RABBITMQ.md).
+	// connection closes, so amqp091-go never waits on us (docs/architecture.md, "Facts the code relies on").
 	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	ch, err := conn.Channel()

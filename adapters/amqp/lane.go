@@ -15,7 +15,7 @@ import (
 
 // laneDepth sizes a lane's notification buffers. The lane's goroutine
 // drains them as they come, so they never stay full for amqp091-go's 5 s
-// notify timeout (RABBITMQ.md).
+// notify timeout (docs/architecture.md, "Facts the code relies on").
 const laneDepth = 1024
 
 // A lane is one AMQP channel, its confirms, returns and replies. amqp091-go
@@ -111,8 +111,8 @@ func (l *lane) run(ctx context.Context) {
 			// A basic.return precedes the ack of the same message, and
 			// amqp091-go hands it to l.returns before it handles the ack:
 			// drain returns first so an unroutable event is never reported
-			// as published (RABBITMQ.md: "an unroutable message is still
-			// acked").
+			// as published (an unroutable message is still acked:
+			// docs/architecture.md, "Facts the code relies on").
 			l.mu.Lock()
 			l.drainReturns()
 			l.confirm(conf)

@@ -30,7 +30,7 @@
 // Accepted with the Figway-Event-Id header. Errors are google.rpc.Status
 // JSON from grpc-gateway's error handler, with the HTTP status of
 // runtime.HTTPStatusFromCode, except 413 for a request over the size limit
-// and 502 for a reply that does not decode (DESIGN.md §6).
+// and 502 for a reply that does not decode (docs/errors.md).
 //
 // # Reload
 //

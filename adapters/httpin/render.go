@@ -89,7 +89,7 @@ func (rt *router) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // httpStatus maps an error of gateway.Invoke, or of decoding, to HTTP:
 // grpc-gateway's table of gRPC codes (runtime.HTTPStatusFromCode), except
-// where DESIGN.md §6 is more precise than the code — a request over the
+// where docs/errors.md is more precise than the code — a request over the
 // size limit is 413 (not 429), a reply that does not decode 502 (not 500).
 // It is the one place where the REST ingress picks a status.
 func httpStatus(err error) int {

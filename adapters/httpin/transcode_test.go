@@ -66,7 +66,7 @@ var fuzzVerbs = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "MOVE", "HEAD"
 
 // FuzzTranscode sends arbitrary paths, queries and bodies through the
 // whole REST ingress, with arbitrary reply bytes from the service: it must
-// never panic, answer only with the statuses of DESIGN.md §6, and always
+// never panic, answer only with the statuses of docs/errors.md, and always
 // with JSON.
 func FuzzTranscode(f *testing.F) {
 	f.Add(uint8(0), "/v1/shelves/s1/books/b1", "read_mask=title&includeReviews=true", []byte(nil), []byte(nil))
