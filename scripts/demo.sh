@@ -129,6 +129,8 @@ The same methods over REST/JSON, from the google.api.http rules in the descripto
   curl -si $REST/v1/orders -d '{"customerId":"c-1","items":[{"sku":"book","quantity":2,"unitPriceCents":1250}]}'   # 202, Figway-Event-Id
   curl -s $REST/v1/orders/o-1:cancel -d '{"reason":"changed my mind"}'
   curl -s -H 'Grpc-Timeout: 1S' $REST/v1/orders/o-404                      # the worker's NOT_FOUND as 404
+  curl -si $REST/v1/orders:export -d '{"customerId":"c-1"}'                # slow: 202 after 1s, Location: /v1/operations/<id>
+  curl -s "$REST/v1/operations/<id>?wait=10s"                              # the export, once done (any figway answers)
 
 Press Ctrl-C to stop figway, the worker and the demo broker.
 EOF

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/figway/figway/examples/orders/store"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
@@ -39,6 +40,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	flags := flag.NewFlagSet("worker", flag.ContinueOnError)
 	amqpURL := flags.String("amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ `URL`")
 	queue := flags.String("queue", "orders.requests", "`name` of the queue to consume")
+	exportPause := flags.Duration("export-pause", 3*time.Second, "how long ExportOrders takes, as a real export would (`duration`)")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -66,6 +68,10 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	worker.Handle(w, ordersv1.OrderService_ListOrders_FullMethodName, s.ListOrders)
 	worker.Handle(w, ordersv1.OrderService_PlaceOrder_FullMethodName, s.PlaceOrder)
 	worker.Handle(w, ordersv1.OrderService_CancelOrder_FullMethodName, s.CancelOrder)
+	worker.Handle(w, ordersv1.OrderService_ExportOrders_FullMethodName,
+		func(ctx context.Context, req *ordersv1.ExportOrdersRequest) (*ordersv1.ExportOrdersResponse, error) {
+			return s.ExportOrders(ctx, req, *exportPause)
+		})
 
 	log.Info("orders worker starting", "queue", *queue) // never log the URL: it holds the password
 	return w.Run(ctx)

@@ -566,6 +566,116 @@ func (x *CancelOrderRequest) GetReason() string {
 	return ""
 }
 
+// ExportOrdersRequest selects the orders to export.
+type ExportOrdersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only orders of this customer; empty for all customers.
+	CustomerId    string `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportOrdersRequest) Reset() {
+	*x = ExportOrdersRequest{}
+	mi := &file_orders_v1_orders_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportOrdersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportOrdersRequest) ProtoMessage() {}
+
+func (x *ExportOrdersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_orders_v1_orders_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportOrdersRequest.ProtoReflect.Descriptor instead.
+func (*ExportOrdersRequest) Descriptor() ([]byte, []int) {
+	return file_orders_v1_orders_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ExportOrdersRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+// ExportOrdersResponse is the export.
+type ExportOrdersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Number of orders exported.
+	OrderCount int32 `protobuf:"varint,1,opt,name=order_count,json=orderCount,proto3" json:"order_count,omitempty"`
+	// Sum of their total_cents.
+	TotalCents int64 `protobuf:"varint,2,opt,name=total_cents,json=totalCents,proto3" json:"total_cents,omitempty"`
+	// One line per order, oldest first: order_id,customer_id,status,total_cents.
+	Csv           string `protobuf:"bytes,3,opt,name=csv,proto3" json:"csv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportOrdersResponse) Reset() {
+	*x = ExportOrdersResponse{}
+	mi := &file_orders_v1_orders_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportOrdersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportOrdersResponse) ProtoMessage() {}
+
+func (x *ExportOrdersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_orders_v1_orders_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportOrdersResponse.ProtoReflect.Descriptor instead.
+func (*ExportOrdersResponse) Descriptor() ([]byte, []int) {
+	return file_orders_v1_orders_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExportOrdersResponse) GetOrderCount() int32 {
+	if x != nil {
+		return x.OrderCount
+	}
+	return 0
+}
+
+func (x *ExportOrdersResponse) GetTotalCents() int64 {
+	if x != nil {
+		return x.TotalCents
+	}
+	return 0
+}
+
+func (x *ExportOrdersResponse) GetCsv() string {
+	if x != nil {
+		return x.Csv
+	}
+	return ""
+}
+
 // WatchOrderRequest names the order to watch.
 type WatchOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -577,7 +687,7 @@ type WatchOrderRequest struct {
 
 func (x *WatchOrderRequest) Reset() {
 	*x = WatchOrderRequest{}
-	mi := &file_orders_v1_orders_proto_msgTypes[7]
+	mi := &file_orders_v1_orders_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +699,7 @@ func (x *WatchOrderRequest) String() string {
 func (*WatchOrderRequest) ProtoMessage() {}
 
 func (x *WatchOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_orders_v1_orders_proto_msgTypes[7]
+	mi := &file_orders_v1_orders_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +712,7 @@ func (x *WatchOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderRequest.ProtoReflect.Descriptor instead.
 func (*WatchOrderRequest) Descriptor() ([]byte, []int) {
-	return file_orders_v1_orders_proto_rawDescGZIP(), []int{7}
+	return file_orders_v1_orders_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchOrderRequest) GetOrderId() string {
@@ -627,7 +737,7 @@ type OrderEvent struct {
 
 func (x *OrderEvent) Reset() {
 	*x = OrderEvent{}
-	mi := &file_orders_v1_orders_proto_msgTypes[8]
+	mi := &file_orders_v1_orders_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +749,7 @@ func (x *OrderEvent) String() string {
 func (*OrderEvent) ProtoMessage() {}
 
 func (x *OrderEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_orders_v1_orders_proto_msgTypes[8]
+	mi := &file_orders_v1_orders_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +762,7 @@ func (x *OrderEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderEvent.ProtoReflect.Descriptor instead.
 func (*OrderEvent) Descriptor() ([]byte, []int) {
-	return file_orders_v1_orders_proto_rawDescGZIP(), []int{8}
+	return file_orders_v1_orders_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OrderEvent) GetOrderId() string {
@@ -719,7 +829,16 @@ const file_orders_v1_orders_proto_rawDesc = "" +
 	"request_id\x18\x04 \x01(\tR\trequestId\"G\n" +
 	"\x12CancelOrderRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\".\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"6\n" +
+	"\x13ExportOrdersRequest\x12\x1f\n" +
+	"\vcustomer_id\x18\x01 \x01(\tR\n" +
+	"customerId\"j\n" +
+	"\x14ExportOrdersResponse\x12\x1f\n" +
+	"\vorder_count\x18\x01 \x01(\x05R\n" +
+	"orderCount\x12\x1f\n" +
+	"\vtotal_cents\x18\x02 \x01(\x03R\n" +
+	"totalCents\x12\x10\n" +
+	"\x03csv\x18\x03 \x01(\tR\x03csv\".\n" +
 	"\x11WatchOrderRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"\x83\x01\n" +
 	"\n" +
@@ -732,7 +851,7 @@ const file_orders_v1_orders_proto_rawDesc = "" +
 	"\x13ORDER_STATUS_PLACED\x10\x01\x12\x15\n" +
 	"\x11ORDER_STATUS_PAID\x10\x02\x12\x18\n" +
 	"\x14ORDER_STATUS_SHIPPED\x10\x03\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\x042\xc9\x03\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\x042\xb8\x04\n" +
 	"\fOrderService\x12W\n" +
 	"\bGetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x10.orders.v1.Order\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12]\n" +
 	"\n" +
@@ -741,7 +860,8 @@ const file_orders_v1_orders_proto_rawDesc = "" +
 	"\n" +
 	"PlaceOrder\x12\x1c.orders.v1.PlaceOrderRequest\x1a\x10.orders.v1.Order\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/orders\x12g\n" +
-	"\vCancelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x10.orders.v1.Order\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:cancel\x12C\n" +
+	"\vCancelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x10.orders.v1.Order\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:cancel\x12m\n" +
+	"\fExportOrders\x12\x1e.orders.v1.ExportOrdersRequest\x1a\x1f.orders.v1.ExportOrdersResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/orders:export\x12C\n" +
 	"\n" +
 	"WatchOrder\x12\x1c.orders.v1.WatchOrderRequest\x1a\x15.orders.v1.OrderEvent0\x01B1Z/github.com/figway/figway/gen/orders/v1;ordersv1b\x06proto3"
 
@@ -758,7 +878,7 @@ func file_orders_v1_orders_proto_rawDescGZIP() []byte {
 }
 
 var file_orders_v1_orders_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_orders_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_orders_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_orders_v1_orders_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: orders.v1.OrderStatus
 	(*Order)(nil),                 // 1: orders.v1.Order
@@ -768,32 +888,36 @@ var file_orders_v1_orders_proto_goTypes = []any{
 	(*ListOrdersResponse)(nil),    // 5: orders.v1.ListOrdersResponse
 	(*PlaceOrderRequest)(nil),     // 6: orders.v1.PlaceOrderRequest
 	(*CancelOrderRequest)(nil),    // 7: orders.v1.CancelOrderRequest
-	(*WatchOrderRequest)(nil),     // 8: orders.v1.WatchOrderRequest
-	(*OrderEvent)(nil),            // 9: orders.v1.OrderEvent
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*ExportOrdersRequest)(nil),   // 8: orders.v1.ExportOrdersRequest
+	(*ExportOrdersResponse)(nil),  // 9: orders.v1.ExportOrdersResponse
+	(*WatchOrderRequest)(nil),     // 10: orders.v1.WatchOrderRequest
+	(*OrderEvent)(nil),            // 11: orders.v1.OrderEvent
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_orders_v1_orders_proto_depIdxs = []int32{
 	2,  // 0: orders.v1.Order.items:type_name -> orders.v1.LineItem
 	0,  // 1: orders.v1.Order.status:type_name -> orders.v1.OrderStatus
-	10, // 2: orders.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	10, // 3: orders.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 2: orders.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	12, // 3: orders.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: orders.v1.ListOrdersRequest.status:type_name -> orders.v1.OrderStatus
 	1,  // 5: orders.v1.ListOrdersResponse.orders:type_name -> orders.v1.Order
 	2,  // 6: orders.v1.PlaceOrderRequest.items:type_name -> orders.v1.LineItem
 	0,  // 7: orders.v1.OrderEvent.status:type_name -> orders.v1.OrderStatus
-	10, // 8: orders.v1.OrderEvent.at:type_name -> google.protobuf.Timestamp
+	12, // 8: orders.v1.OrderEvent.at:type_name -> google.protobuf.Timestamp
 	3,  // 9: orders.v1.OrderService.GetOrder:input_type -> orders.v1.GetOrderRequest
 	4,  // 10: orders.v1.OrderService.ListOrders:input_type -> orders.v1.ListOrdersRequest
 	6,  // 11: orders.v1.OrderService.PlaceOrder:input_type -> orders.v1.PlaceOrderRequest
 	7,  // 12: orders.v1.OrderService.CancelOrder:input_type -> orders.v1.CancelOrderRequest
-	8,  // 13: orders.v1.OrderService.WatchOrder:input_type -> orders.v1.WatchOrderRequest
-	1,  // 14: orders.v1.OrderService.GetOrder:output_type -> orders.v1.Order
-	5,  // 15: orders.v1.OrderService.ListOrders:output_type -> orders.v1.ListOrdersResponse
-	1,  // 16: orders.v1.OrderService.PlaceOrder:output_type -> orders.v1.Order
-	1,  // 17: orders.v1.OrderService.CancelOrder:output_type -> orders.v1.Order
-	9,  // 18: orders.v1.OrderService.WatchOrder:output_type -> orders.v1.OrderEvent
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
+	8,  // 13: orders.v1.OrderService.ExportOrders:input_type -> orders.v1.ExportOrdersRequest
+	10, // 14: orders.v1.OrderService.WatchOrder:input_type -> orders.v1.WatchOrderRequest
+	1,  // 15: orders.v1.OrderService.GetOrder:output_type -> orders.v1.Order
+	5,  // 16: orders.v1.OrderService.ListOrders:output_type -> orders.v1.ListOrdersResponse
+	1,  // 17: orders.v1.OrderService.PlaceOrder:output_type -> orders.v1.Order
+	1,  // 18: orders.v1.OrderService.CancelOrder:output_type -> orders.v1.Order
+	9,  // 19: orders.v1.OrderService.ExportOrders:output_type -> orders.v1.ExportOrdersResponse
+	11, // 20: orders.v1.OrderService.WatchOrder:output_type -> orders.v1.OrderEvent
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -810,7 +934,7 @@ func file_orders_v1_orders_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orders_v1_orders_proto_rawDesc), len(file_orders_v1_orders_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,11 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OrderService_GetOrder_FullMethodName    = "/orders.v1.OrderService/GetOrder"
-	OrderService_ListOrders_FullMethodName  = "/orders.v1.OrderService/ListOrders"
-	OrderService_PlaceOrder_FullMethodName  = "/orders.v1.OrderService/PlaceOrder"
-	OrderService_CancelOrder_FullMethodName = "/orders.v1.OrderService/CancelOrder"
-	OrderService_WatchOrder_FullMethodName  = "/orders.v1.OrderService/WatchOrder"
+	OrderService_GetOrder_FullMethodName     = "/orders.v1.OrderService/GetOrder"
+	OrderService_ListOrders_FullMethodName   = "/orders.v1.OrderService/ListOrders"
+	OrderService_PlaceOrder_FullMethodName   = "/orders.v1.OrderService/PlaceOrder"
+	OrderService_CancelOrder_FullMethodName  = "/orders.v1.OrderService/CancelOrder"
+	OrderService_ExportOrders_FullMethodName = "/orders.v1.OrderService/ExportOrders"
+	OrderService_WatchOrder_FullMethodName   = "/orders.v1.OrderService/WatchOrder"
 )
 
 // OrderServiceClient is the client API for OrderService service.
@@ -56,6 +57,10 @@ type OrderServiceClient interface {
 	// Fails with FAILED_PRECONDITION once the order has shipped; cancelling a
 	// cancelled order is a no-op.
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*Order, error)
+	// ExportOrders summarizes orders for accounting, one CSV line per order.
+	// It is slow, as exports are: figway's demo route answers REST callers
+	// 202 Accepted with an operation to poll when it takes over a second.
+	ExportOrders(ctx context.Context, in *ExportOrdersRequest, opts ...grpc.CallOption) (*ExportOrdersResponse, error)
 	// WatchOrder streams an event for each status change of one order, starting
 	// with its current status, until the order is shipped or cancelled or the
 	// caller goes away. Streaming is served by the legacy service only.
@@ -110,6 +115,16 @@ func (c *orderServiceClient) CancelOrder(ctx context.Context, in *CancelOrderReq
 	return out, nil
 }
 
+func (c *orderServiceClient) ExportOrders(ctx context.Context, in *ExportOrdersRequest, opts ...grpc.CallOption) (*ExportOrdersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportOrdersResponse)
+	err := c.cc.Invoke(ctx, OrderService_ExportOrders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *orderServiceClient) WatchOrder(ctx context.Context, in *WatchOrderRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[OrderEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &OrderService_ServiceDesc.Streams[0], OrderService_WatchOrder_FullMethodName, cOpts...)
@@ -155,6 +170,10 @@ type OrderServiceServer interface {
 	// Fails with FAILED_PRECONDITION once the order has shipped; cancelling a
 	// cancelled order is a no-op.
 	CancelOrder(context.Context, *CancelOrderRequest) (*Order, error)
+	// ExportOrders summarizes orders for accounting, one CSV line per order.
+	// It is slow, as exports are: figway's demo route answers REST callers
+	// 202 Accepted with an operation to poll when it takes over a second.
+	ExportOrders(context.Context, *ExportOrdersRequest) (*ExportOrdersResponse, error)
 	// WatchOrder streams an event for each status change of one order, starting
 	// with its current status, until the order is shipped or cancelled or the
 	// caller goes away. Streaming is served by the legacy service only.
@@ -180,6 +199,9 @@ func (UnimplementedOrderServiceServer) PlaceOrder(context.Context, *PlaceOrderRe
 }
 func (UnimplementedOrderServiceServer) CancelOrder(context.Context, *CancelOrderRequest) (*Order, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelOrder not implemented")
+}
+func (UnimplementedOrderServiceServer) ExportOrders(context.Context, *ExportOrdersRequest) (*ExportOrdersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportOrders not implemented")
 }
 func (UnimplementedOrderServiceServer) WatchOrder(*WatchOrderRequest, grpc.ServerStreamingServer[OrderEvent]) error {
 	return status.Error(codes.Unimplemented, "method WatchOrder not implemented")
@@ -277,6 +299,24 @@ func _OrderService_CancelOrder_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrderService_ExportOrders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportOrdersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ExportOrders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ExportOrders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ExportOrders(ctx, req.(*ExportOrdersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OrderService_WatchOrder_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchOrderRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -310,6 +350,10 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelOrder",
 			Handler:    _OrderService_CancelOrder_Handler,
+		},
+		{
+			MethodName: "ExportOrders",
+			Handler:    _OrderService_ExportOrders_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
