@@ -43,4 +43,3 @@ func (s *Store) ExportOrders(ctx context.Context, req *ordersv1.ExportOrdersRequ
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 }
-
