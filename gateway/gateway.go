@@ -111,10 +111,29 @@ func (g *Gateway) SetTable(t *Table) {
 // the broker path refused without publishing it. A legacy route that does
 // not shadow gets ErrNoRoute: its ingress proxies it untouched.
 func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
-	r := g.table.Load().Lookup(c.Method)
-	if r == nil || (r.To != config.TargetBroker && !r.Shadow) || (r.Shadow && g.legacy == nil) {
+	r := g.Route(c.Method)
+	if r == nil {
 		return nil, fmt.Errorf("%s: %w", trimSlash(c.Method), ErrNoRoute)
 	}
+	return g.InvokeRoute(ctx, r, c)
+}
+
+// Route decides where a call of method goes, on the table serving now: the
+// route the gateway serves it on, or nil when the call belongs to the legacy
+// passthrough — no route, a legacy route that does not shadow, or a
+// shadowing route without a Legacy port. An ingress asks once per call and
+// hands the route to [Gateway.InvokeRoute], so that a reload in between
+// cannot change the answer.
+func (g *Gateway) Route(method string) *Route {
+	r := g.table.Load().Lookup(method)
+	if r == nil || (r.To != config.TargetBroker && !r.Shadow) || (r.Shadow && g.legacy == nil) {
+		return nil
+	}
+	return r
+}
+
+// InvokeRoute is [Gateway.Invoke] on r, a route [Gateway.Route] returned.
+func (g *Gateway) InvokeRoute(ctx context.Context, r *Route, c *Call) (*Result, error) {
 	if r.Shadow {
 		return g.shadow(ctx, r, c)
 	}

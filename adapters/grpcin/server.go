@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/internal/grpcframe"
 	"github.com/figway/figway/wire"
@@ -117,7 +116,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 	ctx := stream.Context()
 	method, _ := grpc.MethodFromServerStream(stream)
-	if r := s.gw.Table().Lookup(method); r == nil || (r.To == config.TargetLegacy && !r.Shadow) {
+	// The one routing decision of the call: a reload after it does not
+	// change where the call goes.
+	r := s.gw.Route(method)
+	if r == nil {
 		if s.legacy != nil {
 			return s.legacy(srv, stream)
 		}
@@ -139,7 +141,7 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 		Metadata:    md,
 	}
 	start := time.Now()
-	res, err := s.gw.Invoke(ctx, c)
+	res, err := s.gw.InvokeRoute(ctx, r, c)
 	if err != nil {
 		st := gateway.Status(err)
 		s.log.LogAttrs(ctx, level(st.Code()), "call failed",
