@@ -98,26 +98,35 @@ func (n *Node) NewVHost(t testing.TB) string {
 	if n.external {
 		unavailable(t, fmt.Errorf("NewVHost: %w", ErrExternal))
 	}
+	name := addVHost(t, n.Ctl, n.running)
+	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/%s", n.port, url.PathEscape(name))
+}
+
+// addVHost creates a virtual host named after the test with ctl, gives guest
+// every permission on it, and deletes it when the test ends if alive says
+// the broker still runs. It returns the name.
+func addVHost(t testing.TB, ctl func(context.Context, ...string) (string, error), alive func() bool) string {
+	t.Helper()
 	name := fmt.Sprintf("figway-%d-%s", vhostSeq.Add(1), vhostName(t.Name()))
 	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
 	defer cancel()
-	if _, err := n.Ctl(ctx, "add_vhost", name); err != nil {
+	if _, err := ctl(ctx, "add_vhost", name); err != nil {
 		t.Fatalf("rabbitmqtest: NewVHost: %v", err)
 	}
 	t.Cleanup(func() {
-		if !n.running() {
-			return // the test stopped or closed its node: nothing to delete
+		if !alive() {
+			return // the test stopped or closed its broker: nothing to delete
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
 		defer cancel()
-		if _, err := n.Ctl(ctx, "delete_vhost", name); err != nil {
+		if _, err := ctl(ctx, "delete_vhost", name); err != nil {
 			t.Errorf("rabbitmqtest: NewVHost cleanup: %v", err)
 		}
 	})
-	if _, err := n.Ctl(ctx, "set_permissions", "-p", name, "guest", ".*", ".*", ".*"); err != nil {
+	if _, err := ctl(ctx, "set_permissions", "-p", name, "guest", ".*", ".*", ".*"); err != nil {
 		t.Fatalf("rabbitmqtest: NewVHost: %v", err)
 	}
-	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/%s", n.port, url.PathEscape(name))
+	return name
 }
 
 // vhostName turns a test name into something readable in rabbitmqctl output

@@ -3,10 +3,25 @@ package rabbitmqtest
 import (
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
 )
+
+// afterTests are the functions AfterTests registered.
+var afterTests struct {
+	sync.Mutex
+	funcs []func()
+}
+
+// AfterTests registers f to run when [Main] has run the tests and stopped
+// the brokers: the cleanup of a fixture shared by the tests of the binary.
+func AfterTests(f func()) {
+	afterTests.Lock()
+	defer afterTests.Unlock()
+	afterTests.funcs = append(afterTests.funcs, f)
+}
 
 // Main is TestMain for packages whose tests use a broker: it runs the tests,
 // stops the shared node, then checks that no goroutine outlived them
@@ -15,6 +30,11 @@ import (
 func Main(m *testing.M, opts ...goleak.Option) {
 	code := m.Run()
 	Shutdown()
+	afterTests.Lock()
+	for _, f := range afterTests.funcs {
+		f()
+	}
+	afterTests.Unlock()
 	if code == 0 {
 		if err := goleak.Find(opts...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)

@@ -60,6 +60,7 @@ type Node struct {
 	mu     sync.Mutex // serializes start, stop and kill
 	proc   *process   // the running VM; nil when stopped
 	closed bool
+	died   time.Time // when Kill last saw the VM exit
 }
 
 // process is one run of the Erlang VM.
@@ -83,6 +84,12 @@ func (p *process) exited() bool {
 // and returns when it accepts AMQP connections. ctx bounds the start only;
 // if it has no deadline, 2 minutes is used. Call [Node.Close] when done.
 func Start(ctx context.Context) (*Node, error) {
+	return start(ctx, rand.Text()) // 26 base32 characters, 130 random bits
+}
+
+// start is Start with the Erlang cookie to use: nodes that share one can
+// be clustered.
+func start(ctx context.Context, cookie string) (*Node, error) {
 	bin, err := findScripts()
 	if err != nil {
 		return nil, err
@@ -96,7 +103,7 @@ func Start(ctx context.Context) (*Node, error) {
 		dir:  dir,
 		bin:  bin,
 	}
-	if err := n.prepareDir(); err != nil {
+	if err := n.prepareDir(cookie); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -126,8 +133,8 @@ func Start(ctx context.Context) (*Node, error) {
 // prepareDir writes the files that keep the node away from the machine's
 // RabbitMQ configuration: an empty plugin list (starting no plugin halves the
 // start time), an empty rabbitmq-env.conf instead of /etc/rabbitmq's, and an
-// Erlang cookie of its own, found through HOME by the node and rabbitmqctl alike.
-func (n *Node) prepareDir() error {
+// Erlang cookie, found through HOME by the node and rabbitmqctl alike.
+func (n *Node) prepareDir(cookie string) error {
 	files := []struct {
 		name string
 		data string
@@ -135,7 +142,7 @@ func (n *Node) prepareDir() error {
 	}{
 		{"enabled_plugins", "[].\n", 0o644},
 		{"rabbitmq-env.conf", "", 0o644},
-		{".erlang.cookie", rand.Text(), 0o400}, // 26 base32 characters, 130 random bits
+		{".erlang.cookie", cookie, 0o400},
 	}
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(n.dir, f.name), []byte(f.data), f.mode); err != nil {
@@ -287,6 +294,11 @@ func logTail(path string, lines int) string {
 // amqp://guest:guest@127.0.0.1:PORT/ for a private node.
 func (n *Node) URL() string { return n.url }
 
+// Name returns the node's Erlang node name, figway-test-<pid>-<n>@localhost
+// for a private node ("" for an external one): what rabbitmqctl prints
+// where it names a node.
+func (n *Node) Name() string { return n.name }
+
 // Port returns the node's AMQP port.
 func (n *Node) Port() int { return n.port }
 
@@ -351,7 +363,17 @@ func (n *Node) killLocked() {
 	}
 	p.vm.Kill()
 	<-p.done
+	n.died = time.Now()
 	n.proc = nil
+}
+
+// KilledAt returns when the VM killed by the last [Node.Kill] was seen to
+// exit: the moment of the crash, as clients of the node live it (Kill
+// itself returns later, once the port refuses connections).
+func (n *Node) KilledAt() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.died
 }
 
 // Restart starts the node again after [Node.Kill] or [Node.Stop], on the same

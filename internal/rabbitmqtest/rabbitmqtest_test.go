@@ -33,12 +33,27 @@ func dial(t *testing.T, url string) *amqp.Connection {
 // to it, waiting for the broker's confirm.
 func publishDurable(t *testing.T, conn *amqp.Connection, q, body string) {
 	t.Helper()
+	publish(t, conn, q, nil, body)
+}
+
+// publish declares durable queue q with args and publishes a persistent
+// message to it, waiting for the broker's confirm.
+func publish(t *testing.T, conn *amqp.Connection, q string, args amqp.Table, body string) {
+	t.Helper()
+	if !tryPublish(t, conn, q, args, body) {
+		t.Fatal("publisher confirm = nack; want ack")
+	}
+}
+
+// tryPublish is publish, reporting whether the broker acked the message.
+func tryPublish(t *testing.T, conn *amqp.Connection, q string, args amqp.Table, body string) bool {
+	t.Helper()
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatalf("Channel: %v", err)
 	}
 	defer ch.Close()
-	if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+	if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
 		t.Fatalf("QueueDeclare(%q): %v", q, err)
 	}
 	if err := ch.Confirm(false); err != nil {
@@ -53,9 +68,11 @@ func publishDurable(t *testing.T, conn *amqp.Connection, q, body string) {
 	if err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	if ok, err := dc.WaitContext(ctx); !ok || err != nil {
-		t.Fatalf("publisher confirm = %v, %v; want ack", ok, err)
+	ok, err := dc.WaitContext(ctx)
+	if err != nil {
+		t.Fatalf("publisher confirm: %v", err)
 	}
+	return ok
 }
 
 // get takes one message from q; ok is false if q is empty.
@@ -339,4 +356,127 @@ func TestMissingBroker(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCluster starts the shared cluster and uses every helper on it: which
+// node a connection and a quorum queue's leader are on, closing a
+// connection, killing the leader's node (a publish through another node is
+// still confirmed, a new leader is elected) and restarting it (it rejoins,
+// the queue keeps its messages).
+func TestCluster(t *testing.T) {
+	begin := time.Now()
+	c := rabbitmqtest.ClusterForTest(t)
+	t.Logf("cluster ready after %v", time.Since(begin).Round(time.Millisecond))
+	if len(c.Nodes) != rabbitmqtest.ClusterSize {
+		t.Fatalf("cluster has %d nodes; want %d", len(c.Nodes), rabbitmqtest.ClusterSize)
+	}
+	urls := c.NewVHost(t)
+	u, err := amqp.ParseURI(urls[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	vhost := u.Vhost
+	// rabbitmqctl takes seconds a run on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	conns := make([]*amqp.Connection, len(urls))
+	for i, url := range urls {
+		props := amqp.NewConnectionProperties()
+		props.SetClientConnectionName(fmt.Sprintf("conn-%d", i))
+		conn, err := amqp.DialConfig(url, amqp.Config{Properties: props})
+		if err != nil {
+			t.Fatalf("Dial node %d: %v", i, err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conns[i] = conn
+	}
+	all, err := c.Connections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[string]string{} // connection name → pid
+	for _, cn := range all {
+		if cn.VHost != vhost {
+			continue
+		}
+		pids[cn.Name] = cn.PID
+		var i int
+		if _, err := fmt.Sscanf(cn.Name, "conn-%d", &i); err != nil || i >= len(c.Nodes) || cn.Node != c.Nodes[i] {
+			t.Errorf("connection %q on node %s; want conn-N on node N", cn.Name, nodeName(cn.Node))
+		}
+	}
+	if len(pids) != len(c.Nodes) {
+		t.Fatalf("connections to %s: %v; want conn-0..conn-%d", vhost, pids, len(c.Nodes)-1)
+	}
+
+	// A quorum queue declared through node 1 has its leader there
+	// (queue_leader_locator client-local, the default).
+	ch, err := conns[1].Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	quorum := amqp.Table{"x-queue-type": "quorum"}
+	if _, err := ch.QueueDeclare("q", true, false, false, false, quorum); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.QueueLeader(ctx, vhost, "q"); err != nil || got != c.Nodes[1] {
+		t.Fatalf("QueueLeader = %v, %v; want %s", nodeName(got), err, c.Nodes[1].Name())
+	}
+	publish(t, conns[0], "q", quorum, "before")
+
+	// Closing node 2's connection: its client is told.
+	closed := conns[2].NotifyClose(make(chan *amqp.Error, 1))
+	if err := c.CloseConnection(ctx, pids["conn-2"], "test"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != amqp.ConnectionForced {
+			t.Errorf("conn-2 closed with %v; want 320 CONNECTION_FORCED", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("conn-2 not closed 10 s after close_connection")
+	}
+
+	// Kill the leader's node: a publish through node 0 is confirmed after
+	// the election.
+	killed := time.Now()
+	if err := c.Nodes[1].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// A publish can be nacked while the election runs: try again.
+	nacks := 0
+	for !tryPublish(t, conns[0], "q", quorum, "after") {
+		if nacks++; nacks > 100 || time.Since(killed) > time.Minute {
+			t.Fatalf("publish through node 0 still refused %v after the leader's node was killed", time.Since(killed))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("publish through node 0 confirmed %v after the leader's node was killed (%d nacked before)",
+		time.Since(killed).Round(time.Millisecond), nacks)
+	if got, err := c.QueueLeader(ctx, vhost, "q"); err != nil || got == c.Nodes[1] {
+		t.Errorf("QueueLeader after the kill = %v, %v; want another node", nodeName(got), err)
+	}
+
+	restarted := time.Now()
+	if err := c.RestartDead(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed node restarted and rejoined in %v", time.Since(restarted).Round(time.Millisecond))
+	conn := dial(t, urls[1])
+	// A nacked message may have been stored all the same: "after" may
+	// come more than once.
+	for _, want := range []string{"before", "after"} {
+		if body, ok := get(t, conn, "q"); !ok || body != want {
+			t.Errorf("get through the restarted node = %q, %v; want %q", body, ok, want)
+		}
+	}
+}
+
+func nodeName(n *rabbitmqtest.Node) string {
+	if n == nil {
+		return "no node"
+	}
+	return n.Name()
 }

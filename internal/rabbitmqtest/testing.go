@@ -66,6 +66,58 @@ func ForTest(t testing.TB) *Node {
 	return shared.node
 }
 
+// sharedCluster is the cluster ClusterForTest hands out, one per test binary.
+var sharedCluster struct {
+	mu      sync.Mutex
+	cluster *Cluster
+	err     error // why the cluster could not be had; not retried
+}
+
+// ClusterSize is the number of nodes of the cluster [ClusterForTest] starts.
+const ClusterSize = 3
+
+// ClusterForTest returns a cluster of [ClusterSize] private nodes shared by
+// every test of the binary, started by the first call; a later call first
+// restarts any node a test killed and left dead. [Shutdown] stops it. Tests
+// that share it isolate themselves with [Cluster.NewVHost], and restart the
+// nodes they kill before they end ([Cluster.RestartDead]).
+//
+// Like [ForTest], it skips the test if no broker can be had, or fails it
+// when CI=true. It ignores FIGWAY_TEST_AMQP_URL.
+func ClusterForTest(t testing.TB) *Cluster {
+	t.Helper()
+	sharedCluster.mu.Lock()
+	defer sharedCluster.mu.Unlock()
+	if sharedCluster.err != nil {
+		unavailable(t, sharedCluster.err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterStartTimeout)
+	defer cancel()
+	begin := time.Now()
+	if sharedCluster.cluster == nil {
+		c, err := StartCluster(ctx, ClusterSize)
+		if err != nil {
+			sharedCluster.err = err
+			unavailable(t, err)
+		}
+		sharedCluster.cluster = c
+		t.Logf("rabbitmqtest: shared %d-node cluster started in %v", ClusterSize, time.Since(begin).Round(time.Millisecond))
+		return c
+	}
+	c := sharedCluster.cluster
+	for _, n := range c.Nodes {
+		if !n.running() {
+			if err := c.RestartDead(ctx); err != nil {
+				sharedCluster.err = err
+				unavailable(t, err)
+			}
+			t.Logf("rabbitmqtest: restarted the cluster's dead nodes in %v", time.Since(begin).Round(time.Millisecond))
+			break
+		}
+	}
+	return c
+}
+
 // Own starts a private node for this test alone, for tests that kill,
 // restart or alarm their broker, and closes it when the test ends. Like
 // [ForTest], it skips the test if no broker can be had, or fails it when
@@ -88,9 +140,19 @@ func Own(t testing.TB) *Node {
 	return n
 }
 
-// Shutdown stops the node started by [ForTest] and removes its directory.
-// Call it from TestMain after m.Run. A later ForTest starts a new node.
+// Shutdown stops the node started by [ForTest] and the cluster started by
+// [ClusterForTest], and removes their directories. Call it from TestMain
+// after m.Run. A later ForTest or ClusterForTest starts afresh.
 func Shutdown() {
+	sharedCluster.mu.Lock()
+	if sharedCluster.cluster != nil {
+		if err := sharedCluster.cluster.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	sharedCluster.cluster, sharedCluster.err = nil, nil
+	sharedCluster.mu.Unlock()
+
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.node != nil {
