@@ -95,7 +95,7 @@ func TestAsyncTenThousand(t *testing.T) {
 	eventually(t, 20*time.Second, "a fast call answered 200", func() bool {
 		return do(t, "GET", A+"/v1/orders/warm", "X-Tenant-Id", "t").code == 200
 	})
-	before := rss(t, a.cmd.Process.Pid)
+	before := rss(t, a.Cmd.Process.Pid)
 	const total, workers = 10_000, 16
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -117,11 +117,11 @@ func TestAsyncTenThousand(t *testing.T) {
 	})
 	s := promtest.Get(t, "http://"+aAddr.admin+"/metrics")
 	t.Logf("figway A: RSS %d KiB before, %d KiB with %v done operations (index estimate %.0f bytes)",
-		before, rss(t, a.cmd.Process.Pid), s.Value("figway_operations", "state", "done"), s.Value("figway_operations_bytes"))
+		before, rss(t, a.Cmd.Process.Pid), s.Value("figway_operations", "state", "done"), s.Value("figway_operations_bytes"))
 
 	startB := time.Now()
 	b := runFigway(t, bin, writeAsyncRoutes(t, "", bAddr, url, key, long), bAddr)
-	t.Logf("figway B: ready (stream read) %v after its start; RSS %d KiB", time.Since(startB).Round(time.Millisecond), rss(t, b.cmd.Process.Pid))
+	t.Logf("figway B: ready (stream read) %v after its start; RSS %d KiB", time.Since(startB).Round(time.Millisecond), rss(t, b.Cmd.Process.Pid))
 
 	vhost := url[strings.LastIndex(url, "/")+1:]
 	out, err := node.Ctl(t.Context(), "list_queues", "-p", vhost, "name", "type", "messages")

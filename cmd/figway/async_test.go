@@ -265,8 +265,8 @@ func TestAsyncOperations(t *testing.T) {
 	if pending.code != http.StatusAccepted {
 		t.Fatalf("slow call = %d; want 202", pending.code)
 	}
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	<-b.exited
+	b.Cmd.Process.Signal(syscall.SIGTERM)
+	<-b.Exited
 	b = runFigway(t, bin, bPath, bAddr)
 	for _, l := range []string{loc, failing.header.Get("Location"), pending.header.Get("Location")} {
 		if got := do(t, "GET", B+l, tenant...); got.code != 200 {
@@ -289,8 +289,8 @@ func TestAsyncOperations(t *testing.T) {
 	if orphan.code != http.StatusAccepted {
 		t.Fatalf("slow call = %d; want 202", orphan.code)
 	}
-	a.cmd.Process.Signal(syscall.SIGKILL)
-	<-a.exited
+	a.Cmd.Process.Signal(syscall.SIGKILL)
+	<-a.Exited
 	start := time.Now()
 	ended := do(t, "GET", B+orphan.header.Get("Location")+"?wait=30s", tenant...).op(t)
 	if !ended.Done || ended.Error == nil || ended.Error.Code != int(codes.Unavailable) {

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,37 +19,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
 
 // The tests of this file run the real binary: signals are the point.
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // figwayProc is `figway serve` running as a child process.
-type figwayProc struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error // of Wait, once exited is closed
-}
+type figwayProc struct{ *faulttest.Process }
 
 // startFigway builds the binary and runs `figway serve -config path` with
 // flags, waiting for /readyz to answer 200. The process is killed at the
@@ -61,38 +37,13 @@ func startFigway(t *testing.T, path string, a gwAddrs, flags ...string) *figwayP
 	return runFigway(t, buildFigway(t), path, a, flags...)
 }
 
-// buildFigway builds the binary into t's temporary directory.
-func buildFigway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "figway")
-	begin := time.Now()
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("built figway in %v", time.Since(begin).Round(time.Millisecond))
-	return bin
-}
+// buildFigway builds the binary, once per test binary.
+func buildFigway(t *testing.T) string { return faulttest.BuildFigway(t) }
 
 // runFigway is startFigway with a binary built already.
 func runFigway(t *testing.T, bin, path string, a gwAddrs, flags ...string) *figwayProc {
 	t.Helper()
-	p := &figwayProc{cmd: exec.Command(bin, append([]string{"serve", "-config", path}, flags...)...), stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("figway's log:\n%s", p.stderr.String())
-		}
-	})
+	p := &figwayProc{faulttest.StartProcess(t, "figway", bin, append([]string{"serve", "-config", path}, flags...)...)}
 	waitHTTP(t, "http://"+a.admin+"/readyz", 200, 20*time.Second)
 	return p
 }
@@ -100,7 +51,7 @@ func runFigway(t *testing.T, bin, path string, a gwAddrs, flags ...string) *figw
 // logLines returns the JSON log lines of p whose msg is msg.
 func (p *figwayProc) logLines(t *testing.T, msg string) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(p.stderr.String(), "\n") {
+	for _, line := range strings.Split(p.Log.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
 			out = append(out, m)
@@ -240,7 +191,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	// SIGHUP reloads the (now valid again) file once.
 	write(string(full))
 	eventually(t, 2*time.Second, "the valid file reloaded", func() bool { return reloads("ok") == 2 })
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Second, "SIGHUP reloaded", func() bool { return reloads("ok") == 3 })
@@ -266,7 +217,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if n := len(p.logLines(t, "call")); n != 0 {
 		t.Errorf("%d access log lines without -access-log; want 0", n)
 	}
-	if strings.Contains(p.stderr.String(), "guest:guest@") {
+	if strings.Contains(p.Log.String(), "guest:guest@") {
 		t.Error("figway's log shows the broker's credentials")
 	}
 }
@@ -303,7 +254,7 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 		return promtest.Get(t, metrics).Value("figway_requests_in_flight", "route", getOrder) == n
 	})
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	sent := time.Now()
@@ -331,14 +282,14 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 		}
 	}
 	select {
-	case <-p.exited:
+	case <-p.Exited:
 	case <-time.After(3*time.Second + 2*time.Second):
 		t.Fatal("figway did not exit within the 3s grace + 2s")
 	}
 	took := time.Since(sent)
 	var exit *exec.ExitError
-	if p.err != nil && errors.As(p.err, &exit) {
-		t.Errorf("figway exited with %v; want 0", p.err)
+	if p.Err != nil && errors.As(p.Err, &exit) {
+		t.Errorf("figway exited with %v; want 0", p.Err)
 	}
 	t.Logf("exited 0 %v after SIGTERM (in-flight calls needed ~1.5s, grace 3s)", took.Round(time.Millisecond))
 	// 1 warm-up + 10 in flight on gRPC, 1 on REST.
