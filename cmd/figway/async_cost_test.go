@@ -83,8 +83,9 @@ func TestAsyncTenThousand(t *testing.T) {
 	if os.Getenv("FIGWAY_MEASURE_OPERATIONS") == "" {
 		t.Skip("a measurement; set FIGWAY_MEASURE_OPERATIONS=1 to run it")
 	}
+	// The node's default vhost: a measurement runs alone.
 	node := rabbitmqtest.ForTest(t)
-	url := node.NewVHost(t)
+	url := node.URL()
 	runOpsWorker(t, url, nil)
 	key := writeKey(t)
 	aAddr, bAddr := newAddrs(t), newAddrs(t)
@@ -123,8 +124,7 @@ func TestAsyncTenThousand(t *testing.T) {
 	b := runFigway(t, bin, writeAsyncRoutes(t, "", bAddr, url, key, long), bAddr)
 	t.Logf("figway B: ready (stream read) %v after its start; RSS %d KiB", time.Since(startB).Round(time.Millisecond), rss(t, b.Cmd.Process.Pid))
 
-	vhost := url[strings.LastIndex(url, "/")+1:]
-	out, err := node.Ctl(t.Context(), "list_queues", "-p", vhost, "name", "type", "messages")
+	out, err := node.Ctl(t.Context(), "list_queues", "name", "type", "messages")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestAsyncTenThousand(t *testing.T) {
 	}
 	size := 0
 	filepath.WalkDir(strings.Trim(strings.TrimSpace(dir), `"`), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.Contains(p, "figway.operations") && strings.Contains(p, vhost) {
+		if err == nil && !d.IsDir() && strings.Contains(p, "figway.operations") {
 			if fi, err := d.Info(); err == nil {
 				size += int(fi.Size())
 			}
