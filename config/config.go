@@ -175,6 +175,13 @@ type Defaults struct {
 	// Async, if not nil, makes every rpc route to the broker async, each
 	// field being the default of the routes' own async.
 	Async *Async
+
+	// PinBy is what each route's PinBy is when it sets none (YAML pin_by).
+	PinBy string
+
+	// ResponseHeaders is what each route's ResponseHeaders is when it
+	// leaves the key out (YAML response_headers).
+	ResponseHeaders []string
 }
 
 // Wire shapes the messages a route publishes, where the wire protocol
@@ -308,9 +315,33 @@ type Route struct {
 	// is down: empty (answer UNAVAILABLE) or TargetLegacy.
 	Fallback Target
 
-	// Shadow, on a legacy route, also publishes each call as an event,
-	// off the caller's path.
+	// Shadow, on a legacy route, also publishes calls as events, off the
+	// caller's path: YAML shadow: true mirrors every call, shadow:
+	// {percent: N} a sample.
 	Shadow bool
+
+	// ShadowPercent is the share of calls a shadowing route mirrors, 0 to
+	// 100: 100 for shadow: true. The sample is by hash of the StickyBy
+	// header's value when the call has one, at random otherwise.
+	ShadowPercent int
+
+	// PinBy names a request header (YAML pin_by, lower case) whose value
+	// "broker" or "legacy" sends the call to that side, before Weight and
+	// StickyBy apply; other values are ignored, and so is a pin to a side
+	// the route does not have. If PinBy is empty, Defaults.PinBy is used.
+	PinBy string
+
+	// ResponseHeaders are the reply metadata keys (YAML response_headers,
+	// lower case, such as location or etag) that REST callers get as HTTP
+	// headers of the same name; other keys come as Grpc-Metadata-<key>
+	// and Grpc-Trailer-<key>. If ResponseHeaders is nil,
+	// Defaults.ResponseHeaders is used; YAML [] names none.
+	ResponseHeaders []string
+
+	// IgnoreMetadata are the reply metadata keys (YAML ignore_metadata,
+	// lower case) left out of a shadow comparison, such as date or
+	// x-request-id.
+	IgnoreMetadata []string
 
 	// Compare, on a shadowing route, publishes the shadow copy as an rpc
 	// call, waits for its reply off the caller's path, and compares it

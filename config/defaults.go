@@ -84,6 +84,10 @@ func (c *Config) applyDefaults() {
 		if r.ForwardHeaders == nil {
 			r.ForwardHeaders = slices.Clone(d.ForwardHeaders)
 		}
+		if r.ResponseHeaders == nil {
+			r.ResponseHeaders = slices.Clone(d.ResponseHeaders)
+		}
+		setZero(&r.PinBy, d.PinBy)
 	}
 
 	for i := range c.Topology.Exchanges {

@@ -78,3 +78,69 @@ func isToken(s string) bool {
 	}
 	return s != ""
 }
+
+// header decodes one header name, such as pin_by's: lower-cased, and
+// checked as forward_headers' names are.
+func (d *decoder) header(v *value, path string) string {
+	s, ok := d.strOK(v, path)
+	if !ok || v == nil {
+		return ""
+	}
+	name := strings.ToLower(s)
+	if err := checkHeader(name); err != nil {
+		d.p.at(path, "%v", err)
+	}
+	return name
+}
+
+// responseHeaders decodes a response_headers list: reply metadata keys
+// that REST callers get under their own name. It returns nil when the list
+// is absent and an empty, non-nil slice for an explicit [].
+func (d *decoder) responseHeaders(v *value, path string) []string {
+	return d.metadataKeys(v, path, func(name string) error {
+		switch name {
+		case "content-type", "content-length":
+			return fmt.Errorf("%q describes the body, which figway writes: a worker cannot set it", name)
+		}
+		return nil
+	})
+}
+
+// metadataKeys decodes a list of reply metadata keys: lower-cased, each a
+// header name that may travel as gRPC metadata, listed once, and passing
+// the extra checks.
+func (d *decoder) metadataKeys(v *value, path string, checks ...func(string) error) []string {
+	names, present := d.strs(v, path)
+	if !present {
+		return nil
+	}
+	out := make([]string, 0, len(names))
+	seen := map[string]string{}
+	for _, it := range names {
+		name := strings.ToLower(it.s)
+		if err := checkHeader(name); err != nil {
+			d.p.at(it.path, "%v", err)
+			continue
+		}
+		if err := checkAll(name, checks); err != nil {
+			d.p.at(it.path, "%v", err)
+			continue
+		}
+		if p, dup := seen[name]; dup {
+			d.p.at(it.path, "%q is listed twice (see %s)", name, p)
+			continue
+		}
+		seen[name] = it.path
+		out = append(out, name)
+	}
+	return out
+}
+
+func checkAll(name string, checks []func(string) error) error {
+	for _, c := range checks {
+		if err := c(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}

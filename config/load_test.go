@@ -110,7 +110,7 @@ func TestLoadFull(t *testing.T) {
 			MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2), ForwardHeaders: []string{},
 			HTTP: &HTTPRule{Post: "/v2/orders", Body: "order"}, Wire: Wire{CloudEvents: CloudEventsAlways},
 		}, {
-			Method: "acme.v1.OrderService/ListOrders", To: TargetLegacy, Shadow: true, RoutingKey: "orders.listed",
+			Method: "acme.v1.OrderService/ListOrders", To: TargetLegacy, Shadow: true, ShadowPercent: 100, RoutingKey: "orders.listed",
 			Pattern: PatternEvent, Timeout: 3 * time.Second, Encoding: EncodingProtobuf,
 			MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2), ForwardHeaders: []string{"x-tenant-id", "x-request-id"},
 			Wire: Wire{CloudEvents: CloudEventsAlways},

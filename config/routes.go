@@ -12,6 +12,7 @@ var routeKeys = []string{
 	"method", "to", "exchange", "routing_key", "pattern", "timeout", "encoding",
 	"fallback", "shadow", "max_in_flight", "breaker", "forward_headers", "http",
 	"retry", "weight", "sticky_by", "compare", "ignore_fields", "wire", "async",
+	"pin_by", "response_headers", "ignore_metadata",
 }
 
 func (d *decoder) routes(v *value, path string) []Route {
@@ -25,27 +26,32 @@ func (d *decoder) routes(v *value, path string) []Route {
 
 func (d *decoder) route(v *value, path string) Route {
 	f := d.object(v, path, routeKeys...)
+	shadow, percent := d.shadow(f["shadow"], field(path, "shadow"))
 	return Route{
-		Method:         d.str(f["method"], field(path, "method")),
-		To:             enum(d, f["to"], field(path, "to"), TargetBroker, TargetLegacy),
-		Exchange:       d.str(f["exchange"], field(path, "exchange")),
-		RoutingKey:     d.str(f["routing_key"], field(path, "routing_key")),
-		Pattern:        enum(d, f["pattern"], field(path, "pattern"), PatternRPC, PatternEvent),
-		Timeout:        d.duration(f["timeout"], field(path, "timeout")),
-		Encoding:       enum(d, f["encoding"], field(path, "encoding"), EncodingProtobuf, EncodingJSON),
-		Fallback:       enum(d, f["fallback"], field(path, "fallback"), TargetLegacy),
-		Shadow:         d.boolean(f["shadow"], field(path, "shadow")),
-		MaxInFlight:    d.positive(f["max_in_flight"], field(path, "max_in_flight"), maxInFlight, ""),
-		Breaker:        d.breaker(f["breaker"], field(path, "breaker")),
-		ForwardHeaders: d.headers(f["forward_headers"], field(path, "forward_headers")),
-		HTTP:           d.httpRule(f["http"], field(path, "http")),
-		Retry:          enum(d, f["retry"], field(path, "retry"), RetryIdempotent),
-		Weight:         d.percent(f["weight"], field(path, "weight")),
-		StickyBy:       strings.ToLower(d.str(f["sticky_by"], field(path, "sticky_by"))),
-		Compare:        d.boolean(f["compare"], field(path, "compare")),
-		IgnoreFields:   d.fieldPaths(f["ignore_fields"], field(path, "ignore_fields")),
-		Wire:           d.wire(f["wire"], field(path, "wire")),
-		Async:          d.async(f["async"], field(path, "async")),
+		Method:          d.str(f["method"], field(path, "method")),
+		To:              enum(d, f["to"], field(path, "to"), TargetBroker, TargetLegacy),
+		Exchange:        d.str(f["exchange"], field(path, "exchange")),
+		RoutingKey:      d.str(f["routing_key"], field(path, "routing_key")),
+		Pattern:         enum(d, f["pattern"], field(path, "pattern"), PatternRPC, PatternEvent),
+		Timeout:         d.duration(f["timeout"], field(path, "timeout")),
+		Encoding:        enum(d, f["encoding"], field(path, "encoding"), EncodingProtobuf, EncodingJSON),
+		Fallback:        enum(d, f["fallback"], field(path, "fallback"), TargetLegacy),
+		Shadow:          shadow,
+		ShadowPercent:   percent,
+		MaxInFlight:     d.positive(f["max_in_flight"], field(path, "max_in_flight"), maxInFlight, ""),
+		Breaker:         d.breaker(f["breaker"], field(path, "breaker")),
+		ForwardHeaders:  d.headers(f["forward_headers"], field(path, "forward_headers")),
+		HTTP:            d.httpRule(f["http"], field(path, "http")),
+		Retry:           enum(d, f["retry"], field(path, "retry"), RetryIdempotent),
+		Weight:          d.percent(f["weight"], field(path, "weight"), "calls sent to the broker"),
+		StickyBy:        strings.ToLower(d.str(f["sticky_by"], field(path, "sticky_by"))),
+		Compare:         d.boolean(f["compare"], field(path, "compare")),
+		Wire:            d.wire(f["wire"], field(path, "wire")),
+		Async:           d.async(f["async"], field(path, "async")),
+		IgnoreFields:    d.fieldPaths(f["ignore_fields"], field(path, "ignore_fields")),
+		PinBy:           d.header(f["pin_by"], field(path, "pin_by")),
+		ResponseHeaders: d.responseHeaders(f["response_headers"], field(path, "response_headers")),
+		IgnoreMetadata:  d.metadataKeys(f["ignore_metadata"], field(path, "ignore_metadata")),
 	}
 }
 

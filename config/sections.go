@@ -153,14 +153,16 @@ func (d *decoder) legacy(v *value, path string) Legacy {
 }
 
 func (d *decoder) defaults(v *value, path string) Defaults {
-	f := d.fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire", "async")
+	f := d.fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire", "async", "pin_by", "response_headers")
 	return Defaults{
-		Timeout:        d.duration(f["timeout"], field(path, "timeout")),
-		MaxInFlight:    d.positive(f["max_in_flight"], field(path, "max_in_flight"), maxInFlight, ""),
-		Breaker:        d.breaker(f["breaker"], field(path, "breaker")),
-		ForwardHeaders: d.headers(f["forward_headers"], field(path, "forward_headers")),
-		Wire:           d.wire(f["wire"], field(path, "wire")),
-		Async:          d.async(f["async"], field(path, "async")),
+		Timeout:         d.duration(f["timeout"], field(path, "timeout")),
+		MaxInFlight:     d.positive(f["max_in_flight"], field(path, "max_in_flight"), maxInFlight, ""),
+		Breaker:         d.breaker(f["breaker"], field(path, "breaker")),
+		ForwardHeaders:  d.headers(f["forward_headers"], field(path, "forward_headers")),
+		Wire:            d.wire(f["wire"], field(path, "wire")),
+		Async:           d.async(f["async"], field(path, "async")),
+		PinBy:           d.header(f["pin_by"], field(path, "pin_by")),
+		ResponseHeaders: d.responseHeaders(f["response_headers"], field(path, "response_headers")),
 	}
 }
 

@@ -6,8 +6,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// percent returns an integer from 0 to 100, or nil when the key is absent.
-func (d *decoder) percent(v *value, path string) *int {
+// percent returns an integer from 0 to 100, or nil when the key is absent;
+// what says what the percentage is of.
+func (d *decoder) percent(v *value, path, what string) *int {
 	if v == nil || v.kind == null {
 		return nil
 	}
@@ -17,11 +18,38 @@ func (d *decoder) percent(v *value, path string) *int {
 		return nil
 	}
 	if n < 0 || n > 100 {
-		d.p.at(path, "must be from 0 to 100 (the percentage of calls sent to the broker), not %d", n)
+		d.p.at(path, "must be from 0 to 100 (the percentage of %s), not %d", what, n)
 		return nil
 	}
 	w := int(n)
 	return &w
+}
+
+// shadow decodes shadow: true (every call mirrored), false, or {percent:
+// N} (a sample of N% of the calls).
+func (d *decoder) shadow(v *value, path string) (on bool, percent int) {
+	if v == nil || v.kind == null {
+		return false, 0
+	}
+	if v.kind == mapping {
+		f := d.fields(v, path, "percent")
+		p := d.percent(f["percent"], field(path, "percent"), "calls mirrored")
+		if p == nil {
+			if f["percent"] == nil {
+				d.p.at(field(path, "percent"), "required: the percentage of calls mirrored, 0 to 100 (or write shadow: true for all)")
+			}
+			return true, 0
+		}
+		return true, *p
+	}
+	if b, ok := v.v.(bool); ok && v.kind == scalar {
+		if b {
+			return true, 100
+		}
+		return false, 0
+	}
+	d.wrongType(v, path, "true, false or {percent: N}")
+	return false, 0
 }
 
 // fieldPaths returns a list of dot-separated field paths, such as
@@ -48,8 +76,8 @@ func validateMigration(c *Config, r *Route, path string, p *problems) {
 		}
 	}
 	if r.StickyBy != "" {
-		if r.Weight == nil {
-			p.once(field(path, "sticky_by"), "sticky_by keeps a caller on one side of a canary split: set weight too")
+		if r.Weight == nil && (!r.Shadow || r.ShadowPercent == 100) {
+			p.once(field(path, "sticky_by"), "sticky_by keeps a caller on one side of a canary split, or in or out of a shadow sample: set weight, or shadow: {percent: N}")
 		} else if err := checkHeader(r.StickyBy); err != nil {
 			p.once(field(path, "sticky_by"), "%v", err)
 		}
@@ -64,6 +92,9 @@ func validateMigration(c *Config, r *Route, path string, p *problems) {
 	}
 	if len(r.IgnoreFields) > 0 && !r.Compare {
 		p.once(field(path, "ignore_fields"), "ignore_fields lists fields left out of a shadow comparison: set compare: true")
+	}
+	if len(r.IgnoreMetadata) > 0 && !r.Compare {
+		p.once(field(path, "ignore_metadata"), "ignore_metadata lists reply metadata left out of a shadow comparison: set compare: true")
 	}
 	if r.Desc != nil {
 		for i, f := range r.IgnoreFields {

@@ -147,7 +147,26 @@ f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
 		{"canary needs legacy", base + "routes: [{method: " + get + ", routing_key: k, weight: 5}]\n", []string{"routes[0].weight (line 3): a canary sends the rest of the calls to legacy"}},
 		{"sticky needs weight", route("routing_key: k, sticky_by: x-user"), []string{"routes[0].sticky_by (line 5): sticky_by keeps a caller on one side"}},
 		{"sticky bad header", route("routing_key: k, weight: 5, sticky_by: connection"), []string{"routes[0].sticky_by"}},
-		{"shadow not bool", route("to: legacy, shadow: yes, routing_key: k"), []string{`routes[0].shadow (line 5): want true or false, not "yes"`}},
+		{"shadow not bool", route("to: legacy, shadow: yes, routing_key: k"), []string{`routes[0].shadow (line 5): want true, false or {percent: N}, not "yes"`}},
+		{"shadow sample", route("to: legacy, shadow: {percent: 10}, routing_key: k, sticky_by: x-user"), nil},
+		{"shadow sample of none", route("to: legacy, shadow: {percent: 0}, routing_key: k"), nil},
+		{"shadow sample out of range", route("to: legacy, shadow: {percent: 101}, routing_key: k"), []string{
+			"routes[0].shadow.percent (line 5): must be from 0 to 100 (the percentage of calls mirrored), not 101"}},
+		{"shadow sample without percent", route("to: legacy, shadow: {}, routing_key: k"), []string{"routes[0].shadow.percent (line 5): required"}},
+		{"shadow sample unknown key", route("to: legacy, shadow: {pct: 5}, routing_key: k"), []string{"routes[0].shadow.pct (line 5): unknown field", "routes[0].shadow.percent (line 5): required"}},
+		{"sticky on full shadow", route("to: legacy, shadow: true, routing_key: k, sticky_by: x-user"), []string{"routes[0].sticky_by (line 5): sticky_by keeps a caller"}},
+		{"pin", route("routing_key: k, weight: 50, pin_by: X-Figway-Pin"), nil},
+		{"pin in defaults", base + "defaults: {pin_by: x-pin}\nroutes: [{method: " + get + ", routing_key: k}]\n", nil},
+		{"pin bad header", route("routing_key: k, pin_by: grpc-pin"), []string{`routes[0].pin_by (line 5): "grpc-pin" is reserved for gRPC`}},
+		{"pin not a string", route("routing_key: k, pin_by: [a]"), []string{"routes[0].pin_by (line 5): want a string"}},
+		{"response headers", base + "defaults: {response_headers: [Location, etag]}\nroutes: [{method: " + get + ", routing_key: k, response_headers: [cache-control]}]\n", nil},
+		{"response headers bad", route("routing_key: k, response_headers: [content-type, location, Location, figway-x]"), []string{
+			`routes[0].response_headers[0] (line 5): "content-type" describes the body`,
+			`routes[0].response_headers[2] (line 5): "location" is listed twice`,
+			`routes[0].response_headers[3] (line 5): "figway-x" is in figway's own namespace`}},
+		{"ignore_metadata", route("to: legacy, shadow: true, routing_key: k, compare: true, ignore_metadata: [date, x-request-id]"), nil},
+		{"ignore_metadata needs compare", route("to: legacy, shadow: true, routing_key: k, ignore_metadata: [date]"), []string{
+			"routes[0].ignore_metadata (line 5): ignore_metadata lists reply metadata left out"}},
 		{"fallback needs legacy", base + "routes: [{method: " + get + ", routing_key: k, fallback: legacy}]\n", []string{
 			"routes[0].fallback (line 3): fallback: legacy needs a legacy upstream"}},
 		{"event with fallback", route("routing_key: k, pattern: event, fallback: legacy"), nil},

@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -60,5 +64,31 @@ func diffAt(a, b protoreflect.Message, ignore map[string]bool, prefix string, ou
 			}
 		}
 	}
+	return out
+}
+
+// transportKeys are the metadata that gRPC itself puts in a reply's header
+// and trailer (legacy's come through grpc-go): they say nothing about the
+// service's answer and are not compared.
+var transportKeys = map[string]bool{"content-type": true, "date": true, "server": true, "user-agent": true}
+
+// diffMetadata returns "header.<key>" (or "trailer.<key>") for each key
+// whose values differ between legacy's metadata a and the worker's b,
+// leaving out ignored keys and those of the transport.
+func diffMetadata(kind string, a, b metadata.MD, ignore map[string]bool) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, md := range []metadata.MD{a, b} {
+		for k := range md {
+			if seen[k] || ignore[k] || transportKeys[k] || strings.HasPrefix(k, "grpc-") || strings.HasPrefix(k, ":") {
+				continue
+			}
+			seen[k] = true
+			if !slices.Equal(a[k], b[k]) {
+				out = append(out, kind+"."+k)
+			}
+		}
+	}
+	slices.Sort(out)
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -104,6 +105,9 @@ func Code(err error) codes.Code {
 type ReplyError struct {
 	Method string
 	Status *status.Status
+	// Header and Trailer are the reply's metadata, which a failed call
+	// carries too.
+	Header, Trailer metadata.MD
 }
 
 func (e *ReplyError) Error() string {

@@ -44,8 +44,12 @@ type Result struct {
 	// EventID is set for event routes: the message id of the published
 	// event, which the caller gets as figway-event-id.
 	EventID string
-	// Header and Trailer are legacy's, when legacy answered the call.
+	// Header and Trailer are the reply metadata of the worker, or of
+	// legacy when legacy answered the call.
 	Header, Trailer metadata.MD
+	// HTTPStatus is the 2xx status the worker chose for REST callers, or
+	// 0 for the ingress's own (200, or 202 for an event).
+	HTTPStatus int
 }
 
 // Options configures a Gateway.
@@ -137,7 +141,13 @@ func (g *Gateway) InvokeRoute(ctx context.Context, r *Route, c *Call) (*Result, 
 	if r.Shadow {
 		return g.shadow(ctx, r, c)
 	}
-	if r.Weight != nil && g.legacy != nil {
+	switch pin := g.pin(r, c); {
+	case pin == config.TargetLegacy:
+		g.stats(r.Method).pinnedLegacy.Add(1)
+		return g.viaLegacy(ctx, r, c)
+	case pin == config.TargetBroker:
+		g.stats(r.Method).pinnedBroker.Add(1)
+	case r.Weight != nil && g.legacy != nil:
 		if !toBroker(r, c) {
 			g.stats(r.Method).canaryLegacy.Add(1)
 			return g.viaLegacy(ctx, r, c)
@@ -241,13 +251,13 @@ func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Req
 		return nil, fmt.Errorf("%s: %w", r.Method, err)
 	}
 	if rep.Status != nil {
-		return nil, &ReplyError{Method: r.Method, Status: rep.Status}
+		return nil, &ReplyError{Method: r.Method, Status: rep.Status, Header: rep.Header, Trailer: rep.Trailer}
 	}
 	out, err := transcode(rep.Body, rep.ContentType, c.Accept, r.Output, r.types)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadReply, err)
 	}
-	return &Result{Body: out, ContentType: c.Accept}, nil
+	return &Result{Body: out, ContentType: c.Accept, Header: rep.Header, Trailer: rep.Trailer, HTTPStatus: rep.HTTPStatus}, nil
 }
 
 func forward(keys []string, header func(string) []string) map[string][]string {

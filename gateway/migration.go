@@ -11,11 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/figway/figway/config"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
@@ -24,6 +26,8 @@ import (
 // calls went, fallbacks to legacy, and shadow copies and their comparisons.
 type Migration struct {
 	CanaryBroker, CanaryLegacy uint64
+	// Calls pinned to a side by the route's pin_by header.
+	PinnedBroker, PinnedLegacy uint64
 	Fallbacks                  uint64
 	// FallingBack is true while the route's calls go to legacy because the
 	// broker path refuses them.
@@ -33,10 +37,15 @@ type Migration struct {
 	// with compare — replies that matched legacy's or not.
 	ShadowSent, ShadowDropped, ShadowFailed uint64
 	ShadowMatched, ShadowMismatched         uint64
+	// ShadowSampledOut counts the calls a sampling shadow route
+	// (shadow: {percent: N}) did not mirror.
+	ShadowSampledOut uint64
 }
 
 type migrationStats struct {
 	canaryBroker, canaryLegacy, fallbacks   atomic.Uint64
+	pinnedBroker, pinnedLegacy              atomic.Uint64
+	shadowSampledOut                        atomic.Uint64
 	fallingBack                             atomic.Bool
 	shadowSent, shadowDropped, shadowFailed atomic.Uint64
 	shadowMatched, shadowMismatched         atomic.Uint64
@@ -50,6 +59,8 @@ func (g *Gateway) Migration(method string) Migration {
 		Fallbacks: s.fallbacks.Load(), FallingBack: s.fallingBack.Load(),
 		ShadowSent: s.shadowSent.Load(), ShadowDropped: s.shadowDropped.Load(), ShadowFailed: s.shadowFailed.Load(),
 		ShadowMatched: s.shadowMatched.Load(), ShadowMismatched: s.shadowMismatched.Load(),
+		PinnedBroker: s.pinnedBroker.Load(), PinnedLegacy: s.pinnedLegacy.Load(),
+		ShadowSampledOut: s.shadowSampledOut.Load(),
 	}
 }
 
@@ -61,25 +72,50 @@ func (g *Gateway) stats(method string) *migrationStats {
 	return s.(*migrationStats)
 }
 
-// toBroker decides the side of a canary call: by hash of the sticky key's
-// value when the call has one, so a caller stays on one side, else at
-// random.
-func toBroker(r *Route, c *Call) bool {
-	w := *r.Weight
+// toBroker decides the side of a canary call (see [sampled]).
+func toBroker(r *Route, c *Call) bool { return sampled(*r.Weight, r.StickyBy, c) }
+
+// sampled reports whether a call falls within percent of the calls: by
+// hash of the stickyBy header's value when the call has one, so that a
+// caller is always in or always out, else at random.
+func sampled(percent int, stickyBy string, c *Call) bool {
 	switch {
-	case w >= 100:
+	case percent >= 100:
 		return true
-	case w <= 0:
+	case percent <= 0:
 		return false
 	}
-	if r.StickyBy != "" && c.Header != nil {
-		if vs := c.Header(r.StickyBy); len(vs) > 0 {
+	if stickyBy != "" && c.Header != nil {
+		if vs := c.Header(stickyBy); len(vs) > 0 {
 			h := fnv.New64a()
 			h.Write([]byte(vs[0]))
-			return h.Sum64()%100 < uint64(w)
+			return h.Sum64()%100 < uint64(percent)
 		}
 	}
-	return rand.IntN(100) < w
+	return rand.IntN(100) < percent
+}
+
+// pin returns the side the call's pin_by header pins it to on broker
+// route r, or "" when it names none, names another value, or names legacy
+// while the gateway has no legacy upstream: a pin never reaches a side
+// the route does not have.
+func (g *Gateway) pin(r *Route, c *Call) config.Target {
+	if r.PinBy == "" || c.Header == nil {
+		return ""
+	}
+	vs := c.Header(r.PinBy)
+	if len(vs) == 0 {
+		return ""
+	}
+	switch t := config.Target(strings.ToLower(strings.TrimSpace(vs[0]))); t {
+	case config.TargetBroker:
+		return t
+	case config.TargetLegacy:
+		if g.legacy != nil {
+			return t
+		}
+	}
+	return ""
 }
 
 // fallsBack reports whether a failed broker call may go to legacy instead:
@@ -133,6 +169,8 @@ type shadowJob struct {
 	trace     string
 	legacy    []byte // protobuf reply of legacy, when it succeeded
 	legacyErr error
+	// legacyHeader and legacyTrailer are legacy's reply metadata.
+	legacyHeader, legacyTrailer metadata.MD
 }
 
 // shadowQueue bounds the shadow copies waiting; past it they are dropped
@@ -145,12 +183,17 @@ const (
 // shadow answers from legacy and mirrors the call to the broker.
 func (g *Gateway) shadow(ctx context.Context, r *Route, c *Call) (*Result, error) {
 	res, err := g.viaLegacy(ctx, r, c)
+	s := g.stats(r.Method)
+	if !sampled(r.ShadowPercent, r.StickyBy, c) {
+		s.shadowSampledOut.Add(1)
+		return res, err
+	}
 	job := &shadowJob{route: r, md: forward(r.Forward, c.Header), trace: c.Traceparent, legacyErr: err}
 	job.body, _ = transcode(c.Body, c.ContentType, wire.ContentTypeProtobuf, r.Input, r.types)
 	if err == nil && r.Compare {
 		job.legacy, _ = transcode(res.Body, res.ContentType, wire.ContentTypeProtobuf, r.Output, r.types)
+		job.legacyHeader, job.legacyTrailer = res.Header, res.Trailer
 	}
-	s := g.stats(r.Method)
 	select {
 	case g.shadows <- job:
 	default:
@@ -192,7 +235,7 @@ func (g *Gateway) mirror(ctx context.Context, job *shadowJob) {
 	}
 	req := &wire.Request{
 		Method: r.Method, Body: body, ContentType: r.contentType, MessageID: wire.NewID(),
-		Source: g.source, CloudEvents: r.cloudEvents(), Metadata: job.md,
+		Source: g.source, CloudEvents: r.cloudEvents(), Metadata: job.md, Shadow: true,
 	}
 	req.Traceparent, _ = traceContext(job.trace, "")
 	if !r.Compare {
@@ -238,13 +281,15 @@ func (g *Gateway) compare(r *Route, job *shadowJob, rep *Reply) []string {
 	if job.legacyErr != nil {
 		return nil // both failed alike
 	}
+	d := diffMetadata("header", job.legacyHeader, rep.Header, r.ignoreMD)
+	d = append(d, diffMetadata("trailer", job.legacyTrailer, rep.Trailer, r.ignoreMD)...)
 	types := r.types
 	a, b := dynamicpb.NewMessage(r.Output), dynamicpb.NewMessage(r.Output)
 	bb, err := transcode(rep.Body, rep.ContentType, wire.ContentTypeProtobuf, r.Output, types)
 	if err != nil || proto.Unmarshal(job.legacy, a) != nil || proto.Unmarshal(bb, b) != nil {
-		return []string{"body (does not decode)"}
+		return append(d, "body (does not decode)")
 	}
-	return diff(a, b, r.ignore)
+	return append(d, diff(a, b, r.ignore)...)
 }
 
 // render shows a reply in logs as JSON, truncated.

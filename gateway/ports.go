@@ -29,6 +29,11 @@ type Reply struct {
 	ContentType string
 	// Status is the status the service replied with; nil means OK.
 	Status *status.Status
+	// Header and Trailer are the reply's metadata (figway-rmd-* and
+	// figway-rmt-*), and HTTPStatus the 2xx status it gives REST callers
+	// (figway-http-status), or 0.
+	Header, Trailer metadata.MD
+	HTTPStatus      int
 }
 
 // Legacy is the port to the legacy service for the calls whose request the

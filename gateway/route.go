@@ -38,12 +38,18 @@ type Route struct {
 	CloudEvents bool
 
 	// Strangler-fig settings: see config.Route.
-	Fallback config.Target
-	Shadow   bool
-	Compare  bool
-	Weight   *int
-	StickyBy string
-	ignore   map[string]bool
+	Fallback      config.Target
+	Shadow        bool
+	ShadowPercent int
+	Compare       bool
+	Weight        *int
+	StickyBy      string
+	PinBy         string
+	ignore        map[string]bool
+	ignoreMD      map[string]bool
+	// ResponseHeaders are the reply metadata keys that REST callers get
+	// under their own name (see config.Route).
+	ResponseHeaders []string
 	// Retry says whether a call that may have reached the broker may be
 	// published once more (see Gateway.Invoke).
 	Retry config.Retry
@@ -124,6 +130,10 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 			Compare:    rc.Compare,
 			Weight:     rc.Weight,
 			StickyBy:   rc.StickyBy,
+			PinBy:      rc.PinBy,
+
+			ShadowPercent:   rc.ShadowPercent,
+			ResponseHeaders: slices.Clone(rc.ResponseHeaders),
 
 			CloudEvents: rc.Wire.CloudEvents == config.CloudEventsAlways,
 		}
@@ -133,6 +143,7 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 				r.ignore[f] = true
 			}
 		}
+		r.ignoreMD = keySet(rc.IgnoreMetadata)
 		r.types = t.types
 		r.contentType = wire.ContentTypeProtobuf
 		if r.Encoding == config.EncodingJSON {
@@ -181,3 +192,14 @@ func (t *Table) Files() *protoregistry.Files { return t.files }
 // Types resolves the message and extension types of the descriptors (for
 // google.protobuf.Any in JSON).
 func (t *Table) Types() *dynamicpb.Types { return t.types }
+
+func keySet(keys []string) map[string]bool {
+	if len(keys) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}

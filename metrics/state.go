@@ -38,6 +38,7 @@ type stateCollector struct {
 	ops, opsBytes, opsExpired, opsEvicted, opsRefused, opsConcluded, opsLag *prometheus.Desc
 
 	canary, fallbacks, fallingBack, shadowCopies, shadowMismatches, shadowMatches *prometheus.Desc
+	pinned                                                                        *prometheus.Desc
 }
 
 func newStateCollector(src Sources) *stateCollector {
@@ -66,7 +67,8 @@ func newStateCollector(src Sources) *stateCollector {
 		canary:           prometheus.NewDesc("figway_canary_calls_total", "Calls of a canary route, by the side they went to (broker or legacy).", []string{"route", "to"}, nil),
 		fallbacks:        prometheus.NewDesc("figway_fallbacks_total", "Calls sent to legacy because the broker path refused them (fallback: legacy).", route, nil),
 		fallingBack:      prometheus.NewDesc("figway_fallback_active", "1 while the route's calls fall back to legacy.", route, nil),
-		shadowCopies:     prometheus.NewDesc("figway_shadow_copies_total", "Shadow copies of legacy calls, by result: sent (published), dropped (queue full), failed (broker side).", []string{"route", "result"}, nil),
+		shadowCopies:     prometheus.NewDesc("figway_shadow_copies_total", "Calls of a shadowing route, by what became of their copy: sent (published), dropped (queue full), failed (broker side), sampled_out (not mirrored: outside shadow.percent).", []string{"route", "result"}, nil),
+		pinned:           prometheus.NewDesc("figway_pinned_calls_total", "Calls sent to a side by their pin_by header (broker or legacy), before any weight.", []string{"route", "to"}, nil),
 		shadowMismatches: prometheus.NewDesc("figway_shadow_mismatches_total", "Shadow copies whose broker reply differed from legacy's (compare: true).", route, nil),
 		shadowMatches:    prometheus.NewDesc("figway_shadow_matches_total", "Shadow copies whose broker reply matched legacy's (compare: true).", route, nil),
 	}
@@ -76,7 +78,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.inFlight, c.maxInFlight, c.breaker, c.routes,
 		c.unmatched, c.pending, c.reconnects, c.connected, c.blocked, c.ready,
 		c.ops, c.opsBytes, c.opsExpired, c.opsEvicted, c.opsRefused, c.opsConcluded, c.opsLag,
-		c.canary, c.fallbacks, c.fallingBack, c.shadowCopies, c.shadowMismatches, c.shadowMatches} {
+		c.canary, c.fallbacks, c.fallingBack, c.shadowCopies, c.shadowMismatches, c.shadowMatches, c.pinned} {
 		ch <- d
 	}
 }
@@ -147,10 +149,17 @@ func (c *stateCollector) migration(r *gateway.Route, m gateway.Migration,
 		counter(c.fallbacks, m.Fallbacks, route)
 		gauge(c.fallingBack, bool01(m.FallingBack), route)
 	}
+	if r.PinBy != "" && r.To == config.TargetBroker {
+		counter(c.pinned, m.PinnedBroker, route, "broker")
+		counter(c.pinned, m.PinnedLegacy, route, "legacy")
+	}
 	if r.Shadow {
 		counter(c.shadowCopies, m.ShadowSent, route, "sent")
 		counter(c.shadowCopies, m.ShadowDropped, route, "dropped")
 		counter(c.shadowCopies, m.ShadowFailed, route, "failed")
+		if r.ShadowPercent < 100 {
+			counter(c.shadowCopies, m.ShadowSampledOut, route, "sampled_out")
+		}
 	}
 	if r.Shadow && r.Compare {
 		counter(c.shadowMismatches, m.ShadowMismatched, route)

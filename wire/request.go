@@ -38,6 +38,8 @@ type Request struct {
 	// Metadata holds the allow-listed gRPC metadata or HTTP headers, with
 	// lower-case keys; each becomes a figway-md-<key> header.
 	Metadata map[string][]string
+	// Shadow marks a shadow copy (header figway-shadow: 1).
+	Shadow bool
 }
 
 // Publishing renders r as an AMQP message published at now. The expiration
@@ -56,6 +58,9 @@ func (r *Request) Publishing(now time.Time) amqp.Publishing {
 		h[HeaderCESource] = r.Source
 		h[HeaderCEType] = r.Method
 		h[HeaderCETime] = FormatTime(now)
+	}
+	if r.Shadow {
+		h[HeaderShadow] = int32(1)
 	}
 	if r.Traceparent != "" {
 		h[HeaderTraceparent] = r.Traceparent

@@ -56,6 +56,20 @@ func ReplyStatus(h amqp.Table) (*status.Status, error) {
 }
 
 func statusCode(v any) (int64, error) {
+	n, err := integer(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s %v", ErrBadStatus, HeaderStatus, err)
+	}
+	if n < 0 || n > maxCode {
+		return 0, fmt.Errorf("%w: %s %d is not a gRPC code (0-%d)", ErrBadStatus, HeaderStatus, n, maxCode)
+	}
+	return n, nil
+}
+
+// integer reads an integer header: any AMQP integer type (workers in other
+// languages pick different widths), an integral double, or a decimal
+// string.
+func integer(v any) (int64, error) {
 	var n int64
 	switch v := v.(type) {
 	case int8:
@@ -76,32 +90,29 @@ func statusCode(v any) (int64, error) {
 		n = int64(v)
 	case uint64:
 		if v > math.MaxInt64 {
-			return 0, fmt.Errorf("%w: %s %d out of range", ErrBadStatus, HeaderStatus, v)
+			return 0, fmt.Errorf("%d out of range", v)
 		}
 		n = int64(v)
 	case float64:
 		if v != math.Trunc(v) {
-			return 0, fmt.Errorf("%w: %s %v is not an integer", ErrBadStatus, HeaderStatus, v)
+			return 0, fmt.Errorf("%v is not an integer", v)
 		}
 		n = int64(v)
 	case float32:
 		if float64(v) != math.Trunc(float64(v)) {
-			return 0, fmt.Errorf("%w: %s %v is not an integer", ErrBadStatus, HeaderStatus, v)
+			return 0, fmt.Errorf("%v is not an integer", v)
 		}
 		n = int64(v)
 	case string:
 		p, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %s %q is not an integer", ErrBadStatus, HeaderStatus, v)
+			return 0, fmt.Errorf("%q is not an integer", v)
 		}
 		n = p
 	case []byte:
-		return statusCode(string(v))
+		return integer(string(v))
 	default:
-		return 0, fmt.Errorf("%w: %s has type %T, want an integer", ErrBadStatus, HeaderStatus, v)
-	}
-	if n < 0 || n > maxCode {
-		return 0, fmt.Errorf("%w: %s %d is not a gRPC code (0-%d)", ErrBadStatus, HeaderStatus, n, maxCode)
+		return 0, fmt.Errorf("has type %T, want an integer", v)
 	}
 	return n, nil
 }

@@ -32,6 +32,16 @@ const (
 	HeaderDeadline = "figway-deadline"
 	// HeaderMetadataPrefix prefixes forwarded gRPC metadata and HTTP headers.
 	HeaderMetadataPrefix = "figway-md-"
+	// HeaderReplyMetadataPrefix prefixes a reply's response header
+	// metadata, and HeaderReplyTrailerPrefix its trailer metadata.
+	HeaderReplyMetadataPrefix = "figway-rmd-"
+	HeaderReplyTrailerPrefix  = "figway-rmt-"
+	// HeaderHTTPStatus carries the HTTP status, 200–299, that a reply
+	// gives REST callers.
+	HeaderHTTPStatus = "figway-http-status"
+	// HeaderShadow is 1 on a shadow copy of a call: legacy answered the
+	// caller, and the reply (if any) only feeds a comparison.
+	HeaderShadow = "figway-shadow"
 
 	HeaderTraceparent = "traceparent"
 	HeaderTracestate  = "tracestate"

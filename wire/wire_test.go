@@ -3,10 +3,12 @@ package wire
 import (
 	"errors"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -202,4 +204,101 @@ func FuzzReplyStatus(f *testing.F) {
 			t.Fatalf("decoded code %d out of range", c)
 		}
 	})
+}
+
+func TestReplyMetadataRoundTrip(t *testing.T) {
+	in := ReplyMeta{
+		Header:     map[string][]string{"location": {"/v1/orders/o-9"}, "x-multi": {"a", "b"}, "trace-bin": {"\x00\xff\x10"}},
+		Trailer:    map[string][]string{"x-took": {"12ms"}},
+		HTTPStatus: 201,
+	}
+	h, err := SetReplyMetadata(nil, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Errorf("headers are not a valid AMQP table: %v", err)
+	}
+	want := amqp.Table{
+		"figway-rmd-location": "/v1/orders/o-9", "figway-rmd-x-multi": []any{"a", "b"}, "figway-rmd-trace-bin": "AP8Q",
+		"figway-rmt-x-took": "12ms", "figway-http-status": int32(201),
+	}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Errorf("SetReplyMetadata headers (-want +got):\n%s", diff)
+	}
+	out, err := ReplyMetadata(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, out); diff != "" {
+		t.Errorf("ReplyMetadata(SetReplyMetadata(m)) (-want +got):\n%s", diff)
+	}
+	if h, err := SetReplyMetadata(nil, ReplyMeta{}); h != nil || err != nil {
+		t.Errorf("SetReplyMetadata of nothing = %v, %v; want nil, nil", h, err)
+	}
+}
+
+func TestReplyMetadataFromOtherWorkers(t *testing.T) {
+	tests := []struct {
+		name string
+		h    amqp.Table
+		want ReplyMeta
+		bad  string
+	}{
+		{"bytes and padded base64, int64 status (pika)", amqp.Table{"figway-rmd-etag": []byte(`"v1"`), "figway-rmt-sig-bin": "AP8Q", "figway-http-status": int64(204)},
+			ReplyMeta{Header: map[string][]string{"etag": {`"v1"`}}, Trailer: map[string][]string{"sig-bin": {"\x00\xff\x10"}}, HTTPStatus: 204}, ""},
+		{"padded base64", amqp.Table{"figway-rmd-k-bin": "AA=="}, ReplyMeta{Header: map[string][]string{"k-bin": {"\x00"}}}, ""},
+		{"string status", amqp.Table{"figway-http-status": "202"}, ReplyMeta{HTTPStatus: 202}, ""},
+		{"other headers ignored", amqp.Table{"figway-status": int32(0), "x": "y"}, ReplyMeta{}, ""},
+		{"status not 2xx", amqp.Table{"figway-http-status": int32(404)}, ReplyMeta{}, "a reply may set 200-299 only"},
+		{"status not a number", amqp.Table{"figway-http-status": "created"}, ReplyMeta{}, `"created" is not an integer`},
+		{"upper-case key", amqp.Table{"figway-rmd-Location": "x"}, ReplyMeta{}, "lower-case"},
+		{"reserved key", amqp.Table{"figway-rmt-grpc-status": "0"}, ReplyMeta{}, "reserved for gRPC"},
+		{"transport key", amqp.Table{"figway-rmd-content-type": "text/html"}, ReplyMeta{}, "describes the transport"},
+		{"not text", amqp.Table{"figway-rmd-n": int32(3)}, ReplyMeta{}, "want a string"},
+		{"bad base64", amqp.Table{"figway-rmd-k-bin": "!!"}, ReplyMeta{}, "not base64"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ReplyMetadata(tc.h)
+			if tc.bad != "" {
+				if !errors.Is(err, ErrBadMetadata) || !strings.Contains(err.Error(), tc.bad) {
+					t.Fatalf("ReplyMetadata(%v) = %v, %v; want ErrBadMetadata saying %q", tc.h, got, err, tc.bad)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("ReplyMetadata(%v) (-want +got):\n%s", tc.h, diff)
+			}
+		})
+	}
+	for _, m := range []ReplyMeta{{HTTPStatus: 302}, {Header: map[string][]string{"Bad": {"x"}}}, {Trailer: map[string][]string{"grpc-x": {"x"}}}} {
+		if _, err := SetReplyMetadata(nil, m); !errors.Is(err, ErrBadMetadata) {
+			t.Errorf("SetReplyMetadata(%+v) = %v; want ErrBadMetadata", m, err)
+		}
+	}
+}
+
+func TestIsShadow(t *testing.T) {
+	r := &Request{Method: "a.B/C", Shadow: true}
+	if !IsShadow(r.Publishing(time.Now()).Headers) {
+		t.Error("IsShadow of a shadow copy = false")
+	}
+	r.Shadow = false
+	if IsShadow(r.Publishing(time.Now()).Headers) {
+		t.Error("IsShadow of a call = true")
+	}
+	for _, v := range []any{int64(1), "1", true, uint8(1)} {
+		if !IsShadow(amqp.Table{HeaderShadow: v}) {
+			t.Errorf("IsShadow(figway-shadow: %#v) = false", v)
+		}
+	}
+	for _, v := range []any{int32(0), "yes", false} {
+		if IsShadow(amqp.Table{HeaderShadow: v}) {
+			t.Errorf("IsShadow(figway-shadow: %#v) = true", v)
+		}
+	}
 }

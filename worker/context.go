@@ -15,10 +15,14 @@ type requestKey struct{}
 type request struct {
 	headers   amqp.Table
 	messageID string
+	// reply is what the handler set with SetHeader, SetTrailer and
+	// SetHTTPStatus.
+	reply replyMeta
 }
 
-func withRequest(ctx context.Context, d *amqp.Delivery) context.Context {
-	return context.WithValue(ctx, requestKey{}, &request{headers: d.Headers, messageID: d.MessageId})
+func withRequest(ctx context.Context, d *amqp.Delivery) (context.Context, *request) {
+	r := &request{headers: d.Headers, messageID: d.MessageId}
+	return context.WithValue(ctx, requestKey{}, r), r
 }
 
 func requestFrom(ctx context.Context) *request {

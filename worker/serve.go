@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -20,6 +21,10 @@ type outcome struct {
 	body    []byte
 	st      *status.Status // nil is OK
 	expired bool
+	// skipped: a shadow copy that the method's handler does not run
+	// (SkipShadows).
+	skipped bool
+	meta    wire.ReplyMeta
 }
 
 // process decodes d, runs its handler under ctx and encodes the response.
@@ -45,17 +50,22 @@ func (w *Worker) process(ctx context.Context, d *amqp.Delivery) outcome {
 		return outcome{st: status.Newf(codes.InvalidArgument,
 			"worker: content type %q is neither %s nor %s", d.ContentType, wire.ContentTypeProtobuf, wire.ContentTypeJSON)}
 	}
-	ctx = withRequest(ctx, d)
+	ctx, req := withRequest(ctx, d)
 	if hasDeadline {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
 	body, err := w.call(ctx, h, c, d)
-	if err != nil {
-		return outcome{st: statusOf(err)}
+	meta := req.reply.meta()
+	if errors.Is(err, errShadowSkipped) {
+		return outcome{st: statusOf(err), skipped: true}
 	}
-	return outcome{body: body}
+	if err != nil {
+		meta.HTTPStatus = 0 // a success code; errors map their status
+		return outcome{st: statusOf(err), meta: meta}
+	}
+	return outcome{body: body, meta: meta}
 }
 
 // call runs h, turning a panic into errPanic: one request's bug must not
@@ -100,6 +110,10 @@ func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
 		s.settle(d, func() error { return s.finish(d) })
 	case d.ReplyTo != "":
 		s.reply(d, o)
+	case o.skipped:
+		// A shadow event the method does not run: done, as if handled.
+		w.stats.shadowsSkipped.Add(1)
+		s.settle(d, func() error { return d.Ack(false) })
 	case o.st != nil:
 		// An event: nobody waits for an answer, so the failure goes to the
 		// queue's dead-letter exchange, if it has one, or is dropped.
@@ -118,8 +132,15 @@ func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
 // reply publishes o as the reply to d, then acks d (gathered: see acks).
 func (s *session) reply(d *amqp.Delivery, o outcome) {
 	w := s.w
+	h, err := wire.SetReplyMetadata(nil, o.meta)
+	if err != nil { // SetHeader and SetTrailer checked the keys already
+		h, o.st, o.body = nil, status.New(codes.Internal, "worker: "+err.Error()), nil
+	}
+	if o.skipped {
+		w.stats.shadowsSkipped.Add(1)
+	}
 	p := amqp.Publishing{
-		Headers:       wire.SetStatus(nil, o.st),
+		Headers:       wire.SetStatus(h, o.st),
 		ContentType:   d.ContentType,
 		DeliveryMode:  wire.Transient,
 		CorrelationId: d.CorrelationId,

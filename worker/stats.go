@@ -21,6 +21,9 @@ type Stats struct {
 	Expired uint64
 	// Panics counts handler panics, each answered with INTERNAL.
 	Panics uint64
+	// ShadowsSkipped counts shadow copies not run because their method's
+	// handler was registered with SkipShadows.
+	ShadowsSkipped uint64
 	// Connects counts the times the worker connected and started
 	// consuming, the first included.
 	Connects uint64
@@ -32,19 +35,21 @@ type Stats struct {
 
 type counters struct {
 	received, replied, events, rejected, expired, panics, connects, acks atomic.Uint64
+	shadowsSkipped                                                       atomic.Uint64
 }
 
 // Stats returns the worker's counters. It is safe to call at any time.
 func (w *Worker) Stats() Stats {
 	c := &w.stats
 	return Stats{
-		Received: c.received.Load(),
-		Replied:  c.replied.Load(),
-		Events:   c.events.Load(),
-		Rejected: c.rejected.Load(),
-		Expired:  c.expired.Load(),
-		Panics:   c.panics.Load(),
-		Connects: c.connects.Load(),
-		Acks:     c.acks.Load(),
+		Received:       c.received.Load(),
+		Replied:        c.replied.Load(),
+		Events:         c.events.Load(),
+		Rejected:       c.rejected.Load(),
+		Expired:        c.expired.Load(),
+		Panics:         c.panics.Load(),
+		Connects:       c.connects.Load(),
+		Acks:           c.acks.Load(),
+		ShadowsSkipped: c.shadowsSkipped.Load(),
 	}
 }

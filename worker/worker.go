@@ -178,10 +178,14 @@ type handler func(ctx context.Context, c codec, body []byte) ([]byte, error)
 // FullMethodName constants, is ignored). Req and Resp are generated
 // message pointer types, such as *ordersv1.GetOrderRequest.
 //
+// Options change how the method is served: [OnShadow] gives its shadow
+// copies a dry run, [SkipShadows] leaves them unrun. Without them, shadow
+// copies run h like any call; h can tell them by [IsShadow].
+//
 // Handle must be called before [Worker.Run]; it panics when called after,
 // when method is not of the form "package.Service/Method", or when method
 // already has a handler.
-func Handle[Req, Resp proto.Message](w *Worker, method string, h func(ctx context.Context, req Req) (Resp, error)) {
+func Handle[Req, Resp proto.Message](w *Worker, method string, h func(ctx context.Context, req Req) (Resp, error), opts ...HandleOption) {
 	method = strings.TrimPrefix(method, "/")
 	if w.running.Load() {
 		panic("worker: Handle(" + method + ") called after Run")
@@ -198,12 +202,17 @@ func Handle[Req, Resp proto.Message](w *Worker, method string, h func(ctx contex
 	}
 	// A nil pointer of a generated type still knows its message type.
 	typ := zero.ProtoReflect().Type()
+	shadow := shadowHandler(method, h, opts)
 	w.handlers[method] = func(ctx context.Context, c codec, body []byte) ([]byte, error) {
 		req := newMessage[Req](typ)
 		if err := c.unmarshal(body, req); err != nil {
 			return nil, &decodeError{err: err}
 		}
-		resp, err := h(ctx, req)
+		run := h
+		if IsShadow(ctx) {
+			run = shadow
+		}
+		resp, err := run(ctx, req)
 		if err != nil {
 			return nil, err
 		}

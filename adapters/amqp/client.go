@@ -168,7 +168,15 @@ func (c *Client) Call(ctx context.Context, exchange, key string, req *wire.Reque
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", gateway.ErrBadReply, err)
 	}
-	return &gateway.Reply{Body: o.body, ContentType: o.contentType, Status: st}, nil
+	rep := &gateway.Reply{Body: o.body, ContentType: o.contentType, Status: st}
+	if len(o.headers) > 0 {
+		m, err := wire.ReplyMetadata(o.headers)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", gateway.ErrBadReply, err)
+		}
+		rep.Header, rep.Trailer, rep.HTTPStatus = m.Header, m.Trailer, m.HTTPStatus
+	}
+	return rep, nil
 }
 
 // Publish publishes req and waits for the broker's confirm; see

@@ -143,6 +143,12 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 	start := time.Now()
 	res, err := s.gw.InvokeRoute(ctx, r, c)
 	if err != nil {
+		if re := (*gateway.ReplyError)(nil); errors.As(err, &re) {
+			if len(re.Header) > 0 {
+				stream.SetHeader(re.Header)
+			}
+			stream.SetTrailer(re.Trailer)
+		}
 		st := gateway.Status(err)
 		s.log.LogAttrs(ctx, level(st.Code()), "call failed",
 			slog.String("method", method), slog.String("code", st.Code().String()), slog.String("err", err.Error()))

@@ -37,8 +37,11 @@ type binding struct {
 	// contentType is the route's encoding on the wire.
 	contentType string
 	// mayGoLegacy: the gateway may send the call to the legacy service
-	// (canary, fallback, shadow), which gets the caller's metadata.
+	// (canary, fallback, shadow, pin), which gets the caller's metadata.
 	mayGoLegacy bool
+	// ownHeaders are the reply metadata keys answered under their own
+	// name (the route's response_headers).
+	ownHeaders map[string]bool
 }
 
 // pathVar is a variable of the path template, "{order.id}".
@@ -119,7 +122,13 @@ func newBinding(rt *gateway.Route, r rule) (*binding, error) {
 	b := &binding{
 		method: rt.Method, verb: strings.ToUpper(r.verb), template: r.path,
 		input: rt.Input, output: rt.Output, contentType: rt.ContentType(),
-		mayGoLegacy: rt.Weight != nil || rt.Fallback == config.TargetLegacy || rt.Shadow,
+		mayGoLegacy: rt.Weight != nil || rt.Fallback == config.TargetLegacy || rt.Shadow || rt.PinBy != "",
+	}
+	for _, k := range rt.ResponseHeaders {
+		if b.ownHeaders == nil {
+			b.ownHeaders = make(map[string]bool, len(rt.ResponseHeaders))
+		}
+		b.ownHeaders[k] = true
 	}
 	names, err := templateVars(r.path)
 	if err != nil {

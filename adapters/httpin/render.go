@@ -1,6 +1,7 @@
 package httpin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +42,22 @@ func (rt *router) render(b *binding, body []byte, contentType string) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: encode JSON: %v", b.method, gateway.ErrBadReply, err)
 	}
-	return out, nil
+	return compact(out), nil
+}
+
+// compact removes the space that protojson puts after commas in some
+// builds and not others (on purpose, so that nobody depends on its bytes):
+// figway's answers are the same bytes whichever build serves them, and can
+// match a legacy service's byte for byte.
+func compact(b []byte) []byte {
+	if !bytes.Contains(b, []byte(", ")) {
+		return b
+	}
+	var out bytes.Buffer
+	if json.Compact(&out, b) != nil {
+		return b
+	}
+	return out.Bytes()
 }
 
 // field marshals fd of msg, or msg itself when fd is nil. A message field

@@ -265,21 +265,25 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return err
 	}
-	// Header metadata of the legacy service, when it answered (canary,
-	// fallback, shadow), as grpc-gateway forwards a backend's.
-	for k, vs := range res.Header {
-		for _, v := range vs {
-			w.Header().Add(runtime.MetadataHeaderPrefix+k, v)
-		}
-	}
+	// The reply metadata of the worker, or of the legacy service when it
+	// answered (canary, fallback, shadow, pin).
+	replyHeaders(w, r, b.ownHeaders, res.Header, res.Trailer)
 	code := http.StatusOK
+	if res.HTTPStatus != 0 {
+		code = res.HTTPStatus // 2xx: the wire checked it
+	}
 	if res.EventID != "" {
 		w.Header().Set(HeaderEventID, res.EventID)
 		code = http.StatusAccepted
 	}
+	if bodyless(code) {
+		w.WriteHeader(code)
+		return nil
+	}
 	w.Header().Set("Content-Type", rt.marshaler.ContentType(nil))
 	w.WriteHeader(code)
 	w.Write(out)
+	sendTrailers(w, r, b.ownHeaders, res.Trailer)
 	return nil
 }
 
@@ -299,6 +303,9 @@ func (s *Server) failed(rt *router, b *binding, w http.ResponseWriter, r *http.R
 	s.log.LogAttrs(r.Context(), level(code), "call failed",
 		slog.String("method", b.method), slog.String("code", code.String()),
 		slog.Int("http_status", httpStatus(err)), slog.String("err", err.Error()))
+	if re := (*gateway.ReplyError)(nil); errors.As(err, &re) {
+		replyHeaders(w, r, b.ownHeaders, re.Header, nil)
+	}
 	if errors.Is(err, gateway.ErrTooLarge) {
 		// The rest of the body stays unread: end the connection rather
 		// than let net/http drain it for the next request.

@@ -143,8 +143,17 @@ func goesTo(r *gateway.Route) string {
 	default:
 		s = "broker"
 	}
+	if r.Shadow && r.ShadowPercent < 100 {
+		s += fmt.Sprintf(" %d%%", r.ShadowPercent)
+		if r.StickyBy != "" {
+			s += " by " + r.StickyBy
+		}
+	}
 	if r.Fallback == config.TargetLegacy {
 		s += ", fallback legacy"
+	}
+	if r.PinBy != "" && r.To == config.TargetBroker {
+		s += ", pin by " + r.PinBy
 	}
 	return s
 }
