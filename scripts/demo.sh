@@ -126,7 +126,8 @@ The same methods over REST/JSON, from the google.api.http rules in the descripto
   curl -s $REST/v1/orders/o-1
   curl -s '$REST/v1/orders?customer_id=c-1&status=ORDER_STATUS_PLACED&page_size=10'
   curl -si -H 'x-user: alice' '$REST/v1/orders?customer_id=c-1'        # the canary: Grpc-Metadata-X-Served-By: legacy, or not
-  curl -si $REST/v1/orders -d '{"customerId":"c-1","items":[{"sku":"book","quantity":2,"unitPriceCents":1250}]}'   # 202, Figway-Event-Id
+  curl -si $REST/v1/orders -d '{"customerId":"c-1","items":[{"sku":"book","quantity":2,"unitPriceCents":1250}]}'   # 201 Created and Location, as legacy answers
+  curl -si -H 'x-figway-pin: legacy' $REST/v1/orders/o-1                # pinned to legacy: Grpc-Metadata-X-Served-By: legacy
   curl -s $REST/v1/orders/o-1:cancel -d '{"reason":"changed my mind"}'
   curl -s -H 'Grpc-Timeout: 1S' $REST/v1/orders/o-404                      # the worker's NOT_FOUND as 404
   curl -si $REST/v1/orders:export -d '{"customerId":"c-1"}'                # slow: 202 after 1s, Location: /v1/operations/<id>

@@ -386,34 +386,8 @@ topology:
 	if err := os.WriteFile(path, []byte(routes), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "-config", path)
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("figway output:\n%s", out.String())
-		}
-	})
-	poll(t, 30*time.Second, "figway ready", func() bool {
-		resp, err := http.Get("http://" + a.admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	runProcess(t, exec.Command(bin, "serve", "-config", path))
+	waitReady(t, a.admin)
 	return a
 }
 

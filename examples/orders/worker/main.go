@@ -14,10 +14,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc/metadata"
 
 	"github.com/figway/figway/examples/orders/store"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
@@ -60,13 +63,12 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		},
 		Logger: log,
 	})
-	// figway's route sends PlaceOrder as an event: the caller is answered
-	// with the event id as soon as the broker has the message, so the order
-	// takes that id and the caller can GetOrder it.
+	// The order PlaceOrder creates takes the call's event id: unique, and
+	// kept when the broker redelivers the request.
 	s := store.New(log, worker.EventID)
 	worker.Handle(w, ordersv1.OrderService_GetOrder_FullMethodName, s.GetOrder)
 	worker.Handle(w, ordersv1.OrderService_ListOrders_FullMethodName, s.ListOrders)
-	worker.Handle(w, ordersv1.OrderService_PlaceOrder_FullMethodName, s.PlaceOrder)
+	worker.Handle(w, ordersv1.OrderService_PlaceOrder_FullMethodName, placeOrder(s))
 	worker.Handle(w, ordersv1.OrderService_CancelOrder_FullMethodName, s.CancelOrder)
 	worker.Handle(w, ordersv1.OrderService_ExportOrders_FullMethodName,
 		func(ctx context.Context, req *ordersv1.ExportOrdersRequest) (*ordersv1.ExportOrdersResponse, error) {
@@ -75,4 +77,24 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 
 	log.Info("orders worker starting", "queue", *queue) // never log the URL: it holds the password
 	return w.Run(ctx)
+}
+
+// placeOrder places an order and answers REST callers as the legacy
+// service does: 201 Created, with the new order's Location (the route
+// lists location in response_headers; gRPC callers get it as a response
+// header).
+func placeOrder(s *store.Store) func(context.Context, *ordersv1.PlaceOrderRequest) (*ordersv1.Order, error) {
+	return func(ctx context.Context, req *ordersv1.PlaceOrderRequest) (*ordersv1.Order, error) {
+		o, err := s.PlaceOrder(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if err := worker.SetHTTPStatus(ctx, http.StatusCreated); err != nil {
+			return nil, err
+		}
+		if err := worker.SetHeader(ctx, metadata.Pairs("location", "/v1/orders/"+o.GetOrderId())); err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
 }
