@@ -78,6 +78,11 @@ type Server struct {
 	// (YAML operations_path, operations_stream, operations_max,
 	// operations_max_bytes, operations_key_file).
 	Operations Operations
+
+	// CORS, if not nil, is the REST ingress's cross-origin policy (YAML
+	// cors). If CORS is nil, figway adds no CORS headers and passes
+	// preflight requests on like any other.
+	CORS *CORS
 }
 
 // JSON sets the REST ingress's JSON conventions. YAML key: server.json.

@@ -52,7 +52,7 @@ func extensionsOut(root *value) *value {
 
 func (d *decoder) server(v *value, path string) Server {
 	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes", "shutdown_grace", "tls", "json",
-		"operations_path", "operations_stream", "operations_max", "operations_max_bytes", "operations_key_file")
+		"operations_path", "operations_stream", "operations_max", "operations_max_bytes", "operations_key_file", "cors")
 	s := Server{
 		GRPC:          d.listen(f["grpc"], field(path, "grpc")),
 		HTTP:          d.listen(f["http"], field(path, "http")),
@@ -61,6 +61,7 @@ func (d *decoder) server(v *value, path string) Server {
 		TLS:           d.serverTLS(f["tls"], field(path, "tls")),
 		JSON:          d.json(f["json"], field(path, "json")),
 		Operations:    d.operations(f, path),
+		CORS:          d.cors(f["cors"], field(path, "cors")),
 	}
 	s.MaxRequestBytes = d.positive(f["max_request_bytes"], field(path, "max_request_bytes"), maxMessageBytes,
 		" (128 MiB), RabbitMQ's default max_message_size: the broker would refuse a larger request")

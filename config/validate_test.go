@@ -167,6 +167,16 @@ f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
 		{"ignore_metadata", route("to: legacy, shadow: true, routing_key: k, compare: true, ignore_metadata: [date, x-request-id]"), nil},
 		{"ignore_metadata needs compare", route("to: legacy, shadow: true, routing_key: k, ignore_metadata: [date]"), []string{
 			"routes[0].ignore_metadata (line 5): ignore_metadata lists reply metadata left out"}},
+		{"cors", base + "server: {cors: {allow_origins: [\"https://*.example.com\", \"http://localhost:3000\"], allow_headers: [x-tenant-id], expose_headers: [location], allow_credentials: true, max_age: 10m}}\n", nil},
+		{"cors any origin", base + "server: {cors: {allow_origins: [\"*\"], allow_headers: [\"*\"]}}\n", nil},
+		{"cors bad", base + "server: {cors: {allow_origins: [\"*\", \"example.com\", \"https://*.*.example.com\", \"https://a.example.com/path\"], allow_credentials: true, max_age: 48h, allow_headers: [\"a b\"]}}\n", []string{
+			`server.cors.allow_origins[1] (line 3): "example.com" is not an origin`,
+			`server.cors.allow_origins[2] (line 3): "https://*.*.example.com" has more than one *`,
+			`server.cors.allow_origins[3] (line 3): "https://a.example.com/path" is not an origin`,
+			`server.cors.allow_credentials (line 3): allow_credentials with allow_origins "*"`,
+			`server.cors.allow_headers[0] (line 3): "a b" is not a header name`,
+			"server.cors.max_age (line 3): must be from 0 to 24h, not 48h0m0s"}},
+		{"cors needs origins", base + "server: {cors: {max_age: 1m}}\n", []string{"server.cors.allow_origins (line 3): required"}},
 		{"fallback needs legacy", base + "routes: [{method: " + get + ", routing_key: k, fallback: legacy}]\n", []string{
 			"routes[0].fallback (line 3): fallback: legacy needs a legacy upstream"}},
 		{"event with fallback", route("routing_key: k, pattern: event, fallback: legacy"), nil},

@@ -52,11 +52,12 @@ func (s *Server) operationRoutes(rt *router, seen map[string]string) error {
 		{"GET", p, func(w http.ResponseWriter, r *http.Request, _ map[string]string) { s.listOperations(rt, w, r) }},
 	} {
 		key := h.verb + " " + h.template
-		if err := rt.mux.HandlePath(h.verb, h.template, h.f); err != nil {
+		if err := rt.mux.HandlePath(h.verb, h.template, probed(h.f)); err != nil {
 			errs = append(errs, fmt.Errorf("server.operations_path: %s: %v", key, err))
 			continue
 		}
 		seen[key] = "the operations (server.operations_path)"
+		rt.addVerb(h.verb)
 	}
 	return errors.Join(errs...)
 }

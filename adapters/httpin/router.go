@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -35,6 +36,8 @@ type router struct {
 	types     resolver
 	dec       decoder
 	bindings  []*binding
+	// verbs are the HTTP methods the bindings use, sorted.
+	verbs []string
 }
 
 // newRouter builds the router of table t. It fails, with every problem
@@ -93,11 +96,13 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 			}
 			seen[key] = r.Method
 			rt.bindings = append(rt.bindings, b)
+			rt.addVerb(b.verb)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	slices.Sort(rt.verbs)
 	return rt, nil
 }
 
@@ -167,6 +172,9 @@ func (r resolver) FindExtensionByNumber(m protoreflect.FullName, n protoreflect.
 // would answer 501 — and 400 for a path it cannot read. The path is
 // quoted: protojson refuses a message that is not UTF-8.
 func (s *Server) routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if probeFrom(ctx) != nil {
+		return // a CORS preflight's question: not bound
+	}
 	if s.opts.Passthrough != nil && (httpStatus == http.StatusNotFound || httpStatus == http.StatusMethodNotAllowed) {
 		s.opts.Passthrough.ServeHTTP(w, r)
 		return

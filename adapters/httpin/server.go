@@ -74,6 +74,9 @@ type Options struct {
 	// OperationsPath is the REST path of the operations. If empty,
 	// /v1/operations.
 	OperationsPath string
+	// CORS, if not nil, is applied to every answer, passthrough and
+	// errors included, and figway answers preflight requests.
+	CORS *CORS
 }
 
 // Server is the REST/JSON ingress. It serves the HTTP bindings of the
@@ -84,6 +87,9 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	router atomic.Pointer[router]
+	// serve is what ServeHTTP serves: the current router, behind the
+	// CORS policy when there is one.
+	serve http.Handler
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -104,6 +110,10 @@ func New(gw *gateway.Gateway, o Options) (*Server, error) {
 	s := &Server{gw: gw, opts: o, log: o.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	s.serve = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.router.Load().mux.ServeHTTP(w, r) })
+	if o.CORS != nil {
+		s.serve = newCORSPolicy(*o.CORS).wrap(s.serve, func(r *http.Request) []string { return s.router.Load().methods(r) })
 	}
 	if err := s.SetTable(gw.Table()); err != nil {
 		return nil, err
@@ -137,7 +147,7 @@ func (s *Server) Bindings() []string {
 // ServeHTTP serves one request through the current bindings, or the
 // passthrough.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.router.Load().mux.ServeHTTP(w, r)
+	s.serve.ServeHTTP(w, r)
 }
 
 // Serve accepts requests on lis until ctx is cancelled, then stops
@@ -186,7 +196,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 }
 
 func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+	return probed(func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		metrics.SetRoute(r.Context(), b.method)
 		start := time.Now()
 		if err := s.call(rt, b, w, r, params); err != nil {
@@ -197,7 +207,7 @@ func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "call", slog.String("method", b.method),
 				slog.String("http", r.Method+" "+r.URL.Path), slog.Duration("took", time.Since(start)))
 		}
-	}
+	})
 }
 
 // call runs one request through the gateway and writes the answer; it

@@ -180,7 +180,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		AccessLog: opts.accessLog, Middleware: m.HTTP,
 		UseProtoNames: cfg.Server.JSON.ProtoNames, EmitUnpopulated: cfg.Server.JSON.EmitUnpopulated,
 		DiscardUnknown: cfg.Server.JSON.DiscardUnknown,
-		Operations:     ops, OperationsPath: cfg.Server.Operations.Path})
+		Operations:     ops, OperationsPath: cfg.Server.Operations.Path,
+		CORS: restCORS(cfg.Server.CORS)})
 	if err != nil {
 		return fmt.Errorf("REST bindings: %w", err)
 	}
@@ -319,4 +320,13 @@ func watchReadiness(ctx context.Context, ready func() bool, set func(string, hea
 		case <-t.C:
 		}
 	}
+}
+
+// restCORS is the REST ingress's CORS policy from server.cors, or nil.
+func restCORS(c *config.CORS) *httpin.CORS {
+	if c == nil {
+		return nil
+	}
+	return &httpin.CORS{AllowOrigins: c.AllowOrigins, AllowHeaders: c.AllowHeaders, ExposeHeaders: c.ExposeHeaders,
+		AllowCredentials: c.AllowCredentials, MaxAge: c.MaxAge}
 }
