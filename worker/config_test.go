@@ -70,6 +70,8 @@ func TestConfigErrors(t *testing.T) {
 		{"empty", worker.Config{}, []string{"URL: missing", "Queue: missing"}},
 		{"bad URL", worker.Config{URL: "amqp://user:s3cret@host:port/", Queue: "q"}, []string{"URL: "}},
 		{"bad scheme", worker.Config{URL: "http://user:s3cret@host/", Queue: "q"}, []string{"URL: AMQP scheme"}},
+		{"URL and URLs", worker.Config{URL: "amqp://h/", URLs: []string{"amqp://h2/"}, Queue: "q"}, []string{"URLs: set URL or URLs, not both"}},
+		{"bad URLs", worker.Config{URLs: []string{"amqp://h/", "amqp://user:s3cret@host:port/"}, Queue: "q"}, []string{"URLs[1]: "}},
 		{"negatives", worker.Config{URL: "amqp://h/", Queue: "q", Prefetch: -1, Concurrency: -2, ShutdownGrace: -time.Second},
 			[]string{"Prefetch: -1 is not within 0-65535", "Concurrency: -2", "ShutdownGrace: -1s"}},
 		{"queue", worker.Config{URL: "amqp://h/", Queue: "q", Declare: &worker.Queue{Type: "stream", Bindings: []worker.Binding{{Key: "k"}}}},

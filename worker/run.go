@@ -37,8 +37,10 @@ var errNoHandlers = errors.New("worker: no handlers registered")
 // error the broker will not get over by itself (refused credentials or
 // access, or a queue or exchange that exists with other properties).
 // Anything else — a refused connection, a lost one, a missing queue — is
-// logged and retried with capped, jittered exponential backoff; after
-// every reconnect Run declares the topology again and resumes consuming.
+// logged and retried: at once on the next of [Config.URLs], and with
+// capped, jittered exponential backoff once every URL has failed in a row;
+// after every reconnect Run declares the topology again and resumes
+// consuming.
 //
 // When ctx is cancelled, Run stops consuming (requests prefetched but not
 // started go back to the queue), waits up to [Config.ShutdownGrace] for
@@ -66,9 +68,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	// handlers of a lost connection hold their slot until they return.
 	sem := make(chan struct{}, w.cfg.Concurrency)
 
-	failures := 0
-	for {
-		consumed, err := w.session(ctx, base, sem)
+	// failures counts the waits since a connection last consumed;
+	// failed, the URLs that failed in a row since the last wait.
+	urls := w.cfg.urls()
+	failures, failed := 0, 0
+	for i := 0; ; i++ {
+		began := time.Now()
+		consumed, err := w.session(ctx, base, sem, urls[i%len(urls)])
 		if ctx.Err() != nil {
 			w.log.Info("worker stopped", "queue", w.cfg.Queue)
 			return nil
@@ -80,7 +86,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		if consumed {
 			failures = 0
+			if time.Since(began) > time.Second {
+				failed = 0 // it worked: walk the whole list again before waiting
+			}
 		}
+		if failed++; failed < len(urls) {
+			w.log.Warn("broker connection failed; trying the next URL", "queue", w.cfg.Queue, "error", err.Error())
+			continue
+		}
+		failed = 0
 		delay := backoff(failures)
 		failures++
 		w.log.Warn("broker connection failed; reconnecting", "queue", w.cfg.Queue, "error", err.Error(), "retry_in", delay)
@@ -149,8 +163,8 @@ type session struct {
 // the connection or channel is lost, or until ctx is cancelled, in which
 // case it drains the handlers first. consumed reports whether it got as far
 // as consuming; err says why it ended.
-func (w *Worker) session(ctx, base context.Context, sem chan struct{}) (consumed bool, err error) {
-	conn, err := w.dial(ctx)
+func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url string) (consumed bool, err error) {
+	conn, err := w.dial(ctx, url)
 	if err != nil {
 		return false, fmt.Errorf("connect: %w", err)
 	}
@@ -233,11 +247,11 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}) (consumed
 	}
 }
 
-// dial connects to the broker. ctx bounds the TCP connect.
-func (w *Worker) dial(ctx context.Context) (*amqp.Connection, error) {
+// dial connects to the broker at url. ctx bounds the TCP connect.
+func (w *Worker) dial(ctx context.Context, url string) (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props["connection_name"] = "figway-worker " + w.cfg.Queue
-	return amqp.DialConfig(w.cfg.URL, amqp.Config{
+	return amqp.DialConfig(url, amqp.Config{
 		Properties: props,
 		Dial: func(network, addr string) (net.Conn, error) {
 			d := net.Dialer{Timeout: dialTimeout}

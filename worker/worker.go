@@ -28,11 +28,16 @@ const (
 	Quorum  QueueType = "quorum"
 )
 
-// Config configures a [Worker]. Only URL and Queue are required.
+// Config configures a [Worker]. Only URL (or URLs) and Queue are required.
 type Config struct {
 	// URL is the broker's AMQP URL, amqp://user:password@host:5672/vhost.
 	// It is never logged: it holds the password.
 	URL string
+	// URLs, instead of URL, are the AMQP URLs of a cluster's nodes, tried
+	// in turn: when a connection is lost or a node refuses, Run goes on to
+	// the next URL at once, and backs off only once every URL has failed
+	// in a row. Set URL or URLs, not both.
+	URLs []string
 	// Queue is the name of the queue to consume figway's requests from.
 	Queue string
 	// Declare, if non-nil, declares Queue and its bindings at start and
@@ -94,14 +99,20 @@ const (
 // quotes URL, which holds the password.
 func (c *Config) validate() error {
 	var errs []error
-	if c.URL == "" {
+	switch {
+	case c.URL == "" && len(c.URLs) == 0:
 		errs = append(errs, errors.New("URL: missing"))
-	} else if _, err := amqp.ParseURI(c.URL); err != nil {
-		// url.Error quotes the URL, password included: keep its cause only.
-		if ue := (*url.Error)(nil); errors.As(err, &ue) {
-			err = ue.Err
+	case c.URL != "" && len(c.URLs) > 0:
+		errs = append(errs, errors.New("URLs: set URL or URLs, not both"))
+	case c.URL != "":
+		if err := checkURL(c.URL); err != nil {
+			errs = append(errs, fmt.Errorf("URL: %v", err))
 		}
-		errs = append(errs, fmt.Errorf("URL: %v", err))
+	}
+	for i, u := range c.URLs {
+		if err := checkURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("URLs[%d]: %v", i, err))
+		}
 	}
 	if c.Queue == "" {
 		errs = append(errs, errors.New("Queue: missing"))
@@ -135,6 +146,25 @@ func (c *Config) validate() error {
 		return fmt.Errorf("worker: invalid config: %w", err)
 	}
 	return nil
+}
+
+// checkURL parses an AMQP URL. Its error never quotes the URL, which holds
+// the password.
+func checkURL(u string) error {
+	_, err := amqp.ParseURI(u)
+	// url.Error quotes the URL, password included: keep its cause only.
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err
+}
+
+// urls returns the URLs to try in turn.
+func (c *Config) urls() []string {
+	if len(c.URLs) > 0 {
+		return c.URLs
+	}
+	return []string{c.URL}
 }
 
 // Worker consumes figway's requests from one queue, calls the handler

@@ -334,12 +334,7 @@ func TestReconnectAcrossURLs(t *testing.T) {
 	node := rabbitmqtest.ForTest(t)
 	noLeaks(t)
 	good := node.NewVHost(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := viaProxy(t, good, ln.Addr().String())
-	ln.Close() // nothing listens there now
+	dead := deadURL(t, good)
 	p, err := tcpproxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
 	if err != nil {
 		t.Fatal(err)
@@ -367,6 +362,56 @@ func TestReconnectAcrossURLs(t *testing.T) {
 	if d := time.Since(healed); d > 5*time.Second {
 		t.Errorf("reconnected %v after the repair; want within 5s", d)
 	}
+}
+
+// TestNextURLAtOnce: a URL that refuses, or a connection lost, sends the
+// client to the next URL at once; it waits out its backoff only once every
+// URL has failed in turn. (A cluster node that died must not cost figway
+// a backoff before it tries the nodes that live.)
+func TestNextURLAtOnce(t *testing.T) {
+	node := rabbitmqtest.ForTest(t)
+	noLeaks(t)
+	good := node.NewVHost(t)
+	dead := deadURL(t, good)
+	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port()))
+	var proxies [2]*tcpproxy.Proxy
+	for i := range proxies {
+		var err error
+		if proxies[i], err = tcpproxy.Start(target); err != nil {
+			t.Fatal(err)
+		}
+		defer proxies[i].Close()
+	}
+	// A backoff far longer than any bound below: waiting it out fails the test.
+	const backoff = 10 * time.Second
+	start := time.Now()
+	c := startClient(t, amqp.Config{
+		URLs:     []string{dead, viaProxy(t, good, proxies[0].Addr()), viaProxy(t, good, proxies[1].Addr())},
+		Channels: 1, Backoff: resilience.Backoff{Min: backoff, Max: backoff},
+	})
+	t.Logf("connected through the second URL %v after start", time.Since(start).Round(time.Millisecond))
+	if d := time.Since(start); d > backoff/2 {
+		t.Errorf("connected %v after start; want the second URL tried at once", d)
+	}
+
+	// Its connection reset and refused: the third URL, at once.
+	time.Sleep(1100 * time.Millisecond) // a connection that served a while: not a flapping one
+	proxies[0].Reset()
+	lost := time.Now()
+	faulttest.WaitFor(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+	waitReady(t, c, backoff/2)
+	t.Logf("serving through the third URL %v after the second one's connection was reset", time.Since(lost).Round(time.Millisecond))
+}
+
+// deadURL returns rawURL pointed at a loopback port nothing listens on.
+func deadURL(t *testing.T, rawURL string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close() // nothing listens there once the test runs
+	return viaProxy(t, rawURL, ln.Addr().String())
 }
 
 // TestEventRepublishedAfterChannelLoss: an event whose channel dies after

@@ -86,7 +86,16 @@ func (c *Client) supervise(ctx context.Context, name string, reconnects *atomic.
 		return errors.New("amqp: no broker URL")
 	}
 	connected := false // a connection was made before this one
-	for attempt, i := 0, 0; ; i++ {
+	// attempt counts the waits since the last connection that worked;
+	// failed, the URLs that failed in a row since the last wait. A lost
+	// connection or a failed dial goes on to the next URL at once — in a
+	// cluster the other nodes are most likely up — and figway waits only
+	// once every URL has failed in turn.
+	attempt, failed := 0, 0
+	for i := 0; ; i++ {
+		if ctx.Err() != nil {
+			return nil
+		}
 		addr := redact(c.cfg.URLs[i%len(c.cfg.URLs)])
 		conn, err := c.dial(c.cfg.URLs[i%len(c.cfg.URLs)], name)
 		if err == nil {
@@ -99,6 +108,13 @@ func (c *Client) supervise(ctx context.Context, name string, reconnects *atomic.
 			if ctx.Err() != nil {
 				return nil
 			}
+			if time.Since(started) > time.Second {
+				// It worked: walk the whole list again before waiting. (A
+				// connection lost within a second counts as a failure, or
+				// a broker that drops every connection, or refuses the
+				// topology, would have figway reconnect in a hot loop.)
+				failed = 0
+			}
 			if time.Since(started) > 10*time.Second {
 				attempt = 0 // it was a working connection: start backing off afresh
 			}
@@ -106,6 +122,10 @@ func (c *Client) supervise(ctx context.Context, name string, reconnects *atomic.
 		} else {
 			c.log.Warn("cannot connect to RabbitMQ", "broker", addr, "connection", name, "err", err)
 		}
+		if failed++; failed < len(c.cfg.URLs) {
+			continue
+		}
+		failed = 0
 		wait := c.cfg.Backoff.Delay(attempt)
 		attempt++
 		select {

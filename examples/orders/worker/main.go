@@ -5,6 +5,9 @@
 //
 //	go run ./examples/orders/worker -amqp amqp://guest:guest@127.0.0.1:5672/
 //
+// Against a cluster, -amqp lists every node's URL, comma-separated, and
+// -queue-type quorum declares the queue as figway's topology does there.
+//
 // It is what a team writes to migrate a service: one handler per method,
 // errors as gRPC statuses, everything else left to package worker.
 package main
@@ -17,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,9 +45,10 @@ func main() {
 // running calls finish.
 func run(ctx context.Context, args []string, log *slog.Logger) error {
 	flags := flag.NewFlagSet("worker", flag.ContinueOnError)
-	amqpURL := flags.String("amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ `URL`")
+	amqpURL := flags.String("amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ `URL`s, comma-separated (a cluster's nodes, tried in turn)")
 	queue := flags.String("queue", "orders.requests", "`name` of the queue to consume")
 	exportPause := flags.Duration("export-pause", 3*time.Second, "how long ExportOrders takes, as a real export would (`duration`)")
+	queueType := flags.String("queue-type", "classic", "`type` of the queue: classic or quorum")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -52,13 +57,13 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 
 	w := worker.New(worker.Config{
-		URL:   *amqpURL,
+		URLs:  strings.Split(*amqpURL, ","),
 		Queue: *queue,
 		// Declared at start and after every reconnect, as figway's
 		// topology in figway.yaml declares it: both may come up first.
 		Declare: &worker.Queue{
 			Durable:  true,
-			Type:     worker.Classic,
+			Type:     worker.QueueType(*queueType),
 			Bindings: []worker.Binding{{Exchange: "orders", Key: "orders.#"}},
 		},
 		Logger: log,
