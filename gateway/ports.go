@@ -23,6 +23,16 @@ type Publisher interface {
 	Publish(ctx context.Context, exchange, key string, req *wire.Request) error
 }
 
+// A Reconnector is a Publisher that can tell when it may publish again
+// after losing its broker connection. A retry: idempotent call that the
+// loss failed waits for it (at most retryWait) before publishing again.
+// adapters/amqp implements it.
+type Reconnector interface {
+	// AwaitConnected returns nil once the Publisher is connected and not
+	// blocked, or ctx's error.
+	AwaitConnected(ctx context.Context) error
+}
+
 // Reply is a service's answer to a call.
 type Reply struct {
 	Body        []byte

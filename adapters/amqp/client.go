@@ -17,7 +17,10 @@ import (
 	"github.com/figway/figway/wire"
 )
 
-var _ gateway.Publisher = (*Client)(nil)
+var (
+	_ gateway.Publisher   = (*Client)(nil)
+	_ gateway.Reconnector = (*Client)(nil)
+)
 
 // Config configures a Client.
 type Config struct {
@@ -120,6 +123,21 @@ func New(cfg Config) *Client {
 func (c *Client) Ready() bool {
 	s := c.sess.Load()
 	return s != nil && !s.blocked.Load()
+}
+
+// AwaitConnected returns nil once the client is Ready, or ctx's error; see
+// gateway.Reconnector.
+func (c *Client) AwaitConnected(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !c.Ready() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // Stats returns the client's counters.

@@ -5,18 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc/codes"
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/tcpproxy"
 	"github.com/figway/figway/wire"
 )
 
@@ -77,17 +81,7 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 			mu.Lock()
 			clear(seen)
 			mu.Unlock()
-			file := "descriptors: [orders.binpb]\nbroker: {url: \"" + url + "\"}\nroutes:\n" +
-				fmt.Sprintf("  - {method: %s, routing_key: orders.get, timeout: 3s, %sbreaker: {failures: 100}}\n", method, tt.retry)
-			cfg, err := config.Parse([]byte(file), "../../examples/orders")
-			if err != nil {
-				t.Fatal(err)
-			}
-			table, err := gateway.NewTable(cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g := gateway.New(gateway.Options{Publisher: c, Table: table})
+			g := retryGateway(t, c, url, "3s", tt.retry)
 			const calls = 5
 			for i := range calls {
 				faulttest.WaitFor(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
@@ -122,6 +116,69 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 			if counts[tt.runs] != calls || len(counts) != 1 {
 				t.Errorf("requests per message id: %v; want all %d calls %d times", counts, calls, tt.runs)
 			}
+		})
+	}
+}
+
+// retryGateway returns a gateway over c with one route, GetOrder to queue
+// orders.get, with timeout and retry (e.g. "retry: idempotent, ").
+func retryGateway(t *testing.T, c *amqp.Client, url, timeout, retry string) *gateway.Gateway {
+	t.Helper()
+	file := "descriptors: [orders.binpb]\nbroker: {url: \"" + url + "\"}\nroutes:\n" +
+		fmt.Sprintf("  - {method: orders.v1.OrderService/GetOrder, routing_key: orders.get, timeout: %s, %sbreaker: {failures: 100}}\n", timeout, retry)
+	cfg, err := config.Parse([]byte(file), "../../examples/orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := gateway.NewTable(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gateway.New(gateway.Options{Publisher: c, Table: table})
+}
+
+// TestRetryWaitsForReconnect: while figway reconnects, a call on a retry:
+// idempotent route waits for the new connection and succeeds; a call on
+// any other route fails with UNAVAILABLE at once.
+func TestRetryWaitsForReconnect(t *testing.T) {
+	const method = "orders.v1.OrderService/GetOrder"
+	node := rabbitmqtest.ForTest(t)
+	url := node.NewVHost(t)
+	echoWorker(t, url, "orders.get")
+	p, err := tcpproxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := startClient(t, amqp.Config{URLs: []string{viaProxy(t, url, p.Addr())}, Channels: 1,
+		Topology: config.Topology{Queues: []config.Queue{{Name: "orders.get", Durable: ptr(false)}}}})
+	gw := func(retry string) *gateway.Gateway { return retryGateway(t, c, url, "5s", retry) }
+	call := func(g *gateway.Gateway) (time.Duration, error) {
+		start := time.Now()
+		_, err := g.Invoke(context.Background(), &gateway.Call{Method: method, ContentType: wire.ContentTypeProtobuf, Accept: wire.ContentTypeProtobuf})
+		return time.Since(start), err
+	}
+	faulttest.WaitFor(t, 10*time.Second, "worker answering", func() bool { _, err := call(gw("")); return err == nil })
+
+	const outage = 300 * time.Millisecond
+	for _, tt := range []struct {
+		name, retry string
+	}{{"not idempotent", ""}, {"idempotent", "retry: idempotent, "}} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := gw(tt.retry)
+			p.Reset() // connections reset, new ones refused
+			faulttest.WaitFor(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+			go func() { time.Sleep(outage); p.Pass() }()
+			took, err := call(g)
+			t.Logf("%s: call during the outage: %v after %v", tt.name, err, took.Round(time.Millisecond))
+			if tt.retry == "" {
+				if gateway.Code(err) != codes.Unavailable || took > outage {
+					t.Errorf("call = %v after %v; want UNAVAILABLE at once", err, took)
+				}
+			} else if err != nil {
+				t.Errorf("call = %v after %v; want the reply once reconnected", err, took)
+			}
+			waitReady(t, c, 10*time.Second)
 		})
 	}
 }
