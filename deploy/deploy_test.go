@@ -127,13 +127,47 @@ func TestDockerfile(t *testing.T) {
 func TestCompose(t *testing.T) {
 	c := docs(t, "compose.yaml")[0]
 	services, _ := at(t, c, "services").(map[string]any)
-	for _, name := range []string{"rabbitmq", "legacy", "worker", "figway"} {
+	nodes := []string{"rabbitmq-1", "rabbitmq-2", "rabbitmq-3"}
+	for _, name := range append(slices.Clone(nodes), "legacy", "worker", "figway") {
 		if services[name] == nil {
-			t.Errorf("compose.yaml lacks the service %s", name)
+			t.Fatalf("compose.yaml lacks the service %s", name)
 		}
 	}
-	if img := str(t, c, "services", "rabbitmq", "image"); !strings.Contains(img, "management") {
-		t.Errorf("rabbitmq image %q; want one with the management plugin", img)
+	// Three nodes, one cluster: the same cookie, the peer discovery
+	// config mounted, each node named there by its hostname.
+	conf, err := os.ReadFile("rabbitmq.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie := str(t, c, "services", nodes[0], "environment", "RABBITMQ_ERLANG_COOKIE")
+	for _, name := range nodes {
+		if img := str(t, c, "services", name, "image"); !strings.Contains(img, "management") {
+			t.Errorf("%s image %q; want one with the management plugin", name, img)
+		}
+		if got := str(t, c, "services", name, "environment", "RABBITMQ_ERLANG_COOKIE"); got != cookie || cookie == "<nil>" {
+			t.Errorf("%s's Erlang cookie %q; want one shared by every node", name, got)
+		}
+		if h := str(t, c, "services", name, "hostname"); h != name {
+			t.Errorf("%s's hostname %q; want %q", name, h, name)
+		}
+		if !strings.Contains(string(conf), "= rabbit@"+name+"\n") {
+			t.Errorf("rabbitmq.conf does not list rabbit@%s", name)
+		}
+		if v := fmt.Sprint(at(t, c, "services", name, "volumes")); !strings.Contains(v, "./rabbitmq.conf:/etc/rabbitmq/") {
+			t.Errorf("%s's volumes %v; want rabbitmq.conf mounted", name, v)
+		}
+	}
+	if !strings.Contains(string(conf), "peer_discovery_backend = classic_config") {
+		t.Error("rabbitmq.conf: want classic config peer discovery")
+	}
+	worker := fmt.Sprint(at(t, c, "services", "worker", "command"))
+	for _, name := range nodes {
+		if !strings.Contains(worker, "@"+name+":5672/") {
+			t.Errorf("worker command %s lacks node %s", worker, name)
+		}
+	}
+	if !strings.Contains(worker, "-queue-type quorum") {
+		t.Errorf("worker command %s; want -queue-type quorum, as figway's topology declares it", worker)
 	}
 	stages := dockerStages(t)
 	for _, name := range []string{"legacy", "worker", "figway"} {
@@ -153,6 +187,19 @@ func TestCompose(t *testing.T) {
 		}
 	}
 	cfg := validRoutes(t, "deploy/figway.yaml", routes)
+	if len(cfg.Broker.URLs) != len(nodes) {
+		t.Errorf("figway's broker.urls has %d URLs; want one per node", len(cfg.Broker.URLs))
+	}
+	for i, u := range cfg.Broker.URLs {
+		if i < len(nodes) && !strings.Contains(u, "@"+nodes[i]+":5672/") {
+			t.Errorf("broker.urls[%d] is not node %s", i, nodes[i])
+		}
+	}
+	for _, q := range cfg.Topology.Queues {
+		if q.Type != "quorum" {
+			t.Errorf("queue %s is %q; want quorum: it must survive a node", q.Name, q.Type)
+		}
+	}
 	ports := fmt.Sprint(at(t, c, "services", "figway", "ports"))
 	for _, addr := range []string{cfg.Server.GRPC, cfg.Server.HTTP, cfg.Server.Admin} {
 		port := addr[strings.LastIndex(addr, ":")+1:]
