@@ -115,21 +115,15 @@ func (c *Cluster) Ctl(ctx context.Context, args ...string) (string, error) {
 	return "", errors.New("rabbitmqtest: no node of the cluster is running")
 }
 
-// alive reports whether any node runs.
-func (c *Cluster) alive() bool {
-	for _, n := range c.Nodes {
-		if n.running() {
-			return true
-		}
-	}
-	return false
-}
-
 // NewVHost creates a virtual host for this test only, as [Node.NewVHost]
-// does, and returns its URL on every node, in the order of Nodes.
+// does, and returns its URL on every node, in the order of Nodes. Unlike
+// Node.NewVHost it keeps the virtual host when the test ends, until the
+// cluster stops: deleting its quorum queues takes every replica a round
+// of work, which took minutes on a loaded machine after a test killed and
+// restarted a node.
 func (c *Cluster) NewVHost(t testing.TB) []string {
 	t.Helper()
-	name := addVHost(t, c.Ctl, c.alive)
+	name := addVHost(t, c.Ctl, nil)
 	urls := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
 		urls[i] = fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/%s", n.port, url.PathEscape(name))

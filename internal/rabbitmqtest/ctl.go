@@ -13,8 +13,10 @@ import (
 )
 
 // ctlTimeout bounds a rabbitmqctl run whose context has no deadline. One run
-// takes about 0.5 s: most of it is starting the CLI's own Erlang VM.
-const ctlTimeout = time.Minute
+// takes about 0.5 s: most of it is starting the CLI's own Erlang VM. A
+// two-core machine loaded by parallel test binaries (load average 70) has
+// taken over a minute.
+const ctlTimeout = 3 * time.Minute
 
 // vhostSeq numbers the virtual hosts of this process, to make names unique.
 var vhostSeq atomic.Int64
@@ -104,7 +106,7 @@ func (n *Node) NewVHost(t testing.TB) string {
 
 // addVHost creates a virtual host named after the test with ctl, gives guest
 // every permission on it, and deletes it when the test ends if alive says
-// the broker still runs. It returns the name.
+// the broker still runs; a nil alive keeps it. It returns the name.
 func addVHost(t testing.TB, ctl func(context.Context, ...string) (string, error), alive func() bool) string {
 	t.Helper()
 	name := fmt.Sprintf("figway-%d-%s", vhostSeq.Add(1), vhostName(t.Name()))
@@ -114,7 +116,7 @@ func addVHost(t testing.TB, ctl func(context.Context, ...string) (string, error)
 		t.Fatalf("rabbitmqtest: NewVHost: %v", err)
 	}
 	t.Cleanup(func() {
-		if !alive() {
+		if alive == nil || !alive() {
 			return // the test stopped or closed its broker: nothing to delete
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
