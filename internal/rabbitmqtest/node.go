@@ -255,8 +255,10 @@ func (n *Node) launch(ctx context.Context) error {
 }
 
 // acceptsAMQP reports whether guest can open an AMQP connection to the node.
+// The handshake gets 10 s: on a machine loaded by parallel test binaries a
+// node that had booted took more than 2 s to answer it, every time.
 func (n *Node) acceptsAMQP() bool {
-	conn, err := amqp.DialConfig(n.url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	conn, err := amqp.DialConfig(n.url, amqp.Config{Dial: amqp.DefaultDial(10 * time.Second)})
 	if err != nil {
 		return false
 	}
