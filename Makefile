@@ -12,11 +12,14 @@ build:
 	$(GO) build -o bin/orders-worker ./examples/orders/worker
 	$(GO) build -o bin/orders-legacy ./examples/orders/legacy
 
-# Without a broker (or the other languages' worker packages) the tests skip, or fail when CI=true (internal/rabbitmqtest
-# decides); so a failed install stops the run only when CI=true.
+# Without a broker (or the other languages' worker packages, or chromium for
+# the status page's browser test) the tests skip, or fail when CI=true
+# (internal/rabbitmqtest decides); so a failed install stops the run only when
+# CI=true.
 test:
 	scripts/rabbitmq.sh ensure || [ "$${CI:-}" != true ]
 	scripts/workers.sh ensure || [ "$${CI:-}" != true ]
+	scripts/chromium.sh ensure || [ "$${CI:-}" != true ]
 	$(GO) vet ./...
 	@unformatted="$$(git ls-files -co --exclude-standard -- '*.go' ':!:gen/' \
 		| while read -r f; do if [ -f "$$f" ]; then echo "$$f"; fi; done | xargs -r gofmt -l)"; \

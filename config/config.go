@@ -83,7 +83,15 @@ type Server struct {
 	// cors). If CORS is nil, figway adds no CORS headers and passes
 	// preflight requests on like any other.
 	CORS *CORS
+
+	// OpenAPIPath is the path on the REST listener that serves the
+	// OpenAPI document of the REST bindings (YAML openapi_path). If
+	// OpenAPIPath is empty, /openapi.json is used; "off" serves none.
+	OpenAPIPath string
 }
+
+// OpenAPIOff is the OpenAPIPath that serves no OpenAPI document.
+const OpenAPIOff = "off"
 
 // JSON sets the REST ingress's JSON conventions. YAML key: server.json.
 // The zero value is protojson's: lowerCamelCase names, zero values left

@@ -10,6 +10,7 @@ const (
 	defaultGRPC            = "127.0.0.1:8080"
 	defaultHTTP            = "127.0.0.1:8081"
 	defaultAdmin           = "127.0.0.1:9090"
+	defaultOpenAPIPath     = "/openapi.json"
 	defaultMaxRequestBytes = 4 << 20
 	defaultShutdownGrace   = 10 * time.Second
 
@@ -40,6 +41,7 @@ func (c *Config) applyDefaults() {
 	setZero(&s.Operations.Stream, defaultOperationsStream)
 	setZero(&s.Operations.Max, defaultOperationsMax)
 	setZero(&s.Operations.MaxBytes, defaultOperationsMaxBytes)
+	setZero(&s.OpenAPIPath, defaultOpenAPIPath)
 
 	b := &c.Broker
 	setZero(&b.Reply, ReplyDirect)

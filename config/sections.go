@@ -52,7 +52,7 @@ func extensionsOut(root *value) *value {
 
 func (d *decoder) server(v *value, path string) Server {
 	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes", "shutdown_grace", "tls", "json",
-		"operations_path", "operations_stream", "operations_max", "operations_max_bytes", "operations_key_file", "cors")
+		"operations_path", "operations_stream", "operations_max", "operations_max_bytes", "operations_key_file", "cors", "openapi_path")
 	s := Server{
 		GRPC:          d.listen(f["grpc"], field(path, "grpc")),
 		HTTP:          d.listen(f["http"], field(path, "http")),
@@ -62,6 +62,7 @@ func (d *decoder) server(v *value, path string) Server {
 		JSON:          d.json(f["json"], field(path, "json")),
 		Operations:    d.operations(f, path),
 		CORS:          d.cors(f["cors"], field(path, "cors")),
+		OpenAPIPath:   d.urlPath(f["openapi_path"], field(path, "openapi_path")),
 	}
 	s.MaxRequestBytes = d.positive(f["max_request_bytes"], field(path, "max_request_bytes"), maxMessageBytes,
 		" (128 MiB), RabbitMQ's default max_message_size: the broker would refuse a larger request")
@@ -75,6 +76,15 @@ func (d *decoder) json(v *value, path string) JSON {
 		EmitUnpopulated: d.boolean(f["emit_unpopulated"], field(path, "emit_unpopulated")),
 		DiscardUnknown:  d.boolean(f["discard_unknown"], field(path, "discard_unknown")),
 	}
+}
+
+// urlPath reads the path of a document figway serves: "/..." or "off".
+func (d *decoder) urlPath(v *value, path string) string {
+	s, ok := d.strOK(v, path)
+	if ok && s != OpenAPIOff && !strings.HasPrefix(s, "/") {
+		d.p.at(path, "%q: want a path starting with \"/\", or off", s)
+	}
+	return s
 }
 
 func (d *decoder) listen(v *value, path string) string {

@@ -43,6 +43,7 @@ func TestParseRules(t *testing.T) {
 		{"duplicate key", base + "server:\n  grpc: \":1\"\n  grpc: \":2\"\n", []string{"server.grpc (line 5): duplicate key (first on line 4)"}},
 		{"string for integer", base + "server: {max_request_bytes: lots}\n", []string{`server.max_request_bytes (line 3): want an integer, not "lots"`}},
 		{"float for integer", base + "server: {max_request_bytes: 1.5}\n", []string{`server.max_request_bytes (line 3): want an integer, not 1.5`}},
+		{"relative openapi_path", base + "server: {openapi_path: openapi.json}\n", []string{`server.openapi_path (line 3): "openapi.json": want a path starting with "/", or off`}},
 		{"list for string", route("routing_key: [a, b]"), []string{"routes[0].routing_key (line 5): want a string, not a list"}},
 		{"bool for string", route("routing_key: true"), []string{`routes[0].routing_key (line 5): want a string (quote it to write "true"), not true`}},
 		{"mapping for list", base + "routes: {method: x}\n", []string{"routes (line 3): want a list, not a mapping"}},

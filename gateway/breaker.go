@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -17,11 +19,15 @@ import (
 // gateway's logger. One is shared by a table and every table reloaded from
 // it, as the breakers that survive a reload are; the gateway sets its
 // logger when it takes the table.
-type breakerLog struct{ log atomic.Pointer[slog.Logger] }
+type breakerLog struct {
+	log atomic.Pointer[slog.Logger]
+	at  sync.Map // route → time.Time of its breaker's last transition
+}
 
 // changed logs one transition, once, not per call. It runs under the
 // breaker's lock: it only logs.
 func (b *breakerLog) changed(route string, from, to resilience.BreakerState) {
+	b.at.Store(route, time.Now())
 	l := b.log.Load()
 	if l == nil {
 		return

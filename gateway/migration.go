@@ -40,6 +40,9 @@ type Migration struct {
 	// ShadowSampledOut counts the calls a sampling shadow route
 	// (shadow: {percent: N}) did not mirror.
 	ShadowSampledOut uint64
+	// RecentMismatches are the differing field paths of the last few
+	// mismatches, newest first.
+	RecentMismatches [][]string
 }
 
 type migrationStats struct {
@@ -49,6 +52,7 @@ type migrationStats struct {
 	fallingBack                             atomic.Bool
 	shadowSent, shadowDropped, shadowFailed atomic.Uint64
 	shadowMatched, shadowMismatched         atomic.Uint64
+	recent                                  recentMismatches
 }
 
 // Migration returns the counters of method's route (they survive reloads).
@@ -61,6 +65,7 @@ func (g *Gateway) Migration(method string) Migration {
 		ShadowMatched: s.shadowMatched.Load(), ShadowMismatched: s.shadowMismatched.Load(),
 		PinnedBroker: s.pinnedBroker.Load(), PinnedLegacy: s.pinnedLegacy.Load(),
 		ShadowSampledOut: s.shadowSampledOut.Load(),
+		RecentMismatches: s.recent.get(),
 	}
 }
 
@@ -257,6 +262,7 @@ func (g *Gateway) mirror(ctx context.Context, job *shadowJob) {
 	s.shadowSent.Add(1)
 	if d := g.compare(r, job, rep); len(d) > 0 {
 		s.shadowMismatched.Add(1)
+		s.recent.add(d)
 		g.log.Warn("shadow reply differs from legacy's", "route", r.Method, "correlation_id", req.CorrelationID,
 			"fields", strings.Join(d, ","), "legacy", g.render(r, job.legacy, job.legacyErr), "broker", g.render(r, rep.Body, replyErr(rep)))
 		return

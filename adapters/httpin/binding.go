@@ -18,6 +18,7 @@ import (
 // request on its path only looks things up here.
 type binding struct {
 	method   string // full method name, "pkg.Service/Method"
+	route    *gateway.Route
 	verb     string // HTTP method
 	template string // path template, "/v1/{name=shelves/*}"
 	input    protoreflect.MessageDescriptor
@@ -120,7 +121,7 @@ func newBinding(rt *gateway.Route, r rule) (*binding, error) {
 		return nil, fmt.Errorf("google.api.http rule without a verb and a path")
 	}
 	b := &binding{
-		method: rt.Method, verb: strings.ToUpper(r.verb), template: r.path,
+		method: rt.Method, route: rt, verb: strings.ToUpper(r.verb), template: r.path,
 		input: rt.Input, output: rt.Output, contentType: rt.ContentType(),
 		mayGoLegacy: rt.Weight != nil || rt.Fallback == config.TargetLegacy || rt.Shadow || rt.PinBy != "",
 	}

@@ -58,6 +58,9 @@ type bridge struct {
 	srv  *httpin.Server
 	gw   *gateway.Gateway
 	path string // of the routes file, for reloads
+	// check, if set, validates every request and answer against an
+	// OpenAPI document.
+	check *check
 }
 
 // loadConfig loads routes over the test API's descriptors.
@@ -192,7 +195,11 @@ func (b *bridge) do(t *testing.T, method, path, body string, header map[string]s
 	if err != nil {
 		t.Fatalf("%s %s: reading the answer: %v", method, path, err)
 	}
-	return response{resp.StatusCode, resp.Header, out}
+	r := response{resp.StatusCode, resp.Header, out}
+	if b.check != nil {
+		b.check.request(t, req, body, r)
+	}
+	return r
 }
 
 // jsonValue parses JSON for a comparison that ignores spacing and key

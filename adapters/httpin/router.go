@@ -37,7 +37,8 @@ type router struct {
 	dec       decoder
 	bindings  []*binding
 	// verbs are the HTTP methods the bindings use, sorted.
-	verbs []string
+	verbs   []string
+	openapi []byte // the OpenAPI document of bindings
 }
 
 // newRouter builds the router of table t. It fails, with every problem
@@ -103,6 +104,10 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 		return nil, err
 	}
 	slices.Sort(rt.verbs)
+	var err error
+	if rt.openapi, err = rt.openAPI(s.opts); err != nil {
+		return nil, fmt.Errorf("OpenAPI document: %w", err)
+	}
 	return rt, nil
 }
 

@@ -91,6 +91,11 @@ func ts(s string) *timestamppb.Timestamp {
 func TestRuleShapes(t *testing.T) {
 	b := startBridge(t, routesTmpl, httpin.Options{})
 	l := startWorker(t, b.url, map[string]any{})
+	run(t, b, l, ruleShapeCalls())
+}
+
+// ruleShapeCalls are a call of every shape of rule of the test API.
+func ruleShapeCalls() []call {
 	dune := &tv1.Book{
 		Name: book, Title: "Dune", Genre: tv1.Genre_GENRE_FICTION,
 		Labels: map[string]string{"lang": "en"}, PublishedAt: ts("1965-08-01T00:00:00Z"),
@@ -98,7 +103,7 @@ func TestRuleShapes(t *testing.T) {
 	}
 	duneJSON := `{"name":"shelves/s1/books/b1","title":"Dune","genre":"GENRE_FICTION","labels":{"lang":"en"},
 		"publishedAt":"1965-08-01T00:00:00Z","rating":5,"pageCount":"412","shelf":{"id":"s1"}}`
-	run(t, b, l, []call{{
+	return []call{{
 		name: "get with a segment variable and query", verb: "GET",
 		path:       "/v1/shelves/s1/books/b1?read_mask=title,authors&includeReviews=true",
 		wantMethod: svc + "GetBook",
@@ -197,7 +202,7 @@ func TestRuleShapes(t *testing.T) {
 		wantReq:    &tv1.GetBookRequest{Name: "shelves/s one/books/b?1"},
 		reply:      &tv1.Book{},
 		wantStatus: 200, wantJSON: `{}`,
-	}})
+	}}
 }
 
 // TestEventAnswers202 proves that an event route answers 202 Accepted

@@ -63,6 +63,12 @@ type Options struct {
 	// AccessLog, if set, logs every request a binding served without
 	// error too, at info; failed ones are always logged.
 	AccessLog bool
+	// OpenAPIPath, if set, is the path of the OpenAPI document of the
+	// bindings ([OpenAPI]), answered before any binding. If empty, it is
+	// not served.
+	OpenAPIPath string
+	// Version is the document's info.version (figway's version).
+	Version string
 	// Middleware, if set, wraps the handler that Serve serves (metrics).
 	// A binding's handler names its route for it with metrics.SetRoute.
 	Middleware func(http.Handler) http.Handler
@@ -147,6 +153,10 @@ func (s *Server) Bindings() []string {
 // ServeHTTP serves one request through the current bindings, or the
 // passthrough.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.opts.OpenAPIPath != "" && r.URL.Path == s.opts.OpenAPIPath {
+		s.router.Load().serveOpenAPI(w, r)
+		return
+	}
 	s.serve.ServeHTTP(w, r)
 }
 

@@ -4,6 +4,7 @@
 //	figway serve    -config figway.yaml   # run the gateway (the default)
 //	figway validate -config figway.yaml   # exit 0, or every problem with its field path, exit 1
 //	figway routes   -config figway.yaml   # print the resolved route table
+//	figway openapi  -config figway.yaml   # print the OpenAPI document of the REST bindings
 //	figway version
 package main
 
@@ -34,6 +35,7 @@ commands:
   serve     run the gateway (the default)
   validate  check a routes file: exit 0, or print every problem and exit 1
   routes    print the resolved route table
+  openapi   print the OpenAPI 3.1 document of the REST bindings
   version   print figway's version
 
 Run 'figway <command> -h' for a command's flags.
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validateCmd(args, stdout, stderr)
 	case "routes":
 		return routesCmd(args, stdout, stderr)
+	case "openapi":
+		return openapiCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "figway %s %s\n", versionString(), runtime.Version())
 		return 0
@@ -175,7 +179,7 @@ func printRoutes(w io.Writer, t *gateway.Table) {
 			fwd = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-			r.Method, goesTo(r), r.Pattern, ex, r.RoutingKey, r.Timeout, r.Encoding, r.MaxInFlight(), fwd)
+			r.Method, r.GoesTo(), r.Pattern, ex, r.RoutingKey, r.Timeout, r.Encoding, r.MaxInFlight(), fwd)
 	}
 	tw.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/figway/figway/adapters/httpin"
+	"github.com/figway/figway/adapters/statuspage"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/metrics"
@@ -35,6 +36,7 @@ type reloader struct {
 	gw      *gateway.Gateway
 	rest    *httpin.Server
 	metrics *metrics.Metrics
+	status  *statuspage.ConfigLog
 	log     *slog.Logger
 
 	watched []string // the routes file and its descriptor sets
@@ -43,8 +45,8 @@ type reloader struct {
 	retention time.Duration
 }
 
-func newReloader(path string, cfg *config.Config, gw *gateway.Gateway, rest *httpin.Server, m *metrics.Metrics, log *slog.Logger) *reloader {
-	return &reloader{path: path, gw: gw, rest: rest, metrics: m, log: log, watched: watchList(path, cfg),
+func newReloader(path string, cfg *config.Config, gw *gateway.Gateway, rest *httpin.Server, m *metrics.Metrics, status *statuspage.ConfigLog, log *slog.Logger) *reloader {
+	return &reloader{path: path, gw: gw, rest: rest, metrics: m, status: status, log: log, watched: watchList(path, cfg),
 		retention: cfg.AsyncRetention()}
 }
 
@@ -122,11 +124,13 @@ func (r *reloader) reload(trigger string) {
 			"operations", r.retention > 0, "retention", r.retention.String(), "wanted", want.String())
 	}
 	r.metrics.Reloaded(true)
+	r.status.Loaded(trigger, r.watched)
 	r.log.Info("routes reloaded", "path", r.path, "trigger", trigger, "routes", len(t.Routes()))
 }
 
 func (r *reloader) refuse(trigger, what string, err error) {
 	r.metrics.Reloaded(false)
+	r.status.Refused(trigger, problems(err))
 	r.log.Error("reload refused: "+what+"; keeping the running routes",
 		"path", r.path, "trigger", trigger, "problems", problems(err))
 }

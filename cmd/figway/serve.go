@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,6 +29,7 @@ import (
 	"github.com/figway/figway/adapters/grpcin"
 	"github.com/figway/figway/adapters/httpin"
 	"github.com/figway/figway/adapters/legacy"
+	"github.com/figway/figway/adapters/statuspage"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/metrics"
@@ -176,12 +179,10 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			return err
 		}
 	}
-	rest, err := httpin.New(gw, httpin.Options{MaxRequestBytes: cfg.Server.MaxRequestBytes, Logger: log, Passthrough: legacyHTTP,
-		AccessLog: opts.accessLog, Middleware: m.HTTP,
-		UseProtoNames: cfg.Server.JSON.ProtoNames, EmitUnpopulated: cfg.Server.JSON.EmitUnpopulated,
-		DiscardUnknown: cfg.Server.JSON.DiscardUnknown,
-		Operations:     ops, OperationsPath: cfg.Server.Operations.Path,
-		CORS: restCORS(cfg.Server.CORS)})
+	restOpts := restOptions(cfg)
+	restOpts.Logger, restOpts.Passthrough, restOpts.AccessLog, restOpts.Middleware = log, legacyHTTP, opts.accessLog, m.HTTP
+	restOpts.Operations, restOpts.OperationsPath, restOpts.CORS = ops, cfg.Server.Operations.Path, restCORS(cfg.Server.CORS)
+	rest, err := httpin.New(gw, restOpts)
 	if err != nil {
 		return fmt.Errorf("REST bindings: %w", err)
 	}
@@ -199,7 +200,21 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	ready = func() bool {
 		return !draining.Load() && client.Ready() && (ops == nil || ops.Stats().CaughtUp)
 	}
-	admin := &http.Server{Handler: adminMux(ready, m.Handler()), ReadHeaderTimeout: 5 * time.Second}
+	configLog := statuspage.NewConfigLog(watchList(path, cfg))
+	status := statuspage.New(statuspage.Options{
+		Gatherer:  m.Registry(),
+		Table:     gw.Table,
+		Migration: gw.Migration,
+		Broker: func() []statuspage.Connection {
+			s := client.Stats()
+			return []statuspage.Connection{{Node: brokerNodes(cfg.Broker.URLs), Connected: s.Connected, Blocked: s.Blocked, Reconnects: s.Reconnects}}
+		},
+		Config:  configLog.State,
+		Version: versionString(),
+		Exposed: !loopback(adminLis.Addr()),
+		Logger:  log,
+	})
+	admin := &http.Server{Handler: adminMux(ready, m.Handler(), status), ReadHeaderTimeout: 5 * time.Second}
 
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
 	defer stopBroker()
@@ -221,7 +236,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		}
 	})
 	wg.Go(func() { watchReadiness(brokerCtx, ready, health.SetServingStatus, log) })
-	wg.Go(func() { newReloader(path, cfg, gw, rest, m, log).run(brokerCtx) })
+	wg.Go(func() { status.Run(brokerCtx) })
+	wg.Go(func() { newReloader(path, cfg, gw, rest, m, configLog, log).run(brokerCtx) })
 
 	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
 		"admin", adminLis.Addr().String(), "tls", ingressTLS != nil, "routes", len(table.Routes()), "version", versionString())
@@ -275,8 +291,9 @@ func grpcServerOptions(m *metrics.Metrics, gw *gateway.Gateway, tc *tls.Config) 
 	return o
 }
 
-func adminMux(ready func() bool, metrics http.Handler) *http.ServeMux {
+func adminMux(ready func() bool, metrics, status http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.Handle("GET /", status) // the migration status page, and its assets
 	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -294,6 +311,24 @@ func adminMux(ready func() bool, metrics http.Handler) *http.ServeMux {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// brokerNodes lists the hosts of the broker URLs, without their
+// credentials.
+func brokerNodes(urls []string) string {
+	hosts := make([]string, 0, len(urls))
+	for _, u := range urls {
+		if p, err := url.Parse(u); err == nil {
+			hosts = append(hosts, p.Host)
+		}
+	}
+	return strings.Join(hosts, ", ")
+}
+
+// loopback reports whether a listener's address is a loopback one.
+func loopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // watchReadiness keeps grpc.health.v1's overall status in step with ready,

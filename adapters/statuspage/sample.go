@@ -1,0 +1,232 @@
+package statuspage
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// sample is what the Prometheus registry held at one moment, per route:
+// the page's numbers are differences between two samples, the rates of a
+// dashboard over the same series a scrape reads.
+type sample struct {
+	at     time.Time
+	routes map[string]*routeSample
+	// gauges and counters without a route label, by series name.
+	global map[string]float64
+}
+
+// routeSample is one route's series in a sample.
+type routeSample struct {
+	codes                          map[string]float64 // figway_requests_total by code, over both ingresses
+	buckets                        []bucket           // figway_request_duration_seconds, over both ingresses
+	count                          float64            // observations of the histogram
+	canary                         map[string]float64 // figway_canary_calls_total by side
+	fallbacks, mismatched, matched float64
+
+	// Gauges.
+	inFlight, maxInFlight float64
+	breaker               string // the figway_breaker_state at 1
+	consumers             float64
+	hasConsumers          bool // figway_route_consumers exists for the route
+}
+
+// bucket is a cumulative histogram bucket.
+type bucket struct {
+	le    float64
+	count float64
+}
+
+// Series the page reads.
+const (
+	seriesRequests   = "figway_requests_total"
+	seriesDuration   = "figway_request_duration_seconds"
+	seriesCanary     = "figway_canary_calls_total"
+	seriesFallbacks  = "figway_fallbacks_total"
+	seriesMismatches = "figway_shadow_mismatches_total"
+	seriesMatches    = "figway_shadow_matches_total"
+	seriesInFlight   = "figway_requests_in_flight"
+	seriesMax        = "figway_route_max_in_flight"
+	seriesBreaker    = "figway_breaker_state"
+	seriesConsumers  = "figway_route_consumers"
+)
+
+// take gathers g into a sample.
+func take(g prometheus.Gatherer, at time.Time) (*sample, error) {
+	fams, err := g.Gather()
+	s := &sample{at: at, routes: map[string]*routeSample{}, global: map[string]float64{}}
+	if err != nil && len(fams) == 0 {
+		return s, err
+	}
+	route := func(m *dto.Metric) *routeSample {
+		name := label(m, "route")
+		r := s.routes[name]
+		if r == nil {
+			r = &routeSample{codes: map[string]float64{}, canary: map[string]float64{}}
+			s.routes[name] = r
+		}
+		return r
+	}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			switch f.GetName() {
+			case seriesRequests:
+				route(m).codes[label(m, "code")] += m.GetCounter().GetValue()
+			case seriesDuration:
+				r, h := route(m), m.GetHistogram()
+				r.count += float64(h.GetSampleCount())
+				r.buckets = addBuckets(r.buckets, h.GetBucket())
+			case seriesCanary:
+				route(m).canary[label(m, "to")] += m.GetCounter().GetValue()
+			case seriesFallbacks:
+				route(m).fallbacks = m.GetCounter().GetValue()
+			case seriesMismatches:
+				route(m).mismatched = m.GetCounter().GetValue()
+			case seriesMatches:
+				route(m).matched = m.GetCounter().GetValue()
+			case seriesInFlight:
+				route(m).inFlight = m.GetGauge().GetValue()
+			case seriesMax:
+				route(m).maxInFlight = m.GetGauge().GetValue()
+			case seriesBreaker:
+				if m.GetGauge().GetValue() == 1 {
+					route(m).breaker = label(m, "state")
+				}
+			case seriesConsumers:
+				r := route(m)
+				r.consumers, r.hasConsumers = m.GetGauge().GetValue(), true
+			default:
+				if len(m.GetLabel()) == 0 {
+					switch {
+					case m.Gauge != nil:
+						s.global[f.GetName()] = m.GetGauge().GetValue()
+					case m.Counter != nil:
+						s.global[f.GetName()] = m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	return s, err
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// addBuckets adds the cumulative buckets of one histogram to another of
+// the same bounds (the two ingresses of a route).
+func addBuckets(to []bucket, from []*dto.Bucket) []bucket {
+	if to == nil {
+		to = make([]bucket, len(from))
+		for i, b := range from {
+			to[i] = bucket{le: b.GetUpperBound()}
+		}
+	}
+	for i, b := range from {
+		if i < len(to) {
+			to[i].count += float64(b.GetCumulativeCount())
+		}
+	}
+	return to
+}
+
+// delta is what a route did between two samples.
+type delta struct {
+	seconds             float64
+	codes               map[string]float64
+	buckets             []bucket
+	count               float64
+	canary              map[string]float64
+	fallbacks           float64
+	mismatched, matched float64
+}
+
+// between returns what route did from a to b; a nil a is the start.
+func between(a, b *sample, route string) delta {
+	d := delta{codes: map[string]float64{}, canary: map[string]float64{}}
+	if b == nil {
+		return d
+	}
+	rb := b.routes[route]
+	if rb == nil {
+		return d
+	}
+	ra := &routeSample{}
+	if a != nil {
+		d.seconds = b.at.Sub(a.at).Seconds()
+		if r := a.routes[route]; r != nil {
+			ra = r
+		}
+	}
+	// A counter that went down was reset (a route removed and added back
+	// by a reload keeps its series, but be safe): count from zero.
+	sub := func(x, y float64) float64 {
+		if x < y {
+			return x
+		}
+		return x - y
+	}
+	for code, v := range rb.codes {
+		if n := sub(v, ra.codes[code]); n > 0 {
+			d.codes[code] = n
+		}
+	}
+	for side, v := range rb.canary {
+		d.canary[side] = sub(v, ra.canary[side])
+	}
+	d.count = sub(rb.count, ra.count)
+	d.fallbacks = sub(rb.fallbacks, ra.fallbacks)
+	d.mismatched = sub(rb.mismatched, ra.mismatched)
+	d.matched = sub(rb.matched, ra.matched)
+	d.buckets = make([]bucket, len(rb.buckets))
+	for i, bk := range rb.buckets {
+		var prev float64
+		if i < len(ra.buckets) {
+			prev = ra.buckets[i].count
+		}
+		d.buckets[i] = bucket{le: bk.le, count: sub(bk.count, prev)}
+	}
+	return d
+}
+
+// calls is the number of calls answered in the delta.
+func (d delta) calls() float64 {
+	var n float64
+	for _, v := range d.codes {
+		n += v
+	}
+	return n
+}
+
+// quantile estimates the q-quantile of the latencies in the delta, in
+// seconds, as Prometheus's histogram_quantile does: linear within the
+// bucket that holds it. NaN when there were no calls.
+func (d delta) quantile(q float64) float64 {
+	if d.count == 0 || len(d.buckets) == 0 {
+		return math.NaN()
+	}
+	rank := q * d.count
+	i := sort.Search(len(d.buckets), func(i int) bool { return d.buckets[i].count >= rank })
+	if i == len(d.buckets) {
+		// Above the highest bound: the highest bound is all we know.
+		return d.buckets[len(d.buckets)-1].le
+	}
+	lo, below := 0.0, 0.0
+	if i > 0 {
+		lo, below = d.buckets[i-1].le, d.buckets[i-1].count
+	}
+	hi, in := d.buckets[i].le, d.buckets[i].count-below
+	if in == 0 {
+		return hi
+	}
+	return lo + (hi-lo)*(rank-below)/in
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/figway/figway/adapters/httpin"
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
+)
+
+// openapiCmd prints the OpenAPI document of the REST bindings of a routes
+// file, as the REST listener serves it on server.openapi_path.
+func openapiCmd(args []string, stdout, stderr io.Writer) int {
+	fs, path := configFlag("openapi", args, stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printProblems(stderr, *path, err)
+		return 1
+	}
+	t, err := gateway.NewTable(cfg, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "figway:", err)
+		return 1
+	}
+	doc, err := httpin.OpenAPI(t, restOptions(cfg))
+	if err != nil {
+		fmt.Fprintln(stderr, "figway: REST bindings:", err)
+		return 1
+	}
+	stdout.Write(doc)
+	fmt.Fprintln(stdout)
+	return 0
+}
+
+// restOptions are the REST ingress's options that come from the routes
+// file.
+func restOptions(cfg *config.Config) httpin.Options {
+	o := httpin.Options{
+		MaxRequestBytes: cfg.Server.MaxRequestBytes,
+		UseProtoNames:   cfg.Server.JSON.ProtoNames,
+		EmitUnpopulated: cfg.Server.JSON.EmitUnpopulated,
+		DiscardUnknown:  cfg.Server.JSON.DiscardUnknown,
+		Version:         versionString(),
+	}
+	if cfg.Server.OpenAPIPath != config.OpenAPIOff {
+		o.OpenAPIPath = cfg.Server.OpenAPIPath
+	}
+	return o
+}
