@@ -70,7 +70,8 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, want := range []string{
 		"orders.v1.OrderService/GetOrder", "orders.get", "2s",
-		"orders.v1.OrderService/PlaceOrder", "event",
+		"orders.v1.OrderService/PlaceOrder", "orders.placed",
+		"split 50% broker/50% legacy by x-user", "legacy+shadow(compare)",
 		"x-tenant-id",
 	} {
 		if !strings.Contains(out, want) {
