@@ -36,10 +36,6 @@ type Route struct {
 	// CloudEvents puts the cloudEvents:* headers on rpc requests too
 	// (wire: {cloudevents: always}); events always carry them.
 	CloudEvents bool
-	// Queues are the queues whose consumers serve the route (the route's
-	// queue, or the topology's bindings that match its exchange and
-	// routing key); nil when figway cannot know them.
-	Queues []string
 
 	// Strangler-fig settings: see config.Route.
 	Fallback      config.Target
@@ -126,7 +122,6 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 			Encoding:   rc.Encoding,
 			Forward:    slices.Clone(rc.ForwardHeaders),
 			HTTP:       rc.HTTP,
-			Queues:     cfg.Queues(rc),
 			Retry:      rc.Retry,
 			Async:      rc.Async,
 			breakerCfg: rc.Breaker,
@@ -186,22 +181,6 @@ func (t *Table) Routes() []*Route {
 		return nil
 	}
 	return t.order
-}
-
-// Queues returns the queues of the table's routes that publish, each once.
-func (t *Table) Queues() []string {
-	var out []string
-	for _, r := range t.Routes() {
-		if r.To != config.TargetBroker && !r.Shadow {
-			continue
-		}
-		for _, q := range r.Queues {
-			if !slices.Contains(out, q) {
-				out = append(out, q)
-			}
-		}
-	}
-	return out
 }
 
 // MaxInFlight returns the route's in-flight limit.
