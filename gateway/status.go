@@ -15,7 +15,7 @@ import (
 
 // GoesTo says where the route sends its calls, in the words of
 // `figway routes` and the status page: "broker", "legacy", a canary split,
-// a shadowed legacy route, with its fallback.
+// a shadowed legacy route (with its sample), with its fallback and pin.
 func (r *Route) GoesTo() string {
 	if r.To == config.TargetLegacy && !r.Shadow {
 		return "legacy"
@@ -34,8 +34,17 @@ func (r *Route) GoesTo() string {
 	default:
 		s = "broker"
 	}
+	if r.Shadow && r.ShadowPercent < 100 {
+		s += fmt.Sprintf(" %d%%", r.ShadowPercent)
+		if r.StickyBy != "" {
+			s += " by " + r.StickyBy
+		}
+	}
 	if r.Fallback == config.TargetLegacy {
 		s += ", fallback legacy"
+	}
+	if r.PinBy != "" && r.To == config.TargetBroker {
+		s += ", pin by " + r.PinBy
 	}
 	return s
 }

@@ -130,38 +130,6 @@ func routesCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// goesTo says where a route sends its calls: broker, a canary split, a
-// shadowed legacy route, with its fallback.
-func goesTo(r *gateway.Route) string {
-	var s string
-	switch {
-	case r.Shadow && r.Compare:
-		s = "legacy+shadow(compare)"
-	case r.Shadow:
-		s = "legacy+shadow"
-	case r.Weight != nil:
-		s = fmt.Sprintf("split %d%% broker/%d%% legacy", *r.Weight, 100-*r.Weight)
-		if r.StickyBy != "" {
-			s += " by " + r.StickyBy
-		}
-	default:
-		s = "broker"
-	}
-	if r.Shadow && r.ShadowPercent < 100 {
-		s += fmt.Sprintf(" %d%%", r.ShadowPercent)
-		if r.StickyBy != "" {
-			s += " by " + r.StickyBy
-		}
-	}
-	if r.Fallback == config.TargetLegacy {
-		s += ", fallback legacy"
-	}
-	if r.PinBy != "" && r.To == config.TargetBroker {
-		s += ", pin by " + r.PinBy
-	}
-	return s
-}
-
 func printRoutes(w io.Writer, t *gateway.Table) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "METHOD\tGOES TO\tPATTERN\tEXCHANGE\tROUTING KEY\tTIMEOUT\tENCODING\tMAX IN FLIGHT\tFORWARD")
