@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
 
@@ -23,12 +24,12 @@ import (
 func TestDemoParity(t *testing.T) {
 	url := rabbitmqtest.ForTest(t).NewVHost(t)
 	dir := t.TempDir()
-	figway := buildFigway(t)
+	figway := faulttest.BuildFigway(t)
 	if out, err := exec.Command("go", "build", "-o", dir, "./legacy", "./worker").CombinedOutput(); err != nil {
 		t.Fatalf("go build legacy worker: %v\n%s", err, out)
 	}
-	a := addrs{freeAddr(t), freeAddr(t), freeAddr(t)}
-	legacyGRPC, legacyHTTP := freeAddr(t), freeAddr(t)
+	a := addrs{faulttest.FreeAddr(t), faulttest.FreeAddr(t), faulttest.FreeAddr(t)}
+	legacyGRPC, legacyHTTP := faulttest.FreeAddr(t), faulttest.FreeAddr(t)
 
 	routes, err := os.ReadFile("figway.yaml")
 	if err != nil {
@@ -119,7 +120,7 @@ func placeOrder(t *testing.T, base string) answer {
 // test fails.
 func runProcess(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
-	var out lockedBuffer
+	var out faulttest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

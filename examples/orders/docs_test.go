@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/figway/figway/internal/faulttest"
 )
 
 var update = flag.Bool("update", false, "rewrite the samples in docs/ from the commands' real output")
@@ -16,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the samples in docs/ from the c
 // fails here, and `go test ./examples/orders -run TestDocSamples -update`
 // rewrites the page.
 func TestDocSamples(t *testing.T) {
-	bin := buildFigway(t)
+	bin := faulttest.BuildFigway(t)
 	cmd := exec.Command(bin, "routes", "-config", "figway.yaml")
 	out, err := cmd.Output()
 	if err != nil {

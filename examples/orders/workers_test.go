@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/figway/figway/examples/orders/store"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
 )
@@ -56,7 +56,7 @@ var polyglot = []struct {
 }
 
 func TestPolyglotWorkers(t *testing.T) {
-	figway := buildFigway(t)
+	figway := faulttest.BuildFigway(t)
 	for _, w := range polyglot {
 		t.Run(w.name, func(t *testing.T) {
 			url := rabbitmqtest.ForTest(t).NewVHost(t)
@@ -302,17 +302,6 @@ func missing(t *testing.T, what string) {
 	t.Skipf("missing: %s", what)
 }
 
-// buildFigway builds the figway command into a temporary directory.
-func buildFigway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "figway")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/figway").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build figway: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // start runs cmd until the test ends and waits for a line of its standard
 // output to be ready.
 func start(t *testing.T, cmd *exec.Cmd, ready string, within time.Duration) {
@@ -321,7 +310,7 @@ func start(t *testing.T, cmd *exec.Cmd, ready string, within time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr faulttest.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -366,7 +355,7 @@ type addrs struct{ grpc, http, admin string }
 // the broker in the given encoding, and waits until it is ready.
 func serveFigway(t *testing.T, bin, url, encoding string) addrs {
 	t.Helper()
-	a := addrs{freeAddr(t), freeAddr(t), freeAddr(t)}
+	a := addrs{faulttest.FreeAddr(t), faulttest.FreeAddr(t), faulttest.FreeAddr(t)}
 	desc, _ := filepath.Abs("orders.binpb")
 	routes := fmt.Sprintf(`
 server: {grpc: "%[1]s", http: "%[2]s", admin: "%[3]s"}
@@ -419,31 +408,4 @@ func poll(t *testing.T, within time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
