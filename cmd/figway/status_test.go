@@ -276,7 +276,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("ListOrders stage = %q; want the canary split of figway routes", list.Stage)
 	}
 	get := rows[svc+"GetOrder"]
-	if !strings.HasPrefix(get.Breaker, "open") || get.Stage != "broker, fallback legacy" || get.Calls != "9" {
+	if !strings.HasPrefix(get.Breaker, "open") || get.Stage != "broker, fallback legacy, pin by x-figway-pin" || get.Calls != "9" {
 		t.Errorf("GetOrder row = %+v; want 9 calls, stage broker with fallback, breaker open", get)
 	}
 	if get.Broker != "7" || get.Legacy != "2" {
@@ -289,7 +289,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if w := rows[svc+"WatchOrder"]; w.Stage != "legacy" || w.Calls != "0" {
 		t.Errorf("WatchOrder (no route) row = %+v; want legacy, no calls", w)
 	}
-	if place := rows[svc+"PlaceOrder"]; place.Stage != "broker" || place.InFlight != "0 / 1024" {
+	if place := rows[svc+"PlaceOrder"]; place.Stage != "broker, pin by x-figway-pin" || place.InFlight != "0 / 1024" {
 		t.Errorf("PlaceOrder row = %+v; want broker, 0 / 1024 in flight", place)
 	}
 

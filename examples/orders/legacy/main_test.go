@@ -77,7 +77,7 @@ func TestLegacyService(t *testing.T) {
 		{"GET", "/v1/orders/o-1", "", 200, `"customerId":"c-1"`},
 		{"GET", "/v1/orders/nope", "", 404, `not found`},
 		{"GET", "/v1/orders?customer_id=c-1&status=ORDER_STATUS_PLACED", "", 200, `"orderId":"o-1"`},
-		{"POST", "/v1/orders", `{"customerId":"c-2","items":[{"sku":"x","quantity":1,"unitPriceCents":"3"}]}`, 200, `"totalCents":"3"`},
+		{"POST", "/v1/orders", `{"customerId":"c-2","items":[{"sku":"x","quantity":1,"unitPriceCents":"3"}]}`, 201, `"totalCents":"3"`},
 		{"POST", "/v1/orders/o-1:cancel", `{"reason":"test"}`, 200, `ORDER_STATUS_CANCELLED`},
 		{"POST", "/v1/orders", `{not json`, 400, `body`},
 	} {
