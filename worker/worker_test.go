@@ -412,10 +412,17 @@ func TestEvents(t *testing.T) {
 	if want := map[string]bool{"ok " + okID: true, "bad " + badID: true}; !cmp.Equal(seen, want) {
 		t.Errorf("handler saw %v; want %v", seen, want)
 	}
-	dead, ok, err := setup.Get("events.dead", true)
-	if err != nil || !ok {
-		t.Fatalf("Get(events.dead) = %v, %v; want the rejected event", ok, err)
-	}
+	// Settles are gathered (Config.AckWindow): the reject reaches the broker
+	// a few milliseconds after the handler returned.
+	var dead amqp.Delivery
+	waitUntil(t, "the rejected event is dead-lettered", func() bool {
+		d, ok, err := setup.Get("events.dead", true)
+		if err != nil {
+			t.Fatalf("Get(events.dead): %v", err)
+		}
+		dead = d
+		return ok
+	})
 	if dead.MessageId != badID {
 		t.Errorf("dead-lettered event %q; want %q", dead.MessageId, badID)
 	}
