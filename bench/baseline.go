@@ -18,6 +18,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 )
 
 // echoServer is the grpc-echo baseline: one plain grpc-go hop.
@@ -216,7 +217,7 @@ func (c *rawClient) call(ctx context.Context, queue string, body []byte) error {
 			MessageID: wire.NewID(), Source: "figway://bench", CorrelationID: id, ReplyTo: wire.DirectReplyTo,
 			Deadline: time.Now().Add(30 * time.Second), Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		}
-		msg = req.Publishing(time.Now())
+		msg = amqpwire.Publishing(&req, time.Now())
 	}
 	w := make(chan []byte, 1)
 	l.pending.Store(id, w)

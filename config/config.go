@@ -6,6 +6,9 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/gateway"
 )
 
 // Config is a loaded, defaulted and validated routes file. [Load] and [Parse]
@@ -109,15 +112,14 @@ type JSON struct {
 	DiscardUnknown bool
 }
 
-// ReplyMode selects how replies come back from RabbitMQ.
-type ReplyMode string
+// ReplyMode selects how replies come back from RabbitMQ: YAML
+// broker.reply, direct or queue.
+type ReplyMode = amqp.ReplyMode
 
+// The values of broker.reply.
 const (
-	// ReplyDirect uses RabbitMQ's direct reply-to, amq.rabbitmq.reply-to.
-	ReplyDirect ReplyMode = "direct"
-	// ReplyQueue declares one exclusive, server-named reply queue per
-	// figway instance.
-	ReplyQueue ReplyMode = "queue"
+	ReplyDirect = amqp.ReplyDirect
+	ReplyQueue  = amqp.ReplyQueue
 )
 
 // Broker configures the RabbitMQ connection. YAML key: broker.
@@ -219,76 +221,38 @@ const (
 	CloudEventsAlways CloudEvents = "always"
 )
 
-// Breaker configures a route's circuit breaker.
-type Breaker struct {
-	// Failures is the number of consecutive failures that open the
-	// breaker. If Failures is 0, 5 is used.
-	Failures int
+// Breaker configures a route's circuit breaker (YAML breaker, in defaults
+// and in each route), in the gateway's own type. Each field left 0 in a
+// route takes the value of defaults.breaker; each left 0 there has the
+// default of resilience.BreakerSettings. The YAML keys: failures,
+// open_for, half_open_requests, failure_ratio (0 < ratio ≤ 1; without it
+// only consecutive failures open the breaker), window and min_requests
+// (both need a failure_ratio).
+type Breaker = gateway.Breaker
 
-	// OpenFor is how long an open breaker refuses calls before it lets
-	// trial calls through (YAML open_for). If OpenFor is 0, 10s is used.
-	OpenFor time.Duration
-
-	// HalfOpenRequests is how many trial calls a half-open breaker lets
-	// through (YAML half_open_requests). If HalfOpenRequests is 0, 1 is
-	// used.
-	HalfOpenRequests int
-
-	// FailureRatio, if not 0, also opens the breaker when, over the last
-	// Window, at least MinRequests calls have ended and this fraction of
-	// them failed (YAML failure_ratio, 0 < FailureRatio ≤ 1). If
-	// FailureRatio is 0, only consecutive failures open the breaker.
-	FailureRatio float64
-
-	// Window is the rolling period FailureRatio is measured over. It needs
-	// a FailureRatio. If Window is 0 and FailureRatio is set, 1m is used.
-	Window time.Duration
-
-	// MinRequests is the least number of calls ended within Window before
-	// FailureRatio is consulted (YAML min_requests). It needs a
-	// FailureRatio. If MinRequests is 0 and FailureRatio is set, 10 is used.
-	MinRequests int
-}
-
-// Retry says when a broker route may publish a call a second time.
-type Retry string
-
-const (
-	// RetryIdempotent: the method is idempotent, so an rpc call whose
-	// channel or connection was lost after its request was published may
-	// be published once more, within its deadline.
-	RetryIdempotent Retry = "idempotent"
+// The route enums are the gateway's own; the routes file writes their
+// values as they are (to: broker, pattern: event, encoding: json, retry:
+// idempotent).
+type (
+	// Retry says when a broker route may publish a call a second time.
+	Retry = gateway.Retry
+	// Target is where a route sends its calls.
+	Target = gateway.Target
+	// Pattern is how a broker route answers its caller.
+	Pattern = gateway.Pattern
+	// Encoding is the body format of the messages a route publishes.
+	Encoding = gateway.Encoding
 )
 
-// Target is where a route sends its calls.
-type Target string
-
+// The values of the route enums.
 const (
-	// TargetBroker publishes the call on RabbitMQ.
-	TargetBroker Target = "broker"
-	// TargetLegacy passes the call through to the legacy service.
-	TargetLegacy Target = "legacy"
-)
-
-// Pattern is how a broker route answers its caller.
-type Pattern string
-
-const (
-	// PatternRPC waits for the correlated reply and answers with it.
-	PatternRPC Pattern = "rpc"
-	// PatternEvent answers once the broker has confirmed the message.
-	PatternEvent Pattern = "event"
-)
-
-// Encoding is the body format of the messages a route publishes.
-type Encoding string
-
-const (
-	// EncodingProtobuf publishes the protobuf wire format,
-	// application/protobuf.
-	EncodingProtobuf Encoding = "protobuf"
-	// EncodingJSON publishes protobuf's JSON mapping, application/json.
-	EncodingJSON Encoding = "json"
+	RetryIdempotent  = gateway.RetryIdempotent
+	TargetBroker     = gateway.TargetBroker
+	TargetLegacy     = gateway.TargetLegacy
+	PatternRPC       = gateway.PatternRPC
+	PatternEvent     = gateway.PatternEvent
+	EncodingProtobuf = gateway.EncodingProtobuf
+	EncodingJSON     = gateway.EncodingJSON
 )
 
 // Route says what becomes of the calls of one gRPC method. YAML: one item
@@ -430,54 +394,11 @@ type CustomPattern struct {
 }
 
 // Topology is what figway declares on RabbitMQ at start and after every
-// reconnect. YAML key: topology. It may be empty when the services declare
-// their own.
-type Topology struct {
-	Exchanges []Exchange
-	Queues    []Queue
-}
-
-// Exchange is an exchange to declare.
-type Exchange struct {
-	// Name may not be empty nor start with "amq.", RabbitMQ's reserved
-	// prefix.
-	Name string
-
-	// Type is one of direct, topic, fanout or headers. It is required.
-	Type string
-
-	// Durable exchanges survive a broker restart. If Durable is nil, true
-	// is used.
-	Durable *bool
-}
-
-// Queue is a queue to declare and bind.
-type Queue struct {
-	// Name may not be empty nor start with "amq.".
-	Name string
-
-	// Type is classic or quorum. If Type is empty, classic is used.
-	Type string
-
-	// Durable queues survive a broker restart; quorum queues are always
-	// durable. If Durable is nil, true is used.
-	Durable *bool
-
-	// Bind are the queue's bindings. YAML bind takes one mapping or a
-	// list of them.
-	Bind []Binding
-
-	// Arguments are passed to queue.declare as they are, for instance
-	// x-message-ttl or x-dead-letter-exchange. Integers are int64.
-	Arguments map[string]any
-}
-
-// Binding binds a queue to an exchange.
-type Binding struct {
-	// Exchange is declared in Topology.Exchanges or is one of RabbitMQ's
-	// predefined amq.* exchanges.
-	Exchange string
-
-	// Key is the binding key; empty binds with "".
-	Key string
-}
+// reconnect (YAML key: topology), in the AMQP adapter's own types. It may
+// be empty when the services declare their own.
+type (
+	Topology = amqp.Topology
+	Exchange = amqp.Exchange
+	Queue    = amqp.Queue
+	Binding  = amqp.Binding
+)

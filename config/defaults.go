@@ -55,7 +55,7 @@ func (c *Config) applyDefaults() {
 	setZero(&d.Breaker.Failures, defaultFailures)
 	setZero(&d.Breaker.OpenFor, defaultOpenFor)
 	setZero(&d.Breaker.HalfOpenRequests, defaultHalfOpenRequests)
-	d.Breaker.windowDefaults()
+	windowDefaults(&d.Breaker)
 	setZero(&d.Wire.CloudEvents, CloudEventsEvents)
 
 	for i := range c.Routes {
@@ -78,7 +78,7 @@ func (c *Config) applyDefaults() {
 		setZero(&r.Breaker.FailureRatio, d.Breaker.FailureRatio)
 		setZero(&r.Breaker.Window, d.Breaker.Window)
 		setZero(&r.Breaker.MinRequests, d.Breaker.MinRequests)
-		r.Breaker.windowDefaults()
+		windowDefaults(&r.Breaker)
 		if r.To == TargetBroker || r.Shadow {
 			setZero(&r.Wire.CloudEvents, d.Wire.CloudEvents)
 		}
@@ -109,7 +109,7 @@ func (c *Config) applyDefaults() {
 
 // windowDefaults gives a breaker with a failure ratio its window and
 // minimum number of requests; without a ratio they stay 0.
-func (b *Breaker) windowDefaults() {
+func windowDefaults(b *Breaker) {
 	if b.FailureRatio > 0 {
 		setZero(&b.Window, defaultWindow)
 		setZero(&b.MinRequests, defaultMinRequests)

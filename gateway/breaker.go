@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/resilience"
 )
 
@@ -39,7 +38,7 @@ func (b *breakerLog) changed(route string, from, to resilience.BreakerState) {
 	l.Log(context.Background(), level, "circuit breaker "+to.String(), "route", route, "from", from.String())
 }
 
-func newBreaker(method string, b config.Breaker, events *breakerLog) *resilience.Breaker {
+func newBreaker(method string, b Breaker, events *breakerLog) *resilience.Breaker {
 	return resilience.NewBreaker(resilience.BreakerSettings{
 		OnStateChange:    events.changed,
 		Name:             method,
@@ -107,7 +106,7 @@ func retryable(r *Route, err error) bool {
 	case errors.Is(err, ErrNotPublished):
 		return true
 	case errors.Is(err, ErrChannelLost):
-		return r.Retry == config.RetryIdempotent
+		return r.Retry == RetryIdempotent
 	}
 	return false
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -98,6 +99,18 @@ func Code(err error) codes.Code {
 		return s.Code()
 	}
 	return codes.Unknown
+}
+
+// LogLevel is the level an ingress logs a failed call at: a warning for
+// what figway or the broker caused (unavailable, deadline, overload, a
+// reply that does not decode), info for what the caller or the service
+// chose.
+func LogLevel(c codes.Code) slog.Level {
+	switch c {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.ResourceExhausted, codes.Unknown:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // ReplyError is a non-OK status that the service replied with. The gateway

@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
@@ -130,7 +129,7 @@ func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
 // cannot change the answer.
 func (g *Gateway) Route(method string) *Route {
 	r := g.table.Load().Lookup(method)
-	if r == nil || (r.To != config.TargetBroker && !r.Shadow) || (r.Shadow && g.legacy == nil) {
+	if r == nil || (r.To != TargetBroker && !r.Shadow) || (r.Shadow && g.legacy == nil) {
 		return nil
 	}
 	return r
@@ -142,10 +141,10 @@ func (g *Gateway) InvokeRoute(ctx context.Context, r *Route, c *Call) (*Result, 
 		return g.shadow(ctx, r, c)
 	}
 	switch pin := g.pin(r, c); {
-	case pin == config.TargetLegacy:
+	case pin == TargetLegacy:
 		g.stats(r.Method).pinnedLegacy.Add(1)
 		return g.viaLegacy(ctx, r, c)
-	case pin == config.TargetBroker:
+	case pin == TargetBroker:
 		g.stats(r.Method).pinnedBroker.Add(1)
 	case r.Weight != nil && g.legacy != nil:
 		if !toBroker(r, c) {
@@ -155,7 +154,7 @@ func (g *Gateway) InvokeRoute(ctx context.Context, r *Route, c *Call) (*Result, 
 		g.stats(r.Method).canaryBroker.Add(1)
 	}
 	res, err := g.viaBroker(ctx, r, c)
-	if r.Fallback == config.TargetLegacy && g.legacy != nil {
+	if r.Fallback == TargetLegacy && g.legacy != nil {
 		if err != nil && fallsBack(err) {
 			g.noteFallback(r, true, err)
 			g.stats(r.Method).fallbacks.Add(1)
@@ -233,7 +232,7 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 // channel died after it was published, is published once more, with the
 // same message id, if its deadline allows.
 func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Request, deadline time.Time) (*Result, error) {
-	if r.Pattern == config.PatternEvent {
+	if r.Pattern == PatternEvent {
 		req.Persistent = true
 		if err := g.pub.Publish(ctx, r.Exchange, r.RoutingKey, req); err != nil {
 			return nil, fmt.Errorf("%s: %w", r.Method, err)
@@ -248,7 +247,7 @@ func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Req
 	// can fail before the client has noticed its connection is gone, and
 	// then the first retry finds it "connected" and fails the same way.
 	for i := 0; err != nil && retryable(r, err) && ctx.Err() == nil; i++ {
-		if i > 0 && (i > 2 || r.Retry != config.RetryIdempotent || !errors.Is(err, ErrNotPublished)) {
+		if i > 0 && (i > 2 || r.Retry != RetryIdempotent || !errors.Is(err, ErrNotPublished)) {
 			break
 		}
 		if i > 0 {
@@ -291,7 +290,7 @@ const retryWait = 5 * time.Second
 // learn of an outage without delay.
 func (g *Gateway) awaitReconnect(ctx context.Context, r *Route) {
 	rc, ok := g.pub.(Reconnector)
-	if !ok || r.Retry != config.RetryIdempotent {
+	if !ok || r.Retry != RetryIdempotent {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, retryWait)

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
@@ -104,7 +103,7 @@ func sampled(percent int, stickyBy string, c *Call) bool {
 // route r, or "" when it names none, names another value, or names legacy
 // while the gateway has no legacy upstream: a pin never reaches a side
 // the route does not have.
-func (g *Gateway) pin(r *Route, c *Call) config.Target {
+func (g *Gateway) pin(r *Route, c *Call) Target {
 	if r.PinBy == "" || c.Header == nil {
 		return ""
 	}
@@ -112,10 +111,10 @@ func (g *Gateway) pin(r *Route, c *Call) config.Target {
 	if len(vs) == 0 {
 		return ""
 	}
-	switch t := config.Target(strings.ToLower(strings.TrimSpace(vs[0]))); t {
-	case config.TargetBroker:
+	switch t := Target(strings.ToLower(strings.TrimSpace(vs[0]))); t {
+	case TargetBroker:
 		return t
-	case config.TargetLegacy:
+	case TargetLegacy:
 		if g.legacy != nil {
 			return t
 		}

@@ -36,7 +36,7 @@ func table(t testing.TB, routes string, prev *gateway.Table) *gateway.Table {
 	if err != nil {
 		t.Fatalf("config.Parse: %v", err)
 	}
-	tb, err := gateway.NewTable(cfg, prev)
+	tb, err := cfg.Table(prev)
 	if err != nil {
 		t.Fatalf("NewTable: %v", err)
 	}

@@ -10,35 +10,34 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
 
-// Route is where the calls of one method go, resolved from the routes file
-// and the descriptor set. A Route is immutable once built.
+// Route is where the calls of one method go, built from a [RouteSpec]. A
+// Route is immutable once built.
 type Route struct {
 	Method     string // full method name, "orders.v1.OrderService/GetOrder"
 	Input      protoreflect.MessageDescriptor
 	Output     protoreflect.MessageDescriptor
-	To         config.Target
+	To         Target
 	Exchange   string
 	RoutingKey string
-	Pattern    config.Pattern
+	Pattern    Pattern
 	Timeout    time.Duration
-	Encoding   config.Encoding
+	Encoding   Encoding
 	// Forward lists the lower-case metadata keys / header names copied to
 	// the message as figway-md-<key>, and nothing else.
 	Forward []string
 	// HTTP is the routes file's override or addition to the method's
 	// google.api.http rule, or nil.
-	HTTP *config.HTTPRule
+	HTTP *HTTPRule
 	// CloudEvents puts the cloudEvents:* headers on rpc requests too
 	// (wire: {cloudevents: always}); events always carry them.
 	CloudEvents bool
 
-	// Strangler-fig settings: see config.Route.
-	Fallback      config.Target
+	// Strangler-fig settings: see RouteSpec.
+	Fallback      Target
 	Shadow        bool
 	ShadowPercent int
 	Compare       bool
@@ -48,14 +47,14 @@ type Route struct {
 	ignore        map[string]bool
 	ignoreMD      map[string]bool
 	// ResponseHeaders are the reply metadata keys that REST callers get
-	// under their own name (see config.Route).
+	// under their own name (see RouteSpec).
 	ResponseHeaders []string
 	// Retry says whether a call that may have reached the broker may be
 	// published once more (see Gateway.Invoke).
-	Retry config.Retry
+	Retry Retry
 	// Async, if not nil, lets the REST ingress answer a long call with an
 	// operation to poll; see Call.Async.
-	Async *config.Async
+	Async *Async
 
 	contentType string
 	// types resolves the messages of the route's table (Any in JSON): a
@@ -63,12 +62,12 @@ type Route struct {
 	types      *dynamicpb.Types
 	bulkhead   *resilience.Bulkhead
 	breaker    *resilience.Breaker
-	breakerCfg config.Breaker
+	breakerCfg Breaker
 }
 
 // cloudEvents reports whether the route's messages carry the
 // cloudEvents:* headers: events do, rpc requests when the route asks.
-func (r *Route) cloudEvents() bool { return r.CloudEvents || r.Pattern == config.PatternEvent }
+func (r *Route) cloudEvents() bool { return r.CloudEvents || r.Pattern == PatternEvent }
 
 // BreakerState returns what the route's circuit breaker is doing now:
 // closed (calls flow), open (calls refused) or half-open (probing).
@@ -90,23 +89,23 @@ type Table struct {
 	types    *dynamicpb.Types
 }
 
-// NewTable builds the route table of a loaded and validated configuration.
-// When prev is not nil, a route whose method and in-flight limit are
+// NewTable builds the route table of specs, whose methods are resolved in
+// files (config.Config.Table translates a routes file). When prev is not nil, a route whose method and in-flight limit are
 // unchanged keeps its bulkhead, so calls in flight across a reload still
 // count against the same limit; one whose breaker settings are unchanged
 // keeps its breaker, state and counts included.
-func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
+func NewTable(files *protoregistry.Files, specs []RouteSpec, prev *Table) (*Table, error) {
 	t := &Table{
-		routes:   make(map[string]*Route, len(cfg.Routes)),
-		files:    cfg.Files,
+		routes:   make(map[string]*Route, len(specs)),
+		files:    files,
 		breakers: new(breakerLog),
-		types:    dynamicpb.NewTypes(cfg.Files),
+		types:    dynamicpb.NewTypes(files),
 	}
 	if prev != nil {
 		t.breakers = prev.breakers // kept breakers report through it
 	}
-	for i := range cfg.Routes {
-		rc := &cfg.Routes[i]
+	for i := range specs {
+		rc := &specs[i]
 		if rc.Desc == nil {
 			return nil, fmt.Errorf("routes[%d]: method %s not resolved", i, rc.Method)
 		}
@@ -120,7 +119,7 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 			Pattern:    rc.Pattern,
 			Timeout:    rc.Timeout,
 			Encoding:   rc.Encoding,
-			Forward:    slices.Clone(rc.ForwardHeaders),
+			Forward:    slices.Clone(rc.Forward),
 			HTTP:       rc.HTTP,
 			Retry:      rc.Retry,
 			Async:      rc.Async,
@@ -135,7 +134,7 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 			ShadowPercent:   rc.ShadowPercent,
 			ResponseHeaders: slices.Clone(rc.ResponseHeaders),
 
-			CloudEvents: rc.Wire.CloudEvents == config.CloudEventsAlways,
+			CloudEvents: rc.CloudEvents,
 		}
 		if len(rc.IgnoreFields) > 0 {
 			r.ignore = make(map[string]bool, len(rc.IgnoreFields))
@@ -146,7 +145,7 @@ func NewTable(cfg *config.Config, prev *Table) (*Table, error) {
 		r.ignoreMD = keySet(rc.IgnoreMetadata)
 		r.types = t.types
 		r.contentType = wire.ContentTypeProtobuf
-		if r.Encoding == config.EncodingJSON {
+		if r.Encoding == EncodingJSON {
 			r.contentType = wire.ContentTypeJSON
 		}
 		old := prev.Lookup(r.Method)
@@ -203,3 +202,24 @@ func keySet(keys []string) map[string]bool {
 	}
 	return m
 }
+
+// Publishes reports whether the gateway takes the route's calls: a broker
+// route, or a legacy route that shadows its calls to the broker. The calls
+// of any other route go to the legacy passthrough, untouched.
+func (r *Route) Publishes() bool { return r.To == TargetBroker || r.Shadow }
+
+// Canary reports whether the route splits its calls between the broker and
+// legacy by weight.
+func (r *Route) Canary() bool { return r.Weight != nil }
+
+// FallsBack reports whether the route sends to legacy the calls its broker
+// path refuses without publishing them.
+func (r *Route) FallsBack() bool { return r.Fallback == TargetLegacy }
+
+// Pins reports whether a call of the route may pin itself to a side with
+// the route's pin_by header: a broker route with a PinBy.
+func (r *Route) Pins() bool { return r.PinBy != "" && r.To == TargetBroker }
+
+// MayGoLegacy reports whether the gateway may answer a call of the route
+// from legacy: a canary, a fallback, a shadow or a pin.
+func (r *Route) MayGoLegacy() bool { return r.Canary() || r.FallsBack() || r.Shadow || r.PinBy != "" }

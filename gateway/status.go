@@ -5,8 +5,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/figway/figway/config"
 )
 
 // What the admin status page shows of the gateway beside the counters:
@@ -17,7 +15,7 @@ import (
 // `figway routes` and the status page: "broker", "legacy", a canary split,
 // a shadowed legacy route (with its sample), with its fallback and pin.
 func (r *Route) GoesTo() string {
-	if r.To == config.TargetLegacy && !r.Shadow {
+	if r.To == TargetLegacy && !r.Shadow {
 		return "legacy"
 	}
 	var s string
@@ -40,10 +38,10 @@ func (r *Route) GoesTo() string {
 			s += " by " + r.StickyBy
 		}
 	}
-	if r.Fallback == config.TargetLegacy {
+	if r.FallsBack() {
 		s += ", fallback legacy"
 	}
-	if r.PinBy != "" && r.To == config.TargetBroker {
+	if r.Pins() {
 		s += ", pin by " + r.PinBy
 	}
 	return s

@@ -19,7 +19,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
@@ -44,7 +43,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := gateway.NewTable(cfg, nil)
+	tb, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,9 +56,11 @@ routes:
 func TestExactCounts(t *testing.T) {
 	tb := table(t)
 	m := metrics.New("v-test", metrics.Sources{
-		Table:  func() *gateway.Table { return tb },
-		Broker: func() amqp.Stats { return amqp.Stats{Connected: true, Pending: 3, UnmatchedReplies: 4, Reconnects: 2} },
-		Ready:  func() bool { return true },
+		Table: func() *gateway.Table { return tb },
+		Broker: func() metrics.BrokerStats {
+			return metrics.BrokerStats{Connected: true, Pending: 3, UnmatchedReplies: 4, Reconnects: 2}
+		},
+		Ready: func() bool { return true },
 		Migration: func(method string) gateway.Migration {
 			return gateway.Migration{CanaryBroker: 6, CanaryLegacy: 4, ShadowSent: 9, ShadowMismatched: 2, ShadowMatched: 7, FallingBack: true}
 		},

@@ -3,8 +3,6 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/figway/figway/adapters/amqp"
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/operations"
 	"github.com/figway/figway/resilience"
@@ -16,7 +14,7 @@ type Sources struct {
 	// Table returns the route table serving now.
 	Table func() *gateway.Table
 	// Broker returns the AMQP client's counters.
-	Broker func() amqp.Stats
+	Broker func() BrokerStats
 	// Ready reports what /readyz reports.
 	Ready func() bool
 	// Migration returns the canary, fallback and shadow counters of a
@@ -25,6 +23,17 @@ type Sources struct {
 	// Operations returns the async operations' counts, and false when
 	// no route is async.
 	Operations func() (operations.Stats, bool)
+}
+
+// BrokerStats are the broker connection's counters, as the AMQP client
+// keeps them.
+type BrokerStats struct {
+	Connected, Blocked bool
+	// Pending is the number of rpc calls waiting for a reply.
+	Pending int
+	// UnmatchedReplies counts replies no call waited for; Reconnects counts
+	// the connections made after the first.
+	UnmatchedReplies, Reconnects uint64
 }
 
 // stateCollector turns Sources into series at scrape time.
@@ -141,15 +150,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 func (c *stateCollector) migration(r *gateway.Route, m gateway.Migration,
 	gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
 	route := r.Method
-	if r.Weight != nil {
+	if r.Canary() {
 		counter(c.canary, m.CanaryBroker, route, "broker")
 		counter(c.canary, m.CanaryLegacy, route, "legacy")
 	}
-	if r.Fallback == config.TargetLegacy {
+	if r.FallsBack() {
 		counter(c.fallbacks, m.Fallbacks, route)
 		gauge(c.fallingBack, bool01(m.FallingBack), route)
 	}
-	if r.PinBy != "" && r.To == config.TargetBroker {
+	if r.Pins() {
 		counter(c.pinned, m.PinnedBroker, route, "broker")
 		counter(c.pinned, m.PinnedLegacy, route, "legacy")
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // ErrBadMetadata is wrapped by the errors of [ReplyMetadata] and
@@ -64,7 +62,7 @@ func CheckMetadataKey(key string) error {
 // without padding, as gRPC sends them), and figway-http-status. It
 // returns h, allocating it when nil and needed, or an error wrapping
 // ErrBadMetadata and writing nothing.
-func SetReplyMetadata(h amqp.Table, m ReplyMeta) (amqp.Table, error) {
+func SetReplyMetadata(h map[string]any, m ReplyMeta) (map[string]any, error) {
 	if m.HTTPStatus != 0 && (m.HTTPStatus < 200 || m.HTTPStatus > 299) {
 		return h, fmt.Errorf("%w: HTTP status %d: only 200-299 can be set", ErrBadMetadata, m.HTTPStatus)
 	}
@@ -79,7 +77,7 @@ func SetReplyMetadata(h amqp.Table, m ReplyMeta) (amqp.Table, error) {
 		return h, nil
 	}
 	if h == nil {
-		h = amqp.Table{}
+		h = map[string]any{}
 	}
 	put := func(prefix string, md map[string][]string) {
 		for k, vs := range md {
@@ -113,7 +111,7 @@ func SetReplyMetadata(h amqp.Table, m ReplyMeta) (amqp.Table, error) {
 // bytes or arrays of them; "-bin" values base64, padded or not; the HTTP
 // status any integer type or a decimal string. Its errors wrap
 // ErrBadMetadata.
-func ReplyMetadata(h amqp.Table) (ReplyMeta, error) {
+func ReplyMetadata(h map[string]any) (ReplyMeta, error) {
 	var m ReplyMeta
 	for k, v := range h {
 		var md *map[string][]string
@@ -178,7 +176,7 @@ func values(key string, v any) ([]string, error) {
 // IsShadow reports whether a request is a shadow copy: a call that legacy
 // answered and figway mirrored, whose reply (if any) reaches no caller. Its
 // figway-shadow header is 1 (any integer type, "1" or true).
-func IsShadow(h amqp.Table) bool {
+func IsShadow(h map[string]any) bool {
 	switch v := h[HeaderShadow].(type) {
 	case bool:
 		return v

@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // Request is one call as figway publishes it.
@@ -42,67 +40,6 @@ type Request struct {
 	Shadow bool
 }
 
-// Publishing renders r as an AMQP message published at now. The expiration
-// is the time left until the deadline, rounded up to whole milliseconds so a
-// request that still has 0.4 ms to live is not given 0 (which RabbitMQ reads
-// as "expire at once unless a consumer is ready").
-func (r *Request) Publishing(now time.Time) amqp.Publishing {
-	n := 3 + len(r.Metadata)
-	if r.CloudEvents {
-		n += 5
-	}
-	h := make(amqp.Table, n)
-	if r.CloudEvents {
-		h[HeaderCESpecVersion] = CloudEventsSpecVersion
-		h[HeaderCEID] = r.MessageID
-		h[HeaderCESource] = r.Source
-		h[HeaderCEType] = r.Method
-		h[HeaderCETime] = FormatTime(now)
-	}
-	if r.Shadow {
-		h[HeaderShadow] = int32(1)
-	}
-	if r.Traceparent != "" {
-		h[HeaderTraceparent] = r.Traceparent
-		if r.Tracestate != "" {
-			h[HeaderTracestate] = r.Tracestate
-		}
-	}
-	for k, vs := range r.Metadata {
-		switch len(vs) {
-		case 0:
-		case 1:
-			h[HeaderMetadataPrefix+k] = vs[0]
-		default:
-			a := make([]any, len(vs))
-			for i, v := range vs {
-				a[i] = v
-			}
-			h[HeaderMetadataPrefix+k] = a
-		}
-	}
-	p := amqp.Publishing{
-		Headers:       h,
-		ContentType:   r.ContentType,
-		DeliveryMode:  Transient,
-		CorrelationId: r.CorrelationID,
-		ReplyTo:       r.ReplyTo,
-		MessageId:     r.MessageID,
-		Timestamp:     now,
-		Type:          r.Method,
-		AppId:         AppID,
-		Body:          r.Body,
-	}
-	if r.Persistent {
-		p.DeliveryMode = Persistent
-	}
-	if !r.Deadline.IsZero() {
-		h[HeaderDeadline] = FormatTime(r.Deadline)
-		p.Expiration = Expiration(r.Deadline.Sub(now))
-	}
-	return p
-}
-
 // FormatTime renders t as figway's header timestamps are: RFC 3339 in
 // UTC with exactly nine fraction digits, always 30 characters
 // ("2026-11-26T12:00:01.500400000Z").
@@ -123,7 +60,7 @@ func Expiration(left time.Duration) string {
 
 // Deadline reads the figway-deadline header of a request. ok is false when
 // the request carries none (events, or a publisher other than figway).
-func Deadline(h amqp.Table) (deadline time.Time, ok bool, err error) {
+func Deadline(h map[string]any) (deadline time.Time, ok bool, err error) {
 	v, present := h[HeaderDeadline]
 	if !present {
 		return time.Time{}, false, nil
@@ -144,7 +81,7 @@ func Deadline(h amqp.Table) (deadline time.Time, ok bool, err error) {
 // Metadata returns the forwarded metadata of a request: every figway-md-<key>
 // header, keyed by <key>. A header may hold a string, bytes or an array of
 // them.
-func Metadata(h amqp.Table) map[string][]string {
+func Metadata(h map[string]any) map[string][]string {
 	var md map[string][]string
 	for k, v := range h {
 		key, ok := strings.CutPrefix(k, HeaderMetadataPrefix)
@@ -171,7 +108,7 @@ func Metadata(h amqp.Table) map[string][]string {
 }
 
 // TraceContext returns the W3C trace context headers of a message.
-func TraceContext(h amqp.Table) (traceparent, tracestate string) {
+func TraceContext(h map[string]any) (traceparent, tracestate string) {
 	traceparent, _ = text(h[HeaderTraceparent])
 	tracestate, _ = text(h[HeaderTracestate])
 	return traceparent, tracestate

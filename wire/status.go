@@ -6,7 +6,6 @@ import (
 	"math"
 	"strconv"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,7 +24,7 @@ const maxCode = int64(codes.Unauthenticated)
 // type (workers in other languages pick different widths) or a decimal
 // string; the message a string or bytes; the details a serialized
 // google.rpc.Status, whose code and message are overridden by the headers.
-func ReplyStatus(h amqp.Table) (*status.Status, error) {
+func ReplyStatus(h map[string]any) (*status.Status, error) {
 	raw, ok := h[HeaderStatus]
 	if !ok {
 		return nil, nil
@@ -142,12 +141,12 @@ func bytesOf(v any) ([]byte, error) {
 // SetStatus writes st into the headers of a reply: nothing for OK, otherwise
 // figway-status, figway-message and, when st has details, figway-details.
 // It returns h, allocating it when nil and needed.
-func SetStatus(h amqp.Table, st *status.Status) amqp.Table {
+func SetStatus(h map[string]any, st *status.Status) map[string]any {
 	if st == nil || st.Code() == codes.OK {
 		return h
 	}
 	if h == nil {
-		h = amqp.Table{}
+		h = map[string]any{}
 	}
 	h[HeaderStatus] = int32(st.Code())
 	h[HeaderMessage] = st.Message()

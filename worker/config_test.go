@@ -13,6 +13,7 @@ import (
 
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
 )
 
@@ -29,7 +30,7 @@ func TestDeclareQuorumBindings(t *testing.T) {
 	c := newCaller(t, url)
 	r := request(t, echoMethod, wrapperspb.String("routed"))
 	r.CorrelationID, r.ReplyTo = wire.NewID(), wire.DirectReplyTo
-	c.publishRaw("orders", "orders.get", r.Publishing(time.Now()))
+	c.publishRaw("orders", "orders.get", amqpwire.Publishing(&r, time.Now()))
 	if d := c.next(); d.CorrelationId != r.CorrelationID {
 		t.Fatalf("reply correlation_id = %q; want %q", d.CorrelationId, r.CorrelationID)
 	}

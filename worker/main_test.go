@@ -13,6 +13,7 @@ import (
 
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
 )
 
@@ -170,7 +171,7 @@ func (c *caller) publish(queue string, r wire.Request) string {
 	c.t.Helper()
 	r.CorrelationID = wire.NewID()
 	r.ReplyTo = wire.DirectReplyTo
-	c.publishRaw("", queue, r.Publishing(time.Now()))
+	c.publishRaw("", queue, amqpwire.Publishing(&r, time.Now()))
 	return r.CorrelationID
 }
 

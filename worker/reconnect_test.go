@@ -12,6 +12,7 @@ import (
 
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
 )
 
@@ -85,7 +86,7 @@ func TestReconnect(t *testing.T) {
 		}
 		r := request(t, holdMethod, wrapperspb.String("x"))
 		r.CorrelationID, r.ReplyTo = wire.NewID(), "replies"
-		if err := ch.PublishWithContext(context.Background(), "", testQueue, false, false, r.Publishing(time.Now())); err != nil {
+		if err := ch.PublishWithContext(context.Background(), "", testQueue, false, false, amqpwire.Publishing(&r, time.Now())); err != nil {
 			t.Fatal(err)
 		}
 		<-held

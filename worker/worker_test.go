@@ -24,6 +24,7 @@ import (
 
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
 )
 
@@ -288,7 +289,7 @@ func TestExpiredRequestIsDropped(t *testing.T) {
 
 	r := request(t, echoMethod, wrapperspb.String("late"))
 	r.CorrelationID, r.ReplyTo = wire.NewID(), wire.DirectReplyTo
-	p := r.Publishing(time.Now())
+	p := amqpwire.Publishing(&r, time.Now())
 	// The deadline passed (as if the request had waited in the prefetch
 	// buffer, or the clocks disagree) but the broker's TTL did not drop it.
 	p.Headers[wire.HeaderDeadline] = time.Now().Add(-time.Second).Format(wire.TimeLayout)
@@ -317,7 +318,7 @@ func TestBadDeadlineHeader(t *testing.T) {
 	c := newCaller(t, f.url)
 	r := request(t, echoMethod, wrapperspb.String("x"))
 	r.CorrelationID, r.ReplyTo = wire.NewID(), wire.DirectReplyTo
-	p := r.Publishing(time.Now())
+	p := amqpwire.Publishing(&r, time.Now())
 	p.Headers[wire.HeaderDeadline] = "tomorrow"
 	c.publishRaw("", testQueue, p)
 	d := c.next()
@@ -400,7 +401,7 @@ func TestEvents(t *testing.T) {
 	publish := func(value string) string {
 		r := request(t, echoMethod, wrapperspb.String(value))
 		r.Deadline, r.Persistent = time.Time{}, true
-		if err := setup.PublishWithContext(context.Background(), "", "events", false, false, r.Publishing(time.Now())); err != nil {
+		if err := setup.PublishWithContext(context.Background(), "", "events", false, false, amqpwire.Publishing(&r, time.Now())); err != nil {
 			t.Fatalf("Publish: %v", err)
 		}
 		return r.MessageID

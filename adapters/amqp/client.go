@@ -11,10 +11,10 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 )
 
 var (
@@ -22,14 +22,25 @@ var (
 	_ gateway.Reconnector = (*Client)(nil)
 )
 
+// ReplyMode selects how replies come back from RabbitMQ.
+type ReplyMode string
+
+const (
+	// ReplyDirect uses RabbitMQ's direct reply-to, amq.rabbitmq.reply-to:
+	// one consumer per channel, on the channel that publishes.
+	ReplyDirect ReplyMode = "direct"
+	// ReplyQueue declares one exclusive, server-named reply queue per
+	// connection.
+	ReplyQueue ReplyMode = "queue"
+)
+
 // Config configures a Client.
 type Config struct {
 	// URLs are tried in turn, starting again from the first after the last.
 	URLs []string
-	// Reply selects how replies come back: config.ReplyDirect (RabbitMQ's
-	// direct reply-to, one consumer per channel) or config.ReplyQueue (one
-	// exclusive, server-named queue per connection). If empty, direct.
-	Reply config.ReplyMode
+	// Reply selects how replies come back: ReplyDirect or ReplyQueue. If
+	// empty, ReplyDirect.
+	Reply ReplyMode
 	// Channels is the number of lanes (AMQP channels) publishing. If 0, 4.
 	Channels int
 	// Heartbeat is the AMQP heartbeat interval (whole seconds on the wire;
@@ -40,7 +51,7 @@ type Config struct {
 	// DialTimeout bounds the TCP connect and AMQP handshake. If 0, 5s.
 	DialTimeout time.Duration
 	// Topology is declared after every connect, before any publish.
-	Topology config.Topology
+	Topology Topology
 	// Backoff spaces reconnection attempts. If zero, 100ms to 2s.
 	Backoff resilience.Backoff
 	// Name is the connection name shown in the management UI. If empty,
@@ -97,7 +108,7 @@ type Stats struct {
 // New returns a Client. It connects nothing: Run does.
 func New(cfg Config) *Client {
 	if cfg.Reply == "" {
-		cfg.Reply = config.ReplyDirect
+		cfg.Reply = ReplyDirect
 	}
 	if cfg.Channels <= 0 {
 		cfg.Channels = 4
@@ -235,7 +246,7 @@ func newCall(exchange, key string, req *wire.Request) *call {
 		exchange: exchange,
 		key:      key,
 		done:     make(chan outcome, 1),
-		pub:      func() amqp.Publishing { return req.Publishing(time.Now()) },
+		pub:      func() amqp.Publishing { return amqpwire.Publishing(req, time.Now()) },
 	}
 }
 

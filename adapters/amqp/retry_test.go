@@ -130,7 +130,7 @@ func retryGateway(t *testing.T, c *amqp.Client, url, timeout, retry string) *gat
 	if err != nil {
 		t.Fatal(err)
 	}
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/internal/batchconn"
 	"github.com/figway/figway/wire"
@@ -183,7 +182,7 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	defer cancel()
 
 	replyTo := wire.DirectReplyTo
-	if c.cfg.Reply == config.ReplyQueue {
+	if c.cfg.Reply == ReplyQueue {
 		q, replies, err := replyQueue(conn)
 		if err != nil {
 			return err

@@ -4,15 +4,65 @@ import (
 	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/figway/figway/config"
 )
+
+// Topology is what the Client declares on RabbitMQ after every connect,
+// before any publish. It may be empty when the services declare their own.
+type Topology struct {
+	Exchanges []Exchange
+	Queues    []Queue
+}
+
+// Exchange is an exchange to declare.
+type Exchange struct {
+	// Name may not be empty nor start with "amq.", RabbitMQ's reserved
+	// prefix.
+	Name string
+
+	// Type is one of direct, topic, fanout or headers. It is required.
+	Type string
+
+	// Durable exchanges survive a broker restart. If Durable is nil, true
+	// is used.
+	Durable *bool
+}
+
+// Queue is a queue to declare and bind.
+type Queue struct {
+	// Name may not be empty nor start with "amq.".
+	Name string
+
+	// Type is classic or quorum. If Type is empty, classic is used.
+	Type string
+
+	// Durable queues survive a broker restart; quorum queues are always
+	// durable. If Durable is nil, true is used.
+	Durable *bool
+
+	// Bind are the queue's bindings. YAML bind takes one mapping or a
+	// list of them.
+	Bind []Binding
+
+	// Arguments are passed to queue.declare as they are, for instance
+	// x-message-ttl or x-dead-letter-exchange. Integers are int64.
+	Arguments map[string]any
+}
+
+// Binding binds a queue to an exchange.
+type Binding struct {
+	// Exchange is declared in Topology.Exchanges or is one of RabbitMQ's
+	// predefined amq.* exchanges.
+	Exchange string
+
+	// Key is the binding key; empty binds with "".
+	Key string
+}
 
 // declare declares the exchanges, queues and bindings of t on a channel of
 // its own, closed afterwards. Declarations are idempotent; one that
 // conflicts with what the broker has (say, a queue of another type) fails
 // here, before figway serves, not on a caller's request.
-func declare(conn *amqp.Connection, t config.Topology) error {
+func declare(conn *amqp.Connection, t Topology) error {
 	if len(t.Exchanges) == 0 && len(t.Queues) == 0 {
 		return nil
 	}

@@ -29,7 +29,7 @@ import (
 // grpc.health.v1.Health/Check answers SERVING.
 func TestGrpcurlWithoutProtoFiles(t *testing.T) {
 	cfg, _ := coretest.Load(t, routesTmpl, "amqp://127.0.0.1:1/", "../../examples/orders/orders.binpb")
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

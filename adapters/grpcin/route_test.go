@@ -28,7 +28,7 @@ func TestNoGatewayRouteGoesToLegacy(t *testing.T) {
 	routes = strings.Replace(routes, "{method: orders.v1.OrderService/GetOrder, exchange: orders, routing_key: orders.get}",
 		"{method: orders.v1.OrderService/GetOrder, to: legacy, shadow: true, exchange: orders, routing_key: orders.get}", 1)
 	cfg, _ := coretest.Load(t, routes, "amqp://127.0.0.1:1/", "../../examples/orders/orders.binpb")
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

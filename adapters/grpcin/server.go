@@ -150,7 +150,7 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 			stream.SetTrailer(re.Trailer)
 		}
 		st := gateway.Status(err)
-		s.log.LogAttrs(ctx, level(st.Code()), "call failed",
+		s.log.LogAttrs(ctx, gateway.LogLevel(st.Code()), "call failed",
 			slog.String("method", method), slog.String("code", st.Code().String()), slog.String("err", err.Error()))
 		return st.Err()
 	}
@@ -178,14 +178,4 @@ func first(vs []string) string {
 		return ""
 	}
 	return vs[0]
-}
-
-// level logs what figway or the broker caused as a warning, and what the
-// caller or the service chose as info.
-func level(c codes.Code) slog.Level {
-	switch c {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.ResourceExhausted, codes.Unknown:
-		return slog.LevelWarn
-	}
-	return slog.LevelInfo
 }

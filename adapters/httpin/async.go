@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc/status"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/operations"
 )
@@ -35,7 +34,7 @@ type asyncCall struct {
 // answered within it returns its outcome, as Invoke would have; otherwise
 // the call becomes an operation and invokeAsync answers 202 Accepted with
 // it, returning answered.
-func (s *Server) invokeAsync(w http.ResponseWriter, r *http.Request, rt *router, b *binding, a *config.Async, c *gateway.Call) (res *gateway.Result, answered bool, err error) {
+func (s *Server) invokeAsync(w http.ResponseWriter, r *http.Request, rt *router, b *binding, a *gateway.Async, c *gateway.Call) (res *gateway.Result, answered bool, err error) {
 	ops := s.opts.Operations
 	start := time.Now()
 	c.Async = true

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 )
 
@@ -63,7 +62,8 @@ type rule struct {
 // additional_bindings.
 func rulesOf(r *gateway.Route, md protoreflect.MethodDescriptor) []rule {
 	if r.HTTP != nil {
-		return []rule{fromConfig(r.HTTP)}
+		h := r.HTTP
+		return []rule{{verb: h.Verb, path: h.Path, body: h.Body, responseBody: h.ResponseBody}}
 	}
 	opts := md.Options()
 	if opts == nil || !proto.HasExtension(opts, annotations.E_Http) {
@@ -96,25 +96,6 @@ func fromAnnotation(h *annotations.HttpRule) rule {
 	return r
 }
 
-func fromConfig(h *config.HTTPRule) rule {
-	r := rule{body: h.Body, responseBody: h.ResponseBody}
-	switch {
-	case h.Get != "":
-		r.verb, r.path = "GET", h.Get
-	case h.Put != "":
-		r.verb, r.path = "PUT", h.Put
-	case h.Post != "":
-		r.verb, r.path = "POST", h.Post
-	case h.Delete != "":
-		r.verb, r.path = "DELETE", h.Delete
-	case h.Patch != "":
-		r.verb, r.path = "PATCH", h.Patch
-	case h.Custom != nil:
-		r.verb, r.path = h.Custom.Kind, h.Custom.Path
-	}
-	return r
-}
-
 // newBinding resolves rule r of route rt against the method's messages.
 func newBinding(rt *gateway.Route, r rule) (*binding, error) {
 	if r.verb == "" || r.path == "" {
@@ -123,7 +104,7 @@ func newBinding(rt *gateway.Route, r rule) (*binding, error) {
 	b := &binding{
 		method: rt.Method, route: rt, verb: strings.ToUpper(r.verb), template: r.path,
 		input: rt.Input, output: rt.Output, contentType: rt.ContentType(),
-		mayGoLegacy: rt.Weight != nil || rt.Fallback == config.TargetLegacy || rt.Shadow || rt.PinBy != "",
+		mayGoLegacy: rt.MayGoLegacy(),
 	}
 	for _, k := range rt.ResponseHeaders {
 		if b.ownHeaders == nil {

@@ -22,7 +22,7 @@ func protojsonUnmarshal(s string, m proto.Message) error { return protojson.Unma
 func newServer(t *testing.T, routes string, o httpin.Options) (*httpin.Server, error) {
 	t.Helper()
 	cfg, _ := loadConfig(t, routes, "amqp://guest:guest@127.0.0.1:1/")
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

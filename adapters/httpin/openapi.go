@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 )
 
@@ -206,7 +205,7 @@ func (ss *schemas) operation(b *binding, md protoreflect.MethodDescriptor) *oper
 		what = "The reply's " + string(b.respField.Name()) + " field."
 	}
 	r := b.route
-	event := r.Pattern == config.PatternEvent && r.To == config.TargetBroker
+	event := r.Pattern == gateway.PatternEvent && r.To == gateway.TargetBroker
 	if event {
 		op.Responses["202"] = &response{
 			Description: "Accepted: the broker has the event; nobody waits for a reply, and the body is an empty " + string(b.output.FullName()) + ".",
@@ -215,7 +214,7 @@ func (ss *schemas) operation(b *binding, md protoreflect.MethodDescriptor) *oper
 			Content: map[string]mediaType{jsonType: {Schema: out}},
 		}
 	}
-	if !event || r.Weight != nil || r.Fallback == config.TargetLegacy {
+	if !event || r.Weight != nil || r.Fallback == gateway.TargetLegacy {
 		op.Responses["200"] = &response{Description: what, Content: map[string]mediaType{jsonType: {Schema: out}}}
 	}
 	return op

@@ -16,14 +16,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/figway/figway/adapters/httpin"
-	"github.com/figway/figway/gateway"
 )
 
 // openAPIOf returns the document of routes over the test API.
 func openAPIOf(t *testing.T, routes string, o httpin.Options) []byte {
 	t.Helper()
 	cfg, _ := loadConfig(t, routes, "amqp://guest:guest@127.0.0.1:1/")
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +320,7 @@ func TestOpenAPIFollowsReload(t *testing.T) {
 	}
 	fewer := strings.Replace(routesTmpl, "  - {method: figway.testapi.v1.LibraryService/Echo, exchange: library, routing_key: library.echo}\n", "", 1)
 	cfg, _ := loadConfig(t, fewer, b.url)
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/figway/figway/metrics"
 	"github.com/figway/figway/operations"
 )
 
@@ -70,7 +69,7 @@ func (s *Server) getOperation(rt *router, w http.ResponseWriter, r *http.Request
 		err error
 	)
 	if q := r.URL.Query().Get("wait"); q != "" {
-		metrics.SetRoute(r.Context(), opWait)
+		s.onRoute(r.Context(), opWait)
 		d, perr := time.ParseDuration(q)
 		if perr != nil || d < 0 {
 			s.opFailed(rt, w, r, status.Errorf(codes.InvalidArgument, "wait=%q: want a duration such as 10s", q))
@@ -80,7 +79,7 @@ func (s *Server) getOperation(rt *router, w http.ResponseWriter, r *http.Request
 		defer cancel()
 		op, err = ops.Wait(ctx, id, header)
 	} else {
-		metrics.SetRoute(r.Context(), opGet)
+		s.onRoute(r.Context(), opGet)
 		op, err = ops.Get(r.Context(), id, header)
 	}
 	if err != nil {
@@ -99,7 +98,7 @@ func (s *Server) getOperation(rt *router, w http.ResponseWriter, r *http.Request
 }
 
 func (s *Server) deleteOperation(rt *router, w http.ResponseWriter, r *http.Request, id string) {
-	metrics.SetRoute(r.Context(), opDelete)
+	s.onRoute(r.Context(), opDelete)
 	if err := s.opts.Operations.Delete(r.Context(), id, r.Header.Get); err != nil {
 		s.opFailed(rt, w, r, opError(err))
 		return
@@ -108,7 +107,7 @@ func (s *Server) deleteOperation(rt *router, w http.ResponseWriter, r *http.Requ
 }
 
 func (s *Server) listOperations(rt *router, w http.ResponseWriter, r *http.Request) {
-	metrics.SetRoute(r.Context(), opList)
+	s.onRoute(r.Context(), opList)
 	q := r.URL.Query()
 	size := 50
 	if v := q.Get("page_size"); v != "" {

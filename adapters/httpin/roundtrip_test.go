@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/figway/figway/adapters/httpin"
-	"github.com/figway/figway/gateway"
 	tv1 "github.com/figway/figway/gen/figway/testapi/v1"
 )
 
@@ -139,7 +138,7 @@ func TestHTTPOverrideAndReload(t *testing.T) {
 
 	// Reload without SearchBooks: its paths answer 404, the rest stays.
 	cfg, _ := loadConfig(t, strings.Replace(routesTmpl, "  - {method: figway.testapi.v1.LibraryService/SearchBooks", "  # ", 1), b.url)
-	table, err := gateway.NewTable(cfg, b.gw.Table())
+	table, err := cfg.Table(b.gw.Table())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 
 	// google.rpc error details (ErrorInfo, BadRequest, ...) are rendered in
@@ -72,7 +71,7 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 		}
 	}
 	for _, r := range t.Routes() {
-		if r.To != config.TargetBroker && !r.Shadow {
+		if !r.Publishes() {
 			continue // not migrated: the passthrough's, when there is one
 		}
 		md, err := methodOf(t.Files(), r.Method)
@@ -112,8 +111,8 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 }
 
 // asyncOf returns the async settings of b's route, or nil.
-func (rt *router) asyncOf(b *binding) *config.Async {
-	if r := rt.table.Lookup(b.method); r != nil && r.To == config.TargetBroker {
+func (rt *router) asyncOf(b *binding) *gateway.Async {
+	if r := rt.table.Lookup(b.method); r != nil && r.To == gateway.TargetBroker {
 		return r.Async
 	}
 	return nil

@@ -13,16 +13,13 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/figway/figway/gateway"
-	"github.com/figway/figway/metrics"
 	"github.com/figway/figway/operations"
-	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
 
@@ -70,7 +67,6 @@ type Options struct {
 	// Version is the document's info.version (figway's version).
 	Version string
 	// Middleware, if set, wraps the handler that Serve serves (metrics).
-	// A binding's handler names its route for it with metrics.SetRoute.
 	Middleware func(http.Handler) http.Handler
 	// Operations, if set, keeps the calls of async routes that outlive
 	// their async.after, and OperationsPath serves them (docs/rest.md,
@@ -83,6 +79,11 @@ type Options struct {
 	// CORS, if not nil, is applied to every answer, passthrough and
 	// errors included, and figway answers preflight requests.
 	CORS *CORS
+	// OnRoute, if set, is called with a request's context and the route
+	// that took it — a binding's full method, or the operations' own label
+	// — before the call runs: the hook through which Middleware learns the
+	// route (metrics.SetRoute).
+	OnRoute func(ctx context.Context, method string)
 }
 
 // Server is the REST/JSON ingress. It serves the HTTP bindings of the
@@ -205,9 +206,16 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 	return nil
 }
 
+// onRoute names the route of a request for Options.OnRoute, if set.
+func (s *Server) onRoute(ctx context.Context, route string) {
+	if s.opts.OnRoute != nil {
+		s.opts.OnRoute(ctx, route)
+	}
+}
+
 func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
 	return probed(func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		metrics.SetRoute(r.Context(), b.method)
+		s.onRoute(r.Context(), b.method)
 		start := time.Now()
 		if err := s.call(rt, b, w, r, params); err != nil {
 			s.failed(rt, b, w, r, err)
@@ -225,7 +233,7 @@ func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
 func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	ctx := r.Context()
 	if tm := r.Header.Get(HeaderTimeout); tm != "" {
-		d, err := resilience.ParseGRPCTimeout(tm)
+		d, err := wire.ParseGRPCTimeout(tm)
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", gateway.ErrBadRequest, HeaderTimeout, err)
 		}
@@ -320,7 +328,7 @@ func encode(msg *dynamicpb.Message, contentType string, types resolver) ([]byte,
 // failed logs a failed call once, at the edge, and answers it.
 func (s *Server) failed(rt *router, b *binding, w http.ResponseWriter, r *http.Request, err error) {
 	code := gateway.Code(err)
-	s.log.LogAttrs(r.Context(), level(code), "call failed",
+	s.log.LogAttrs(r.Context(), gateway.LogLevel(code), "call failed",
 		slog.String("method", b.method), slog.String("code", code.String()),
 		slog.Int("http_status", httpStatus(err)), slog.String("err", err.Error()))
 	if re := (*gateway.ReplyError)(nil); errors.As(err, &re) {
@@ -332,14 +340,4 @@ func (s *Server) failed(rt *router, b *binding, w http.ResponseWriter, r *http.R
 		w.Header().Set("Connection", "close")
 	}
 	rt.fail(w, r, err)
-}
-
-// level logs what figway or the broker caused as a warning, and what the
-// caller or the service chose as info.
-func level(c codes.Code) slog.Level {
-	switch c {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown:
-		return slog.LevelWarn
-	}
-	return slog.LevelInfo
 }

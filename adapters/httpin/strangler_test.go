@@ -52,7 +52,7 @@ func TestStranglerRoutes(t *testing.T) {
 		"routing_key: library.move}", "routing_key: library.move, to: legacy, shadow: true}",
 	).Replace(routesTmpl)
 	cfg, _ := loadConfig(t, routes, "amqp://guest:guest@127.0.0.1:1/")
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

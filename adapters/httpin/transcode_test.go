@@ -49,7 +49,7 @@ var _ gateway.Publisher = cannedPublisher{}
 func transcoder(tb testing.TB, replies map[string][]byte) *httpin.Server {
 	tb.Helper()
 	cfg, _ := loadConfig(tb, strings.Replace(routesTmpl, "max_request_bytes: 4096", "max_request_bytes: 65536", 1), "amqp://guest:guest@127.0.0.1:1/")
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

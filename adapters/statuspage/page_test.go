@@ -56,7 +56,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/metrics"
 )
@@ -124,11 +123,11 @@ func (p *Page) view(now time.Time) *view {
 func (p *Page) routeRow(r *row, rt *gateway.Route, t *gateway.Table) {
 	r.Routed = true
 	r.Stage = rt.GoesTo()
-	r.Fallback = rt.Fallback == config.TargetLegacy
+	r.Fallback = rt.FallsBack()
 	switch {
 	case rt.Shadow:
 		r.Kind, r.Shadow = "shadow", true
-	case rt.To == config.TargetLegacy:
+	case rt.To == gateway.TargetLegacy:
 		r.Kind = "legacy"
 	case rt.Weight != nil:
 		r.Kind, r.Weight = "canary", *rt.Weight
@@ -187,14 +186,14 @@ func fill(r *row, d delta) {
 func sides(rt *gateway.Route, d delta) (broker, legacy float64) {
 	calls := d.calls()
 	switch {
-	case rt == nil || rt.To == config.TargetLegacy:
+	case rt == nil || rt.To == gateway.TargetLegacy:
 		return 0, calls
 	case rt.Weight != nil:
 		broker, legacy = d.canary["broker"], d.canary["legacy"]
 	default:
 		broker = calls
 	}
-	if rt.Fallback == config.TargetLegacy {
+	if rt.FallsBack() {
 		broker = math.Max(0, broker-d.fallbacks)
 		legacy += d.fallbacks
 	}

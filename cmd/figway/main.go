@@ -121,7 +121,7 @@ func routesCmd(args []string, stdout, stderr io.Writer) int {
 		printProblems(stderr, *path, err)
 		return 1
 	}
-	t, err := gateway.NewTable(cfg, nil)
+	t, err := cfg.Table(nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "figway:", err)
 		return 1

@@ -6,7 +6,6 @@ import (
 
 	"github.com/figway/figway/adapters/httpin"
 	"github.com/figway/figway/config"
-	"github.com/figway/figway/gateway"
 )
 
 // openapiCmd prints the OpenAPI document of the REST bindings of a routes
@@ -21,7 +20,7 @@ func openapiCmd(args []string, stdout, stderr io.Writer) int {
 		printProblems(stderr, *path, err)
 		return 1
 	}
-	t, err := gateway.NewTable(cfg, nil)
+	t, err := cfg.Table(nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "figway:", err)
 		return 1

@@ -107,7 +107,7 @@ func (r *reloader) reload(trigger string) {
 		r.refuse(trigger, "routes file invalid", err)
 		return
 	}
-	t, err := gateway.NewTable(cfg, r.gw.Table())
+	t, err := cfg.Table(r.gw.Table())
 	if err != nil {
 		r.refuse(trigger, "route table", err)
 		return

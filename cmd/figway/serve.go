@@ -83,7 +83,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // drain (up to server.shutdown_grace), then the AMQP client stops its reply
 // consumers, closes its channels and its connection.
 func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logger, opts serveOptions) error {
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	)
 	m := metrics.New(versionString(), metrics.Sources{
 		Table:     func() *gateway.Table { return gw.Table() },
-		Broker:    func() amqp.Stats { return client.Stats() },
+		Broker:    func() metrics.BrokerStats { return brokerStats(client.Stats()) },
 		Ready:     func() bool { return ready() },
 		Migration: func(method string) gateway.Migration { return gw.Migration(method) },
 		Operations: func() (operations.Stats, bool) {
@@ -180,7 +180,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		}
 	}
 	restOpts := restOptions(cfg)
-	restOpts.Logger, restOpts.Passthrough, restOpts.AccessLog, restOpts.Middleware = log, legacyHTTP, opts.accessLog, m.HTTP
+	restOpts.Logger, restOpts.Passthrough, restOpts.AccessLog, restOpts.Middleware, restOpts.OnRoute = log, legacyHTTP, opts.accessLog, m.HTTP, metrics.SetRoute
 	restOpts.Operations, restOpts.OperationsPath, restOpts.CORS = ops, cfg.Server.Operations.Path, restCORS(cfg.Server.CORS)
 	rest, err := httpin.New(gw, restOpts)
 	if err != nil {
@@ -274,6 +274,12 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	wg.Wait()
 	log.Info("figway stopped")
 	return err
+}
+
+// brokerStats are the AMQP client's counters that metrics reports.
+func brokerStats(s amqp.Stats) metrics.BrokerStats {
+	return metrics.BrokerStats{Connected: s.Connected, Blocked: s.Blocked, Pending: s.Pending,
+		UnmatchedReplies: s.UnmatchedReplies, Reconnects: s.Reconnects}
 }
 
 // serveOptions are serve's command-line switches.

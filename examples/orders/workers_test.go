@@ -32,6 +32,7 @@ import (
 	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 )
 
 func TestMain(m *testing.M) { rabbitmqtest.Main(m) }
@@ -244,7 +245,7 @@ func expiredDropped(t *testing.T, url, encoding string) {
 	send := func(deadline time.Time) string {
 		r := wire.Request{Method: "orders.v1.OrderService/GetOrder", Body: body, ContentType: ct, MessageID: wire.NewID(),
 			CorrelationID: wire.NewID(), ReplyTo: wire.DirectReplyTo, Deadline: deadline}
-		p := r.Publishing(time.Now())
+		p := amqpwire.Publishing(&r, time.Now())
 		p.Expiration = "" // let the worker, not the queue, see it expired
 		if err := ch.PublishWithContext(context.Background(), "", "orders.requests", false, false, p); err != nil {
 			t.Fatal(err)

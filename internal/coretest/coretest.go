@@ -53,7 +53,7 @@ func Load(t testing.TB, routes, brokerURL, descriptors string) (*config.Config, 
 func Start(t testing.TB, routes, brokerURL, descriptors string, legacy gateway.Legacy) *Core {
 	t.Helper()
 	cfg, path := Load(t, routes, brokerURL, descriptors)
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func figway(t *testing.T, url, routesYAML string) (*gateway.Gateway, *amqp.Clien
 	if err != nil {
 		t.Fatalf("config.Parse: %v", err)
 	}
-	table, err := gateway.NewTable(cfg, nil)
+	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

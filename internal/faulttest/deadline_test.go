@@ -130,7 +130,7 @@ func startIngress(t *testing.T, g *gateway.Gateway) *ingress {
 	}
 	in.client = ordersv1.NewOrderServiceClient(conn)
 
-	hs, err := httpin.New(g, httpin.Options{Logger: log})
+	hs, err := httpin.New(g, httpin.Options{Logger: log, OnRoute: metrics.SetRoute})
 	if err != nil {
 		t.Fatal(err)
 	}

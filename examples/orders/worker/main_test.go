@@ -15,6 +15,7 @@ import (
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 )
 
 func TestMain(m *testing.M) { rabbitmqtest.Main(m) }
@@ -37,7 +38,7 @@ func (c *client) publish(method string, req proto.Message, rpc bool) string {
 	if rpc {
 		r.CorrelationID, r.ReplyTo, r.Deadline = wire.NewID(), wire.DirectReplyTo, time.Now().Add(10*time.Second)
 	}
-	if err := c.ch.PublishWithContext(context.Background(), "orders", "orders.x", false, false, r.Publishing(time.Now())); err != nil {
+	if err := c.ch.PublishWithContext(context.Background(), "orders", "orders.x", false, false, amqpwire.Publishing(&r, time.Now())); err != nil {
 		c.t.Fatal(err)
 	}
 	return r.MessageID

@@ -1,0 +1,77 @@
+package config
+
+import (
+	"slices"
+
+	"github.com/figway/figway/gateway"
+)
+
+// Table builds the gateway's route table of c. When prev is not nil, the
+// routes that a reload leaves alone keep their bulkheads and breakers, as
+// [gateway.NewTable] says.
+func (c *Config) Table(prev *gateway.Table) (*gateway.Table, error) {
+	return gateway.NewTable(c.Files, c.GatewayRoutes(), prev)
+}
+
+// GatewayRoutes translates c.Routes into the gateway's own route type.
+func (c *Config) GatewayRoutes() []gateway.RouteSpec {
+	specs := make([]gateway.RouteSpec, len(c.Routes))
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		specs[i] = gateway.RouteSpec{
+			Method:      r.Method,
+			Desc:        r.Desc,
+			To:          r.To,
+			Exchange:    r.Exchange,
+			RoutingKey:  r.RoutingKey,
+			Pattern:     r.Pattern,
+			Timeout:     r.Timeout,
+			Encoding:    r.Encoding,
+			Forward:     slices.Clone(r.ForwardHeaders),
+			HTTP:        r.HTTP.gateway(),
+			CloudEvents: r.Wire.CloudEvents == CloudEventsAlways,
+
+			ResponseHeaders: slices.Clone(r.ResponseHeaders),
+			Fallback:        r.Fallback,
+			Shadow:          r.Shadow,
+			ShadowPercent:   r.ShadowPercent,
+			Compare:         r.Compare,
+			IgnoreFields:    slices.Clone(r.IgnoreFields),
+			IgnoreMetadata:  slices.Clone(r.IgnoreMetadata),
+			Weight:          r.Weight,
+			StickyBy:        r.StickyBy,
+			PinBy:           r.PinBy,
+			MaxInFlight:     r.MaxInFlight,
+			Breaker:         r.Breaker,
+			Retry:           r.Retry,
+		}
+		if r.Async != nil {
+			a := gateway.Async(*r.Async)
+			specs[i].Async = &a
+		}
+	}
+	return specs
+}
+
+// gateway returns the rule with its one verb and path, or nil.
+func (h *HTTPRule) gateway() *gateway.HTTPRule {
+	if h == nil {
+		return nil
+	}
+	g := &gateway.HTTPRule{Body: h.Body, ResponseBody: h.ResponseBody}
+	switch {
+	case h.Get != "":
+		g.Verb, g.Path = "GET", h.Get
+	case h.Put != "":
+		g.Verb, g.Path = "PUT", h.Put
+	case h.Post != "":
+		g.Verb, g.Path = "POST", h.Post
+	case h.Delete != "":
+		g.Verb, g.Path = "DELETE", h.Delete
+	case h.Patch != "":
+		g.Verb, g.Path = "PATCH", h.Patch
+	case h.Custom != nil:
+		g.Verb, g.Path = h.Custom.Kind, h.Custom.Path
+	}
+	return g
+}

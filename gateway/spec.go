@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// RouteSpec is one route as the gateway takes it: what becomes of the calls
+// of one method. The config package translates the routes file into
+// RouteSpecs, defaults applied and validated (see docs/configuration.md for
+// what each setting means in the file).
+type RouteSpec struct {
+	Method string                        // "orders.v1.OrderService/GetOrder"
+	Desc   protoreflect.MethodDescriptor // Method, resolved in the table's files
+
+	To         Target
+	Exchange   string // "" is RabbitMQ's default exchange
+	RoutingKey string
+	Pattern    Pattern
+	Timeout    time.Duration // bounds each call; 0 leaves only the caller's deadline
+	Encoding   Encoding
+	// Forward lists the lower-case metadata keys / header names copied to
+	// the message as figway-md-<key>.
+	Forward []string
+	// HTTP, if not nil, adds a REST binding to the method or replaces its
+	// google.api.http rule.
+	HTTP *HTTPRule
+	// CloudEvents puts the cloudEvents:* headers on rpc requests too;
+	// events always carry them.
+	CloudEvents bool
+	// ResponseHeaders are the reply metadata keys, lower case, that REST
+	// callers get as HTTP headers of the same name.
+	ResponseHeaders []string
+	// Async, if not nil, lets the REST ingress answer a long call with an
+	// operation to poll.
+	Async *Async
+
+	// Strangler-fig settings (docs/migration.md).
+	Fallback       Target // "" or TargetLegacy
+	Shadow         bool
+	ShadowPercent  int // share of calls a shadowing route mirrors, 0 to 100
+	Compare        bool
+	IgnoreFields   []string // dot-separated output fields left out of Compare
+	IgnoreMetadata []string // reply metadata keys left out of Compare
+	Weight         *int     // percent of calls to the broker; nil: all
+	StickyBy       string   // lower-case header whose value picks the canary side or the shadow sample
+	PinBy          string   // lower-case header whose value "broker" or "legacy" pins the call
+
+	MaxInFlight int // the route's bulkhead; 0 or less: unlimited
+	Breaker     Breaker
+	Retry       Retry
+}
+
+// Target is where a route sends its calls.
+type Target string
+
+const (
+	// TargetBroker publishes the call on RabbitMQ.
+	TargetBroker Target = "broker"
+	// TargetLegacy passes the call through to the legacy service.
+	TargetLegacy Target = "legacy"
+)
+
+// Pattern is how a route that publishes answers its caller.
+type Pattern string
+
+const (
+	// PatternRPC waits for the correlated reply and answers with it.
+	PatternRPC Pattern = "rpc"
+	// PatternEvent answers once the broker has confirmed the message.
+	PatternEvent Pattern = "event"
+)
+
+// Encoding is the body format of the messages a route publishes.
+type Encoding string
+
+const (
+	// EncodingProtobuf publishes the protobuf wire format,
+	// application/protobuf.
+	EncodingProtobuf Encoding = "protobuf"
+	// EncodingJSON publishes protobuf's JSON mapping, application/json.
+	EncodingJSON Encoding = "json"
+)
+
+// Retry says when a route may publish a call a second time.
+type Retry string
+
+const (
+	// RetryIdempotent: the method is idempotent, so an rpc call whose
+	// channel or connection was lost after its request was published may
+	// be published once more, within its deadline. The zero Retry publishes
+	// again only a call that provably never left figway.
+	RetryIdempotent Retry = "idempotent"
+)
+
+// Breaker configures a route's circuit breaker; see
+// [resilience.BreakerSettings] for each field and its default.
+type Breaker struct {
+	Failures         int
+	OpenFor          time.Duration
+	HalfOpenRequests int
+	FailureRatio     float64
+	Window           time.Duration
+	MinRequests      int
+}
+
+// Async is how a route's REST calls become operations to poll
+// (docs/rest.md, "Long calls"). Every field has its value: config applies
+// the defaults.
+type Async struct {
+	// After is how long a call is answered synchronously before it
+	// becomes an operation.
+	After time.Duration
+	// Keep is how long an operation is kept once it is done.
+	Keep time.Duration
+	// Timeout is the deadline of an async call, in place of the route's
+	// timeout.
+	Timeout time.Duration
+	// OwnerBy, if set, names the request header whose value owns the
+	// operation.
+	OwnerBy string
+}
+
+// HTTPRule is a REST binding in the shape of google.api.HttpRule.
+type HTTPRule struct {
+	Verb string // GET, PUT, POST, DELETE, PATCH or a custom verb such as HEAD
+	Path string // the path template, "/v1/orders/{order_id}"
+	// Body is the request field that the HTTP body maps to: "" (no body),
+	// "*" (the whole request) or the name of a top-level field.
+	Body string
+	// ResponseBody is the response field that becomes the HTTP body; if
+	// empty, the whole response is.
+	ResponseBody string
+}

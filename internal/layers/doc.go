@@ -1,0 +1,6 @@
+// Package layers holds no code: its test checks, with go list, that no
+// package of figway imports one drawn above it in docs/architecture.md —
+// the core (gateway, wire, resilience) knows neither the routes file's
+// format nor RabbitMQ's client library, and no adapter reaches back into
+// config, metrics or the wiring.
+package layers
