@@ -221,15 +221,6 @@ const (
 	CloudEventsAlways CloudEvents = "always"
 )
 
-// Breaker configures a route's circuit breaker (YAML breaker, in defaults
-// and in each route), in the gateway's own type. Each field left 0 in a
-// route takes the value of defaults.breaker; each left 0 there has the
-// default of resilience.BreakerSettings. The YAML keys: failures,
-// open_for, half_open_requests, failure_ratio (0 < ratio ≤ 1; without it
-// only consecutive failures open the breaker), window and min_requests
-// (both need a failure_ratio).
-type Breaker = gateway.Breaker
-
 // The route enums are the gateway's own; the routes file writes their
 // values as they are (to: broker, pattern: event, encoding: json, retry:
 // idempotent).

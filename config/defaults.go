@@ -3,28 +3,33 @@ package config
 import (
 	"slices"
 	"time"
+
+	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/resilience"
 )
 
-// Built-in defaults, as documented on the fields of Config.
+// Built-in defaults, as documented on the fields of Config. Those of a
+// setting another package applies are that package's.
 const (
 	defaultGRPC            = "127.0.0.1:8080"
 	defaultHTTP            = "127.0.0.1:8081"
 	defaultAdmin           = "127.0.0.1:9090"
 	defaultOpenAPIPath     = "/openapi.json"
-	defaultMaxRequestBytes = 4 << 20
+	defaultMaxRequestBytes = gateway.DefaultMaxRequestBytes
 	defaultShutdownGrace   = 10 * time.Second
 
-	defaultChannels    = 4
-	defaultHeartbeat   = 2 * time.Second
-	defaultDialTimeout = 5 * time.Second
+	defaultChannels    = amqp.DefaultChannels
+	defaultHeartbeat   = amqp.DefaultHeartbeat
+	defaultDialTimeout = amqp.DefaultDialTimeout
 
 	defaultTimeout          = 5 * time.Second
 	defaultMaxInFlight      = 1024
-	defaultFailures         = 5
-	defaultOpenFor          = 10 * time.Second
-	defaultHalfOpenRequests = 1
-	defaultWindow           = time.Minute
-	defaultMinRequests      = 10
+	defaultFailures         = resilience.DefaultFailures
+	defaultOpenFor          = resilience.DefaultOpenFor
+	defaultHalfOpenRequests = resilience.DefaultHalfOpenRequests
+	defaultWindow           = resilience.DefaultWindow
+	defaultMinRequests      = resilience.DefaultMinRequests
 )
 
 // applyDefaults fills every zero field that has a default, and makes each
@@ -104,15 +109,6 @@ func (c *Config) applyDefaults() {
 		if q.Durable == nil {
 			q.Durable = ptr(true)
 		}
-	}
-}
-
-// windowDefaults gives a breaker with a failure ratio its window and
-// minimum number of requests; without a ratio they stay 0.
-func windowDefaults(b *Breaker) {
-	if b.FailureRatio > 0 {
-		setZero(&b.Window, defaultWindow)
-		setZero(&b.MinRequests, defaultMinRequests)
 	}
 }
 

@@ -187,15 +187,3 @@ func (d *decoder) wire(v *value, path string) Wire {
 // maxInFlight bounds max_in_flight at a million waiting calls, far more
 // than one instance can hold, to catch a slipped digit.
 const maxInFlight = 1_000_000
-
-func (d *decoder) breaker(v *value, path string) Breaker {
-	f := d.fields(v, path, "failures", "open_for", "half_open_requests", "failure_ratio", "window", "min_requests")
-	return Breaker{
-		Failures:         d.positive(f["failures"], field(path, "failures"), 1_000_000, ""),
-		OpenFor:          d.duration(f["open_for"], field(path, "open_for")),
-		HalfOpenRequests: d.positive(f["half_open_requests"], field(path, "half_open_requests"), 1_000_000, ""),
-		FailureRatio:     d.ratio(f["failure_ratio"], field(path, "failure_ratio")),
-		Window:           d.duration(f["window"], field(path, "window")),
-		MinRequests:      d.positive(f["min_requests"], field(path, "min_requests"), 1_000_000, ""),
-	}
-}

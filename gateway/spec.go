@@ -6,6 +6,10 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
+// DefaultMaxRequestBytes is the largest request message the ingresses
+// accept when they are given no limit: 4 MiB.
+const DefaultMaxRequestBytes = 4 << 20
+
 // RouteSpec is one route as the gateway takes it: what becomes of the calls
 // of one method. The config package translates the routes file into
 // RouteSpecs, defaults applied and validated (see docs/configuration.md for

@@ -8,6 +8,16 @@ import (
 	"github.com/sony/gobreaker/v2"
 )
 
+// Defaults of [BreakerSettings], exported for the packages that document
+// or apply them (config).
+const (
+	DefaultFailures         = 5
+	DefaultOpenFor          = 10 * time.Second
+	DefaultHalfOpenRequests = 1
+	DefaultWindow           = time.Minute
+	DefaultMinRequests      = 10
+)
+
 // BreakerSettings configures a [Breaker].
 type BreakerSettings struct {
 	// Name identifies the breaker in OnStateChange, usually the route.
@@ -115,20 +125,20 @@ var (
 // NewBreaker returns a closed breaker.
 func NewBreaker(s BreakerSettings) *Breaker {
 	if s.Failures <= 0 {
-		s.Failures = 5
+		s.Failures = DefaultFailures
 	}
 	if s.OpenFor <= 0 {
-		s.OpenFor = 10 * time.Second
+		s.OpenFor = DefaultOpenFor
 	}
 	if s.HalfOpenRequests <= 0 {
-		s.HalfOpenRequests = 1
+		s.HalfOpenRequests = DefaultHalfOpenRequests
 	}
 	if s.FailureRatio > 0 {
 		if s.Window <= 0 {
-			s.Window = time.Minute
+			s.Window = DefaultWindow
 		}
 		if s.MinRequests <= 0 {
-			s.MinRequests = 10
+			s.MinRequests = DefaultMinRequests
 		}
 	} else {
 		s.Window, s.MinRequests = 0, 0

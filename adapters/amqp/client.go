@@ -14,7 +14,6 @@ import (
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
-	"github.com/figway/figway/wire/amqpwire"
 )
 
 var (
@@ -32,6 +31,14 @@ const (
 	// ReplyQueue declares one exclusive, server-named reply queue per
 	// connection.
 	ReplyQueue ReplyMode = "queue"
+)
+
+// Defaults of [Config], exported for the packages that document or apply
+// them (config).
+const (
+	DefaultChannels    = 4
+	DefaultHeartbeat   = 2 * time.Second
+	DefaultDialTimeout = 5 * time.Second
 )
 
 // Config configures a Client.
@@ -111,13 +118,13 @@ func New(cfg Config) *Client {
 		cfg.Reply = ReplyDirect
 	}
 	if cfg.Channels <= 0 {
-		cfg.Channels = 4
+		cfg.Channels = DefaultChannels
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 2 * time.Second
+		cfg.Heartbeat = DefaultHeartbeat
 	}
 	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 5 * time.Second
+		cfg.DialTimeout = DefaultDialTimeout
 	}
 	if cfg.Name == "" {
 		cfg.Name = "figway"
@@ -239,22 +246,6 @@ func (c *Client) Publish(ctx context.Context, exchange, key string, req *wire.Re
 		return fmt.Errorf("%w (published again after: %v)", err2, err)
 	}
 	return nil
-}
-
-func newCall(exchange, key string, req *wire.Request) *call {
-	return &call{
-		exchange: exchange,
-		key:      key,
-		done:     make(chan outcome, 1),
-		pub:      func() amqp.Publishing { return amqpwire.Publishing(req, time.Now()) },
-	}
-}
-
-func newEvent(exchange, key string, req *wire.Request) *call {
-	cl := newCall(exchange, key, req)
-	cl.event = true
-	cl.msgID = req.MessageID
-	return cl
 }
 
 // await hands cl to l and waits for its outcome, the caller giving up, the

@@ -1,46 +1,6 @@
 package amqp
 
-import (
-	"sync"
-	"sync/atomic"
-	"time"
-
-	amqp "github.com/rabbitmq/amqp091-go"
-)
-
-// call is one publish on a lane: an rpc request waiting for its reply, or an
-// event waiting for its confirm.
-type call struct {
-	exchange, key string
-	pub           func() amqp.Publishing // renders the message at publish time
-	event         bool
-	msgID         string
-	corrID        string
-	sentAt        time.Time // owner-local: when the lane wrote the publish
-
-	done      chan outcome // buffered 1; written once by resolve
-	resolved  atomic.Bool
-	published atomic.Bool // set by the lane once the publish is written
-	returned  bool        // owner-local: a basic.return came for this event
-}
-
-// outcome ends a call: a reply, or an error. It holds the parts of the
-// reply delivery the gateway reads, not the delivery: a copy of those
-// costs no allocation per reply.
-type outcome struct {
-	body        []byte
-	contentType string
-	headers     amqp.Table
-	err         error
-}
-
-// resolve ends c with o. Only the first outcome counts: a reply racing a
-// return, or a confirm racing a channel close, cannot end a call twice.
-func (c *call) resolve(o outcome) {
-	if c.resolved.CompareAndSwap(false, true) {
-		c.done <- o
-	}
-}
+import "sync"
 
 // pending maps correlation ids to the rpc calls waiting for their reply.
 // Callers add and remove their own entry; whoever consumes replies takes

@@ -59,7 +59,7 @@ type Server struct {
 // New returns a Server dispatching to gw. It listens on nothing: Serve does.
 func New(gw *gateway.Gateway, o Options) *Server {
 	if o.MaxRequestBytes <= 0 {
-		o.MaxRequestBytes = 4 << 20
+		o.MaxRequestBytes = gateway.DefaultMaxRequestBytes
 	}
 	s := &Server{gw: gw, log: o.Logger, legacy: o.Legacy, accessLog: o.AccessLog}
 	if s.log == nil {

@@ -106,7 +106,7 @@ var _ http.Handler = (*Server)(nil)
 // does.
 func New(gw *gateway.Gateway, o Options) (*Server, error) {
 	if o.MaxRequestBytes <= 0 {
-		o.MaxRequestBytes = 4 << 20
+		o.MaxRequestBytes = gateway.DefaultMaxRequestBytes
 	}
 	if o.ReadHeaderTimeout <= 0 {
 		o.ReadHeaderTimeout = 10 * time.Second

@@ -1,0 +1,78 @@
+package config
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/figway/figway/gateway"
+)
+
+// Breaker configures a route's circuit breaker (YAML breaker, in defaults
+// and in each route), in the gateway's own type. Each field left 0 in a
+// route takes the value of defaults.breaker; each left 0 there has the
+// default of resilience.BreakerSettings. The YAML keys: failures,
+// open_for, half_open_requests, failure_ratio (0 < ratio ≤ 1; without it
+// only consecutive failures open the breaker), window and min_requests
+// (both need a failure_ratio).
+type Breaker = gateway.Breaker
+
+func (d *decoder) breaker(v *value, path string) Breaker {
+	f := d.fields(v, path, "failures", "open_for", "half_open_requests", "failure_ratio", "window", "min_requests")
+	return Breaker{
+		Failures:         d.positive(f["failures"], field(path, "failures"), 1_000_000, ""),
+		OpenFor:          d.duration(f["open_for"], field(path, "open_for")),
+		HalfOpenRequests: d.positive(f["half_open_requests"], field(path, "half_open_requests"), 1_000_000, ""),
+		FailureRatio:     d.ratio(f["failure_ratio"], field(path, "failure_ratio")),
+		Window:           d.duration(f["window"], field(path, "window")),
+		MinRequests:      d.positive(f["min_requests"], field(path, "min_requests"), 1_000_000, ""),
+	}
+}
+
+// ratio returns a fraction in (0, 1]: breaker.failure_ratio.
+func (d *decoder) ratio(v *value, path string) float64 {
+	if v == nil || v.kind == null {
+		return 0
+	}
+	var f float64
+	switch x := v.v.(type) {
+	case int64:
+		f = float64(x)
+	case float64:
+		f = x
+	default:
+		d.wrongType(v, path, "a fraction such as 0.5")
+		return 0
+	}
+	if v.kind != scalar {
+		d.wrongType(v, path, "a fraction such as 0.5")
+		return 0
+	}
+	if math.IsNaN(f) || f <= 0 || f > 1 {
+		d.p.add(path, v.line, fmt.Errorf("must be above 0 and at most 1, not %s (0.5 opens the breaker when half the calls fail)", v.text))
+		return 0
+	}
+	return f
+}
+
+// checkWindow reports window and min_requests written without a
+// failure_ratio in the same breaker or inherited from defaults.breaker.
+func checkWindow(b *Breaker, inherited float64, path string, p *problems) {
+	if b.FailureRatio > 0 || inherited > 0 {
+		return
+	}
+	if b.Window > 0 {
+		p.once(field(path, "window"), "needs failure_ratio: the window is the period the failure ratio is measured over")
+	}
+	if b.MinRequests > 0 {
+		p.once(field(path, "min_requests"), "needs failure_ratio: the least number of calls before the failure ratio counts")
+	}
+}
+
+// windowDefaults gives a breaker with a failure ratio its window and
+// minimum number of requests; without a ratio they stay 0.
+func windowDefaults(b *Breaker) {
+	if b.FailureRatio > 0 {
+		setZero(&b.Window, defaultWindow)
+		setZero(&b.MinRequests, defaultMinRequests)
+	}
+}
