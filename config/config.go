@@ -266,6 +266,13 @@ type Route struct {
 	// routing_key). A broker route and a shadowing legacy route need one.
 	RoutingKey string
 
+	// Queue names the queue whose consumers serve the route, for when
+	// figway's topology does not bind it (YAML queue). If Queue is empty,
+	// the topology's bindings say ([Config.Queues]). figway watches the
+	// consumers of a route's queues: an rpc call to a route whose queues
+	// have none fails at once (docs/errors.md).
+	Queue string
+
 	// Pattern is how a broker route answers. If Pattern is empty,
 	// PatternRPC is used for a broker route and PatternEvent for a
 	// shadowing one; it stays empty on other legacy routes.

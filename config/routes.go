@@ -12,7 +12,7 @@ var routeKeys = []string{
 	"method", "to", "exchange", "routing_key", "pattern", "timeout", "encoding",
 	"fallback", "shadow", "max_in_flight", "breaker", "forward_headers", "http",
 	"retry", "weight", "sticky_by", "compare", "ignore_fields", "wire", "async",
-	"pin_by", "response_headers", "ignore_metadata",
+	"pin_by", "response_headers", "ignore_metadata", "queue",
 }
 
 func (d *decoder) routes(v *value, path string) []Route {
@@ -32,6 +32,7 @@ func (d *decoder) route(v *value, path string) Route {
 		To:              enum(d, f["to"], field(path, "to"), TargetBroker, TargetLegacy),
 		Exchange:        d.str(f["exchange"], field(path, "exchange")),
 		RoutingKey:      d.str(f["routing_key"], field(path, "routing_key")),
+		Queue:           d.str(f["queue"], field(path, "queue")),
 		Pattern:         enum(d, f["pattern"], field(path, "pattern"), PatternRPC, PatternEvent),
 		Timeout:         d.duration(f["timeout"], field(path, "timeout")),
 		Encoding:        enum(d, f["encoding"], field(path, "encoding"), EncodingProtobuf, EncodingJSON),
@@ -196,6 +197,9 @@ func validateTarget(c *Config, r *Route, path string, p *problems) {
 		}
 		if r.RoutingKey != "" {
 			p.once(field(path, "routing_key"), "%s", unused)
+		}
+		if r.Queue != "" {
+			p.once(field(path, "queue"), "%s", unused)
 		}
 		if r.Pattern != "" {
 			p.once(field(path, "pattern"), "%s", unused)

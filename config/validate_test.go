@@ -115,10 +115,12 @@ f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
 		{"legacy needs upstream", base + "routes: [{method: " + get + ", to: legacy}]\n", []string{
 			"routes[0].to (line 3): to: legacy needs a legacy upstream; set legacy.grpc or legacy.http"}},
 		{"legacy grpc only", base + "legacy: {grpc: \"h:1\"}\nroutes: [{method: " + get + ", to: legacy}]\n", nil},
-		{"legacy with broker settings", route("to: legacy, exchange: x, routing_key: k, pattern: rpc, encoding: json, wire: {cloudevents: always}"), []string{
+		{"legacy with broker settings", route("to: legacy, exchange: x, routing_key: k, queue: q, pattern: rpc, encoding: json, wire: {cloudevents: always}"), []string{
 			"routes[0].exchange (line 5): only for routes that publish: set to: broker, or shadow: true",
-			"routes[0].routing_key (line 5): only for routes that publish", "routes[0].pattern (line 5): only for routes that publish",
-			"routes[0].encoding (line 5): only for routes that publish", "routes[0].wire (line 5): only for routes that publish"}},
+			"routes[0].routing_key (line 5): only for routes that publish", "routes[0].queue (line 5): only for routes that publish",
+			"routes[0].pattern (line 5): only for routes that publish", "routes[0].encoding (line 5): only for routes that publish",
+			"routes[0].wire (line 5): only for routes that publish"}},
+		{"queue", route("exchange: x, routing_key: k, queue: q"), nil},
 		{"wire", route("routing_key: k, wire: {cloudevents: always}"), nil},
 		{"wire: bad cloudevents", route("routing_key: k, wire: {cloudevents: rpc}"), []string{
 			`routes[0].wire.cloudevents (line 5): unknown value "rpc"; want events or always`}},

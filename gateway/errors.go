@@ -43,6 +43,11 @@ var (
 	// ErrUnavailable. Like ErrNotPublished, it does not count for the
 	// route's breaker.
 	ErrChannelLost = errors.New("channel lost after publishing")
+	// ErrNoConsumer: no queue of the route has a consumer (every worker is
+	// down), so nobody would answer the call; it was not published. It is
+	// always wrapped together with ErrUnavailable, and counts for the
+	// route's breaker.
+	ErrNoConsumer = errors.New("no consumer")
 	// ErrOverloaded: the route's in-flight limit is reached.
 	ErrOverloaded = errors.New("too many calls in flight")
 	// ErrTooLarge: the request is larger than the configured limit.

@@ -72,6 +72,9 @@ type Gateway struct {
 	source  string
 	log     *slog.Logger
 	shadows chan *shadowJob
+	// consumers counts the consumers of the routes' queues, if the
+	// Publisher does.
+	consumers ConsumerCounter
 	// migration holds a *migrationStats per method, across reloads.
 	migration sync.Map
 }
@@ -86,6 +89,7 @@ func New(o Options) *Gateway {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
+	g.consumers, _ = o.Publisher.(ConsumerCounter)
 	g.SetTable(o.Table)
 	return g
 }
@@ -100,6 +104,9 @@ func (g *Gateway) SetTable(t *Table) {
 		t.breakers.log.Store(g.log)
 	}
 	g.table.Store(t)
+	if g.consumers != nil {
+		g.consumers.WatchQueues(t.Queues())
+	}
 }
 
 // Invoke runs one call through its route: bulkhead, deadline, breaker,
@@ -205,6 +212,15 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 	}
 	req.Traceparent, req.Tracestate = traceContext(c.Traceparent, c.Tracestate)
 
+	// An rpc call that nobody would answer is not published. On a route
+	// that falls back, it goes to legacy by the queue's state, as it does
+	// by the connection's, without asking the breaker; elsewhere it is a
+	// failure of the route, and counts.
+	idle := g.idle(ctx, r)
+	if idle != nil && r.Fallback == config.TargetLegacy && g.legacy != nil {
+		return nil, idle
+	}
+
 	// The breaker is asked last, once nothing but the broker can fail the
 	// call: a malformed request or a passed deadline must not take a
 	// half-open breaker's probe.
@@ -216,6 +232,10 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 	// stays stuck; done ignores all but the first report, so this deferred
 	// one only counts if dispatch panicked.
 	defer done(resilience.Ignored)
+	if idle != nil {
+		done(resilience.Failure)
+		return nil, idle
+	}
 	res, err := g.dispatch(ctx, r, c, req, deadline)
 	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, now), context.DeadlineExceeded) {
 		// The caller's own deadline passed: a gRPC client resets its

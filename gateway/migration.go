@@ -125,7 +125,7 @@ func (g *Gateway) pin(r *Route, c *Call) Target {
 // fallsBack reports whether a failed broker call may go to legacy instead:
 // only when nothing was published, so the call cannot run twice.
 func fallsBack(err error) bool {
-	return errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrNotPublished)
+	return errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrNotPublished) || errors.Is(err, ErrNoConsumer)
 }
 
 // noteFallback logs a route's fallback state when it changes, not per call.

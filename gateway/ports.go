@@ -33,6 +33,28 @@ type Reconnector interface {
 	AwaitConnected(ctx context.Context) error
 }
 
+// ConsumerCounter is what a Publisher may also implement to tell the
+// gateway whether the queues of its routes have consumers. adapters/amqp
+// implements it. When the Publisher does, an rpc call to a route whose
+// queues are all known to have no consumer fails at once with
+// ErrNoConsumer (or goes to legacy, with fallback: legacy) instead of
+// waiting out its deadline for a reply nobody will send.
+type ConsumerCounter interface {
+	// WatchQueues replaces the set of queues whose consumers are counted.
+	// The gateway calls it with the queues of every table it serves.
+	WatchQueues(queues []string)
+	// Consumers returns the number of consumers queue had when last
+	// looked at, and whether that is known: it is not while the queue is
+	// not watched or not looked at yet, does not exist, or figway is not
+	// connected.
+	Consumers(queue string) (n int, known bool)
+	// Recount returns once the watched queues have been looked at again,
+	// in a look that began after the call, or when ctx is done. The
+	// gateway asks before it fails a call for want of a consumer, so that
+	// a worker that attached since the last look is seen.
+	Recount(ctx context.Context)
+}
+
 // Reply is a service's answer to a call.
 type Reply struct {
 	Body        []byte

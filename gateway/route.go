@@ -35,6 +35,10 @@ type Route struct {
 	// CloudEvents puts the cloudEvents:* headers on rpc requests too
 	// (wire: {cloudevents: always}); events always carry them.
 	CloudEvents bool
+	// Queues are the queues whose consumers serve the route (the route's
+	// queue, or the topology's bindings that match its exchange and
+	// routing key); nil when figway cannot know them.
+	Queues []string
 
 	// Strangler-fig settings: see RouteSpec.
 	Fallback      Target
@@ -121,6 +125,7 @@ func NewTable(files *protoregistry.Files, specs []RouteSpec, prev *Table) (*Tabl
 			Encoding:   rc.Encoding,
 			Forward:    slices.Clone(rc.Forward),
 			HTTP:       rc.HTTP,
+			Queues:     cfg.Queues(rc),
 			Retry:      rc.Retry,
 			Async:      rc.Async,
 			breakerCfg: rc.Breaker,
@@ -180,6 +185,22 @@ func (t *Table) Routes() []*Route {
 		return nil
 	}
 	return t.order
+}
+
+// Queues returns the queues of the table's routes that publish, each once.
+func (t *Table) Queues() []string {
+	var out []string
+	for _, r := range t.Routes() {
+		if r.To != config.TargetBroker && !r.Shadow {
+			continue
+		}
+		for _, q := range r.Queues {
+			if !slices.Contains(out, q) {
+				out = append(out, q)
+			}
+		}
+	}
+	return out
 }
 
 // MaxInFlight returns the route's in-flight limit.

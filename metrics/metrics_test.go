@@ -64,6 +64,8 @@ func TestExactCounts(t *testing.T) {
 		Migration: func(method string) gateway.Migration {
 			return gateway.Migration{CanaryBroker: 6, CanaryLegacy: 4, ShadowSent: 9, ShadowMismatched: 2, ShadowMatched: 7, FallingBack: true}
 		},
+		// Known for GetOrder only: the others' queues are not.
+		Consumers: func(method string) (int, bool) { return 2, method == "orders.v1.OrderService/GetOrder" },
 	})
 
 	// gRPC: GetOrder answers OK when the order id is "ok", else UNAVAILABLE.
@@ -173,6 +175,7 @@ func TestExactCounts(t *testing.T) {
 		{"figway_shadow_matches_total", []string{"route", listOrders}, 7},
 		{"figway_fallback_active", []string{"route", getOrder}, 1},
 		{"figway_routes", nil, 3},
+		{"figway_route_consumers", []string{"route", getOrder}, 2},
 	} {
 		if got := s.Value(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v; want %v\n%s", c.name, c.labels, got, c.want, s.Series(c.name))
@@ -184,7 +187,7 @@ func TestExactCounts(t *testing.T) {
 		t.Errorf("figway_requests_total has %d series; want 5\n%s", n, s.Series("figway_requests_total"))
 	}
 	// Strangler-fig series only for the routes that use the setting.
-	for name, want := range map[string]int{"figway_canary_calls_total": 2, "figway_fallback_active": 1, "figway_shadow_copies_total": 3, "figway_shadow_mismatches_total": 1} {
+	for name, want := range map[string]int{"figway_canary_calls_total": 2, "figway_fallback_active": 1, "figway_shadow_copies_total": 3, "figway_shadow_mismatches_total": 1, "figway_route_consumers": 1} {
 		if n := len(s[name].GetMetric()); n != want {
 			t.Errorf("%s has %d series; want %d\n%s", name, n, want, s.Series(name))
 		}

@@ -23,6 +23,9 @@ type Sources struct {
 	// Operations returns the async operations' counts, and false when
 	// no route is async.
 	Operations func() (operations.Stats, bool)
+	// Consumers returns the consumers of the queues of a route's method,
+	// and whether they are known.
+	Consumers func(method string) (n int, known bool)
 }
 
 // BrokerStats are the broker connection's counters, as the AMQP client
@@ -42,7 +45,7 @@ type stateCollector struct {
 
 	inFlight, maxInFlight, breaker, routes             *prometheus.Desc
 	unmatched, pending, reconnects, connected, blocked *prometheus.Desc
-	ready                                              *prometheus.Desc
+	ready, consumers                                   *prometheus.Desc
 
 	ops, opsBytes, opsExpired, opsEvicted, opsRefused, opsConcluded, opsLag *prometheus.Desc
 
@@ -64,6 +67,7 @@ func newStateCollector(src Sources) *stateCollector {
 		connected:   prometheus.NewDesc("figway_broker_connected", "1 while connected to RabbitMQ with topology and reply consumers in place.", nil, nil),
 		blocked:     prometheus.NewDesc("figway_broker_blocked", "1 while RabbitMQ blocks the connection (memory or disk alarm).", nil, nil),
 		ready:       prometheus.NewDesc("figway_ready", "1 when /readyz answers 200.", nil, nil),
+		consumers:   prometheus.NewDesc("figway_route_consumers", "Consumers of the route's queues, as last counted; no series while they are not known (no queue known for the route, the queue does not exist, or figway is not connected).", route, nil),
 
 		ops:          prometheus.NewDesc("figway_operations", "Async operations held, by state (pending or done).", []string{"state"}, nil),
 		opsBytes:     prometheus.NewDesc("figway_operations_bytes", "Memory held by async operations, replies included (estimated).", nil, nil),
@@ -85,7 +89,7 @@ func newStateCollector(src Sources) *stateCollector {
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.inFlight, c.maxInFlight, c.breaker, c.routes,
-		c.unmatched, c.pending, c.reconnects, c.connected, c.blocked, c.ready,
+		c.unmatched, c.pending, c.reconnects, c.connected, c.blocked, c.ready, c.consumers,
 		c.ops, c.opsBytes, c.opsExpired, c.opsEvicted, c.opsRefused, c.opsConcluded, c.opsLag,
 		c.canary, c.fallbacks, c.fallingBack, c.shadowCopies, c.shadowMismatches, c.shadowMatches, c.pinned} {
 		ch <- d
@@ -117,6 +121,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			if c.src.Migration != nil {
 				c.migration(r, c.src.Migration(r.Method), gauge, counter)
+			}
+			if c.src.Consumers != nil {
+				if n, known := c.src.Consumers(r.Method); known {
+					gauge(c.consumers, float64(n), r.Method)
+				}
 			}
 		}
 	}

@@ -68,6 +68,10 @@ type Config struct {
 	// TLS configures amqps:// connections; if nil, amqps:// verifies the
 	// broker against the system's roots. amqp:// URLs ignore it.
 	TLS *tls.Config
+	// ConsumerCheck is how often the consumers of the routes' queues are
+	// counted (gateway.ConsumerCounter), with a passive queue.declare per
+	// queue on a channel of its own. If 0, 500ms.
+	ConsumerCheck time.Duration
 	// OnConfirm, if set, is called with the time from each publish to its
 	// publisher confirm and whether the broker acked it (metrics). It runs
 	// on the lane's goroutine and must not block.
@@ -83,7 +87,9 @@ type Client struct {
 	log     *slog.Logger
 	pending *pending
 	sess    atomic.Pointer[session]
-	next    atomic.Uint32 // round-robin over lanes
+	// consumers counts the consumers of the queues the gateway watches.
+	consumers *consumers
+	next      atomic.Uint32 // round-robin over lanes
 
 	// afterPublish, if set (by tests only), runs on the lane's goroutine
 	// right after each publish is written.
@@ -129,7 +135,10 @@ func New(cfg Config) *Client {
 	if cfg.Name == "" {
 		cfg.Name = "figway"
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, pending: newPending()}
+	if cfg.ConsumerCheck <= 0 {
+		cfg.ConsumerCheck = 500 * time.Millisecond
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, pending: newPending(), consumers: newConsumers()}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

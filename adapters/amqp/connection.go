@@ -168,6 +168,11 @@ func gatheredDial(timeout time.Duration) func(network, addr string) (net.Conn, e
 // started has ended and the connection is closed.
 func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) error {
 	s := newSession(c.cfg.Channels)
+	// The consumer watch is waited for after the connection is closed: a
+	// declare of its own stuck on a connection the broker blocked ends
+	// only then.
+	var watch sync.WaitGroup
+	defer watch.Wait()
 	defer s.closeAll(conn)
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 8))
@@ -214,6 +219,7 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	}
 	c.sess.Store(s)
 	defer c.sess.Store(nil) // runs first: no new call picks a lane of this session
+	watch.Go(func() { c.watchConsumers(ctx, conn, s) })
 	c.log.Info("connected to RabbitMQ", "broker", addr, "channels", len(s.lanes), "reply", string(c.cfg.Reply))
 
 	for {

@@ -23,3 +23,10 @@ type queueOpts struct {
 func (o queueOpts) declare(ch *amqp.Channel, name string) (amqp.Queue, error) {
 	return ch.QueueDeclare(name, o.durable, o.autoDelete, o.exclusive, false, o.args)
 }
+
+// inspect declares queue passively: it reports the queue's message and
+// consumer counts, or fails with 404 NOT_FOUND — closing the channel — if
+// the queue does not exist. Passive declares ignore the other flags.
+func inspect(ch *amqp.Channel, queue string) (amqp.Queue, error) {
+	return ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+}

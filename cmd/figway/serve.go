@@ -113,6 +113,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			}
 			return opsSource(), true
 		},
+		Consumers: func(method string) (int, bool) { return gw.RouteConsumers(method) },
 	})
 	host, _ := os.Hostname()
 	client = amqp.New(amqp.Config{

@@ -1,0 +1,66 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/figway/figway/config"
+)
+
+// recountWait bounds the wait for a fresh look at a route's queues before
+// a call fails for want of a consumer.
+const recountWait = 250 * time.Millisecond
+
+// idle returns the error of an rpc call to r when every queue of r is known
+// to have no consumer, nil otherwise — also when a queue's count is not
+// known (the route then behaves as if nothing were watched). Counts are
+// looked at periodically: before it fails the call, idle has them looked
+// at again, so a worker that has just attached is not missed. Events are
+// published whatever the consumers: they wait in their queue.
+func (g *Gateway) idle(ctx context.Context, r *Route) error {
+	if g.consumers == nil || r.Pattern != config.PatternRPC || len(r.Queues) == 0 || !g.noConsumer(r) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, recountWait)
+	g.consumers.Recount(ctx)
+	cancel()
+	if !g.noConsumer(r) {
+		return nil
+	}
+	what := "queue " + r.Queues[0]
+	if len(r.Queues) > 1 {
+		what = "queues " + strings.Join(r.Queues, ", ")
+	}
+	return fmt.Errorf("%s: %w: %w on %s", r.Method, ErrUnavailable, ErrNoConsumer, what)
+}
+
+// noConsumer reports whether every queue of r is known to have no
+// consumer.
+func (g *Gateway) noConsumer(r *Route) bool {
+	for _, q := range r.Queues {
+		if n, known := g.consumers.Consumers(q); !known || n > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// RouteConsumers returns the number of consumers of the queues of method's
+// route, summed, and whether it is known: the route has queues and every
+// one's count is known.
+func (g *Gateway) RouteConsumers(method string) (n int, known bool) {
+	r := g.table.Load().Lookup(method)
+	if r == nil || g.consumers == nil || len(r.Queues) == 0 {
+		return 0, false
+	}
+	for _, q := range r.Queues {
+		c, ok := g.consumers.Consumers(q)
+		if !ok {
+			return 0, false
+		}
+		n += c
+	}
+	return n, true
+}

@@ -1,0 +1,112 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/resilience"
+)
+
+// counted is a publisher that also counts consumers, as adapters/amqp does.
+type counted struct {
+	*publisher
+	counts   map[string]int // absent: unknown
+	watched  []string
+	recounts int
+}
+
+func (c *counted) WatchQueues(queues []string) { c.watched = slices.Clone(queues) }
+
+func (c *counted) Consumers(queue string) (int, bool) {
+	n, ok := c.counts[queue]
+	return n, ok
+}
+
+func (c *counted) Recount(context.Context) { c.recounts++ }
+
+// legacyOK answers every call with an empty message.
+type legacyOK struct{ calls int }
+
+func (l *legacyOK) Unary(context.Context, string, []byte, metadata.MD) ([]byte, metadata.MD, metadata.MD, error) {
+	l.calls++
+	return nil, nil, nil, nil
+}
+
+// TestNoConsumer: an rpc call to a route whose queue is known to have no
+// consumer is not published: it fails with UNAVAILABLE and counts for the
+// breaker, or goes to legacy on a fallback route without asking the
+// breaker. An unknown count, a consumer, or an event route publish as
+// before.
+func TestNoConsumer(t *testing.T) {
+	const routes = "  - {method: " + getOrder + ", routing_key: orders.get, breaker: {failures: 1, open_for: 1h}}\n" +
+		"  - {method: " + placeOrder + ", routing_key: orders.placed, pattern: event, breaker: {failures: 1, open_for: 1h}}\n" +
+		"  - {method: orders.v1.OrderService/CancelOrder, exchange: orders, routing_key: orders.cancel, fallback: legacy, breaker: {failures: 1, open_for: 1h}}\n" +
+		"topology:\n  exchanges: [{name: orders, type: topic}]\n  queues: [{name: orders.requests, bind: {exchange: orders, key: \"orders.#\"}}]\n"
+	file := "descriptors: [orders.binpb]\nbroker: {url: \"amqp://127.0.0.1:5672/\"}\nlegacy: {grpc: 127.0.0.1:1}\nroutes:\n" + routes
+	cfg, err := config.Parse([]byte(file), "../examples/orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		method    string
+		counts    map[string]int
+		code      codes.Code
+		published int64
+		legacy    int
+		open      bool
+		recounts  int
+	}{
+		{"no consumer", getOrder, map[string]int{"orders.get": 0}, codes.Unavailable, 0, 0, true, 1},
+		{"a consumer", getOrder, map[string]int{"orders.get": 1}, codes.OK, 1, 0, false, 0},
+		{"unknown", getOrder, nil, codes.OK, 1, 0, false, 0},
+		{"event, no consumer", placeOrder, map[string]int{"orders.placed": 0}, codes.OK, 1, 0, false, 0},
+		{"fallback, no consumer", "orders.v1.OrderService/CancelOrder", map[string]int{"orders.requests": 0}, codes.OK, 0, 1, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb, err := gateway.NewTable(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &counted{publisher: &publisher{fn: replyOK}, counts: tc.counts}
+			l := &legacyOK{}
+			g := gateway.New(gateway.Options{Publisher: p, Table: tb, Legacy: l})
+			if want := []string{"orders.get", "orders.placed", "orders.requests"}; !slices.Equal(p.watched, want) {
+				t.Errorf("watched %v; want %v", p.watched, want)
+			}
+			_, err = g.Invoke(context.Background(), call(tc.method))
+			if gateway.Code(err) != tc.code {
+				t.Errorf("Invoke = %v (%v); want %v", err, gateway.Code(err), tc.code)
+			}
+			if tc.code == codes.Unavailable && (!errors.Is(err, gateway.ErrNoConsumer) || err.Error() != getOrder+": broker unavailable: no consumer on queue orders.get") {
+				t.Errorf("Invoke = %q; want ErrNoConsumer naming the queue", err)
+			}
+			if got := p.calls.Load(); got != tc.published {
+				t.Errorf("%d published; want %d", got, tc.published)
+			}
+			if p.recounts != tc.recounts {
+				t.Errorf("%d recounts; want %d: one before a call is refused for want of a consumer", p.recounts, tc.recounts)
+			}
+			if l.calls != tc.legacy {
+				t.Errorf("%d calls to legacy; want %d", l.calls, tc.legacy)
+			}
+			if open := g.Table().Lookup(tc.method).BreakerState() == resilience.BreakerOpen; open != tc.open {
+				t.Errorf("breaker open = %v; want %v", open, tc.open)
+			}
+			wantN, wantKnown := 0, false
+			for _, n := range tc.counts {
+				wantN, wantKnown = n, true
+			}
+			if n, known := g.RouteConsumers(tc.method); n != wantN || known != wantKnown {
+				t.Errorf("RouteConsumers = %d, %v; want %d, %v", n, known, wantN, wantKnown)
+			}
+		})
+	}
+}
