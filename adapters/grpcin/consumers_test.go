@@ -14,6 +14,7 @@ import (
 
 	"github.com/figway/figway/adapters/grpcin"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/worker"
@@ -47,7 +48,7 @@ func TestNoConsumer(t *testing.T) {
 	stop := runWorker(t, b.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	waitFor(t, 10*time.Second, "the worker answers", func() bool {
+	faulttest.WaitFor(t, 10*time.Second, "the worker answers", func() bool {
 		o, err := b.client.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o"})
 		return err == nil && o.GetNote() == "worker" && consumers(getOrder) == 1
 	})
@@ -127,9 +128,9 @@ func TestNoConsumer(t *testing.T) {
 	// A worker comes back.
 	back := time.Now()
 	runWorker(t, b.url)
-	waitFor(t, 10*time.Second, "the worker seen again", func() bool { return consumers(getOrder) > 0 })
+	faulttest.WaitFor(t, 10*time.Second, "the worker seen again", func() bool { return consumers(getOrder) > 0 })
 	seen := time.Since(back)
-	waitFor(t, 10*time.Second, "the worker answers again", func() bool {
+	faulttest.WaitFor(t, 10*time.Second, "the worker answers again", func() bool {
 		o, err := b.client.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o"})
 		return err == nil && o.GetNote() == "worker"
 	})
@@ -158,15 +159,4 @@ func runWorker(t *testing.T, url string) (stop func()) {
 	stop = func() { cancel(); <-done }
 	t.Cleanup(stop)
 	return stop
-}
-
-// waitFor polls cond every 10 ms until it holds, and fails t if it does not
-// within the given time.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(within); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-	}
 }

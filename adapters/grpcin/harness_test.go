@@ -16,6 +16,7 @@ import (
 	"github.com/figway/figway/gateway"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/coretest"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
@@ -99,4 +100,5 @@ func startWorker(t *testing.T, url string, register func(w *worker.Worker)) {
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	faulttest.WaitConsuming(t, w)
 }

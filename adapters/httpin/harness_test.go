@@ -20,6 +20,7 @@ import (
 	"github.com/figway/figway/gateway"
 	testapiv1 "github.com/figway/figway/gen/figway/testapi/v1"
 	"github.com/figway/figway/internal/coretest"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
@@ -138,6 +139,7 @@ func startWorker(t *testing.T, url string, replies map[string]any) *library {
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	faulttest.WaitConsuming(t, w)
 	return l
 }
 

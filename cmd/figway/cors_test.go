@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
@@ -73,6 +74,7 @@ func TestCORS(t *testing.T) {
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	serveInProcess(t, path, a, true)
+	faulttest.WaitConsuming(t, w)
 
 	const good, evil = "https://shop.example.com", "https://evil.test"
 	do := func(method, path, origin string, header ...string) *http.Response {

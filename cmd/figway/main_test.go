@@ -133,6 +133,7 @@ topology:
 	}()
 
 	waitHTTP(t, "http://"+adminAddr+"/readyz", http.StatusOK, 10*time.Second)
+	faulttest.WaitConsuming(t, w)
 	if code := get(t, "http://"+adminAddr+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d; want 200", code)
 	}

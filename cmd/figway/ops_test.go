@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
@@ -38,8 +39,9 @@ func TestMetricsExactCounts(t *testing.T) {
 	a := newAddrs(t)
 	path := writeOpsRoutes(t, "", a, url, nil)
 	traces := make(chan string, 1)
-	runOpsWorker(t, url, traces)
+	w := runOpsWorker(t, url, traces)
 	serveInProcess(t, path, a, true)
+	faulttest.WaitConsuming(t, w)
 
 	conn := dialPlain(t, a.grpc)
 	orders := ordersv1.NewOrderServiceClient(conn)

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
@@ -84,12 +85,14 @@ type parityWorker struct {
 	getOrders, dryRuns, realRuns atomic.Int64
 	mu                           sync.Mutex
 	shadowUsers                  map[string]int
+	w                            *worker.Worker
 }
 
 func runParityWorker(t *testing.T, url string) *parityWorker {
 	t.Helper()
 	pw := &parityWorker{shadowUsers: map[string]int{}}
 	w := worker.New(worker.Config{URL: url, Queue: "orders.requests", Concurrency: 32, Logger: slog.New(slog.DiscardHandler)})
+	pw.w = w
 	worker.Handle(w, "orders.v1.OrderService/GetOrder", func(ctx context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
 		pw.getOrders.Add(1)
 		if req.GetOrderId() == "missing" {
@@ -165,6 +168,7 @@ func startParity(t *testing.T) *parity {
 	start := time.Now()
 	p.worker = runParityWorker(t, url)
 	serveInProcess(t, path, p.a, true)
+	faulttest.WaitConsuming(t, p.worker.w)
 	t.Logf("figway ready in %v", time.Since(start))
 	p.orders = ordersv1.NewOrderServiceClient(dialPlain(t, p.a.grpc))
 	return p

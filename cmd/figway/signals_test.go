@@ -117,8 +117,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	write(strings.Join(without, "\n"))
-	runOpsWorker(t, url, nil)
+	w := runOpsWorker(t, url, nil)
 	p := startFigway(t, path, a)
+	faulttest.WaitConsuming(t, w)
 
 	conn := dialPlain(t, a.grpc)
 	orders := ordersv1.NewOrderServiceClient(conn)
@@ -230,8 +231,9 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 	url := rabbitmqtest.ForTest(t).NewVHost(t)
 	a := newAddrs(t)
 	path := writeOpsRoutes(t, "", a, url, nil) // shutdown_grace: 3s
-	runOpsWorker(t, url, nil)
+	w := runOpsWorker(t, url, nil)
 	p := startFigway(t, path, a, "-access-log")
+	faulttest.WaitConsuming(t, w)
 
 	conn := dialPlain(t, a.grpc)
 	orders := ordersv1.NewOrderServiceClient(conn)

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
@@ -109,7 +110,7 @@ func startStatusLegacy(t *testing.T, l *statusLegacy) string {
 // statusBroker counts the calls the worker answers.
 type statusBroker struct{ list, placed atomic.Int64 }
 
-func startStatusWorker(t *testing.T, url string, b *statusBroker) {
+func startStatusWorker(t *testing.T, url string, b *statusBroker) *worker.Worker {
 	t.Helper()
 	w := worker.New(worker.Config{URL: url, Queue: "orders.requests", Concurrency: 16, Logger: slog.New(slog.DiscardHandler)})
 	worker.Handle(w, "orders.v1.OrderService/GetOrder", func(ctx context.Context, r *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
@@ -135,6 +136,7 @@ func startStatusWorker(t *testing.T, url string, b *statusBroker) {
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return w
 }
 
 // demoRoutes is the demo's routes file (examples/orders/figway.yaml) on
@@ -205,8 +207,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	side := &statusBroker{}
 	a := newAddrs(t)
 	path := statusDemoRoutes(t, a, url, startStatusLegacy(t, legacy))
-	startStatusWorker(t, url, side)
+	w := startStatusWorker(t, url, side)
 	serveInProcess(t, path, a, true)
+	faulttest.WaitConsuming(t, w)
 
 	conn := dialPlain(t, a.grpc)
 	client := ordersv1.NewOrderServiceClient(conn)

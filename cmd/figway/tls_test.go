@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/internal/testcerts"
 )
@@ -106,8 +107,9 @@ func TestTLS(t *testing.T) {
 		"SERVER":  ", tls: {cert: " + certs.ServerCert + ", key: " + certs.ServerKey + ", client_ca: " + certs.CA + "}",
 		"BROKERX": ", tls: {ca: " + certs.CA + ", cert: " + certs.ClientCert + ", key: " + certs.ClientKey + ", server_name: localhost}",
 	})
-	runOpsWorker(t, plain, nil)
+	w := runOpsWorker(t, plain, nil)
 	serveInProcess(t, path, a, true)
+	faulttest.WaitConsuming(t, w)
 	if tb.verified.Load() < 1 {
 		t.Fatalf("figway is ready but the TLS broker verified %d client certificates", tb.verified.Load())
 	}

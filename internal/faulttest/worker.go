@@ -8,6 +8,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/figway/figway/worker"
 )
 
 // Worker plays a migrated service through broker faults: it consumes a
@@ -86,4 +88,13 @@ func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// WaitConsuming waits until the SDK worker w has started consuming its
+// queue. figway fails an rpc call at once when its queue has no consumer
+// (docs/errors.md), so a test that starts a worker and calls right away
+// must wait for it, as a deployment waits for a worker's readiness.
+func WaitConsuming(t testing.TB, w *worker.Worker) {
+	t.Helper()
+	WaitFor(t, 30*time.Second, "the worker consumes its queue", func() bool { return w.Stats().Connects > 0 })
 }
