@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -171,6 +172,22 @@ func startWorkers(ctx context.Context, url string, hold time.Duration, consumers
 	var wg sync.WaitGroup
 	for _, w := range append(echoes, slow) {
 		wg.Go(func() { w.Run(ctx) })
+	}
+	// figway fails an rpc call at once while its queue has no consumer
+	// (docs/errors.md): the scenarios start once every worker consumes.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		all := true
+		for _, w := range append(echoes, slow) {
+			all = all && w.Stats().Connects > 0
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			wg.Wait()
+			return nil, nil, errors.New("the bench's workers did not consume within 20s")
+		}
 	}
 
 	conn, err := amqp.Dial(url)

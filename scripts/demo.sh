@@ -13,6 +13,7 @@ FIGWAY_CMD=(bin/figway serve -config examples/orders/figway.yaml)
 GRPC_HOST=127.0.0.1
 GRPC_PORT=8080
 REST=http://127.0.0.1:8081 # server.http of the routes file
+ADMIN=http://127.0.0.1:9090 # server.admin of the routes file
 PROTOSET=examples/orders/orders.binpb
 GRPCURL_PKG=github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
 
@@ -95,6 +96,21 @@ until tcp_open "$GRPC_HOST" "$GRPC_PORT"; do
 	sleep 0.2
 done
 say "figway accepts gRPC on $GRPC_HOST:$GRPC_PORT"
+
+# figway fails a migrated rpc call at once while its queue has no consumer
+# (docs/errors.md); wait until it counts the worker's.
+if command -v curl >/dev/null 2>&1; then
+	deadline=$((SECONDS + 20))
+	until curl -fs "$ADMIN/metrics" | grep -Eq '^figway_route_consumers\{.*\} [1-9]'; do
+		if ! kill -0 "$WORKER_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+			say "figway counts no consumer on the worker's queue (the worker exited, or not within 20s)"
+			show_logs
+			exit 1
+		fi
+		sleep 0.2
+	done
+	say "figway sees the worker consuming"
+fi
 
 # 4. grpcurl, to try it.
 if command -v grpcurl >/dev/null 2>&1; then

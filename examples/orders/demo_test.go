@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,7 @@ func TestDemoParity(t *testing.T) {
 	runProcess(t, exec.Command(filepath.Join(dir, "worker"), "-amqp", url))
 	runProcess(t, exec.Command(figway, "serve", "-config", path))
 	waitReady(t, a.admin)
+	waitConsumers(t, a.admin)
 
 	legacy := placeOrder(t, "http://"+legacyHTTP)
 	migrated := placeOrder(t, "http://"+a.http)
@@ -138,6 +140,31 @@ func runProcess(t *testing.T, cmd *exec.Cmd) {
 		if t.Failed() {
 			t.Logf("%s output:\n%s", filepath.Base(cmd.Path), out.String())
 		}
+	})
+}
+
+// waitConsumers waits until the figway whose admin listener is at admin
+// counts a consumer on its routes' queue, as an operator would read it off
+// figway_route_consumers (docs/operations.md): until then, its rpc calls
+// fail at once with "no consumer".
+func waitConsumers(t *testing.T, admin string) {
+	t.Helper()
+	poll(t, 30*time.Second, "a consumer on the routes' queue", func() bool {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "figway_route_consumers{"); ok {
+				_, n, _ := strings.Cut(rest, "} ")
+				if v, err := strconv.Atoi(strings.TrimSpace(n)); err == nil && v > 0 {
+					return true
+				}
+			}
+		}
+		return false
 	})
 }
 
