@@ -188,6 +188,12 @@ func (c *Client) watchConsumers(ctx context.Context, conn *amqp.Connection, s *s
 				n = info.Consumers
 			case errors.As(err, &aerr) && aerr.Code == amqp.NotFound:
 				ch = nil // the broker closed the channel: a queue that does not exist is unknown, not idle
+			case errors.As(err, &aerr) && !conn.IsClosed():
+				// Another channel error (an exclusive queue of another
+				// connection is RESOURCE_LOCKED): the count is unknown,
+				// and the next look opens a new channel.
+				ch = nil
+				c.log.Debug("queue's consumers not counted", "queue", q, "error", err.Error())
 			default:
 				return // the connection is gone
 			}

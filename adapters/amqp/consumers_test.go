@@ -82,4 +82,23 @@ func TestConsumerCounts(t *testing.T) {
 	if _, known := c.Consumers("idle"); known {
 		t.Error("a queue no longer watched is still known")
 	}
+
+	// Another connection's exclusive queue refuses the look
+	// (RESOURCE_LOCKED): it is unknown, and the watch goes on counting the
+	// others.
+	// name, durable, autoDelete, exclusive, noWait, args
+	if _, err := ch.QueueDeclare("theirs", false, true, true, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.WatchQueues([]string{"theirs", "work"})
+	rctx, rcancel = context.WithTimeout(context.Background(), 5*time.Second)
+	c.Recount(rctx)
+	rcancel()
+	if n, known := c.Consumers("theirs"); known {
+		t.Errorf("Consumers(theirs) = %d, known; want unknown: the queue is another connection's", n)
+	}
+	if _, err := ch.Consume("work", "w2", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	faulttest.WaitFor(t, 5*time.Second, "a consumer seen after a locked queue", func() bool { return count("work") == 1 })
 }
