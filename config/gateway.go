@@ -44,6 +44,7 @@ func (c *Config) GatewayRoutes() []gateway.RouteSpec {
 			MaxInFlight:     r.MaxInFlight,
 			Breaker:         r.Breaker,
 			Retry:           r.Retry,
+			Queues:          c.Queues(r),
 		}
 		if r.Async != nil {
 			a := gateway.Async(*r.Async)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/figway/figway/config"
 )
 
 // recountWait bounds the wait for a fresh look at a route's queues before
@@ -20,7 +18,7 @@ const recountWait = 250 * time.Millisecond
 // at again, so a worker that has just attached is not missed. Events are
 // published whatever the consumers: they wait in their queue.
 func (g *Gateway) idle(ctx context.Context, r *Route) error {
-	if g.consumers == nil || r.Pattern != config.PatternRPC || len(r.Queues) == 0 || !g.noConsumer(r) {
+	if g.consumers == nil || r.Pattern != PatternRPC || len(r.Queues) == 0 || !g.noConsumer(r) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, recountWait)

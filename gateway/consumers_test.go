@@ -71,7 +71,7 @@ func TestNoConsumer(t *testing.T) {
 		{"fallback, no consumer", "orders.v1.OrderService/CancelOrder", map[string]int{"orders.requests": 0}, codes.OK, 0, 1, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tb, err := gateway.NewTable(cfg, nil)
+			tb, err := cfg.Table(nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -217,7 +217,7 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 	// by the connection's, without asking the breaker; elsewhere it is a
 	// failure of the route, and counts.
 	idle := g.idle(ctx, r)
-	if idle != nil && r.Fallback == config.TargetLegacy && g.legacy != nil {
+	if idle != nil && r.FallsBack() && g.legacy != nil {
 		return nil, idle
 	}
 

@@ -125,7 +125,7 @@ func NewTable(files *protoregistry.Files, specs []RouteSpec, prev *Table) (*Tabl
 			Encoding:   rc.Encoding,
 			Forward:    slices.Clone(rc.Forward),
 			HTTP:       rc.HTTP,
-			Queues:     cfg.Queues(rc),
+			Queues:     slices.Clone(rc.Queues),
 			Retry:      rc.Retry,
 			Async:      rc.Async,
 			breakerCfg: rc.Breaker,
@@ -191,7 +191,7 @@ func (t *Table) Routes() []*Route {
 func (t *Table) Queues() []string {
 	var out []string
 	for _, r := range t.Routes() {
-		if r.To != config.TargetBroker && !r.Shadow {
+		if !r.Publishes() {
 			continue
 		}
 		for _, q := range r.Queues {

@@ -39,6 +39,11 @@ type RouteSpec struct {
 	// Async, if not nil, lets the REST ingress answer a long call with an
 	// operation to poll.
 	Async *Async
+	// Queues are the queues whose consumers serve the route (its queue,
+	// or the topology's bindings that match its exchange and routing key);
+	// nil when figway cannot know them. The gateway watches their
+	// consumers when its Publisher is a ConsumerCounter.
+	Queues []string
 
 	// Strangler-fig settings (docs/migration.md).
 	Fallback       Target // "" or TargetLegacy
