@@ -67,8 +67,10 @@ type Result struct {
 	ContentType string
 	// Status is the error, or nil for a reply.
 	Status *spb.Status
-	// Header is reply metadata to answer with (lower-case keys), if any.
-	Header map[string][]string
+	// Header and Trailer are the reply's metadata (lower-case keys), if
+	// any: the worker's response headers and trailers (docs/wire-protocol.md,
+	// figway-rmd-* and figway-rmt-*), or those of a worker's error.
+	Header, Trailer map[string][]string
 	// HTTPStatus is the HTTP status a REST caller would have got, or 0
 	// for the default.
 	HTTPStatus int
@@ -85,10 +87,12 @@ func (r *Record) size() int64 {
 				n += int64(len(d.GetTypeUrl()) + len(d.GetValue()) + 32)
 			}
 		}
-		for k, vs := range res.Header {
-			n += int64(len(k))
-			for _, v := range vs {
-				n += int64(len(v) + 16)
+		for _, md := range []map[string][]string{res.Header, res.Trailer} {
+			for k, vs := range md {
+				n += int64(len(k))
+				for _, v := range vs {
+					n += int64(len(v) + 16)
+				}
 			}
 		}
 	}

@@ -2,10 +2,10 @@ package amqp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,8 +81,45 @@ const (
 	headerOpKeep     = "figway-keep-ms"
 	headerOpAt       = "figway-at"
 	headerHTTPStatus = "figway-http-status"
-	headerReplyMD    = "figway-rmd-"
+	// headerReplyMetadata holds a done operation's reply metadata, JSON
+	// (replyMetadata): RabbitMQ 3.10 streams drop array-valued headers, so
+	// the reply's figway-rmd-*/rmt-* arrays cannot be kept as they came.
+	headerReplyMetadata = "figway-reply-metadata"
 )
+
+// replyMetadata is the JSON of header figway-reply-metadata: the reply's
+// header and trailer metadata, values as bytes (base64 in JSON), so "-bin"
+// values keep every byte.
+type replyMetadata struct {
+	Header  map[string][][]byte `json:"header,omitempty"`
+	Trailer map[string][][]byte `json:"trailer,omitempty"`
+}
+
+func mdBytes(md map[string][]string) map[string][][]byte {
+	if len(md) == 0 {
+		return nil
+	}
+	out := make(map[string][][]byte, len(md))
+	for k, vs := range md {
+		for _, v := range vs {
+			out[k] = append(out[k], []byte(v))
+		}
+	}
+	return out
+}
+
+func mdStrings(md map[string][][]byte) map[string][]string {
+	if len(md) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(md))
+	for k, vs := range md {
+		for _, v := range vs {
+			out[k] = append(out[k], string(v))
+		}
+	}
+	return out
+}
 
 // Run connects, declares the stream, reads it into store and keeps
 // reading, reconnecting when the connection is lost, until ctx is
@@ -304,12 +341,9 @@ func encodeRecord(r *operations.Record) amqp.Publishing {
 		if res.HTTPStatus != 0 {
 			h[headerHTTPStatus] = int32(res.HTTPStatus)
 		}
-		for k, vs := range res.Header {
-			list := make([]any, len(vs))
-			for i, v := range vs {
-				list[i] = v
-			}
-			h[headerReplyMD+k] = list
+		if len(res.Header)+len(res.Trailer) > 0 {
+			b, _ := json.Marshal(replyMetadata{Header: mdBytes(res.Header), Trailer: mdBytes(res.Trailer)})
+			h[headerReplyMetadata] = string(b)
 		}
 	}
 	return p
@@ -369,20 +403,12 @@ func decodeRecord(d *amqp.Delivery) (*operations.Record, error) {
 	if n, ok := h[headerHTTPStatus].(int32); ok {
 		res.HTTPStatus = int(n)
 	}
-	for k, v := range h {
-		name, ok := strings.CutPrefix(k, headerReplyMD)
-		if !ok {
-			continue
+	if j, ok := h[headerReplyMetadata].(string); ok {
+		var md replyMetadata
+		if err := json.Unmarshal([]byte(j), &md); err != nil {
+			return nil, fmt.Errorf("%s: %v", headerReplyMetadata, err)
 		}
-		list, _ := v.([]any)
-		for _, e := range list {
-			if s, ok := e.(string); ok {
-				if res.Header == nil {
-					res.Header = map[string][]string{}
-				}
-				res.Header[name] = append(res.Header[name], s)
-			}
-		}
+		res.Header, res.Trailer = mdStrings(md.Header), mdStrings(md.Trailer)
 	}
 	r.Result = res
 	return r, nil

@@ -63,6 +63,7 @@ func (o *Operations) GetOperation(ctx context.Context, req *longrunningpb.GetOpe
 	if err != nil {
 		return nil, opStatus(err)
 	}
+	replyMetadata(ctx, op)
 	return o.operation(op), nil
 }
 
@@ -82,7 +83,22 @@ func (o *Operations) WaitOperation(ctx context.Context, req *longrunningpb.WaitO
 	if err != nil {
 		return nil, opStatus(err)
 	}
+	replyMetadata(ctx, op)
 	return o.operation(op), nil
+}
+
+// replyMetadata sends a done operation's reply metadata as the response
+// headers and trailers of the call that reads it, as the synchronous call
+// would have been answered (docs/rest.md, "Long calls").
+func replyMetadata(ctx context.Context, op operations.Operation) {
+	if res := op.Result; op.Done && res != nil {
+		if len(res.Header) > 0 {
+			_ = grpc.SetHeader(ctx, metadata.MD(res.Header))
+		}
+		if len(res.Trailer) > 0 {
+			_ = grpc.SetTrailer(ctx, metadata.MD(res.Trailer))
+		}
+	}
 }
 
 // DeleteOperation forgets an operation; its reply, when it comes, is
@@ -146,6 +162,9 @@ func (o *Operations) operation(op operations.Operation) *longrunningpb.Operation
 	}
 	if op.Done {
 		md["end_time"] = op.DoneAt.UTC().Format(time.RFC3339Nano)
+		if res := op.Result; res != nil && res.HTTPStatus != 0 {
+			md["http_status"] = res.HTTPStatus
+		}
 	}
 	out := &longrunningpb.Operation{Name: "operations/" + op.ID, Done: op.Done}
 	if st, err := structpb.NewStruct(md); err == nil {

@@ -2,6 +2,7 @@ package httpin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -124,9 +125,14 @@ func prefersAsync(h http.Header) bool {
 // route encodes it, or the status a synchronous caller would have got.
 func outcome(res *gateway.Result, err error) *operations.Result {
 	if err != nil {
-		return &operations.Result{Status: gateway.Status(err).Proto()}
+		out := &operations.Result{Status: gateway.Status(err).Proto()}
+		if re := (*gateway.ReplyError)(nil); errors.As(err, &re) {
+			out.Header, out.Trailer = re.Header, re.Trailer
+		}
+		return out
 	}
-	return &operations.Result{Body: res.Body, ContentType: res.ContentType}
+	return &operations.Result{Body: res.Body, ContentType: res.ContentType,
+		Header: res.Header, Trailer: res.Trailer, HTTPStatus: res.HTTPStatus}
 }
 
 // opError gives the errors of the operations Store their gRPC status.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/figway/figway/operations"
@@ -94,7 +95,19 @@ func (s *Server) getOperation(rt *router, w http.ResponseWriter, r *http.Request
 	if !op.Done {
 		w.Header().Set("Retry-After", "1")
 	}
+	// A done operation carries the reply's metadata as the synchronous
+	// call would have (docs/rest.md): its route's response_headers under
+	// their own names, the rest as Grpc-Metadata-* and Grpc-Trailer-*.
+	var own map[string]bool
+	var trailer metadata.MD
+	if res := op.Result; op.Done && res != nil {
+		if b := rt.bindingOf(op.Method); b != nil {
+			own, trailer = b.ownHeaders, res.Trailer
+			replyHeaders(w, r, own, res.Header, trailer)
+		}
+	}
 	writeJSON(w, http.StatusOK, body)
+	sendTrailers(w, r, own, trailer)
 }
 
 func (s *Server) deleteOperation(rt *router, w http.ResponseWriter, r *http.Request, id string) {
@@ -145,27 +158,32 @@ func (s *Server) listOperations(rt *router, w http.ResponseWriter, r *http.Reque
 // done either response — the JSON body a synchronous call would have been
 // answered with — or error, a google.rpc.Status.
 func (s *Server) operationJSON(rt *router, op operations.Operation) ([]byte, error) {
-	type metadata struct {
+	type opMetadata struct {
 		Method   string `json:"method"`
 		Start    string `json:"startTime"`
 		Deadline string `json:"deadline"`
 		End      string `json:"endTime,omitempty"`
+		// HTTPStatus is the 2xx status the worker set for REST callers
+		// (figway-http-status), which the synchronous call would have
+		// answered with.
+		HTTPStatus int `json:"httpStatus,omitempty"`
 	}
 	out := struct {
 		Name     string          `json:"name"`
-		Metadata metadata        `json:"metadata"`
+		Metadata opMetadata      `json:"metadata"`
 		Done     bool            `json:"done"`
 		Error    json.RawMessage `json:"error,omitempty"`
 		Response json.RawMessage `json:"response,omitempty"`
 	}{
 		Name: "operations/" + op.ID,
-		Metadata: metadata{Method: op.Method, Start: op.Start.UTC().Format(time.RFC3339Nano),
+		Metadata: opMetadata{Method: op.Method, Start: op.Start.UTC().Format(time.RFC3339Nano),
 			Deadline: op.Deadline.UTC().Format(time.RFC3339Nano)},
 		Done: op.Done,
 	}
 	if op.Done && op.Result != nil {
 		out.Metadata.End = op.DoneAt.UTC().Format(time.RFC3339Nano)
 		res := op.Result
+		out.Metadata.HTTPStatus = res.HTTPStatus
 		var err error
 		if res.Status == nil {
 			b := rt.bindingOf(op.Method)

@@ -81,8 +81,9 @@ type opJSON struct {
 	Name     string `json:"name"`
 	Done     bool   `json:"done"`
 	Metadata struct {
-		Method    string `json:"method"`
-		StartTime string `json:"startTime"`
+		Method     string `json:"method"`
+		StartTime  string `json:"startTime"`
+		HTTPStatus int    `json:"httpStatus"`
 	} `json:"metadata"`
 	Response json.RawMessage `json:"response"`
 	Error    *struct {
@@ -93,10 +94,10 @@ type opJSON struct {
 
 // restCall is one REST request and its answer.
 type restCall struct {
-	code   int
-	header http.Header
-	body   string
-	took   time.Duration
+	code            int
+	header, trailer http.Header
+	body            string
+	took            time.Duration
 }
 
 func do(t *testing.T, method, url string, header ...string) restCall {
@@ -115,7 +116,7 @@ func do(t *testing.T, method, url string, header ...string) restCall {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return restCall{code: resp.StatusCode, header: resp.Header, body: string(b), took: time.Since(start)}
+	return restCall{code: resp.StatusCode, header: resp.Header, trailer: resp.Trailer, body: string(b), took: time.Since(start)}
 }
 
 func (c restCall) op(t *testing.T) opJSON {
