@@ -82,7 +82,11 @@ func runOpsWorker(t *testing.T, url string, seen chan<- string) *worker.Worker {
 		}
 		if d, ok := strings.CutPrefix(id, "slow-"); ok {
 			pause, _ := time.ParseDuration(d)
-			time.Sleep(pause)
+			select { // a worker that stops ends its handlers' contexts
+			case <-time.After(pause):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		return &ordersv1.Order{OrderId: id, CustomerId: "c-1"}, nil
 	})
