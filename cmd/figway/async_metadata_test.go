@@ -52,7 +52,7 @@ func TestAsyncReplyMetadata(t *testing.T) {
 	aAddr, bAddr := newAddrs(t), newAddrs(t)
 	serveInProcess(t, writeAsyncRoutes(t, "", aAddr, url, key, route), aAddr, true)
 	serveInProcess(t, writeAsyncRoutes(t, "", bAddr, url, key, route), bAddr, true)
-	faulttest.WaitFor(t, 30*time.Second, "the worker consumes", func() bool { return w.Stats().Connects > 0 })
+	faulttest.WaitConsuming(t, w)
 
 	accepted := do(t, "GET", "http://"+aAddr.http+"/v1/orders/o-9")
 	if accepted.code != http.StatusAccepted {
