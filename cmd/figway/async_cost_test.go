@@ -133,15 +133,20 @@ func TestAsyncTenThousand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A stream's segments live in stream/<vhost>_<queue, dots as
+	// underscores>_<timestamp>/ below the node's data directory.
 	size := 0
 	filepath.WalkDir(strings.Trim(strings.TrimSpace(dir), `"`), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.Contains(p, "figway.operations") {
+		if err == nil && !d.IsDir() && strings.Contains(p, "/stream/") && strings.Contains(p, "_figway_operations_") {
 			if fi, err := d.Info(); err == nil {
 				size += int(fi.Size())
 			}
 		}
 		return nil
 	})
+	if size == 0 {
+		t.Errorf("no segment of stream figway.operations found below %s", dir)
+	}
 	t.Logf("stream figway.operations on disk: %d bytes (%.0f bytes per operation)", size, float64(size)/total)
 }
 
