@@ -104,6 +104,9 @@ type Client struct {
 type Stats struct {
 	Connected bool
 	Blocked   bool
+	// Node is host:port of the broker node figway is connected to, ""
+	// while it is not: with several broker.urls, the one it reached.
+	Node string
 	// OpenChannels is the number of lanes whose channel is open.
 	OpenChannels int
 	// Pending is the number of rpc calls waiting for a reply.
@@ -170,8 +173,9 @@ func (c *Client) AwaitConnected(ctx context.Context) error {
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
 	s := c.sess.Load()
-	open := 0
+	open, node := 0, ""
 	if s != nil {
+		node = s.node
 		for i := range s.lanes {
 			if l := s.lanes[i].Load(); l != nil && !l.isDead() {
 				open++
@@ -181,6 +185,7 @@ func (c *Client) Stats() Stats {
 	return Stats{
 		OpenChannels:      open,
 		Connected:         s != nil,
+		Node:              node,
 		Blocked:           s != nil && s.blocked.Load(),
 		Pending:           c.pending.len(),
 		UnmatchedReplies:  c.unmatched.Load(),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,8 @@ type session struct {
 	// the session learns of a block through the channel it saw when it
 	// started.
 	blocking atomic.Pointer[chan struct{}]
+	// node is host:port of the broker node the connection goes to.
+	node string
 }
 
 func newSession(lanes int) *session {
@@ -168,6 +171,7 @@ func gatheredDial(timeout time.Duration) func(network, addr string) (net.Conn, e
 // started has ended and the connection is closed.
 func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) error {
 	s := newSession(c.cfg.Channels)
+	s.node = nodeOf(addr)
 	// The consumer watch is waited for after the connection is closed: a
 	// declare of its own stuck on a connection the broker blocked ends
 	// only then.
@@ -334,6 +338,14 @@ func (c *Client) consumeReplies(ctx context.Context, conn *amqp.Connection, repl
 
 // redact renders an AMQP URL for logs: scheme, host and vhost, never the
 // credentials.
+// nodeOf returns host:port of a URL that redact wrote.
+func nodeOf(redacted string) string {
+	if u, err := url.Parse(redacted); err == nil {
+		return u.Host
+	}
+	return redacted
+}
+
 func redact(raw string) string {
 	u, err := amqp.ParseURI(raw)
 	if err != nil {

@@ -393,6 +393,9 @@ func TestNextURLAtOnce(t *testing.T) {
 	if d := time.Since(start); d > backoff/2 {
 		t.Errorf("connected %v after start; want the second URL tried at once", d)
 	}
+	if n := c.Stats().Node; n != proxies[0].Addr() {
+		t.Errorf("Stats().Node = %q; want the second URL's %s", n, proxies[0].Addr())
+	}
 
 	// Its connection reset and refused: the third URL, at once.
 	time.Sleep(1100 * time.Millisecond) // a connection that served a while: not a flapping one
@@ -401,6 +404,9 @@ func TestNextURLAtOnce(t *testing.T) {
 	faulttest.WaitFor(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
 	waitReady(t, c, backoff/2)
 	t.Logf("serving through the third URL %v after the second one's connection was reset", time.Since(lost).Round(time.Millisecond))
+	if n := c.Stats().Node; n != proxies[1].Addr() {
+		t.Errorf("Stats().Node = %q; want the third URL's %s", n, proxies[1].Addr())
+	}
 }
 
 // deadURL returns rawURL pointed at a loopback port nothing listens on.

@@ -32,7 +32,7 @@ var page = template.Must(template.New("page.html").Funcs(funcs).ParseFS(assets, 
 
 // Connection is one broker connection as the page shows it.
 type Connection struct {
-	Node       string // where it goes: host:port, never the URL (it may hold a password)
+	Node       string // the node it is connected to (or, if none, those it tries): host:port, never the URL (it may hold a password)
 	Connected  bool
 	Blocked    bool
 	Reconnects uint64

@@ -208,7 +208,11 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		Migration: gw.Migration,
 		Broker: func() []statuspage.Connection {
 			s := client.Stats()
-			return []statuspage.Connection{{Node: brokerNodes(cfg.Broker.URLs), Connected: s.Connected, Blocked: s.Blocked, Reconnects: s.Reconnects}}
+			node := s.Node // the node it reached; while it reaches none, those it tries
+			if node == "" {
+				node = brokerNodes(cfg.Broker.URLs)
+			}
+			return []statuspage.Connection{{Node: node, Connected: s.Connected, Blocked: s.Blocked, Reconnects: s.Reconnects}}
 		},
 		Config:  configLog.State,
 		Version: versionString(),

@@ -295,6 +295,16 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if place := rows[svc+"PlaceOrder"]; place.Stage != "broker, pin by x-figway-pin" || place.InFlight != "0 / 1024" {
 		t.Errorf("PlaceOrder row = %+v; want broker, 0 / 1024 in flight", place)
 	}
+	// The queue's consumers (the worker's channel) and the node figway
+	// is connected to.
+	if place := rows[svc+"PlaceOrder"]; place.Consumers != "1" {
+		t.Errorf("PlaceOrder row = %+v; want 1 consumer on orders.requests", place)
+	}
+	card, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("[data-col=broker-conn]").textContent.replace(/\s+/g, " ").trim()`))
+	if node := strings.TrimPrefix(strings.Split(strings.TrimPrefix(url, "amqp://"), "/")[0], "guest:guest@"); err != nil ||
+		!strings.HasPrefix(card, "connected "+node+" ") {
+		t.Errorf("broker card %q (%v); want connected to %s", card, err, node)
+	}
 
 	// More calls while the page is open: it shows them without a reload.
 	for range 5 {
