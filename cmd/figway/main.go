@@ -20,6 +20,7 @@ import (
 
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/app"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -99,15 +100,10 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 
 // printProblems prints each problem of a failed load on a line of its own.
 func printProblems(w io.Writer, path string, err error) {
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
-	fmt.Fprintf(w, "%s: %d problem(s)\n", path, len(errs))
-	for _, e := range errs {
-		fmt.Fprintf(w, "  %v\n", e)
+	ps := app.Problems(err)
+	fmt.Fprintf(w, "%s: %d problem(s)\n", path, len(ps))
+	for _, p := range ps {
+		fmt.Fprintf(w, "  %s\n", p)
 	}
 }
 

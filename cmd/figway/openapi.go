@@ -6,6 +6,7 @@ import (
 
 	"github.com/figway/figway/adapters/httpin"
 	"github.com/figway/figway/config"
+	"github.com/figway/figway/internal/app"
 )
 
 // openapiCmd prints the OpenAPI document of the REST bindings of a routes
@@ -25,7 +26,7 @@ func openapiCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "figway:", err)
 		return 1
 	}
-	doc, err := httpin.OpenAPI(t, restOptions(cfg))
+	doc, err := httpin.OpenAPI(t, app.RESTOptions(cfg, versionString()))
 	if err != nil {
 		fmt.Fprintln(stderr, "figway: REST bindings:", err)
 		return 1
@@ -33,20 +34,4 @@ func openapiCmd(args []string, stdout, stderr io.Writer) int {
 	stdout.Write(doc)
 	fmt.Fprintln(stdout)
 	return 0
-}
-
-// restOptions are the REST ingress's options that come from the routes
-// file.
-func restOptions(cfg *config.Config) httpin.Options {
-	o := httpin.Options{
-		MaxRequestBytes: cfg.Server.MaxRequestBytes,
-		UseProtoNames:   cfg.Server.JSON.ProtoNames,
-		EmitUnpopulated: cfg.Server.JSON.EmitUnpopulated,
-		DiscardUnknown:  cfg.Server.JSON.DiscardUnknown,
-		Version:         versionString(),
-	}
-	if cfg.Server.OpenAPIPath != config.OpenAPIOff {
-		o.OpenAPIPath = cfg.Server.OpenAPIPath
-	}
-	return o
 }

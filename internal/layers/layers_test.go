@@ -19,6 +19,7 @@ var rules = []struct {
 	{"gateway", []string{"config", "adapters/", "metrics", "cmd/", "internal/app", "github.com/goccy/go-yaml", "github.com/rabbitmq/amqp091-go"}},
 	{"wire", []string{"gateway", "config", "adapters/", "metrics", "resilience"}},
 	{"resilience", []string{"gateway", "config", "adapters/", "metrics", "wire"}},
+	{"config", []string{"metrics", "cmd/", "internal/app", "adapters/grpcin", "adapters/httpin", "adapters/legacy", "adapters/statuspage"}},
 	{"metrics", []string{"adapters/", "config", "cmd/", "internal/app"}},
 	{"adapters/", []string{"config", "cmd/", "internal/app", "github.com/goccy/go-yaml"}},
 	// The status page charts figway's own series; the other adapters name

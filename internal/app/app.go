@@ -1,0 +1,283 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/adapters/grpcin"
+	"github.com/figway/figway/adapters/httpin"
+	"github.com/figway/figway/adapters/legacy"
+	"github.com/figway/figway/adapters/statuspage"
+	"github.com/figway/figway/config"
+	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/metrics"
+	"github.com/figway/figway/operations"
+)
+
+// Options are what an App takes beside the routes file.
+type Options struct {
+	// Logger receives every log line. If Logger is nil, nothing is logged.
+	Logger *slog.Logger
+	// AccessLog logs every successful call too; failed calls are always
+	// logged.
+	AccessLog bool
+	// Version is figway's version, for the figway_build_info metric, the
+	// status page and the OpenAPI document.
+	Version string
+}
+
+// App is one figway, built from a routes file. Run serves it once.
+type App struct {
+	path string
+	cfg  *config.Config
+	log  *slog.Logger
+	opts Options
+
+	ingressTLS *tls.Config
+	client     *amqp.Client
+	gw         *gateway.Gateway
+	legacyGRPC *legacy.GRPC // nil without legacy.grpc
+	ops        *operations.Store
+	opLog      *amqp.OperationLog
+	grpc       *grpcin.Server
+	health     interface {
+		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
+		Shutdown()
+	}
+	rest      *httpin.Server
+	metrics   *metrics.Metrics
+	configLog *statuspage.ConfigLog
+	reloader  *reloader
+	draining  atomic.Bool
+}
+
+// New builds the figway of cfg, the routes file at path loaded. It opens
+// no listener and starts nothing: Run does.
+func New(path string, cfg *config.Config, o Options) (*App, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &App{path: path, cfg: cfg, log: o.Logger, opts: o}
+	table, err := cfg.Table(nil)
+	if err != nil {
+		return nil, err
+	}
+	if a.ingressTLS, err = serverTLS(cfg); err != nil {
+		return nil, err
+	}
+	amqpTLS, err := brokerTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The sources are read at scrape time, once everything below exists.
+	a.metrics = metrics.New(o.Version, metrics.Sources{
+		Table:     func() *gateway.Table { return a.gw.Table() },
+		Broker:    func() metrics.BrokerStats { return brokerStats(a.client.Stats()) },
+		Ready:     a.ready,
+		Migration: func(method string) gateway.Migration { return a.gw.Migration(method) },
+		Operations: func() (operations.Stats, bool) {
+			if a.ops == nil {
+				return operations.Stats{}, false
+			}
+			return a.ops.Stats(), true
+		},
+		Consumers: func(method string) (int, bool) { return a.gw.RouteConsumers(method) },
+	})
+	host, _ := os.Hostname()
+	a.client = amqp.New(amqp.Config{
+		URLs:        cfg.Broker.URLs,
+		Reply:       cfg.Broker.Reply,
+		Channels:    cfg.Broker.Channels,
+		Heartbeat:   cfg.Broker.Heartbeat,
+		DialTimeout: cfg.Broker.DialTimeout,
+		Topology:    cfg.Topology,
+		Name:        "figway " + host,
+		Logger:      a.log,
+		TLS:         amqpTLS,
+		OnConfirm:   a.metrics.ObserveConfirm,
+	})
+	gwOpts := gateway.Options{Publisher: a.client, Table: table, Source: "figway://" + host, Logger: a.log}
+	var legacyGRPC grpc.StreamHandler // gRPC calls that no route takes
+	if cfg.Legacy.GRPC != "" {
+		if a.legacyGRPC, err = legacy.DialGRPC(cfg.Legacy.GRPC); err != nil {
+			return nil, err
+		}
+		legacyGRPC, gwOpts.Legacy = a.legacyGRPC.Proxy, a.legacyGRPC
+	}
+	a.gw = gateway.New(gwOpts)
+
+	// Async routes keep their operations on a stream (docs/rest.md, "Long
+	// calls"); without one, nothing is declared.
+	if retention := cfg.AsyncRetention(); retention > 0 {
+		a.opLog = a.client.NewOperationLog(amqp.LogConfig{Stream: cfg.Server.Operations.Stream, Retention: retention})
+		a.ops = operations.New(operations.Config{Log: a.opLog, Max: cfg.Server.Operations.Max,
+			MaxBytes: int64(cfg.Server.Operations.MaxBytes), Key: cfg.Server.Operations.Key, Logger: a.log})
+	}
+
+	a.grpc = grpcin.New(a.gw, grpcin.Options{
+		MaxRequestBytes: cfg.Server.MaxRequestBytes,
+		Logger:          a.log,
+		Legacy:          legacyGRPC,
+		AccessLog:       o.AccessLog,
+		ServerOptions:   grpcServerOptions(a.metrics, a.gw, a.ingressTLS),
+		Register: func(s *grpc.Server) {
+			a.health = grpcin.RegisterHealth(s)
+			// Reflection follows reloads: it answers from the table serving.
+			files := func() *protoregistry.Files { return a.gw.Table().Files() }
+			if a.ops != nil {
+				grpcin.RegisterOperations(s, a.ops, a.gw.Table)
+				files = grpcin.WithOperationsFiles(files)
+			}
+			grpcin.RegisterLiveReflection(s, files)
+		},
+	})
+	var legacyHTTP http.Handler // REST calls that no binding takes
+	if cfg.Legacy.HTTP != "" {
+		if legacyHTTP, err = legacy.NewHTTP(cfg.Legacy.HTTP, a.log); err != nil {
+			a.closeLegacy()
+			return nil, err
+		}
+	}
+	restOpts := RESTOptions(cfg, o.Version)
+	restOpts.Logger, restOpts.Passthrough, restOpts.AccessLog = a.log, legacyHTTP, o.AccessLog
+	restOpts.Middleware, restOpts.OnRoute = a.metrics.HTTP, metrics.SetRoute
+	restOpts.Operations, restOpts.OperationsPath, restOpts.CORS = a.ops, cfg.Server.Operations.Path, restCORS(cfg.Server.CORS)
+	if a.rest, err = httpin.New(a.gw, restOpts); err != nil {
+		a.closeLegacy()
+		return nil, fmt.Errorf("REST bindings: %w", err)
+	}
+	a.configLog = statuspage.NewConfigLog(watchList(path, cfg))
+	a.reloader = newReloader(a, cfg)
+	return a, nil
+}
+
+// ready reports whether figway takes calls: the broker connected and not
+// blocking publishers, the operations caught up, and not draining.
+func (a *App) ready() bool {
+	return !a.draining.Load() && a.client.Ready() && (a.ops == nil || a.ops.Stats().CaughtUp)
+}
+
+func (a *App) closeLegacy() {
+	if a.legacyGRPC != nil {
+		a.legacyGRPC.Close()
+	}
+}
+
+// Run opens the listeners of server.grpc, server.http and server.admin and
+// serves until ctx is cancelled. Shutdown order: readiness goes false, the
+// gRPC and REST listeners stop accepting and calls in flight drain (up to
+// server.shutdown_grace), the async operations end, then the AMQP client
+// stops its reply consumers, closes its channels and its connection. Run
+// returns nil after a cancellation, or why figway could not serve. An App
+// runs once.
+func (a *App) Run(ctx context.Context) error {
+	defer a.closeLegacy()
+	cfg, log := a.cfg, a.log
+	lis, err := listenAll(
+		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.GRPC) },
+		func() (net.Listener, error) { return listenHTTP(cfg.Server.HTTP, a.ingressTLS) },
+		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.Admin) },
+	)
+	if err != nil {
+		return err
+	}
+	grpcLis, httpLis, adminLis := lis[0], lis[1], lis[2]
+
+	status := statuspage.New(statuspage.Options{
+		Gatherer:  a.metrics.Registry(),
+		Table:     a.gw.Table,
+		Migration: a.gw.Migration,
+		Broker: func() []statuspage.Connection {
+			s := a.client.Stats()
+			node := s.Node // the node it reached; while it reaches none, those it tries
+			if node == "" {
+				node = brokerNodes(cfg.Broker.URLs)
+			}
+			return []statuspage.Connection{{Node: node, Connected: s.Connected, Blocked: s.Blocked, Reconnects: s.Reconnects}}
+		},
+		Config:  a.configLog.State,
+		Version: a.opts.Version,
+		Exposed: !loopback(adminLis.Addr()),
+		Logger:  log,
+	})
+	admin := &http.Server{Handler: adminMux(a.ready, a.metrics.Handler(), status), ReadHeaderTimeout: 5 * time.Second}
+
+	brokerCtx, stopBroker := context.WithCancel(context.Background())
+	defer stopBroker()
+	var wg sync.WaitGroup
+	wg.Go(func() { a.client.Run(brokerCtx) })
+	wg.Go(func() { a.gw.Run(brokerCtx) }) // shadow copies
+	// The operations' calls end before the broker stops: their outcome
+	// goes to the log.
+	opsCtx, stopOps := context.WithCancel(context.Background())
+	defer stopOps()
+	var opsDone sync.WaitGroup
+	if a.ops != nil {
+		wg.Go(func() { a.opLog.Run(brokerCtx, a.ops) })
+		opsDone.Go(func() { a.ops.Run(opsCtx) })
+	}
+	wg.Go(func() {
+		if err := admin.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener", "err", err)
+		}
+	})
+	wg.Go(func() { watchReadiness(brokerCtx, a.ready, a.health.SetServingStatus, log) })
+	wg.Go(func() { status.Run(brokerCtx) })
+	wg.Go(func() { a.reloader.run(brokerCtx) })
+
+	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
+		"admin", adminLis.Addr().String(), "tls", a.ingressTLS != nil, "routes", len(a.gw.Table().Routes()), "version", a.opts.Version)
+	// Readiness goes false before the listeners stop accepting: the
+	// ingresses watch ingressCtx, cancelled only once draining is set.
+	// Both drain in parallel; one that fails stops the other.
+	ingressCtx, stopIngress := context.WithCancel(context.Background())
+	defer stopIngress()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-ingressCtx.Done():
+			return // an ingress failed
+		}
+		a.draining.Store(true)
+		a.health.Shutdown() // NOT_SERVING for every service
+		log.Info("draining", "grace", cfg.Server.ShutdownGrace.String())
+		stopIngress()
+	}()
+	restErr := make(chan error, 1)
+	go func() {
+		defer stopIngress()
+		restErr <- a.rest.Serve(ingressCtx, httpLis, cfg.Server.ShutdownGrace)
+	}()
+	err = a.grpc.Serve(ingressCtx, grpcLis, cfg.Server.ShutdownGrace)
+	stopIngress()
+	err = errors.Join(err, <-restErr)
+	stopOps()
+	opsDone.Wait()
+	stopBroker()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	admin.Shutdown(shutdownCtx)
+	cancel()
+	wg.Wait()
+	log.Info("figway stopped")
+	return err
+}
+
+// brokerStats are the AMQP client's counters that metrics reports.
+func brokerStats(s amqp.Stats) metrics.BrokerStats {
+	return metrics.BrokerStats{Connected: s.Connected, Blocked: s.Blocked, Pending: s.Pending,
+		UnmatchedReplies: s.UnmatchedReplies, Reconnects: s.Reconnects}
+}

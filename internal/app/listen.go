@@ -1,0 +1,65 @@
+package app
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+
+	"github.com/figway/figway/config"
+)
+
+// serverTLS returns the TLS configuration of the ingress listeners, or nil
+// for plaintext.
+func serverTLS(cfg *config.Config) (*tls.Config, error) {
+	if cfg.Server.TLS == nil {
+		return nil, nil
+	}
+	c, err := cfg.Server.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("server.tls: %w", err)
+	}
+	return c, nil
+}
+
+// brokerTLS returns the TLS configuration of amqps:// connections, or nil
+// for the AMQP client's default (the system's roots).
+func brokerTLS(cfg *config.Config) (*tls.Config, error) {
+	if cfg.Broker.TLS == nil {
+		return nil, nil
+	}
+	c, err := cfg.Broker.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("broker.tls: %w", err)
+	}
+	return c, nil
+}
+
+// listenHTTP listens on addr, through TLS when tc is not nil: HTTP/2 and
+// HTTP/1.1 by ALPN, and a client that does not start a handshake is
+// disconnected, never served in plaintext.
+func listenHTTP(addr string, tc *tls.Config) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil || tc == nil {
+		return l, err
+	}
+	tc = tc.Clone()
+	tc.NextProtos = []string{"h2", "http/1.1"}
+	return tls.NewListener(l, tc), nil
+}
+
+// listenAll opens the listeners of addrs in order; on error it closes
+// those it opened.
+func listenAll(open ...func() (net.Listener, error)) ([]net.Listener, error) {
+	var ls []net.Listener
+	for _, o := range open {
+		l, err := o()
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
