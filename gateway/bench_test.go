@@ -14,7 +14,7 @@ func BenchmarkTraceContext(b *testing.B) {
 func BenchmarkLookup(b *testing.B) {
 	t := &Table{routes: map[string]*Route{}}
 	for _, m := range []string{"a.v1.S/A", "a.v1.S/B", "orders.v1.OrderService/GetOrder", "orders.v1.OrderService/ListOrders"} {
-		t.routes[m] = &Route{Method: m}
+		t.routes[m] = &Route{RouteSpec: RouteSpec{Method: m}}
 	}
 	b.ReportAllocs()
 	for b.Loop() {

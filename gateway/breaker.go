@@ -54,7 +54,7 @@ func newBreaker(method string, b Breaker, events *breakerLog) *resilience.Breake
 // breakerError is the answer of a call its route's breaker refused.
 func breakerError(r *Route, err error) error {
 	if errors.Is(err, resilience.ErrBreakerProbing) {
-		return fmt.Errorf("%s: %w: %w: half-open, its %d probes taken", r.Method, ErrUnavailable, ErrBreakerOpen, r.breakerCfg.HalfOpenRequests)
+		return fmt.Errorf("%s: %w: %w: half-open, its %d probes taken", r.Method, ErrUnavailable, ErrBreakerOpen, r.Breaker.HalfOpenRequests)
 	}
 	return fmt.Errorf("%s: %w: %w", r.Method, ErrUnavailable, ErrBreakerOpen)
 }

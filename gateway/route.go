@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -14,59 +13,23 @@ import (
 	"github.com/figway/figway/wire"
 )
 
-// Route is where the calls of one method go, built from a [RouteSpec]. A
-// Route is immutable once built.
+// Route is where the calls of one method go: its [RouteSpec] and what the
+// gateway builds from it (descriptors, bulkhead, breaker). A Route is
+// immutable once built.
 type Route struct {
-	Method     string // full method name, "orders.v1.OrderService/GetOrder"
-	Input      protoreflect.MessageDescriptor
-	Output     protoreflect.MessageDescriptor
-	To         Target
-	Exchange   string
-	RoutingKey string
-	Pattern    Pattern
-	Timeout    time.Duration
-	Encoding   Encoding
-	// Forward lists the lower-case metadata keys / header names copied to
-	// the message as figway-md-<key>, and nothing else.
-	Forward []string
-	// HTTP is the routes file's override or addition to the method's
-	// google.api.http rule, or nil.
-	HTTP *HTTPRule
-	// CloudEvents puts the cloudEvents:* headers on rpc requests too
-	// (wire: {cloudevents: always}); events always carry them.
-	CloudEvents bool
-	// Queues are the queues whose consumers serve the route (the route's
-	// queue, or the topology's bindings that match its exchange and
-	// routing key); nil when figway cannot know them.
-	Queues []string
+	RouteSpec
 
-	// Strangler-fig settings: see RouteSpec.
-	Fallback      Target
-	Shadow        bool
-	ShadowPercent int
-	Compare       bool
-	Weight        *int
-	StickyBy      string
-	PinBy         string
-	ignore        map[string]bool
-	ignoreMD      map[string]bool
-	// ResponseHeaders are the reply metadata keys that REST callers get
-	// under their own name (see RouteSpec).
-	ResponseHeaders []string
-	// Retry says whether a call that may have reached the broker may be
-	// published once more (see Gateway.Invoke).
-	Retry Retry
-	// Async, if not nil, lets the REST ingress answer a long call with an
-	// operation to poll; see Call.Async.
-	Async *Async
+	Input  protoreflect.MessageDescriptor
+	Output protoreflect.MessageDescriptor
 
+	ignore      map[string]bool // IgnoreFields
+	ignoreMD    map[string]bool // IgnoreMetadata
 	contentType string
 	// types resolves the messages of the route's table (Any in JSON): a
 	// call keeps its route's, across a reload.
-	types      *dynamicpb.Types
-	bulkhead   *resilience.Bulkhead
-	breaker    *resilience.Breaker
-	breakerCfg Breaker
+	types    *dynamicpb.Types
+	bulkhead *resilience.Bulkhead
+	breaker  *resilience.Breaker
 }
 
 // cloudEvents reports whether the route's messages carry the
@@ -113,40 +76,14 @@ func NewTable(files *protoregistry.Files, specs []RouteSpec, prev *Table) (*Tabl
 		if rc.Desc == nil {
 			return nil, fmt.Errorf("routes[%d]: method %s not resolved", i, rc.Method)
 		}
-		r := &Route{
-			Method:     rc.Method,
-			Input:      rc.Desc.Input(),
-			Output:     rc.Desc.Output(),
-			To:         rc.To,
-			Exchange:   rc.Exchange,
-			RoutingKey: rc.RoutingKey,
-			Pattern:    rc.Pattern,
-			Timeout:    rc.Timeout,
-			Encoding:   rc.Encoding,
-			Forward:    slices.Clone(rc.Forward),
-			HTTP:       rc.HTTP,
-			Queues:     slices.Clone(rc.Queues),
-			Retry:      rc.Retry,
-			Async:      rc.Async,
-			breakerCfg: rc.Breaker,
-			Fallback:   rc.Fallback,
-			Shadow:     rc.Shadow,
-			Compare:    rc.Compare,
-			Weight:     rc.Weight,
-			StickyBy:   rc.StickyBy,
-			PinBy:      rc.PinBy,
-
-			ShadowPercent:   rc.ShadowPercent,
-			ResponseHeaders: slices.Clone(rc.ResponseHeaders),
-
-			CloudEvents: rc.CloudEvents,
-		}
-		if len(rc.IgnoreFields) > 0 {
-			r.ignore = make(map[string]bool, len(rc.IgnoreFields))
-			for _, f := range rc.IgnoreFields {
-				r.ignore[f] = true
-			}
-		}
+		r := &Route{RouteSpec: *rc, Input: rc.Desc.Input(), Output: rc.Desc.Output()}
+		// The slices are the route's own: a spec may be built again.
+		r.Forward = slices.Clone(rc.Forward)
+		r.ResponseHeaders = slices.Clone(rc.ResponseHeaders)
+		r.IgnoreFields = slices.Clone(rc.IgnoreFields)
+		r.IgnoreMetadata = slices.Clone(rc.IgnoreMetadata)
+		r.Queues = slices.Clone(rc.Queues)
+		r.ignore = keySet(rc.IgnoreFields)
 		r.ignoreMD = keySet(rc.IgnoreMetadata)
 		r.types = t.types
 		r.contentType = wire.ContentTypeProtobuf
@@ -159,7 +96,7 @@ func NewTable(files *protoregistry.Files, specs []RouteSpec, prev *Table) (*Tabl
 		} else {
 			r.bulkhead = resilience.NewBulkhead(rc.MaxInFlight)
 		}
-		if old != nil && old.breakerCfg == rc.Breaker {
+		if old != nil && old.Breaker == rc.Breaker {
 			r.breaker = old.breaker
 		} else {
 			r.breaker = newBreaker(r.Method, rc.Breaker, t.breakers)
