@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/internal/tcpproxy"
 	"github.com/figway/figway/worker"
@@ -107,7 +108,7 @@ func TestAcksScrambled(t *testing.T) {
 
 	// The last handler to finish finds none other running and sends what
 	// is held; wait for it, then stop the worker.
-	waitUntil(t, "every request is acked", func() bool { return w.Stats().Acks > 0 && w.Stats().Replied == n })
+	polltest.Until(t, waitFor, "every request is acked", func() bool { return w.Stats().Acks > 0 && w.Stats().Replied == n })
 	stop()
 	if s := w.Stats(); s.Acks >= n {
 		t.Errorf("Stats().Acks = %d for %d requests; want them gathered", s.Acks, n)
@@ -138,7 +139,7 @@ func TestAcksSlowNeighbour(t *testing.T) {
 	}
 	got := map[string]int{}
 	c.collect(ids, got)
-	waitUntil(t, "the fast requests' acks go out", func() bool { return a.Stats().Acks >= 1 })
+	polltest.Until(t, waitFor, "the fast requests' acks go out", func() bool { return a.Stats().Acks >= 1 })
 	time.Sleep(50 * window) // a wide margin over the window, for a loaded machine
 
 	proxy.Reset() // the worker dies with its slow request running
@@ -146,7 +147,7 @@ func TestAcksSlowNeighbour(t *testing.T) {
 		(&fixture{}).register(w)
 		registerSleep(w)
 	})
-	waitUntil(t, "the slow request is redelivered", func() bool { return b.Stats().Received >= 1 })
+	polltest.Until(t, waitFor, "the slow request is redelivered", func() bool { return b.Stats().Received >= 1 })
 	time.Sleep(200 * time.Millisecond) // anything else redelivered arrives meanwhile
 	if got := b.Stats().Received; got != 1 {
 		t.Errorf("second worker received %d requests; want 1, the slow one: the fast ones were acked", got)

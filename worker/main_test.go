@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
@@ -71,7 +72,7 @@ func startWorker(t *testing.T, cfg worker.Config, register func(*worker.Worker))
 		})
 	}
 	t.Cleanup(stop)
-	waitUntil(t, "the worker consumes", func() bool { return w.Stats().Connects > 0 })
+	polltest.Until(t, waitFor, "the worker consumes", func() bool { return w.Stats().Connects > 0 })
 	return w, stop
 }
 
@@ -94,18 +95,6 @@ func runWorker(t *testing.T, w *worker.Worker) (stop func() error) {
 			}
 		})
 		return err
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after waitFor.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

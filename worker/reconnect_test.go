@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
@@ -30,10 +31,12 @@ func TestReconnect(t *testing.T) {
 	var holds atomic.Int64
 	held := make(chan struct{})
 	firstErr := make(chan error, 1)
+	firstReturned := make(chan struct{})
 	w, _ := startWorker(t, worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{}}, func(w *worker.Worker) {
 		(&fixture{}).register(w)
 		worker.Handle(w, holdMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
 			if holds.Add(1) == 1 {
+				defer close(firstReturned)
 				close(held)
 				<-ctx.Done()
 				firstErr <- ctx.Err()
@@ -98,36 +101,43 @@ func TestReconnect(t *testing.T) {
 		reconnected(t, 3, waitFor)
 
 		ch = channel(t, dial(t, url))
-		var got []string
-		deadline := time.Now().Add(waitFor)
-		for len(got) == 0 && time.Now().Before(deadline) {
-			d, ok, err := ch.Get("replies", true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			if d.CorrelationId != r.CorrelationID {
-				t.Fatalf("reply correlation_id = %q; want %q", d.CorrelationId, r.CorrelationID)
-			}
-			var v wrapperspb.StringValue
-			if err := proto.Unmarshal(d.Body, &v); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, v.GetValue())
+		// replies takes the replies in the queue until one answers id.
+		replies := func(id string) (got []string) {
+			t.Helper()
+			polltest.Until(t, waitFor, "the reply to "+id, func() bool {
+				d, ok, err := ch.Get("replies", true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					return false
+				}
+				var v wrapperspb.StringValue
+				if err := proto.Unmarshal(d.Body, &v); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, v.GetValue())
+				return d.CorrelationId == id
+			})
+			return got
 		}
-		if len(got) != 1 || got[0] != "second" {
+		if got := replies(r.CorrelationID); len(got) != 1 || got[0] != "second" {
 			t.Fatalf("replies = %q; want one, from the redelivered call: [second]", got)
 		}
 		if n := holds.Load(); n != 2 {
 			t.Errorf("Hold handler ran %d times; want 2", n)
 		}
-		// The cut-off call's reply was never sent: there is no second one.
-		time.Sleep(100 * time.Millisecond)
-		if q, err := ch.QueueDeclarePassive("replies", false, false, false, false, nil); err != nil || q.Messages != 0 {
-			t.Errorf("replies queue: %d messages, %v; want 0", q.Messages, err)
+		// The cut-off call's reply was never sent: once its handler has
+		// returned, the reply to a later request is the only one behind
+		// the redelivered call's.
+		<-firstReturned
+		later := request(t, echoMethod, wrapperspb.String("later"))
+		later.CorrelationID, later.ReplyTo = wire.NewID(), "replies"
+		if err := ch.PublishWithContext(context.Background(), "", testQueue, false, false, amqpwire.Publishing(&later, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		if got := replies(later.CorrelationID); len(got) != 1 || got[0] != "echo: later" {
+			t.Errorf("replies after the redelivered call's = %q; want only the later request's: [echo: later]", got)
 		}
 	})
 

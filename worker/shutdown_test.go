@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/worker"
@@ -78,7 +79,7 @@ func TestShutdownGrace(t *testing.T) {
 	}
 	c.noReply(100 * time.Millisecond)
 	ch := channel(t, dial(t, url))
-	waitUntil(t, "both requests are back in the queue", func() bool {
+	polltest.Until(t, waitFor, "both requests are back in the queue", func() bool {
 		q, err := ch.QueueDeclarePassive(testQueue, false, false, false, false, nil)
 		return err == nil && q.Messages == 2
 	})

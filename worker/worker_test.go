@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
@@ -296,7 +297,7 @@ func TestExpiredRequestIsDropped(t *testing.T) {
 	p.Expiration = ""
 	c.publishRaw("", testQueue, p)
 
-	waitUntil(t, "the request is dropped", func() bool { return f.w.Stats().Expired == 1 })
+	polltest.Until(t, waitFor, "the request is dropped", func() bool { return f.w.Stats().Expired == 1 })
 	c.noReply(200 * time.Millisecond)
 	if n := f.echoes.Load(); n != 0 {
 		t.Errorf("Echo handler ran %d times; want 0", n)
@@ -407,7 +408,7 @@ func TestEvents(t *testing.T) {
 		return r.MessageID
 	}
 	okID, badID := publish("ok"), publish("bad")
-	waitUntil(t, "both events are settled", func() bool { s := w.Stats(); return s.Events == 1 && s.Rejected == 1 })
+	polltest.Until(t, waitFor, "both events are settled", func() bool { s := w.Stats(); return s.Events == 1 && s.Rejected == 1 })
 	// Handlers run concurrently: the order is not the queue's.
 	seen := map[string]bool{<-got: true, <-got: true}
 	if want := map[string]bool{"ok " + okID: true, "bad " + badID: true}; !cmp.Equal(seen, want) {
@@ -416,7 +417,7 @@ func TestEvents(t *testing.T) {
 	// Settles are gathered (Config.AckWindow): the reject reaches the broker
 	// a few milliseconds after the handler returned.
 	var dead amqp.Delivery
-	waitUntil(t, "the rejected event is dead-lettered", func() bool {
+	polltest.Until(t, waitFor, "the rejected event is dead-lettered", func() bool {
 		d, ok, err := setup.Get("events.dead", true)
 		if err != nil {
 			t.Fatalf("Get(events.dead): %v", err)

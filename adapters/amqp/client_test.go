@@ -15,6 +15,7 @@ import (
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
 )
@@ -385,9 +386,7 @@ func connectionClosedFailsWaitingCalls(t *testing.T, node *rabbitmqtest.Node) {
 			errs <- err
 		}()
 	}
-	for c.Stats().Pending < waiting {
-		time.Sleep(5 * time.Millisecond)
-	}
+	polltest.Until(t, 10*time.Second, fmt.Sprintf("%d calls pending", waiting), func() bool { return c.Stats().Pending >= waiting })
 	ctlStart := time.Now()
 	if err := node.CloseAllConnections(ctx); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/figway/figway/config"
-	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
 
@@ -28,7 +28,7 @@ func TestConsumerCounts(t *testing.T) {
 		}
 		return -1
 	}
-	faulttest.WaitFor(t, 5*time.Second, "work and idle counted", func() bool { return count("work") == 0 && count("idle") == 0 })
+	polltest.Until(t, 5*time.Second, "work and idle counted", func() bool { return count("work") == 0 && count("idle") == 0 })
 
 	conn, err := amqp091.Dial(url)
 	if err != nil {
@@ -57,7 +57,7 @@ func TestConsumerCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	went := time.Now()
-	faulttest.WaitFor(t, 5*time.Second, "consumer gone", func() bool { return count("work") == 0 })
+	polltest.Until(t, 5*time.Second, "consumer gone", func() bool { return count("work") == 0 })
 	gone := time.Since(went)
 	t.Logf("a consumer was seen %v after it came (Recount) and %v after it went (ConsumerCheck 500ms)", seen, gone)
 	if seen > 2*time.Second || gone > 2*time.Second {
@@ -100,5 +100,5 @@ func TestConsumerCounts(t *testing.T) {
 	if _, err := ch.Consume("work", "w2", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	faulttest.WaitFor(t, 5*time.Second, "a consumer seen after a locked queue", func() bool { return count("work") == 1 })
+	polltest.Until(t, 5*time.Second, "a consumer seen after a locked queue", func() bool { return count("work") == 1 })
 }

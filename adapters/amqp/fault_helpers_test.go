@@ -19,6 +19,7 @@ import (
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 )
 
 // faultTopology is declared by the client after every connect: the rpc
@@ -47,7 +48,7 @@ func waiting(t *testing.T, c *amqp.Client, n int) <-chan result {
 			out <- r
 		}()
 	}
-	faulttest.WaitFor(t, 5*time.Second, "calls waiting", func() bool { return c.Stats().Pending >= before+n })
+	polltest.Until(t, 5*time.Second, "calls waiting", func() bool { return c.Stats().Pending >= before+n })
 	return out
 }
 

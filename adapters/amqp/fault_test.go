@@ -14,7 +14,7 @@ import (
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/gateway"
-	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/internal/tcpproxy"
 	"github.com/figway/figway/resilience"
@@ -49,7 +49,7 @@ func faultClient(t *testing.T, url string, heartbeat time.Duration) *amqp.Client
 func warm(t *testing.T, c *amqp.Client) *load {
 	t.Helper()
 	ld := startLoad(c, loadWorkers, loadDeadline)
-	faulttest.WaitFor(t, 10*time.Second, "load warm", func() bool { return ld.successes(time.Time{}) >= 50 })
+	polltest.Until(t, 10*time.Second, "load warm", func() bool { return ld.successes(time.Time{}) >= 50 })
 	return ld
 }
 
@@ -119,7 +119,7 @@ func TestBrokerFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		fault := time.Now()
-		faulttest.WaitFor(t, 10*time.Second, "success after close_all_connections", func() bool { return ld.successes(fault) >= 20 })
+		polltest.Until(t, 10*time.Second, "success after close_all_connections", func() bool { return ld.successes(fault) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, fault, fault)
 		fromStart := measure(rs, loadDeadline, ctlStart, fault)
@@ -146,7 +146,7 @@ func TestBrokerFaults(t *testing.T) {
 		alarm := time.Now()
 		// The broker blocks a connection when it next publishes: under
 		// load, at once.
-		faulttest.WaitFor(t, 5*time.Second, "client blocked", func() bool { return c.Stats().Blocked })
+		polltest.Until(t, 5*time.Second, "client blocked", func() bool { return c.Stats().Blocked })
 		blockedSeen := time.Now()
 		// The alarm is certain once set_vm_memory_high_watermark returned.
 		lastFailed := failedBy(t, calls, n, alarm)
@@ -155,12 +155,12 @@ func TestBrokerFaults(t *testing.T) {
 			t.Errorf("memory_alarm: waiting calls failed %v after the alarm was set; want within 100ms", lastFailed)
 		}
 		// Run the load under the alarm for a while.
-		faulttest.WaitFor(t, 5*time.Second, "calls refused under the alarm", func() bool { return ld.failures(blockedSeen) >= 100 })
+		polltest.Until(t, 5*time.Second, "calls refused under the alarm", func() bool { return ld.failures(blockedSeen) >= 100 })
 		if err := node.SetMemoryHighWatermark(ctx, 0.4); err != nil {
 			t.Fatal(err)
 		}
 		cleared := time.Now()
-		faulttest.WaitFor(t, 10*time.Second, "success after the alarm cleared", func() bool { return ld.successes(cleared) >= 20 })
+		polltest.Until(t, 10*time.Second, "success after the alarm cleared", func() bool { return ld.successes(cleared) >= 20 })
 		rs := ld.halt()
 
 		// The block is certain when the first call fails with it.
@@ -198,14 +198,14 @@ func TestBrokerFaults(t *testing.T) {
 			t.Errorf("kill_9_restart: waiting calls failed %v after the kill; want at once (within 500ms)", lastFailed)
 		}
 		// Down for the time a restart takes; calls fail fast meanwhile.
-		faulttest.WaitFor(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })
+		polltest.Until(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := node.Restart(ctx); err != nil {
 			t.Fatal(err)
 		}
 		back := time.Now()
-		faulttest.WaitFor(t, 10*time.Second, "success after restart", func() bool { return ld.successes(back) >= 20 })
+		polltest.Until(t, 10*time.Second, "success after restart", func() bool { return ld.successes(back) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, killed, back)
 		fromStart := measure(rs, loadDeadline, killStart, back)
@@ -241,7 +241,7 @@ func TestProxyFaults(t *testing.T) {
 		slow := time.Now()
 		// Calls still succeed, each at least two delays long; a call whose
 		// deadline is shorter than that ends at its deadline.
-		faulttest.WaitFor(t, 10*time.Second, "calls through the latency", func() bool { return ld.successes(slow) >= 20 })
+		polltest.Until(t, 10*time.Second, "calls through the latency", func() bool { return ld.successes(slow) >= 20 })
 		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 		start := time.Now()
 		_, err := c.Call(ctx, "", "svc", request("test.v1.Svc/Get", "short"))
@@ -275,13 +275,13 @@ func TestProxyFaults(t *testing.T) {
 
 		// Nothing tells the client (the proxy passes on no close either);
 		// 1.5 heartbeat intervals of silence do.
-		faulttest.WaitFor(t, 10*time.Second, "black hole detected", func() bool { return !c.Ready() })
+		polltest.Until(t, 10*time.Second, "black hole detected", func() bool { return !c.Ready() })
 		detected := time.Since(hole)
 		// Let calls meet the lost connection, then heal.
-		faulttest.WaitFor(t, 5*time.Second, "calls refused", func() bool { return ld.failures(hole.Add(detected)) >= 20 })
+		polltest.Until(t, 5*time.Second, "calls refused", func() bool { return ld.failures(hole.Add(detected)) >= 20 })
 		p.Pass()
 		healed := time.Now()
-		faulttest.WaitFor(t, 15*time.Second, "success after the black hole", func() bool { return ld.successes(healed) >= 20 })
+		polltest.Until(t, 15*time.Second, "success after the black hole", func() bool { return ld.successes(healed) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, hole.Add(detected), healed)
 		inHole := measure(rs, loadDeadline, hole, healed)
@@ -313,11 +313,11 @@ func TestProxyFaults(t *testing.T) {
 		ld := warm(t, c)
 		p.Reset()
 		reset := time.Now()
-		faulttest.WaitFor(t, 5*time.Second, "reset seen", func() bool { return !c.Ready() })
-		faulttest.WaitFor(t, 5*time.Second, "calls refused", func() bool { return ld.failures(reset) >= 20 })
+		polltest.Until(t, 5*time.Second, "reset seen", func() bool { return !c.Ready() })
+		polltest.Until(t, 5*time.Second, "calls refused", func() bool { return ld.failures(reset) >= 20 })
 		p.Pass()
 		healed := time.Now()
-		faulttest.WaitFor(t, 10*time.Second, "success after resets", func() bool { return ld.successes(healed) >= 20 })
+		polltest.Until(t, 10*time.Second, "success after resets", func() bool { return ld.successes(healed) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, reset, healed)
 		checkReport(t, "reset", rs, rep, 200*time.Millisecond, 5*time.Second)
@@ -351,7 +351,7 @@ func TestReconnectAcrossURLs(t *testing.T) {
 	// Lose the connection: the next attempt goes to the dead URL, the one
 	// after to the proxy again.
 	p.Reset()
-	faulttest.WaitFor(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+	polltest.Until(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
 	p.Pass()
 	healed := time.Now()
 	waitReady(t, c, 10*time.Second)
@@ -401,7 +401,7 @@ func TestNextURLAtOnce(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // a connection that served a while: not a flapping one
 	proxies[0].Reset()
 	lost := time.Now()
-	faulttest.WaitFor(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+	polltest.Until(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
 	waitReady(t, c, backoff/2)
 	t.Logf("serving through the third URL %v after the second one's connection was reset", time.Since(lost).Round(time.Millisecond))
 	if n := c.Stats().Node; n != proxies[1].Addr() {
@@ -443,7 +443,7 @@ func TestEventRepublishedAfterChannelLoss(t *testing.T) {
 	const n = 20
 	ids := map[string]bool{}
 	for i := range n {
-		faulttest.WaitFor(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
+		polltest.Until(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		ev := request("test.v1.Svc/Place", "e")
 		ev.Persistent = true

@@ -19,6 +19,7 @@ import (
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/internal/tcpproxy"
 	"github.com/figway/figway/wire"
@@ -35,13 +36,23 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 	url := rabbitmqtest.ForTest(t).NewVHost(t)
 	var mu sync.Mutex
 	seen := map[string]int{} // message id → requests the worker got
+	// killed has a value each time a channel the test killed is closed.
+	killed := make(chan struct{}, 1)
 	worker := faulttest.StartWorker(t, url, "orders.get", func(d *amqp091.Delivery) amqp091.Publishing {
 		mu.Lock()
 		seen[d.MessageId]++
+		first := seen[d.MessageId] == 1
 		mu.Unlock()
-		// Slower than the broker closing a channel on a 404, so that the
-		// reply to a request whose channel is killed never makes it.
-		time.Sleep(50 * time.Millisecond)
+		if first && len(d.Body) == 0 {
+			// The first delivery of a call whose channel the test kills
+			// (the calls below have empty bodies, the warm-up call not):
+			// reply once that channel is closed, so that the reply can
+			// never make it back on it.
+			select {
+			case <-killed:
+			case <-time.After(10 * time.Second): // the call fails its deadline first
+			}
+		}
 		return amqp091.Publishing{ContentType: d.ContentType}
 	})
 
@@ -54,11 +65,17 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 	var kill atomic.Bool
 	amqp.SetAfterPublish(c, func(ch *amqp091.Channel, event bool) {
 		if !event && kill.Swap(false) {
+			closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
 			ch.Publish("no-such-exchange", "k", false, false, amqp091.Publishing{})
+			go func() {
+				for range closed {
+				}
+				killed <- struct{}{}
+			}()
 		}
 	})
 	runClient(t, c)
-	faulttest.WaitFor(t, 10*time.Second, "worker consuming", func() bool {
+	polltest.Until(t, 10*time.Second, "worker consuming", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := c.Call(ctx, "", "orders.get", request(method, "ping"))
@@ -84,7 +101,7 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 			g := retryGateway(t, c, url, "3s", tt.retry)
 			const calls = 5
 			for i := range calls {
-				faulttest.WaitFor(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
+				polltest.Until(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
 				before := worker.Received()
 				kill.Store(true)
 				start := time.Now()
@@ -92,15 +109,17 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 				took := time.Since(start)
 				// The worker has the request by the time a reply or a retry
 				// could have happened; wait for late deliveries to settle.
-				faulttest.WaitFor(t, 2*time.Second, "worker got the request", func() bool { return worker.Received() > before })
+				polltest.Until(t, 2*time.Second, "worker got the request", func() bool { return worker.Received() > before })
 				if tt.ok != (err == nil) {
 					t.Fatalf("call %d: %v after %v; want ok=%v", i, err, took, tt.ok)
 				}
 				if !tt.ok && (!errors.Is(err, gateway.ErrChannelLost) || gateway.Code(err) != 14) {
 					t.Fatalf("call %d: %v; want UNAVAILABLE, channel lost after publishing", i, err)
 				}
-				if took > time.Second {
-					t.Errorf("call %d took %v; want the loss known at once", i, took)
+				// Known at once, not at the route's 3s timeout: the margin
+				// holds on a loaded machine under -race.
+				if took > 2500*time.Millisecond {
+					t.Errorf("call %d took %v; want the loss known at once, well before the 3s timeout", i, took)
 				}
 			}
 			// Each request ran exactly runs times, under one message id.
@@ -158,7 +177,7 @@ func TestRetryWaitsForReconnect(t *testing.T) {
 		_, err := g.Invoke(context.Background(), &gateway.Call{Method: method, ContentType: wire.ContentTypeProtobuf, Accept: wire.ContentTypeProtobuf})
 		return time.Since(start), err
 	}
-	faulttest.WaitFor(t, 10*time.Second, "worker answering", func() bool { _, err := call(gw("")); return err == nil })
+	polltest.Until(t, 10*time.Second, "worker answering", func() bool { _, err := call(gw("")); return err == nil })
 
 	const outage = 300 * time.Millisecond
 	for _, tt := range []struct {
@@ -167,7 +186,7 @@ func TestRetryWaitsForReconnect(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := gw(tt.retry)
 			p.Reset() // connections reset, new ones refused
-			faulttest.WaitFor(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+			polltest.Until(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
 			go func() { time.Sleep(outage); p.Pass() }()
 			took, err := call(g)
 			t.Logf("%s: call during the outage: %v after %v", tt.name, err, took.Round(time.Millisecond))

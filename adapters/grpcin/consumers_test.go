@@ -14,7 +14,7 @@ import (
 
 	"github.com/figway/figway/adapters/grpcin"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/worker"
@@ -48,7 +48,7 @@ func TestNoConsumer(t *testing.T) {
 	stop := runWorker(t, b.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	faulttest.WaitFor(t, 10*time.Second, "the worker answers", func() bool {
+	polltest.Until(t, 10*time.Second, "the worker answers", func() bool {
 		o, err := b.client.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o"})
 		return err == nil && o.GetNote() == "worker" && consumers(getOrder) == 1
 	})
@@ -128,9 +128,9 @@ func TestNoConsumer(t *testing.T) {
 	// A worker comes back.
 	back := time.Now()
 	runWorker(t, b.url)
-	faulttest.WaitFor(t, 10*time.Second, "the worker seen again", func() bool { return consumers(getOrder) > 0 })
+	polltest.Until(t, 10*time.Second, "the worker seen again", func() bool { return consumers(getOrder) > 0 })
 	seen := time.Since(back)
-	faulttest.WaitFor(t, 10*time.Second, "the worker answers again", func() bool {
+	polltest.Until(t, 10*time.Second, "the worker answers again", func() bool {
 		o, err := b.client.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o"})
 		return err == nil && o.GetNote() == "worker"
 	})

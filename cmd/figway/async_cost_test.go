@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
@@ -30,7 +31,7 @@ func TestAsyncFastCallCost(t *testing.T) {
 	path := writeAsyncRoutes(t, "", a, url, key, asyncGetOrder)
 	serveInProcess(t, path, a, true)
 	base := "http://" + a.http
-	eventually(t, 20*time.Second, "a fast call answered 200", func() bool {
+	polltest.Until(t, 20*time.Second, "a fast call answered 200", func() bool {
 		return do(t, "GET", base+"/v1/orders/warm", "X-Tenant-Id", "t").code == 200
 	})
 	reloads := 0.0
@@ -41,7 +42,7 @@ func TestAsyncFastCallCost(t *testing.T) {
 		}
 		writeAsyncRoutes(t, path, a, url, key, async)
 		reloads++
-		eventually(t, 10*time.Second, "the routes file reloaded", func() bool {
+		polltest.Until(t, 10*time.Second, "the routes file reloaded", func() bool {
 			return promtest.Get(t, "http://"+a.admin+"/metrics").Value("figway_config_reloads_total", "result", "ok") >= reloads
 		})
 	}
@@ -93,7 +94,7 @@ func TestAsyncTenThousand(t *testing.T) {
 	bin := buildFigway(t)
 	a := runFigway(t, bin, writeAsyncRoutes(t, "", aAddr, url, key, long), aAddr)
 	A := "http://" + aAddr.http
-	eventually(t, 20*time.Second, "a fast call answered 200", func() bool {
+	polltest.Until(t, 20*time.Second, "a fast call answered 200", func() bool {
 		return do(t, "GET", A+"/v1/orders/warm", "X-Tenant-Id", "t").code == 200
 	})
 	before := rss(t, a.Cmd.Process.Pid)
@@ -113,7 +114,7 @@ func TestAsyncTenThousand(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d calls answered 202 in %v (%d failed)", total, time.Since(begin).Round(time.Millisecond), failed.Load())
-	eventually(t, time.Minute, "10,000 operations done", func() bool {
+	polltest.Until(t, time.Minute, "10,000 operations done", func() bool {
 		return promtest.Get(t, "http://"+aAddr.admin+"/metrics").Value("figway_operations", "state", "done") >= total
 	})
 	s := promtest.Get(t, "http://"+aAddr.admin+"/metrics")

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
@@ -149,7 +150,7 @@ func TestAsyncOperations(t *testing.T) {
 	// What a synchronous caller gets, for the same worker and route, once
 	// the worker consumes (the queue is figway's topology).
 	var sync restCall
-	eventually(t, 20*time.Second, "a fast call answered 200", func() bool {
+	polltest.Until(t, 20*time.Second, "a fast call answered 200", func() bool {
 		sync = do(t, "GET", A+"/v1/orders/slow-10ms", tenant...)
 		return sync.code == 200
 	})
@@ -256,7 +257,7 @@ func TestAsyncOperations(t *testing.T) {
 	if got := do(t, "DELETE", B+del.header.Get("Location"), tenant...); got.code != 200 {
 		t.Fatalf("DELETE = %d %s", got.code, got.body)
 	}
-	eventually(t, 5*time.Second, "deleted operation gone on A", func() bool {
+	polltest.Until(t, 5*time.Second, "deleted operation gone on A", func() bool {
 		return do(t, "GET", A+del.header.Get("Location"), tenant...).code == 404
 	})
 
@@ -303,7 +304,7 @@ func TestAsyncOperations(t *testing.T) {
 	t.Logf("orphaned operation ended UNAVAILABLE %v after A was killed", time.Since(start).Round(time.Millisecond))
 
 	// Expired after keep (10s): 404.
-	eventually(t, 20*time.Second, "done operation expired on B", func() bool {
+	polltest.Until(t, 20*time.Second, "done operation expired on B", func() bool {
 		return do(t, "GET", B+loc, tenant...).code == 404
 	})
 	s := promtest.Get(t, "http://"+bAddr.admin+"/metrics")

@@ -136,19 +136,6 @@ func serveInProcess(t *testing.T, path string, a gwAddrs, wantReady bool) {
 	waitHTTP(t, "http://"+a.admin+probe, http.StatusOK, 20*time.Second)
 }
 
-// eventually polls cond every 20ms until it holds or within has passed.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func httpGet(url string) (int, string) {
 	resp, err := http.Get(url)
 	if err != nil {

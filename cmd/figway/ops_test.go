@@ -19,6 +19,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
@@ -111,7 +112,7 @@ func TestMetricsExactCounts(t *testing.T) {
 	// confirms may trail their replies. 14 publishes: 8 + 2 GetOrder (gRPC,
 	// REST), 3 PlaceOrder, 1 CancelOrder.
 	var s promtest.Scrape
-	took := eventually(t, 5*time.Second, "late reply and 14 confirms counted", func() bool {
+	took := polltest.Until(t, 5*time.Second, "late reply and 14 confirms counted", func() bool {
 		s = promtest.Get(t, admin)
 		return s.Value("figway_replies_unmatched_total") == 1 &&
 			s.Value("figway_publish_confirm_duration_seconds", "result", "ack") == 14
@@ -207,18 +208,18 @@ func TestReadinessFollowsBroker(t *testing.T) {
 			return err == nil && h.GetStatus() == want
 		}
 	}
-	eventually(t, 2*time.Second, "grpc.health.v1 SERVING", serving(healthpb.HealthCheckResponse_SERVING))
+	polltest.Until(t, 2*time.Second, "grpc.health.v1 SERVING", serving(healthpb.HealthCheckResponse_SERVING))
 	metricsURL := "http://" + a.admin + "/metrics"
 
 	if err := node.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	took := eventually(t, 5*time.Second, "/readyz 503 after the broker died", func() bool {
+	took := polltest.Until(t, 5*time.Second, "/readyz 503 after the broker died", func() bool {
 		code, _ := httpGet("http://" + a.admin + "/readyz")
 		return code == http.StatusServiceUnavailable
 	})
 	t.Logf("/readyz went 503 %v after the broker was killed", took.Round(time.Millisecond))
-	eventually(t, 2*time.Second, "grpc.health.v1 NOT_SERVING", serving(healthpb.HealthCheckResponse_NOT_SERVING))
+	polltest.Until(t, 2*time.Second, "grpc.health.v1 NOT_SERVING", serving(healthpb.HealthCheckResponse_NOT_SERVING))
 	if code, _ := httpGet("http://" + a.admin + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d while the broker is down; want 200 (the process is fine)", code)
 	}
@@ -234,12 +235,12 @@ func TestReadinessFollowsBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("broker restarted in %v", time.Since(begin).Round(time.Millisecond))
-	took = eventually(t, 20*time.Second, "/readyz 200 after the broker came back", func() bool {
+	took = polltest.Until(t, 20*time.Second, "/readyz 200 after the broker came back", func() bool {
 		code, _ := httpGet("http://" + a.admin + "/readyz")
 		return code == http.StatusOK
 	})
 	t.Logf("/readyz back to 200 %v after the restart", took.Round(time.Millisecond))
-	eventually(t, 2*time.Second, "grpc.health.v1 SERVING again", serving(healthpb.HealthCheckResponse_SERVING))
+	polltest.Until(t, 2*time.Second, "grpc.health.v1 SERVING again", serving(healthpb.HealthCheckResponse_SERVING))
 	s = promtest.Get(t, metricsURL)
 	if s.Value("figway_ready") != 1 || s.Value("figway_broker_connected") != 1 || s.Value("figway_broker_reconnects_total") < 1 {
 		t.Errorf("after the restart figway_ready, figway_broker_connected, figway_broker_reconnects_total = %v, %v, %v; want 1, 1, ≥1",
@@ -265,6 +266,6 @@ func TestReflectionFollowsReload(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	extra, _ := filepath.Abs("../../adapters/httpin/testdata/testapi.binpb")
 	os.WriteFile(path, []byte(strings.Replace(string(b), `.binpb"]`, `.binpb", "`+extra+`"]`, 1)), 0o600)
-	took := eventually(t, 3*time.Second, "reflection listing figway.testapi.v1 after the reload", hasTestAPI)
+	took := polltest.Until(t, 3*time.Second, "reflection listing figway.testapi.v1 after the reload", hasTestAPI)
 	t.Logf("reflection served the new descriptors %v after the write: %v", took.Round(time.Millisecond), list())
 }

@@ -23,6 +23,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
@@ -278,7 +279,7 @@ func TestShadowSample(t *testing.T) {
 	const listOrders = "orders.v1.OrderService/ListOrders"
 	admin := "http://" + p.a.admin + "/metrics"
 	var s promtest.Scrape
-	eventually(t, 30*time.Second, "every mirrored copy handled by the worker", func() bool {
+	polltest.Until(t, 30*time.Second, "every mirrored copy handled by the worker", func() bool {
 		s = promtest.Get(t, admin)
 		sent := s.Value("figway_shadow_copies_total", "route", listOrders, "result", "sent")
 		return sent > 0 && float64(p.worker.dryRuns.Load()) == sent
@@ -307,7 +308,7 @@ func TestShadowSample(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, 30*time.Second, "sticky copies handled", func() bool {
+	polltest.Until(t, 30*time.Second, "sticky copies handled", func() bool {
 		s = promtest.Get(t, admin)
 		return float64(p.worker.dryRuns.Load()) == s.Value("figway_shadow_copies_total", "route", listOrders, "result", "sent")
 	})

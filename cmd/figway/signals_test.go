@@ -20,6 +20,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
@@ -168,7 +169,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	write(strings.Replace(string(full), placeLine,
 		placeLine+"\n  - {method: orders.v1.OrderService/GetOrdr, routing_key: x, timeout: 5x}", 1))
 	written = time.Now()
-	eventually(t, 2*time.Second, "the invalid file refused", func() bool { return reloads("failed") == 1 })
+	polltest.Until(t, 2*time.Second, "the invalid file refused", func() bool { return reloads("failed") == 1 })
 	t.Logf("invalid file refused %v after the write", time.Since(written).Round(time.Millisecond))
 	s := promtest.Get(t, metrics)
 	if s.Value("figway_config_last_reload_successful") != 0 || s.Value("figway_routes") != 3 {
@@ -191,11 +192,11 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	// SIGHUP reloads the (now valid again) file once.
 	write(string(full))
-	eventually(t, 2*time.Second, "the valid file reloaded", func() bool { return reloads("ok") == 2 })
+	polltest.Until(t, 2*time.Second, "the valid file reloaded", func() bool { return reloads("ok") == 2 })
 	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "SIGHUP reloaded", func() bool { return reloads("ok") == 3 })
+	polltest.Until(t, 2*time.Second, "SIGHUP reloaded", func() bool { return reloads("ok") == 3 })
 	if got := promtest.Get(t, metrics).Value("figway_config_last_reload_successful"); got != 1 {
 		t.Errorf("figway_config_last_reload_successful = %v after a good reload; want 1", got)
 	}
@@ -252,7 +253,7 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 		}()
 	}
 	metrics := "http://" + a.admin + "/metrics"
-	eventually(t, 5*time.Second, "10 calls in flight", func() bool {
+	polltest.Until(t, 5*time.Second, "10 calls in flight", func() bool {
 		return promtest.Get(t, metrics).Value("figway_requests_in_flight", "route", getOrder) == n
 	})
 
@@ -260,7 +261,7 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := time.Now()
-	eventually(t, time.Second, "/readyz 503 while draining", func() bool {
+	polltest.Until(t, time.Second, "/readyz 503 while draining", func() bool {
 		code, _ := httpGet("http://" + a.admin + "/readyz")
 		return code == 503
 	})
@@ -310,7 +311,7 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 // out its reconnect backoff.
 func warmUp(t *testing.T, orders ordersv1.OrderServiceClient) {
 	t.Helper()
-	took := eventually(t, 10*time.Second, "a first GetOrder answered", func() bool {
+	took := polltest.Until(t, 10*time.Second, "a first GetOrder answered", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		_, err := orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "warm-up"})

@@ -19,6 +19,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/internal/testcerts"
 )
@@ -167,7 +168,7 @@ func TestTLS(t *testing.T) {
 	a2 := newAddrs(t)
 	path2 := writeOpsRoutes(t, "", a2, u.String(), map[string]string{"BROKERX": ", tls: {ca: " + certs.CA + "}"})
 	serveInProcess(t, path2, a2, false)
-	eventually(t, 5*time.Second, "the TLS broker refusing a handshake without a client certificate", func() bool { return tb.failed.Load() >= 1 })
+	polltest.Until(t, 5*time.Second, "the TLS broker refusing a handshake without a client certificate", func() bool { return tb.failed.Load() >= 1 })
 	if code, _ := httpGet("http://" + a2.admin + "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz of a figway that cannot complete its broker handshake = %d; want 503", code)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
 
@@ -149,7 +150,7 @@ func runProcess(t *testing.T, cmd *exec.Cmd) {
 // fail at once with "no consumer".
 func waitConsumers(t *testing.T, admin string) {
 	t.Helper()
-	poll(t, 30*time.Second, "a consumer on the routes' queue", func() bool {
+	polltest.Until(t, 30*time.Second, "a consumer on the routes' queue", func() bool {
 		resp, err := http.Get("http://" + admin + "/metrics")
 		if err != nil {
 			return false
@@ -172,7 +173,7 @@ func waitConsumers(t *testing.T, admin string) {
 // report ready.
 func waitReady(t *testing.T, admin string) {
 	t.Helper()
-	poll(t, 30*time.Second, "figway ready", func() bool {
+	polltest.Until(t, 30*time.Second, "figway ready", func() bool {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {
 			return false

@@ -30,6 +30,7 @@ import (
 	"github.com/figway/figway/examples/orders/store"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
@@ -128,7 +129,7 @@ func demoGRPC(t *testing.T, addr string) {
 		t.Fatalf("PlaceOrder: header figway-event-id = %q; want one id", ids)
 	}
 	var o *ordersv1.Order
-	poll(t, 10*time.Second, "the placed order", func() bool {
+	polltest.Until(t, 10*time.Second, "the placed order", func() bool {
 		o, err = c.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: ids[0]})
 		return err == nil
 	})
@@ -196,7 +197,7 @@ func demoREST(t *testing.T, addr string) {
 	if resp.StatusCode != http.StatusAccepted || id == "" {
 		t.Fatalf("POST /v1/orders = %d, Figway-Event-Id %q; want 202 and an id", resp.StatusCode, id)
 	}
-	poll(t, 10*time.Second, "the order placed over REST", func() bool {
+	polltest.Until(t, 10*time.Second, "the order placed over REST", func() bool {
 		code, body = rest(t, "GET", base+"/v1/orders/"+id, "")
 		return code == http.StatusOK
 	})
@@ -397,16 +398,4 @@ func rest(t *testing.T, method, url, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// poll checks cond every 20ms until it holds, failing the test after within.
-func poll(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -44,6 +44,8 @@ type Conn struct {
 	buf   []byte    // gathered, not yet taken by the writer
 	spare []byte    // the writer's last batch, reused
 	err   error     // the first write error, or net.ErrClosed after Close
+	// waiting counts the Writes waiting for room (for tests to observe).
+	waiting int
 
 	kick chan struct{} // buffered 1: there is something to write
 	stop chan struct{} // closed by Close
@@ -75,7 +77,9 @@ func New(c net.Conn, limit int) *Conn {
 func (b *Conn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	for b.err == nil && len(b.buf) > 0 && len(b.buf)+len(p) > b.limit {
+		b.waiting++
 		b.room.Wait()
+		b.waiting--
 	}
 	if b.err != nil {
 		err := b.err

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/figway/figway/internal/polltest"
 	"go.uber.org/goleak"
 )
 
@@ -104,18 +105,8 @@ func stuck(t *testing.T, limit int, first []byte) (b *Conn, g *gate, server net.
 	b = New(g, limit)
 	g.set(true)
 	b.Write(first)
-	waitFor(t, "the writer to take the first write", func() bool { return g.count() == 1 })
+	polltest.Until(t, 5*time.Second, "the writer to take the first write", func() bool { return g.count() == 1 })
 	return b, g, server
-}
-
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 func TestConcurrentWritersKeepTheirOrder(t *testing.T) {
@@ -198,7 +189,7 @@ func TestWriteErrorClosesTheConnectionAndSticks(t *testing.T) {
 	if n, err := server.Read(make([]byte, 16)); err != io.EOF {
 		t.Fatalf("peer Read = %d, %v; want EOF", n, err)
 	}
-	waitFor(t, "later writes to fail", func() bool {
+	polltest.Until(t, 5*time.Second, "later writes to fail", func() bool {
 		_, err := b.Write([]byte("x"))
 		return err != nil
 	})
@@ -240,8 +231,12 @@ func TestCloseReleasesWaitingWriters(t *testing.T) {
 		_, err := b.Write(make([]byte, 1))
 		wrote <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
-	b.Close() // also ends the write stuck in the gate
+	polltest.Until(t, 5*time.Second, "the Write to wait for room", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.waiting == 1
+	})
+	b.Close() // ends the waiting Write, and the write stuck in the gate
 	if err := <-wrote; !errors.Is(err, net.ErrClosed) {
 		t.Errorf("waiting Write after Close = %v; want net.ErrClosed", err)
 	}

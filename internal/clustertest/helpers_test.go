@@ -26,6 +26,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
@@ -99,7 +100,7 @@ func startFigway(t *testing.T, bin, name string, urls []string) *figwayProc {
 	}
 	p := &figwayProc{name: name, grpc: grpcAddr, admin: adminAddr,
 		Process: faulttest.StartProcess(t, name, bin, "serve", "-config", path)}
-	faulttest.WaitFor(t, time.Minute, name+" ready", func() bool { return httpStatus("http://"+adminAddr+"/readyz") == http.StatusOK })
+	polltest.Until(t, time.Minute, name+" ready", func() bool { return httpStatus("http://"+adminAddr+"/readyz") == http.StatusOK })
 	p.conn, err = grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +220,7 @@ func startSDKWorker(t *testing.T, urls []string, delay time.Duration, concurrenc
 			t.Errorf("worker: %v", err)
 		}
 	})
-	faulttest.WaitFor(t, time.Minute, "worker consuming", func() bool { return s.w.Stats().Connects > 0 })
+	polltest.Until(t, time.Minute, "worker consuming", func() bool { return s.w.Stats().Connects > 0 })
 	return s
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/resilience"
 )
@@ -39,7 +40,7 @@ func TestBlipIsNotAnOutage(t *testing.T) {
 	t.Cleanup(open) // before the worker stops
 	g, c := figway(t, url, "  - {method: "+getOrder+", routing_key: orders.get, timeout: 5m}\n")
 	route := g.Table().Lookup(getOrder)
-	faulttest.WaitFor(t, 10*time.Second, "first success", func() bool { _, err := invoke(g); return err == nil })
+	polltest.Until(t, 10*time.Second, "first success", func() bool { _, err := invoke(g); return err == nil })
 
 	held.Store(true)
 	const n = 20
@@ -54,7 +55,7 @@ func TestBlipIsNotAnOutage(t *testing.T) {
 			results <- result{time.Now(), err}
 		}()
 	}
-	faulttest.WaitFor(t, 10*time.Second, "20 calls waiting", func() bool { return c.Stats().Pending == n })
+	polltest.Until(t, 10*time.Second, "20 calls waiting", func() bool { return c.Stats().Pending == n })
 
 	// Watch for the reconnect at a millisecond's resolution. (rabbitmqctl
 	// starts a VM of its own: on a loaded machine it may take a minute.)

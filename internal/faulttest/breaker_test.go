@@ -16,6 +16,7 @@ import (
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
@@ -59,7 +60,7 @@ func figway(t *testing.T, url, routesYAML string) (*gateway.Gateway, *amqp.Clien
 		c.Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	faulttest.WaitFor(t, 10*time.Second, "client ready", c.Ready)
+	polltest.Until(t, 10*time.Second, "client ready", c.Ready)
 	return gateway.New(gateway.Options{Publisher: c, Table: table, Logger: log}), c
 }
 
@@ -96,7 +97,7 @@ func TestBreakerOverRealBroker(t *testing.T) {
 		"  - {method: %s, routing_key: orders.get, timeout: 2s, breaker: {failures: %d, open_for: %v, half_open_requests: 1}}\n",
 		getOrder, failures, openFor))
 	route := g.Table().Lookup(getOrder)
-	faulttest.WaitFor(t, 10*time.Second, "first success", func() bool { _, err := invoke(g); return err == nil })
+	polltest.Until(t, 10*time.Second, "first success", func() bool { _, err := invoke(g); return err == nil })
 
 	t.Run("service_unavailable", func(t *testing.T) {
 		status.Store(int32(codes.Unavailable))
@@ -129,7 +130,7 @@ func TestBreakerOverRealBroker(t *testing.T) {
 
 		// After open_for, one probe: the service is well again.
 		status.Store(0)
-		faulttest.WaitFor(t, openFor+2*time.Second, "breaker half-open", func() bool { return route.BreakerState() == resilience.BreakerHalfOpen })
+		polltest.Until(t, openFor+2*time.Second, "breaker half-open", func() bool { return route.BreakerState() == resilience.BreakerHalfOpen })
 		halfOpen := time.Since(opened)
 		if _, err := invoke(g); err != nil {
 			t.Fatalf("probe: %v", err)
@@ -150,7 +151,7 @@ func TestBreakerOverRealBroker(t *testing.T) {
 		killed := time.Now()
 		// Not connected: each call fails at once, and says nothing about
 		// the route: the breaker does not count it, and stays closed.
-		faulttest.WaitFor(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })
+		polltest.Until(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })
 		var slowest time.Duration
 		for range 2 * failures {
 			took, err := invoke(g)

@@ -23,6 +23,7 @@ import (
 	"github.com/figway/figway/gateway"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/metrics"
@@ -71,7 +72,7 @@ func TestCallerDeadlineIsATimeout(t *testing.T) {
 				// The caller may learn of its deadline before figway has
 				// reported the call to the breaker: wait for figway's
 				// answer before the next call.
-				faulttest.WaitFor(t, 5*time.Second, "figway's answer counted", func() bool { return in.answered(t, tc.ingress) == i })
+				polltest.Until(t, 5*time.Second, "figway's answer counted", func() bool { return in.answered(t, tc.ingress) == i })
 			}
 			want := []string{tc.timeout, tc.timeout, tc.timeout, tc.open, tc.open}
 			if fmt.Sprint(got) != fmt.Sprint(want) {

@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/worker"
 )
 
@@ -77,24 +78,11 @@ func (w *Worker) serve(ctx context.Context, url, queue string, reply func(d *amq
 	}
 }
 
-// WaitFor polls cond every 5 ms until it holds, and fails t if it does not
-// within the given time.
-func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // WaitConsuming waits until the SDK worker w has started consuming its
 // queue. figway fails an rpc call at once when its queue has no consumer
 // (docs/errors.md), so a test that starts a worker and calls right away
 // must wait for it, as a deployment waits for a worker's readiness.
 func WaitConsuming(t testing.TB, w *worker.Worker) {
 	t.Helper()
-	WaitFor(t, 30*time.Second, "the worker consumes its queue", func() bool { return w.Stats().Connects > 0 })
+	polltest.Until(t, 30*time.Second, "the worker consumes its queue", func() bool { return w.Stats().Connects > 0 })
 }
