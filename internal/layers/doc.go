@@ -2,5 +2,6 @@
 // package of figway imports one drawn above it in docs/architecture.md —
 // the core (gateway, wire, resilience) knows neither the routes file's
 // format nor RabbitMQ's client library, and no adapter reaches back into
-// config, metrics or the wiring.
+// config, metrics or the wiring — and that no comment or doc cites a file
+// that is not in the repository.
 package layers
