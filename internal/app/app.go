@@ -79,7 +79,7 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 	if a.ingressTLS, err = serverTLS(cfg); err != nil {
 		return nil, err
 	}
-	amqpTLS, err := brokerTLS(cfg)
+	broker, err := BrokerConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -98,18 +98,8 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 		Consumers: func(method string) (int, bool) { return a.gw.RouteConsumers(method) },
 	})
 	host, _ := os.Hostname()
-	a.client = amqp.New(amqp.Config{
-		URLs:        cfg.Broker.URLs,
-		Reply:       cfg.Broker.Reply,
-		Channels:    cfg.Broker.Channels,
-		Heartbeat:   cfg.Broker.Heartbeat,
-		DialTimeout: cfg.Broker.DialTimeout,
-		Topology:    cfg.Topology,
-		Name:        "figway " + host,
-		Logger:      a.log,
-		TLS:         amqpTLS,
-		OnConfirm:   a.metrics.ObserveConfirm,
-	})
+	broker.Name, broker.Logger, broker.OnConfirm = "figway "+host, a.log, a.metrics.ObserveConfirm
+	a.client = amqp.New(broker)
 	gwOpts := gateway.Options{Publisher: a.client, Table: table, Source: "figway://" + host, Logger: a.log}
 	var legacyGRPC grpc.StreamHandler // gRPC calls that no route takes
 	if cfg.Legacy.GRPC != "" {
@@ -274,6 +264,24 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Wait()
 	log.Info("figway stopped")
 	return err
+}
+
+// BrokerConfig is the AMQP client's configuration from the routes file:
+// broker and topology. The caller adds its Name, Logger and hooks.
+func BrokerConfig(cfg *config.Config) (amqp.Config, error) {
+	tc, err := brokerTLS(cfg)
+	if err != nil {
+		return amqp.Config{}, err
+	}
+	return amqp.Config{
+		URLs:        cfg.Broker.URLs,
+		Reply:       cfg.Broker.Reply,
+		Channels:    cfg.Broker.Channels,
+		Heartbeat:   cfg.Broker.Heartbeat,
+		DialTimeout: cfg.Broker.DialTimeout,
+		Topology:    cfg.Topology,
+		TLS:         tc,
+	}, nil
 }
 
 // brokerStats are the AMQP client's counters that metrics reports.

@@ -1,7 +1,8 @@
 // Package coretest runs figway's core in-process for the ingress tests: a
-// routes file written from a template, its route table, the AMQP client and
-// the gateway, running until the test ends. Each ingress test adds its own
-// listener in front.
+// routes file written from a template, its route table, the AMQP client
+// (configured as internal/app configures it) and the gateway, running until
+// the test ends. Each ingress test adds its own listener in front; tests
+// that want the whole figway run internal/app.
 package coretest
 
 import (
@@ -16,6 +17,8 @@ import (
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/app"
+	"github.com/figway/figway/internal/polltest"
 )
 
 // Core is figway's core, running.
@@ -58,10 +61,12 @@ func Start(t testing.TB, routes, brokerURL, descriptors string, legacy gateway.L
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	ac := amqp.New(amqp.Config{
-		URLs: cfg.Broker.URLs, Reply: cfg.Broker.Reply, Channels: cfg.Broker.Channels,
-		Topology: cfg.Topology, Logger: log,
-	})
+	broker, err := app.BrokerConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker.Logger = log
+	ac := amqp.New(broker)
 	opts := gateway.Options{Publisher: ac, Table: table, Source: "figway://test", Logger: log}
 	if legacy != nil {
 		opts.Legacy = legacy
@@ -79,10 +84,6 @@ func Start(t testing.TB, routes, brokerURL, descriptors string, legacy gateway.L
 		<-gwDone
 		<-amqpDone
 	})
-	for deadline := time.Now().Add(10 * time.Second); !ac.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("AMQP client not ready")
-		}
-	}
+	polltest.Until(t, 10*time.Second, "AMQP client ready", ac.Ready)
 	return &Core{Config: cfg, Path: path, AMQP: ac, Gateway: gw}
 }
