@@ -97,6 +97,7 @@ func TestRunAndReload(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	faulttest.WaitConsuming(t, w) // figway fails a call whose queue has no consumer
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
