@@ -303,14 +303,16 @@ func TestKillWorkersNode(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	restartAfter(t, c)
 	before := w.w.Stats()
+	holding := w.running.Load() // requests in the worker's hands, unacknowledged
 	if err := victim.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := victim.KilledAt()
 	s := summarize(l.wait(), killed)
 	after := w.w.Stats()
-	t.Logf("killed %s (the worker's node); worker connects %d→%d; %d requests ran more than once; figway dropped %v unmatched replies: %v",
-		victim.Name(), before.Connects, after.Connects, w.redelivered(), fw.metric(t, "figway_replies_unmatched_total"), s)
+	t.Logf("killed %s (the worker's node) with %d requests in its handlers; worker connects %d→%d, received %d→%d, %d expired; %d requests ran more than once; figway dropped %v unmatched replies: %v",
+		victim.Name(), holding, before.Connects, after.Connects, before.Received, after.Received, after.Expired,
+		w.redelivered(), fw.metric(t, "figway_replies_unmatched_total"), s)
 	if after.Connects <= before.Connects {
 		t.Errorf("worker did not move off the killed node")
 	}

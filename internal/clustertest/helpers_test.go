@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -180,6 +181,8 @@ type sdkWorker struct {
 	runs   map[string]int // request id → times a handler ran it
 	events map[string]int // event id → times consumed
 	w      *worker.Worker
+	// running counts the handlers running now.
+	running atomic.Int64
 }
 
 // startSDKWorker runs a worker with urls until the test ends.
@@ -192,6 +195,8 @@ func startSDKWorker(t *testing.T, urls []string, delay time.Duration, concurrenc
 		s.mu.Lock()
 		s.runs[id]++
 		s.mu.Unlock()
+		s.running.Add(1)
+		defer s.running.Add(-1)
 		select {
 		case <-time.After(delay):
 			return nil
