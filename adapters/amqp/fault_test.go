@@ -151,8 +151,10 @@ func TestBrokerFaults(t *testing.T) {
 		// The alarm is certain once set_vm_memory_high_watermark returned.
 		lastFailed := failedBy(t, calls, n, alarm)
 		t.Logf("memory_alarm: %d calls waiting for replies had all failed %v after set_vm_memory_high_watermark returned (negative: before it returned)", n, lastFailed)
-		if lastFailed > 100*time.Millisecond {
-			t.Errorf("memory_alarm: waiting calls failed %v after the alarm was set; want within 100ms", lastFailed)
+		// At once, not at their 30s deadline: a margin that holds on a
+		// loaded machine under -race (the figure is logged above).
+		if lastFailed > 3*time.Second {
+			t.Errorf("memory_alarm: waiting calls failed %v after the alarm was set; want at once, well before their 30s deadline", lastFailed)
 		}
 		// Run the load under the alarm for a while.
 		polltest.Until(t, 5*time.Second, "calls refused under the alarm", func() bool { return ld.failures(blockedSeen) >= 100 })
@@ -194,8 +196,8 @@ func TestBrokerFaults(t *testing.T) {
 		killed := time.Now()
 		lastFailed := failedBy(t, calls, n, killStart)
 		t.Logf("kill_9_restart: %d calls waiting for replies had all failed %v after SIGKILL was sent (Kill returned after %v)", n, lastFailed, killed.Sub(killStart))
-		if lastFailed > 500*time.Millisecond {
-			t.Errorf("kill_9_restart: waiting calls failed %v after the kill; want at once (within 500ms)", lastFailed)
+		if lastFailed > 3*time.Second {
+			t.Errorf("kill_9_restart: waiting calls failed %v after the kill; want at once, well before their 30s deadline", lastFailed)
 		}
 		// Down for the time a restart takes; calls fail fast meanwhile.
 		polltest.Until(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })

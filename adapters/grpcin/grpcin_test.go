@@ -162,8 +162,8 @@ func TestRouteTimeoutShorterThanCallerWins(t *testing.T) {
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("GetOrder: %v; want DeadlineExceeded", err)
 	}
-	if took := time.Since(start); took > 500*time.Millisecond {
-		t.Errorf("DeadlineExceeded after %v; want within the route's 300ms + 200ms", took)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("DeadlineExceeded after %v; want the route's 300ms, well before the caller's 5s", took)
 	}
 	d := <-ds
 	if ms, err := strconv.Atoi(d.Expiration); err != nil || ms > 300 {
@@ -263,8 +263,8 @@ func TestBulkheadRefusesAtOnce(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("third CancelOrder: %v; want ResourceExhausted", err)
 	}
-	if took := time.Since(start); took > 200*time.Millisecond {
-		t.Errorf("refused after %v; want at once", took)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("refused after %v; want at once, well before the 5s deadline", took)
 	}
 	close(release)
 	wg.Wait()
