@@ -15,6 +15,7 @@ import (
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/app"
 	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
@@ -52,7 +53,12 @@ func figway(t *testing.T, url, routesYAML string) (*gateway.Gateway, *amqp.Clien
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c := amqp.New(amqp.Config{URLs: cfg.Broker.URLs, Topology: cfg.Topology, Logger: log, Name: connName(t)})
+	broker, err := app.BrokerConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker.Logger, broker.Name = log, connName(t)
+	c := amqp.New(broker)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
