@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,13 +64,7 @@ func TestReconnect(t *testing.T) {
 	}
 	reconnected := func(t *testing.T, connects uint64, timeout time.Duration) {
 		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for w.Stats().Connects < connects {
-			if time.Now().After(deadline) {
-				t.Fatalf("Stats().Connects = %d after %v; want %d", w.Stats().Connects, timeout, connects)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		polltest.Until(t, timeout, fmt.Sprintf("Stats().Connects = %d", connects), func() bool { return w.Stats().Connects >= connects })
 	}
 
 	t.Run("connection closed", func(t *testing.T) {

@@ -293,10 +293,7 @@ func TestForgedAndDuplicateRepliesDropped(t *testing.T) {
 	if string(rep.Body) != "echo:real" {
 		t.Errorf("reply = %q; want echo:real", rep.Body)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for c.Stats().UnmatchedReplies < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	polltest.Until(t, 10*time.Second, "two unmatched replies counted", func() bool { return c.Stats().UnmatchedReplies >= 2 })
 	if got := c.Stats().UnmatchedReplies; got != 2 {
 		t.Errorf("unmatched replies = %d; want 2 (one forged, one duplicate)", got)
 	}

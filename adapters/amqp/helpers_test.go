@@ -11,6 +11,7 @@ import (
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
+	"github.com/figway/figway/internal/polltest"
 )
 
 // startClient runs a Client against url until the test ends, and waits for
@@ -44,13 +45,7 @@ func runClient(t *testing.T, c *amqp.Client) *amqp.Client {
 
 func waitReady(t *testing.T, c *amqp.Client, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !c.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatalf("client not ready after %v", within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	polltest.Until(t, within, "client ready", c.Ready)
 }
 
 // responder plays the worker side by hand: it consumes queue (declared
