@@ -14,6 +14,10 @@ func TestQueues(t *testing.T) {
 			{Name: "get", Bind: []Binding{{Exchange: "t", Key: "orders.get"}, {Exchange: "d", Key: "orders.get"}}},
 			{Name: "star", Bind: []Binding{{Exchange: "t", Key: "*.get.*"}, {Exchange: "amq.topic", Key: "#"}}},
 			{Name: "hq", Bind: []Binding{{Exchange: "h"}}},
+			// Quorum and stream queues: their counts are not acted on.
+			{Name: "qq", Type: "quorum", Bind: []Binding{{Exchange: "t", Key: "orders.get"}}},
+			{Name: "sq", Arguments: map[string]any{"x-queue-type": "stream"}, Bind: []Binding{{Exchange: "d", Key: "orders.get"}}},
+			{Name: "cq", Arguments: map[string]any{"x-queue-type": "classic"}, Bind: []Binding{{Exchange: "d", Key: "orders.get"}}},
 		},
 	}}
 	for _, tc := range []struct {
@@ -24,13 +28,15 @@ func TestQueues(t *testing.T) {
 		{Route{Exchange: "t", RoutingKey: "orders.get.v2"}, []string{"all", "star"}},
 		{Route{Exchange: "t", RoutingKey: "orders"}, []string{"all"}},
 		{Route{Exchange: "t", RoutingKey: "billing.pay"}, nil},
-		{Route{Exchange: "d", RoutingKey: "orders.get"}, []string{"get"}},
+		{Route{Exchange: "d", RoutingKey: "orders.get"}, []string{"get", "cq"}},
 		{Route{Exchange: "d", RoutingKey: "orders.put"}, nil},
 		{Route{Exchange: "f", RoutingKey: "anything"}, []string{"all"}},
 		{Route{Exchange: "amq.topic", RoutingKey: "x.y"}, []string{"star"}},
 		{Route{Exchange: "h", RoutingKey: "k"}, nil},
 		{Route{Exchange: "elsewhere", RoutingKey: "k"}, nil},
 		{Route{RoutingKey: "orders.get"}, []string{"orders.get"}},
+		{Route{RoutingKey: "qq"}, nil},
+		{Route{Exchange: "t", RoutingKey: "x", Queue: "qq"}, nil},
 		{Route{Exchange: "t", RoutingKey: "billing.pay", Queue: "billing"}, []string{"billing"}},
 		{Route{To: TargetLegacy}, nil},
 	} {
