@@ -20,6 +20,7 @@ import (
 	"github.com/figway/figway/config"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
@@ -148,15 +149,10 @@ topology:
 	if err != nil || o.GetOrderId() != "o-7" {
 		t.Fatalf("GetOrder through figway serve = %v, %v", o, err)
 	}
-	for end := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	polltest.Until(t, 10*time.Second, "grpc.health.v1 SERVING", func() bool {
 		h, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{})
-		if err == nil && h.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("grpc.health.v1 = %v, %v; want SERVING", h, err)
-		}
-	}
+		return err == nil && h.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	})
 
 	// server.json reaches the REST ingress: proto names, zero values
 	// rendered, an unknown query parameter ignored.
@@ -195,11 +191,5 @@ func get(t *testing.T, url string) int {
 
 func waitHTTP(t *testing.T, url string, want int, within time.Duration) {
 	t.Helper()
-	end := time.Now().Add(within)
-	for get(t, url) != want {
-		if time.Now().After(end) {
-			t.Fatalf("GET %s never answered %d within %v", url, want, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	polltest.Until(t, within, fmt.Sprintf("GET %s answering %d", url, want), func() bool { return get(t, url) == want })
 }

@@ -22,6 +22,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
@@ -313,13 +314,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 			return err
 		})
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for rowsOf(t, ctx)[svc+"PlaceOrder"].Calls != "5" {
-		if time.Now().After(deadline) {
-			t.Fatalf("PlaceOrder row = %+v; want 5 calls within 30s of refreshing", rowsOf(t, ctx)[svc+"PlaceOrder"])
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	polltest.Until(t, 30*time.Second, "the PlaceOrder row counting 5 calls", func() bool {
+		return rowsOf(t, ctx)[svc+"PlaceOrder"].Calls == "5"
+	})
 	if marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.figwayMarker || ""`)); err != nil || marker != "same page" {
 		t.Errorf("window.figwayMarker = %q, %v: the page was reloaded, not refreshed in place", marker, err)
 	}
