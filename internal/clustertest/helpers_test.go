@@ -189,8 +189,16 @@ type sdkWorker struct {
 func startSDKWorker(t *testing.T, urls []string, delay time.Duration, concurrency int) *sdkWorker {
 	t.Helper()
 	s := &sdkWorker{runs: map[string]int{}, events: map[string]int{}}
+	// The worker's log is shown when the test fails: what the broker did
+	// to its connection is told there.
+	var log faulttest.SyncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the SDK worker's log:\n%s", log.String())
+		}
+	})
 	s.w = worker.New(worker.Config{URLs: urls, Queue: queueOf(t), Concurrency: concurrency,
-		ShutdownGrace: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+		ShutdownGrace: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	ran := func(ctx context.Context, id string) error {
 		s.mu.Lock()
 		s.runs[id]++
