@@ -72,7 +72,7 @@ func startFigway(dir, url string, channels int) (*figwayProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(bin, "serve", "-config", cfg, "-log-level", "warn")
+	p.cmd = exec.Command(bin, "serve", "-config", cfg, "-log-level", "warn", "-pprof")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

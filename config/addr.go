@@ -35,6 +35,43 @@ func Redact(raw string) string {
 	return prefix + user + ":xxxxx" + rest[at:]
 }
 
+// redactURLs returns s with the password of every URL in it — the text
+// between "scheme://user:" and the last "@" before the URL ends (a quote,
+// a space or the end of s) — replaced by xxxxx. It sees passwords with
+// unescaped "/", "?" or "#" too, which a URL parser would not.
+func redactURLs(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "://")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i+3])
+		s = s[i+3:]
+		end := strings.IndexAny(s, "\"'` \t\n")
+		if end < 0 {
+			end = len(s)
+		}
+		at := strings.LastIndex(s[:end], "@")
+		if at < 0 {
+			continue
+		}
+		user, _, hasPassword := strings.Cut(s[:at], ":")
+		if !hasPassword {
+			continue
+		}
+		if strings.ContainsAny(user, "/?#") {
+			user = "xxxxx" // not a plain user name: hide it as well
+		}
+		b.WriteString(user + ":xxxxx")
+		s = s[at:]
+	}
+}
+
 // checkListen checks a listen address: host:port, where the host may be
 // empty (all interfaces) and the port 0 (any free port).
 func checkListen(s string) error {
@@ -73,8 +110,11 @@ func checkAMQP(s string) error {
 	if s == "" {
 		return errors.New("empty URL; want amqp://user:password@host:5672/vhost")
 	}
-	_, err := amqp.ParseURI(s)
+	u, err := amqp.ParseURI(s)
 	if err == nil {
+		if u.Port < 1 || u.Port > 65535 {
+			return fmt.Errorf("invalid AMQP URL %q: port %d is not 1-65535", Redact(s), u.Port)
+		}
 		return nil
 	}
 	return fmt.Errorf("invalid AMQP URL %q: %v", Redact(s), withoutURL(s, err))
@@ -91,11 +131,39 @@ func withoutURL(s string, err error) error {
 		// The bad escape may be a piece of the password: don't quote it.
 		return errors.New(`invalid percent-escape: "%" must be followed by two hexadecimal digits`)
 	case errors.As(err, &urlErr) && strings.Contains(s, "@"):
-		return fmt.Errorf(`%w (a reserved character such as "@", ":", "/" or "#" in the user name or password must be percent-encoded)`, urlErr.Err)
+		const hint = ` (a reserved character such as "@", ":", "/", "?" or "#" in the user name or password must be percent-encoded)`
+		// The parser's own words may quote a piece of the password
+		// (`invalid port ":S3cr" after host` for "u:S3cr/et@h"): then say
+		// only what is wrong.
+		if showsPassword(s, urlErr.Err.Error()) {
+			return errors.New("not a valid URL" + hint)
+		}
+		return fmt.Errorf("%w%s", urlErr.Err, hint)
 	case errors.As(err, &urlErr):
 		return urlErr.Err
 	}
 	return err
+}
+
+// showsPassword reports whether text holds a piece of the password of the
+// URL s: any part of it between the reserved characters a parser splits
+// it at.
+func showsPassword(s, text string) bool {
+	_, rest, _ := strings.Cut(s, "://")
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return false
+	}
+	_, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return false
+	}
+	for _, piece := range strings.FieldsFunc(pw, func(r rune) bool { return strings.ContainsRune("/?#@:", r) }) {
+		if strings.Contains(text, piece) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkHTTPURL checks the legacy REST upstream: an absolute http or https

@@ -66,6 +66,52 @@ type Server struct {
 	// default max_message_size. If MaxRequestBytes is 0, 4 MiB is used.
 	MaxRequestBytes int
 
+	// MaxForwardedValueBytes is the largest value of one header named in
+	// forward_headers that a call may forward, in bytes (YAML
+	// max_forwarded_value_bytes); a call with a larger one fails with
+	// RESOURCE_EXHAUSTED (HTTP 431) and is not published. At most 1 MiB.
+	// If MaxForwardedValueBytes is 0, 8 KiB is used.
+	MaxForwardedValueBytes int
+
+	// MaxForwardedBytes bounds all forwarded headers of one call together,
+	// names and values as they go on the message, in bytes (YAML
+	// max_forwarded_bytes); a call over it fails as above. At most 1 MiB.
+	// Whatever these allow, a call whose message headers would not fit the
+	// broker's negotiated frame_max fails the same way. If
+	// MaxForwardedBytes is 0, 32 KiB is used.
+	MaxForwardedBytes int
+
+	// MaxHeaderBytes bounds the headers of one request, in bytes (YAML
+	// max_header_bytes): gRPC's header list (larger: the stream is reset)
+	// and HTTP's request headers (larger: 431). At most 1 MiB. If
+	// MaxHeaderBytes is 0, 64 KiB is used.
+	MaxHeaderBytes int
+
+	// ReadHeaderTimeout bounds the reading of a REST request's headers
+	// (YAML read_header_timeout). If ReadHeaderTimeout is 0, 10s is used.
+	ReadHeaderTimeout time.Duration
+
+	// ReadTimeout bounds the reading of a whole REST request, headers and
+	// body (YAML read_timeout); a broker route's body must also arrive
+	// within the call's deadline. If ReadTimeout is 0, 30s is used.
+	ReadTimeout time.Duration
+
+	// WriteTimeout bounds the writing of a REST answer past the call's
+	// deadline (YAML write_timeout): a client that does not read its
+	// answer is cut then. If WriteTimeout is 0, 10s is used.
+	WriteTimeout time.Duration
+
+	// IdleTimeout closes a REST keep-alive connection, or a gRPC
+	// connection with no call, idle that long (YAML idle_timeout). If
+	// IdleTimeout is 0, 1m is used.
+	IdleTimeout time.Duration
+
+	// MaxConnections caps the connections each ingress (gRPC, REST) holds
+	// open; past it, new ones wait in the kernel's accept queue until one
+	// closes (YAML max_connections). If MaxConnections is 0, figway uses
+	// its descriptor limit less 256, halved, at most 16384, at least 64.
+	MaxConnections int
+
 	// ShutdownGrace is how long in-flight calls may take to finish once
 	// shutdown begins (YAML shutdown_grace). If ShutdownGrace is 0, 10s is
 	// used.

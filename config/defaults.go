@@ -12,12 +12,20 @@ import (
 // Built-in defaults, as documented on the fields of Config. Those of a
 // setting another package applies are that package's.
 const (
-	defaultGRPC            = "127.0.0.1:8080"
-	defaultHTTP            = "127.0.0.1:8081"
-	defaultAdmin           = "127.0.0.1:9090"
-	defaultOpenAPIPath     = "/openapi.json"
-	defaultMaxRequestBytes = gateway.DefaultMaxRequestBytes
-	defaultShutdownGrace   = 10 * time.Second
+	defaultGRPC                   = "127.0.0.1:8080"
+	defaultHTTP                   = "127.0.0.1:8081"
+	defaultAdmin                  = "127.0.0.1:9090"
+	defaultOpenAPIPath            = "/openapi.json"
+	defaultMaxRequestBytes        = gateway.DefaultMaxRequestBytes
+	defaultMaxForwardedValueBytes = gateway.DefaultMaxForwardedValueBytes
+	defaultMaxForwardedBytes      = gateway.DefaultMaxForwardedBytes
+	defaultShutdownGrace          = 10 * time.Second
+
+	defaultMaxHeaderBytes    = gateway.DefaultMaxHeaderBytes
+	defaultReadHeaderTimeout = gateway.DefaultReadHeaderTimeout
+	defaultReadTimeout       = gateway.DefaultReadTimeout
+	defaultWriteTimeout      = gateway.DefaultWriteTimeout
+	defaultIdleTimeout       = gateway.DefaultIdleTimeout
 
 	defaultChannels    = amqp.DefaultChannels
 	defaultHeartbeat   = amqp.DefaultHeartbeat
@@ -41,12 +49,19 @@ func (c *Config) applyDefaults() {
 	setZero(&s.HTTP, defaultHTTP)
 	setZero(&s.Admin, defaultAdmin)
 	setZero(&s.MaxRequestBytes, defaultMaxRequestBytes)
+	setZero(&s.MaxForwardedValueBytes, defaultMaxForwardedValueBytes)
+	setZero(&s.MaxForwardedBytes, defaultMaxForwardedBytes)
 	setZero(&s.ShutdownGrace, defaultShutdownGrace)
 	setZero(&s.Operations.Path, defaultOperationsPath)
 	setZero(&s.Operations.Stream, defaultOperationsStream)
 	setZero(&s.Operations.Max, defaultOperationsMax)
 	setZero(&s.Operations.MaxBytes, defaultOperationsMaxBytes)
 	setZero(&s.OpenAPIPath, defaultOpenAPIPath)
+	setZero(&s.MaxHeaderBytes, defaultMaxHeaderBytes)
+	setZero(&s.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	setZero(&s.ReadTimeout, defaultReadTimeout)
+	setZero(&s.WriteTimeout, defaultWriteTimeout)
+	setZero(&s.IdleTimeout, defaultIdleTimeout)
 
 	b := &c.Broker
 	setZero(&b.Reply, ReplyDirect)

@@ -42,7 +42,9 @@ func (e *FieldError) Error() string {
 	if e.Err != nil {
 		b.WriteString(e.Err.Error())
 	}
-	return b.String()
+	// Whatever the mistake, a problem never shows a password: a URL given
+	// where a list, a mapping or a key belongs is quoted as it came.
+	return redactURLs(b.String())
 }
 
 func (e *FieldError) Unwrap() error { return e.Err }
@@ -60,15 +62,30 @@ type problems struct {
 
 	// reported holds the paths that have a problem.
 	reported map[string]bool
+
+	// dropped counts problems past maxKept, not held.
+	dropped int
 }
 
 func newProblems() *problems {
 	return &problems{lines: map[string]int{}, renames: map[string]string{}, reported: map[string]bool{}}
 }
 
+// maxProblems is how many problems a load reports; past it, one more says
+// how many were left out. maxKept bounds those held to pick the first
+// maxProblems from, in the order of the file.
+const (
+	maxProblems = 100
+	maxKept     = 10 * maxProblems
+)
+
 func (p *problems) add(path string, line int, err error) {
-	p.errs = append(p.errs, &FieldError{Path: path, Line: line, Err: err})
 	p.reported[path] = true
+	if len(p.errs) >= maxKept {
+		p.dropped++
+		return
+	}
+	p.errs = append(p.errs, &FieldError{Path: path, Line: line, Err: err})
 }
 
 // once reports a problem at path unless one is reported there already: a
@@ -122,9 +139,13 @@ func (p *problems) err() error {
 		return nil
 	}
 	slices.SortStableFunc(p.errs, func(a, b *FieldError) int { return cmp.Compare(a.Line, b.Line) })
-	errs := make([]error, len(p.errs))
-	for i, e := range p.errs {
+	kept := p.errs[:min(len(p.errs), maxProblems)]
+	errs := make([]error, len(kept), len(kept)+1)
+	for i, e := range kept {
 		errs[i] = e
+	}
+	if more := len(p.errs) - len(kept) + p.dropped; more > 0 {
+		errs = append(errs, &FieldError{Err: fmt.Errorf("and %d more problems", more)})
 	}
 	return errors.Join(errs...)
 }

@@ -19,15 +19,19 @@ func (c *Config) GatewayRoutes() []gateway.RouteSpec {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		specs[i] = gateway.RouteSpec{
-			Method:      r.Method,
-			Desc:        r.Desc,
-			To:          r.To,
-			Exchange:    r.Exchange,
-			RoutingKey:  r.RoutingKey,
-			Pattern:     r.Pattern,
-			Timeout:     r.Timeout,
-			Encoding:    r.Encoding,
-			Forward:     slices.Clone(r.ForwardHeaders),
+			Method:     r.Method,
+			Desc:       r.Desc,
+			To:         r.To,
+			Exchange:   r.Exchange,
+			RoutingKey: r.RoutingKey,
+			Pattern:    r.Pattern,
+			Timeout:    r.Timeout,
+			Encoding:   r.Encoding,
+			Forward:    slices.Clone(r.ForwardHeaders),
+			ForwardLimits: gateway.HeaderLimits{
+				Value: c.Server.MaxForwardedValueBytes,
+				Total: c.Server.MaxForwardedBytes,
+			},
 			HTTP:        r.HTTP.gateway(),
 			CloudEvents: r.Wire.CloudEvents == CloudEventsAlways,
 

@@ -51,7 +51,9 @@ func extensionsOut(root *value) *value {
 }
 
 func (d *decoder) server(v *value, path string) Server {
-	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes", "shutdown_grace", "tls", "json",
+	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes",
+		"max_forwarded_value_bytes", "max_forwarded_bytes", "max_header_bytes", "read_header_timeout", "read_timeout",
+		"write_timeout", "idle_timeout", "max_connections", "shutdown_grace", "tls", "json",
 		"operations_path", "operations_stream", "operations_max", "operations_max_bytes", "operations_key_file", "cors", "openapi_path")
 	s := Server{
 		GRPC:          d.listen(f["grpc"], field(path, "grpc")),
@@ -66,6 +68,15 @@ func (d *decoder) server(v *value, path string) Server {
 	}
 	s.MaxRequestBytes = d.positive(f["max_request_bytes"], field(path, "max_request_bytes"), maxMessageBytes,
 		" (128 MiB), RabbitMQ's default max_message_size: the broker would refuse a larger request")
+	const headerNote = " (1 MiB): the broker's frame_max bounds a message's headers (128 KiB by default)"
+	s.MaxForwardedValueBytes = d.positive(f["max_forwarded_value_bytes"], field(path, "max_forwarded_value_bytes"), 1<<20, headerNote)
+	s.MaxForwardedBytes = d.positive(f["max_forwarded_bytes"], field(path, "max_forwarded_bytes"), 1<<20, headerNote)
+	s.MaxHeaderBytes = d.positive(f["max_header_bytes"], field(path, "max_header_bytes"), 1<<20, " (1 MiB)")
+	s.MaxConnections = d.positive(f["max_connections"], field(path, "max_connections"), 1<<20, "")
+	s.ReadHeaderTimeout = d.duration(f["read_header_timeout"], field(path, "read_header_timeout"))
+	s.ReadTimeout = d.duration(f["read_timeout"], field(path, "read_timeout"))
+	s.WriteTimeout = d.duration(f["write_timeout"], field(path, "write_timeout"))
+	s.IdleTimeout = d.duration(f["idle_timeout"], field(path, "idle_timeout"))
 	return s
 }
 

@@ -26,7 +26,7 @@ func TestParseRules(t *testing.T) {
 	}{
 		// YAML and its structure.
 		{"syntax error", base + "routes: [\n", []string{"line 3: YAML syntax:"}},
-		{"two documents", base + "---\n" + base, []string{"line 4: a routes file holds one YAML document"}},
+		{"two documents", base + "---\n" + base, []string{"line 3: a routes file holds one YAML document"}},
 		{"not a mapping", "- a\n- b\n", []string{"line 1: a routes file is a mapping of server, descriptors"}},
 		{"nested too deep", base + "x-deep: " + strings.Repeat("[", 65) + strings.Repeat("]", 65) + "\n", []string{"line 3: [ and { nested deeper than 64 levels"}},
 		{"indented too deep", base + "x-deep:\n" + strings.Repeat("  - ", 129) + "x\n", []string{"line 4: nested or indented deeper than 512 levels"}},

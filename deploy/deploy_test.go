@@ -203,8 +203,18 @@ func TestCompose(t *testing.T) {
 	ports := fmt.Sprint(at(t, c, "services", "figway", "ports"))
 	for _, addr := range []string{cfg.Server.GRPC, cfg.Server.HTTP, cfg.Server.Admin} {
 		port := addr[strings.LastIndex(addr, ":")+1:]
-		if !strings.Contains(ports, port+":"+port) {
-			t.Errorf("compose publishes %s; want figway's port %s", ports, port)
+		if !strings.Contains(ports, "127.0.0.1:"+port+":"+port) {
+			t.Errorf("compose publishes %s; want figway's port %s on 127.0.0.1", ports, port)
+		}
+	}
+	// Nothing is published on every interface of the host: the demo's
+	// broker credentials are public, and the admin port shows internals.
+	for name := range services {
+		ps, _ := at(t, c, "services", name, "ports").([]any)
+		for _, p := range ps {
+			if !strings.HasPrefix(fmt.Sprint(p), "127.0.0.1:") {
+				t.Errorf("service %s publishes %v on every interface; want 127.0.0.1:", name, p)
+			}
 		}
 	}
 	grace, err := time.ParseDuration(str(t, c, "services", "figway", "stop_grace_period"))

@@ -82,7 +82,9 @@ func breakerOutcome(err error) resilience.Outcome {
 		}
 		return resilience.Success
 	}
-	if Code(err) == codes.Canceled || linkDown(err) {
+	if Code(err) == codes.Canceled || linkDown(err) || errors.Is(err, ErrHeadersTooLarge) {
+		// An oversized call is the caller's doing, not the destination's:
+		// it fails alone and says nothing about the route.
 		return resilience.Ignored
 	}
 	return resilience.Failure

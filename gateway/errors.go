@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -52,6 +53,12 @@ var (
 	ErrOverloaded = errors.New("too many calls in flight")
 	// ErrTooLarge: the request is larger than the configured limit.
 	ErrTooLarge = errors.New("request too large")
+	// ErrHeadersTooLarge: what the call would put in the message's
+	// headers is over a limit — a forwarded header's value or all of them
+	// (server.max_forwarded_value_bytes, server.max_forwarded_bytes), or
+	// the broker's frame_max for the whole header table. Nothing was
+	// published.
+	ErrHeadersTooLarge = errors.New("request headers too large")
 	// ErrBadRequest: the request cannot be decoded.
 	ErrBadRequest = errors.New("bad request")
 	// ErrBadReply: the reply cannot be decoded.
@@ -74,8 +81,37 @@ func Status(err error) *status.Status {
 	if s, ok := status.FromError(err); ok {
 		return s // legacy's status, as it came
 	}
-	return status.New(Code(err), err.Error())
+	return status.New(Code(err), callerMessage(err))
 }
+
+// callerMessage is what a caller reads of err. Failures of the broker
+// path and of replies carry internals below figway's own words — the
+// broker's close reason (FRAME_ERROR …), a worker's malformed header and
+// its Go type, exchange and routing key names — which the ingress logs in
+// full; the caller gets the sentinels' stable words only. Errors about
+// the caller's own request (bad JSON, a header over a limit) keep their
+// detail: it says what to fix.
+func callerMessage(err error) string {
+	var words []string
+	for _, s := range stableSentinels {
+		if errors.Is(err, s) {
+			words = append(words, s.Error())
+		}
+	}
+	switch {
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBadReply):
+		return strings.Join(words, ": ")
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer before the deadline"
+	case Code(err) == codes.Unknown:
+		return "internal error"
+	}
+	return err.Error()
+}
+
+// stableSentinels are the errors whose words make up a caller's message
+// for a failure of the broker path, in the order they are read.
+var stableSentinels = []error{ErrUnavailable, ErrBreakerOpen, ErrUnroutable, ErrNacked, ErrChannelLost, ErrNotPublished, ErrBadReply}
 
 // Code returns the gRPC code for err, as [Status] does.
 func Code(err error) codes.Code {
@@ -91,7 +127,7 @@ func Code(err error) codes.Code {
 		return codes.Canceled
 	case errors.Is(err, ErrUnavailable):
 		return codes.Unavailable
-	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrTooLarge):
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrTooLarge), errors.Is(err, ErrHeadersTooLarge):
 		return codes.ResourceExhausted
 	case errors.Is(err, ErrBadRequest):
 		return codes.InvalidArgument

@@ -201,6 +201,10 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadRequest, err)
 	}
+	md, err := forward(r.Forward, c.Header, r.ForwardLimits)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Method, err)
+	}
 	req := &wire.Request{
 		Method:      r.Method,
 		Body:        body,
@@ -208,7 +212,7 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 		MessageID:   wire.NewID(),
 		Source:      g.source,
 		CloudEvents: r.cloudEvents(),
-		Metadata:    forward(r.Forward, c.Header),
+		Metadata:    md,
 	}
 	req.Traceparent, req.Tracestate = traceContext(c.Traceparent, c.Tracestate)
 
@@ -318,20 +322,41 @@ func (g *Gateway) awaitReconnect(ctx context.Context, r *Route) {
 	_ = rc.AwaitConnected(ctx) // on timeout, the retry fails as the first attempt did
 }
 
-func forward(keys []string, header func(string) []string) map[string][]string {
+// forward returns the allow-listed headers of a call, as they go on its
+// message as figway-md-<key>, or an error wrapping ErrHeadersTooLarge when
+// one value or all of them together are over lim: a header larger than the
+// broker's frame_max would close the connection of every call in flight.
+func forward(keys []string, header func(string) []string, lim HeaderLimits) (map[string][]string, error) {
 	if len(keys) == 0 || header == nil {
-		return nil
+		return nil, nil
 	}
 	var md map[string][]string
+	total := 0
 	for _, k := range keys {
-		if vs := header(k); len(vs) > 0 {
-			if md == nil {
-				md = make(map[string][]string, len(keys))
-			}
-			md[k] = vs
+		vs := header(k)
+		if len(vs) == 0 {
+			continue
 		}
+		// As encoded in the headers table: the name, and each value as a
+		// long string (5 bytes of type and length), in an array if many.
+		total += 1 + len(wire.HeaderMetadataPrefix) + len(k) + 5
+		for _, v := range vs {
+			if len(v) > lim.Value {
+				return nil, fmt.Errorf("%w: header %s has a value of %d bytes, over the limit of %d (server.max_forwarded_value_bytes)",
+					ErrHeadersTooLarge, k, len(v), lim.Value)
+			}
+			total += 5 + len(v)
+		}
+		if total > lim.Total {
+			return nil, fmt.Errorf("%w: forwarded headers of over %d bytes, over the limit of %d (server.max_forwarded_bytes)",
+				ErrHeadersTooLarge, total, lim.Total)
+		}
+		if md == nil {
+			md = make(map[string][]string, len(keys))
+		}
+		md[k] = vs
 	}
-	return md
+	return md, nil
 }
 
 // emptyReply is the answer body of an event route: the output message with

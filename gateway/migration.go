@@ -192,7 +192,12 @@ func (g *Gateway) shadow(ctx context.Context, r *Route, c *Call) (*Result, error
 		s.shadowSampledOut.Add(1)
 		return res, err
 	}
-	job := &shadowJob{route: r, md: forward(r.Forward, c.Header), trace: c.Traceparent, legacyErr: err}
+	md, ferr := forward(r.Forward, c.Header, r.ForwardLimits)
+	if ferr != nil {
+		s.shadowFailed.Add(1) // headers too large: no copy
+		return res, err
+	}
+	job := &shadowJob{route: r, md: md, trace: c.Traceparent, legacyErr: err}
 	job.body, _ = transcode(c.Body, c.ContentType, wire.ContentTypeProtobuf, r.Input, r.types)
 	if err == nil && r.Compare {
 		job.legacy, _ = transcode(res.Body, res.ContentType, wire.ContentTypeProtobuf, r.Output, r.types)

@@ -20,6 +20,7 @@ import (
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 )
 
 const (
@@ -153,6 +154,7 @@ func TestBreakerClassification(t *testing.T) {
 		{"shutting down", failWith(fmt.Errorf("%w: %w: shutting down", gateway.ErrUnavailable, gateway.ErrChannelLost)), false, false},
 		{"nacked", failWith(errNacked), false, true},
 		{"returned", failWith(fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrUnroutable)), false, true},
+		{"headers over frame_max", failWith(fmt.Errorf("%w: %w", gateway.ErrHeadersTooLarge, amqpwire.ErrHeaderTooLarge)), false, false},
 		{"bad reply", func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
 			return nil, fmt.Errorf("%w: bad figway-status", gateway.ErrBadReply)
 		}, false, true},

@@ -83,6 +83,7 @@ func NewTable(files *protoregistry.Files, specs []RouteSpec, prev *Table) (*Tabl
 		r.IgnoreFields = slices.Clone(rc.IgnoreFields)
 		r.IgnoreMetadata = slices.Clone(rc.IgnoreMetadata)
 		r.Queues = slices.Clone(rc.Queues)
+		r.ForwardLimits = rc.ForwardLimits.orDefaults()
 		r.ignore = keySet(rc.IgnoreFields)
 		r.ignoreMD = keySet(rc.IgnoreMetadata)
 		r.types = t.types

@@ -10,6 +10,29 @@ import (
 // accept when they are given no limit: 4 MiB.
 const DefaultMaxRequestBytes = 4 << 20
 
+// The bounds on what one call may send, and on slow and idle clients, that
+// the gateway and the ingresses use when given none (docs/operations.md,
+// "Limits and timeouts").
+const (
+	// DefaultMaxForwardedValueBytes bounds one forwarded header value.
+	DefaultMaxForwardedValueBytes = 8 << 10
+	// DefaultMaxForwardedBytes bounds all forwarded headers of a call.
+	DefaultMaxForwardedBytes = 32 << 10
+	// DefaultMaxHeaderBytes bounds a request's headers (gRPC metadata,
+	// HTTP headers).
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultReadHeaderTimeout bounds the reading of a REST request's
+	// headers.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds the reading of a whole REST request.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds the writing of a REST answer past the
+	// call's deadline.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes a connection with no call that long.
+	DefaultIdleTimeout = time.Minute
+)
+
 // RouteSpec is one route as the gateway takes it: what becomes of the calls
 // of one method. The config package translates the routes file into
 // RouteSpecs, defaults applied and validated (see docs/configuration.md for
@@ -27,6 +50,8 @@ type RouteSpec struct {
 	// Forward lists the lower-case metadata keys / header names copied to
 	// the message as figway-md-<key>.
 	Forward []string
+	// ForwardLimits bound what Forward may put in one call's message.
+	ForwardLimits HeaderLimits
 	// HTTP, if not nil, adds a REST binding to the method or replaces its
 	// google.api.http rule.
 	HTTP *HTTPRule
@@ -59,6 +84,30 @@ type RouteSpec struct {
 	MaxInFlight int // the route's bulkhead; 0 or less: unlimited
 	Breaker     Breaker
 	Retry       Retry
+}
+
+// HeaderLimits bound what the forwarded headers of one call may put in its
+// message, so that no caller can make figway publish a header table larger
+// than the broker's frame_max (docs/wire-protocol.md, "Size of the
+// headers").
+type HeaderLimits struct {
+	// Value is the largest value of one forwarded header, in bytes
+	// (server.max_forwarded_value_bytes). If Value is 0, 8 KiB is used.
+	Value int
+	// Total bounds all forwarded headers of a call together, names and
+	// values as encoded, in bytes (server.max_forwarded_bytes). If Total
+	// is 0, 32 KiB is used.
+	Total int
+}
+
+func (l HeaderLimits) orDefaults() HeaderLimits {
+	if l.Value <= 0 {
+		l.Value = DefaultMaxForwardedValueBytes
+	}
+	if l.Total <= 0 {
+		l.Total = DefaultMaxForwardedBytes
+	}
+	return l
 }
 
 // Target is where a route sends its calls.

@@ -3,12 +3,13 @@ package gateway
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 )
 
 // traceContext continues the caller's W3C trace (https://www.w3.org/TR/trace-context/)
 // with a new span id for the hop through figway, or starts a new trace when
 // the caller sent none or an invalid one. tracestate travels only with a
-// valid traceparent.
+// valid traceparent, bounded by [boundTracestate].
 func traceContext(traceparent, tracestate string) (string, string) {
 	b := []byte("00-00000000000000000000000000000000-0000000000000000-01")
 	if validTraceparent(traceparent) {
@@ -23,7 +24,46 @@ func traceContext(traceparent, tracestate string) (string, string) {
 	var span [8]byte
 	rand.Read(span[:])
 	hex.Encode(b[36:52], span[:])
-	return string(b), tracestate
+	return string(b), boundTracestate(tracestate)
+}
+
+// W3C trace context limits on tracestate: what every participant must
+// propagate, and how long one list member may be before it is the first
+// to go (https://www.w3.org/TR/trace-context/#tracestate-limits).
+const (
+	maxTracestateMembers = 32
+	maxTracestateChars   = 512
+	maxTracestateMember  = 128
+)
+
+// boundTracestate returns tracestate as figway propagates it: unchanged
+// when it has at most 32 list members and 512 characters; otherwise
+// truncated as the W3C spec allows — members longer than 128 characters
+// go first, then members from the right — until it fits, which may leave
+// nothing. A hostile caller's 200 KB tracestate so never reaches the
+// message headers (docs/wire-protocol.md, "Size of the headers").
+func boundTracestate(s string) string {
+	if len(s) <= maxTracestateChars && strings.Count(s, ",") < maxTracestateMembers {
+		return s
+	}
+	var kept []string
+	n := 0 // characters of kept, commas included
+	for m := range strings.SplitSeq(s, ",") {
+		m = strings.Trim(m, " \t")
+		switch {
+		case m == "":
+			continue
+		case len(m) > maxTracestateMember:
+			continue // the long ones go first
+		case len(kept) == maxTracestateMembers || n+len(m)+min(n, 1) > maxTracestateChars:
+			// Members from the right are dropped, so nothing after the
+			// first one that does not fit is kept.
+			return strings.Join(kept, ",")
+		}
+		kept = append(kept, m)
+		n += len(m) + min(n, 1)
+	}
+	return strings.Join(kept, ",")
 }
 
 // validTraceparent accepts version-00 traceparents: 00-<32 hex trace id,

@@ -126,3 +126,19 @@ func (m *Metrics) Reloaded(ok bool) {
 	m.reloadOK.Set(1)
 	m.reloadOKTime.SetToCurrentTime()
 }
+
+// Connections exports the connections an ingress holds open and its cap
+// (server.max_connections) as figway_ingress_connections{ingress} and
+// figway_ingress_connections_max{ingress}; open is read at scrape time.
+func (m *Metrics) Connections(ingress string, open func() int, limit int) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "figway_ingress_connections", Help: "Connections the ingress holds open.",
+			ConstLabels: prometheus.Labels{"ingress": ingress},
+		}, func() float64 { return float64(open()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "figway_ingress_connections_max", Help: "Connections the ingress may hold open (server.max_connections); past it, new ones wait in the accept queue.",
+			ConstLabels: prometheus.Labels{"ingress": ingress},
+		}, func() float64 { return float64(limit) }),
+	)
+}

@@ -157,6 +157,9 @@ type session struct {
 	ended bool
 	// running counts the session's handlers started and not returned.
 	running atomic.Int32
+	// frameMax is the connection's negotiated frame_max, which no reply's
+	// headers may exceed (see reply).
+	frameMax int
 }
 
 // session connects, consumes and dispatches deliveries to handlers until
@@ -198,7 +201,7 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 		<-watched
 	}()
 
-	s := &session{w: w, ch: ch, tag: "figway-worker-" + wire.NewID()}
+	s := &session{w: w, ch: ch, tag: "figway-worker-" + wire.NewID(), frameMax: conn.Config.FrameSize}
 	s.acks = newAcks(ch, w.cfg.AckWindow, &w.stats.acks)
 	defer s.end()
 	deliveries, err := s.consume()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -157,6 +158,14 @@ func (s *session) reply(d *amqp.Delivery, o outcome) {
 		w.log.LogAttrs(context.Background(), level, "replying with an error",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId),
 			slog.String("code", o.st.Code().String()), slog.String("error", o.st.Message()))
+	}
+	// Every header counts, the handler's reply metadata included: a
+	// content header over frame_max would make the broker close this
+	// connection, and redeliver every request in flight on it.
+	if amqpwire.FitReply(&p, s.frameMax) {
+		w.stats.trimmed.Add(1)
+		w.log.LogAttrs(context.Background(), slog.LevelWarn, "reply headers over the broker's frame_max: trimmed",
+			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId), slog.Int("frame_max", s.frameMax))
 	}
 	ok := s.settle(d, func() error {
 		// The default exchange routes to the queue named by reply_to,

@@ -24,6 +24,9 @@ type Stats struct {
 	// ShadowsSkipped counts shadow copies not run because their method's
 	// handler was registered with SkipShadows.
 	ShadowsSkipped uint64
+	// Trimmed counts replies whose headers would not have fitted the
+	// broker's frame_max, trimmed before publishing (see amqpwire.FitReply).
+	Trimmed uint64
 	// Connects counts the times the worker connected and started
 	// consuming, the first included.
 	Connects uint64
@@ -34,8 +37,8 @@ type Stats struct {
 }
 
 type counters struct {
-	received, replied, events, rejected, expired, panics, connects, acks atomic.Uint64
-	shadowsSkipped                                                       atomic.Uint64
+	received, replied, events, rejected, expired, panics, trimmed, connects, acks atomic.Uint64
+	shadowsSkipped                                                                atomic.Uint64
 }
 
 // Stats returns the worker's counters. It is safe to call at any time.
@@ -51,5 +54,6 @@ func (w *Worker) Stats() Stats {
 		Connects:       c.connects.Load(),
 		Acks:           c.acks.Load(),
 		ShadowsSkipped: c.shadowsSkipped.Load(),
+		Trimmed:        c.trimmed.Load(),
 	}
 }

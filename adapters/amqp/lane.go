@@ -11,6 +11,7 @@ import (
 
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 )
 
 // laneDepth sizes a lane's notification buffers. The lane's goroutine
@@ -32,6 +33,9 @@ type lane struct {
 	conn    *amqp.Connection
 	ch      *amqp.Channel
 	replyTo string
+	// frameMax is the connection's negotiated frame_max: no content
+	// header larger than it may be written (see publish).
+	frameMax int
 
 	write    chan struct{} // the write token: holding it, one may use ch
 	confirms chan amqp.Confirmation
@@ -66,6 +70,7 @@ func (c *Client) openLane(conn *amqp.Connection, s *session, replyTo string) (*l
 		conn:        conn,
 		ch:          ch,
 		replyTo:     replyTo,
+		frameMax:    conn.Config.FrameSize,
 		write:       make(chan struct{}, 1),
 		confirms:    ch.NotifyPublish(make(chan amqp.Confirmation, laneDepth)),
 		returns:     ch.NotifyReturn(make(chan amqp.Return, laneDepth)),
@@ -189,6 +194,14 @@ func (l *lane) publish(cl *call) {
 		cl.resolve(outcome{err: l.s.blockedErr(gateway.ErrNotPublished)})
 		return
 	}
+	// A content header larger than frame_max makes the broker close the
+	// connection (FRAME_ERROR), failing every call on it: refuse this one
+	// alone, unpublished (docs/wire-protocol.md, "Size of the headers").
+	p := cl.pub()
+	if err := amqpwire.FitsFrame(&p, l.frameMax); err != nil {
+		cl.resolve(outcome{err: fmt.Errorf("%w: %w", gateway.ErrHeadersTooLarge, err)})
+		return
+	}
 	// Registered before the write: the broker's confirm may be handled by
 	// run before this goroutine runs again.
 	tag := l.ch.GetNextPublishSeqNo()
@@ -199,7 +212,7 @@ func (l *lane) publish(cl *call) {
 		l.events[cl.msgID] = cl
 	}
 	l.mu.Unlock()
-	if err := l.ch.Publish(cl.exchange, cl.key, true, false, cl.pub()); err != nil {
+	if err := l.ch.Publish(cl.exchange, cl.key, true, false, p); err != nil {
 		l.mu.Lock()
 		delete(l.unconfirmed, tag)
 		if cl.event {

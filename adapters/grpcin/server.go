@@ -6,15 +6,19 @@ package grpcin
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/internal/grpcframe"
@@ -44,6 +48,12 @@ type Options struct {
 	// AccessLog, if set, logs every successful broker call too, at info;
 	// failed calls are always logged.
 	AccessLog bool
+	// MaxHeaderBytes bounds a call's header list (metadata); a larger one
+	// has its stream reset before any of it is kept. If 0, 64 KiB.
+	MaxHeaderBytes int
+	// IdleTimeout closes a connection with no call that long (GOAWAY;
+	// clients reconnect on their next call). If 0, 1m.
+	IdleTimeout time.Duration
 }
 
 // Server is the gRPC ingress.
@@ -61,6 +71,12 @@ func New(gw *gateway.Gateway, o Options) *Server {
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = gateway.DefaultMaxRequestBytes
 	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = gateway.DefaultMaxHeaderBytes
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = gateway.DefaultIdleTimeout
+	}
 	s := &Server{gw: gw, log: o.Logger, legacy: o.Legacy, accessLog: o.AccessLog}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -75,6 +91,14 @@ func New(gw *gateway.Gateway, o Options) *Server {
 		grpc.ForceServerCodecV2(grpcframe.NewCodec()),
 		grpc.MaxRecvMsgSize(o.MaxRequestBytes),
 		grpc.UnknownServiceHandler(s.handle),
+		// grpc-go's default header list is 16 MiB: 60 streams of 15 MB of
+		// metadata held a gigabyte. Edge proxies allow tens of KB.
+		grpc.MaxHeaderListSize(uint32(o.MaxHeaderBytes)),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: o.IdleTimeout}),
+		// Clients may ping to keep a connection alive, idle or not, but not
+		// more often than this: a ping flood gets GOAWAY.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.InTapHandle(s.tap),
 	}, o.ServerOptions...)...)
 	if o.Register != nil {
 		o.Register(s.srv)
@@ -112,9 +136,31 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 	return nil
 }
 
+// tap runs as a stream opens, before its message is read: a broker route's
+// stream gets the route's timeout as its deadline from here, so a client
+// that opens streams and never sends their message holds each for the
+// route's timeout at most. grpc-go reads the message under this context.
+// Other streams (legacy passthrough, figway's own services) are left as
+// they come.
+func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	r := s.gw.Route(info.FullMethodName)
+	if r == nil || r.Timeout <= 0 {
+		return ctx, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	return context.WithValue(ctx, tapCancel{}, cancel), nil
+}
+
+// tapCancel keys the cancel function of tap's context, which handle calls
+// once the call is over.
+type tapCancel struct{}
+
 // handle serves every method that no registered service claims.
 func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 	ctx := stream.Context()
+	if cancel, ok := ctx.Value(tapCancel{}).(context.CancelFunc); ok {
+		defer cancel()
+	}
 	method, _ := grpc.MethodFromServerStream(stream)
 	// The one routing decision of the call: a reload after it does not
 	// change where the call goes.
@@ -129,6 +175,17 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 	if err := stream.RecvMsg(&req); err != nil {
 		return err // grpc-go's status: cancelled, too large, ...
 	}
+	// A unary method takes one request message; a second one is a
+	// cardinality violation, answered INTERNAL as grpc-go's generated
+	// servers (and so the legacy service) answer it. Waiting for the end
+	// of the client's stream costs nothing: a unary client half-closes
+	// with its message.
+	var extra grpcframe.Frame
+	if err := stream.RecvMsg(&extra); err == nil {
+		return status.Errorf(codes.Internal, "grpc: received more than one request message for unary method %s", method)
+	} else if !errors.Is(err, io.EOF) {
+		return err
+	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	c := &gateway.Call{
 		Method:      method,
@@ -137,7 +194,7 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 		Accept:      wire.ContentTypeProtobuf,
 		Header:      md.Get,
 		Traceparent: first(md.Get(wire.HeaderTraceparent)),
-		Tracestate:  first(md.Get(wire.HeaderTracestate)),
+		Tracestate:  strings.Join(md.Get(wire.HeaderTracestate), ","), // W3C: one list across headers
 		Metadata:    md,
 	}
 	start := time.Now()

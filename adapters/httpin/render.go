@@ -106,12 +106,15 @@ func (rt *router) fail(w http.ResponseWriter, r *http.Request, err error) {
 // httpStatus maps an error of gateway.Invoke, or of decoding, to HTTP:
 // grpc-gateway's table of gRPC codes (runtime.HTTPStatusFromCode), except
 // where docs/errors.md is more precise than the code — a request over the
-// size limit is 413 (not 429), a reply that does not decode 502 (not 500).
+// size limit is 413 (not 429), one whose forwarded headers are over their
+// limits 431, a reply that does not decode 502 (not 500).
 // It is the one place where the REST ingress picks a status.
 func httpStatus(err error) int {
 	switch {
 	case errors.Is(err, gateway.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, gateway.ErrHeadersTooLarge):
+		return http.StatusRequestHeaderFieldsTooLarge
 	case errors.Is(err, gateway.ErrBadReply):
 		return http.StatusBadGateway
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -56,7 +57,19 @@ type Options struct {
 	// ReadHeaderTimeout bounds the reading of a request's headers. If 0,
 	// 10s.
 	ReadHeaderTimeout time.Duration
-	Logger            *slog.Logger // if nil, slog.Default()
+	// ReadTimeout bounds the reading of a whole request, headers and body;
+	// a broker route's body must also arrive before the call's deadline
+	// (its route's timeout). If 0, 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the writing of a broker route's answer past the
+	// call's deadline: a client that does not read is cut then. If 0, 10s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle that long. If 0, 1m.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (net/http answers 431
+	// past it). If 0, 64 KiB.
+	MaxHeaderBytes int
+	Logger         *slog.Logger // if nil, slog.Default()
 	// AccessLog, if set, logs every request a binding served without
 	// error too, at info; failed ones are always logged.
 	AccessLog bool
@@ -109,10 +122,22 @@ func New(gw *gateway.Gateway, o Options) (*Server, error) {
 		o.MaxRequestBytes = gateway.DefaultMaxRequestBytes
 	}
 	if o.ReadHeaderTimeout <= 0 {
-		o.ReadHeaderTimeout = 10 * time.Second
+		o.ReadHeaderTimeout = gateway.DefaultReadHeaderTimeout
 	}
 	if o.OperationsPath == "" {
 		o.OperationsPath = "/v1/operations"
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = gateway.DefaultReadTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = gateway.DefaultWriteTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = gateway.DefaultIdleTimeout
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = gateway.DefaultMaxHeaderBytes
 	}
 	s := &Server{gw: gw, opts: o, log: o.Logger}
 	if s.log == nil {
@@ -177,7 +202,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       s.opts.ReadTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    s.opts.MaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return calls },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -232,6 +259,7 @@ func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
 // returns the error to answer instead.
 func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	ctx := r.Context()
+	s.bound(w, b)
 	if tm := r.Header.Get(HeaderTimeout); tm != "" {
 		d, err := wire.ParseGRPCTimeout(tm)
 		if err != nil {
@@ -259,7 +287,7 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 		Accept:      b.contentType,
 		Header:      forwardable(r.Header),
 		Traceparent: r.Header.Get(wire.HeaderTraceparent),
-		Tracestate:  r.Header.Get(wire.HeaderTracestate),
+		Tracestate:  strings.Join(r.Header.Values(wire.HeaderTracestate), ","), // W3C: one list across headers
 	}
 	if b.mayGoLegacy {
 		// What the legacy gRPC service would have got from grpc-gateway in
@@ -313,6 +341,23 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 	w.Write(out)
 	sendTrailers(w, r, b.ownHeaders, res.Trailer)
 	return nil
+}
+
+// bound gives a broker route's request the route's timeout to arrive in
+// full (its body is read before the call starts, and a client trickling it
+// must not hold the connection past the call's deadline), and its answer
+// WriteTimeout past that to be written: a client that does not read is cut.
+func (s *Server) bound(w http.ResponseWriter, b *binding) {
+	r := s.gw.Table().Lookup(b.method)
+	if r == nil {
+		return
+	}
+	now := time.Now()
+	rc := http.NewResponseController(w)
+	if deadline := now.Add(r.Timeout); r.Timeout < s.opts.ReadTimeout {
+		rc.SetReadDeadline(deadline)
+	}
+	rc.SetWriteDeadline(now.Add(r.Timeout + s.opts.WriteTimeout))
 }
 
 // encode renders the request message in the route's content type.

@@ -25,7 +25,8 @@ import (
 
 // opsRoutes is the routes file of the operations tests. GetOrder answers
 // at once (NOT_FOUND for order "missing", after the given delay for
-// "slow-<duration>"); CancelOrder's route gives up after 300ms while its
+// "slow-<duration>"; NOT_FOUND with a 140 KB message for "huge-message");
+// CancelOrder's route gives up after 300ms while its
 // worker takes 600ms, so each call ends in a late reply; PlaceOrder is an
 // event. Placeholders: GRPC, HTTP, ADMIN, DESC, BROKER, and SERVER and
 // BROKERX for extra keys of server and broker.
@@ -79,6 +80,9 @@ func runOpsWorker(t *testing.T, url string, seen chan<- string) *worker.Worker {
 		}
 		if id == "missing" {
 			return nil, status.Error(codes.NotFound, "no such order")
+		}
+		if id == "huge-message" { // a reply header far over frame_max
+			return nil, status.Error(codes.NotFound, "no order "+strings.Repeat("x", 140<<10))
 		}
 		if d, ok := strings.CutPrefix(id, "slow-"); ok {
 			pause, _ := time.ParseDuration(d)

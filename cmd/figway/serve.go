@@ -19,6 +19,7 @@ func serveCmd(args []string, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	accessLog := fs.Bool("access-log", false, "log every successful call too (failed calls are always logged)")
+	pprofOn := fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the admin listener")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -34,7 +35,7 @@ func serveCmd(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *path, cfg, log, serveOptions{accessLog: *accessLog}); err != nil {
+	if err := serve(ctx, *path, cfg, log, serveOptions{accessLog: *accessLog, pprof: *pprofOn}); err != nil {
 		log.Error("figway stopped", "err", err)
 		return 1
 	}
@@ -60,7 +61,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // cancelled (internal/app has the wiring and the shutdown order); SIGHUP
 // loads the routes file again.
 func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logger, opts serveOptions) error {
-	a, err := app.New(path, cfg, app.Options{Logger: log, AccessLog: opts.accessLog, Version: versionString()})
+	a, err := app.New(path, cfg, app.Options{Logger: log, AccessLog: opts.accessLog, Pprof: opts.pprof, Version: versionString()})
 	if err != nil {
 		return err
 	}
@@ -88,4 +89,5 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 // serveOptions are serve's command-line switches.
 type serveOptions struct {
 	accessLog bool // log successful calls too
+	pprof     bool // serve /debug/pprof/ on the admin listener
 }

@@ -14,9 +14,13 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
+// adminWriteTimeout bounds an admin answer: longer than a default 30 s
+// CPU profile.
+const adminWriteTimeout = 60 * time.Second
+
 // adminMux serves the admin listener: the status page, /metrics, /healthz,
-// /readyz and the profiles.
-func adminMux(ready func() bool, metrics, status http.Handler) *http.ServeMux {
+// /readyz and, with profiles, the Go profiles.
+func adminMux(ready func() bool, metrics, status http.Handler, profiles bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /", status) // the migration status page, and its assets
 	mux.Handle("GET /metrics", metrics)
@@ -30,11 +34,13 @@ func adminMux(ready func() bool, metrics, status http.Handler) *http.ServeMux {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	// Profiles, on the admin listener only (keep it on loopback or a
-	// private network: profiles show internals).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	// Profiles only when asked for (-pprof), on the admin listener only
+	// (keep it on loopback or a private network: profiles show internals).
+	if profiles {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/figway/figway/adapters/statuspage"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/connlimit"
 	"github.com/figway/figway/metrics"
 	"github.com/figway/figway/operations"
 )
@@ -35,6 +36,8 @@ type Options struct {
 	// AccessLog logs every successful call too; failed calls are always
 	// logged.
 	AccessLog bool
+	// Pprof serves Go profiles under /debug/pprof/ on the admin listener.
+	Pprof bool
 	// Version is figway's version, for the figway_build_info metric, the
 	// status page and the OpenAPI document.
 	Version string
@@ -120,6 +123,8 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 
 	a.grpc = grpcin.New(a.gw, grpcin.Options{
 		MaxRequestBytes: cfg.Server.MaxRequestBytes,
+		MaxHeaderBytes:  cfg.Server.MaxHeaderBytes,
+		IdleTimeout:     cfg.Server.IdleTimeout,
 		Logger:          a.log,
 		Legacy:          legacyGRPC,
 		AccessLog:       o.AccessLog,
@@ -179,13 +184,25 @@ func (a *App) Run(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
 	lis, err := listenAll(
 		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.GRPC) },
-		func() (net.Listener, error) { return listenHTTP(cfg.Server.HTTP, a.ingressTLS) },
+		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.HTTP) },
 		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.Admin) },
 	)
 	if err != nil {
 		return err
 	}
-	grpcLis, httpLis, adminLis := lis[0], lis[1], lis[2]
+	// Each ingress holds at most max_connections open, so that slow or
+	// idle clients of one cannot take the descriptors the other, the
+	// broker connection and reloads need. TLS goes over the cap: net/http
+	// finds the handshake, ALPN and client certificates only on a
+	// *tls.Conn.
+	maxConns := cfg.Server.MaxConnections
+	if maxConns == 0 {
+		maxConns = connlimit.Default(2)
+	}
+	grpcCapped, httpCapped := connlimit.New(lis[0], maxConns), connlimit.New(lis[1], maxConns)
+	a.metrics.Connections("grpc", grpcCapped.Open, maxConns)
+	a.metrics.Connections("http", httpCapped.Open, maxConns)
+	var grpcLis, httpLis, adminLis net.Listener = grpcCapped, withTLS(httpCapped, a.ingressTLS), lis[2]
 
 	status := statuspage.New(statuspage.Options{
 		Gatherer:  a.metrics.Registry(),
@@ -204,7 +221,11 @@ func (a *App) Run(ctx context.Context) error {
 		Exposed: !loopback(adminLis.Addr()),
 		Logger:  log,
 	})
-	admin := &http.Server{Handler: adminMux(a.ready, a.metrics.Handler(), status), ReadHeaderTimeout: 5 * time.Second}
+	// The admin listener answers probes, scrapes and the status page:
+	// nothing it serves takes long, but a CPU profile takes its ?seconds=
+	// (30 by default).
+	admin := &http.Server{Handler: adminMux(a.ready, a.metrics.Handler(), status, a.opts.Pprof), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: adminWriteTimeout, IdleTimeout: time.Minute}
 
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
 	defer stopBroker()
@@ -229,7 +250,7 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Go(func() { status.Run(brokerCtx) })
 	wg.Go(func() { a.reloader.run(brokerCtx) })
 
-	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
+	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "max_connections", maxConns,
 		"admin", adminLis.Addr().String(), "tls", a.ingressTLS != nil, "routes", len(a.gw.Table().Routes()), "version", a.opts.Version)
 	// Readiness goes false before the listeners stop accepting: the
 	// ingresses watch ingressCtx, cancelled only once draining is set.

@@ -21,6 +21,12 @@ func RESTOptions(cfg *config.Config, version string) httpin.Options {
 		EmitUnpopulated: cfg.Server.JSON.EmitUnpopulated,
 		DiscardUnknown:  cfg.Server.JSON.DiscardUnknown,
 		Version:         version,
+
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
 	}
 	if cfg.Server.OpenAPIPath != config.OpenAPIOff {
 		o.OpenAPIPath = cfg.Server.OpenAPIPath

@@ -34,17 +34,17 @@ func brokerTLS(cfg *config.Config) (*tls.Config, error) {
 	return c, nil
 }
 
-// listenHTTP listens on addr, through TLS when tc is not nil: HTTP/2 and
-// HTTP/1.1 by ALPN, and a client that does not start a handshake is
-// disconnected, never served in plaintext.
-func listenHTTP(addr string, tc *tls.Config) (net.Listener, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil || tc == nil {
-		return l, err
+// withTLS returns l, through TLS when tc is not nil: HTTP/2 and HTTP/1.1
+// by ALPN, and a client that does not start a handshake is disconnected,
+// never served in plaintext. TLS must be the outermost layer: net/http
+// finds the handshake, ALPN and client certificates only on a *tls.Conn.
+func withTLS(l net.Listener, tc *tls.Config) net.Listener {
+	if tc == nil {
+		return l
 	}
 	tc = tc.Clone()
 	tc.NextProtos = []string{"h2", "http/1.1"}
-	return tls.NewListener(l, tc), nil
+	return tls.NewListener(l, tc)
 }
 
 // listenAll opens the listeners of addrs in order; on error it closes

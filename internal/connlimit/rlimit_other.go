@@ -1,0 +1,5 @@
+//go:build !unix
+
+package connlimit
+
+func descriptorLimit() int { return 1 << 14 }
