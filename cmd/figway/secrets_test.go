@@ -12,6 +12,7 @@ import (
 
 	"github.com/figway/figway/config"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
 
@@ -88,7 +89,7 @@ func TestRunningFigwayShowsNoPassword(t *testing.T) {
 	yaml = []byte(strings.Replace(string(yaml), `url: "`+url+`"`, `urls: ["`+dead+`", "`+url+`"]`, 1))
 	os.WriteFile(path, yaml, 0o600)
 
-	logs := &syncBuffer{}
+	logs := &faulttest.SyncBuffer{}
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
