@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
@@ -136,6 +138,11 @@ func TestHostileHeadersFailAlone(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond) // spread over the callers' run
 			}
+			if tc.server == "" {
+				// While the ordinary callers run: their calls share the
+				// worker's connection with the oversized replies.
+				workerTrimsReply(t, orders, a)
+			}
 			close(stop)
 			ok, fails := wait()
 			if len(fails) > 0 {
@@ -149,9 +156,6 @@ func TestHostileHeadersFailAlone(t *testing.T) {
 				t.Errorf("figway_broker_reconnects_total = %v; want 0", n)
 			}
 			t.Logf("%d ordinary calls served during the attacks", ok)
-			if tc.server == "" {
-				workerTrimsReply(t, orders, a)
-			}
 		})
 	}
 	if n := w.Stats().Connects; n != 1 {
@@ -159,22 +163,35 @@ func TestHostileHeadersFailAlone(t *testing.T) {
 	}
 }
 
-// workerTrimsReply: a worker answering NOT_FOUND with a 140 KB message once
-// had its connection closed by the broker on every reply, redelivering
-// other callers' requests; now the message is trimmed to fit frame_max,
-// the caller gets NOT_FOUND with it, and the worker's connection stays up.
+// workerTrimsReply: a worker answering NOT_FOUND with a 140 KB message, or
+// setting 140 KB of reply metadata, once had its connection closed by the
+// broker on every reply, redelivering other callers' requests. Now the
+// message is trimmed to fit frame_max and the caller gets NOT_FOUND with
+// it; the metadata, which cannot be trimmed without changing the answer,
+// fails that call alone with INTERNAL saying why (gRPC; 500 over REST). The
+// worker's connection stays up (the caller checks that it connected once).
+// It runs while ordinary callers do, so it must not end the test early.
 func workerTrimsReply(t *testing.T, orders ordersv1.OrderServiceClient, a gwAddrs) {
+	const why = "the worker's reply headers do not fit the broker's frame_max"
 	for range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err := orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "huge-message"})
-		cancel()
 		st := status.Convert(err)
 		if st.Code() != codes.NotFound || !strings.HasPrefix(st.Message(), "no order xxx") || !strings.Contains(st.Message(), "truncated") {
-			t.Fatalf("GetOrder(huge-message) = %v %.40q…; want NotFound with the message trimmed", st.Code(), st.Message())
+			t.Errorf("GetOrder(huge-message) = %v %.40q…; want NotFound with the message trimmed", st.Code(), st.Message())
+		}
+		var header metadata.MD
+		_, err = orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "huge-metadata"}, grpc.Header(&header))
+		cancel()
+		if st := status.Convert(err); st.Code() != codes.Internal || st.Message() != why || len(header.Get("x-big")) != 0 {
+			t.Errorf("GetOrder(huge-metadata) = %v %.80q, %d x-big headers; want Internal %q, no metadata", st.Code(), st.Message(), len(header.Get("x-big")), why)
 		}
 	}
 	if code := restGet(t, a.http, "/v1/orders/huge-message"); code != http.StatusNotFound {
 		t.Errorf("REST GetOrder(huge-message) = %d; want 404", code)
+	}
+	if code, body := httpGet("http://" + a.http + "/v1/orders/huge-metadata"); code != http.StatusInternalServerError || !strings.Contains(body, why) {
+		t.Errorf("REST GetOrder(huge-metadata) = %d %.200q; want 500 saying %q", code, body, why)
 	}
 	if n := promtest.Get(t, "http://"+a.admin+"/metrics").Value("figway_broker_reconnects_total"); n != 0 {
 		t.Errorf("figway_broker_reconnects_total = %v after oversized replies; want 0", n)

@@ -84,6 +84,11 @@ func runOpsWorker(t *testing.T, url string, seen chan<- string) *worker.Worker {
 		if id == "huge-message" { // a reply header far over frame_max
 			return nil, status.Error(codes.NotFound, "no order "+strings.Repeat("x", 140<<10))
 		}
+		if id == "huge-metadata" { // reply metadata far over frame_max
+			if err := worker.SetHeader(ctx, metadata.Pairs("x-big", strings.Repeat("m", 140<<10))); err != nil {
+				return nil, err
+			}
+		}
 		if d, ok := strings.CutPrefix(id, "slow-"); ok {
 			pause, _ := time.ParseDuration(d)
 			select { // a worker that stops ends its handlers' contexts
