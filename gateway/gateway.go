@@ -293,7 +293,7 @@ func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Req
 	if rep.Status != nil {
 		return nil, &ReplyError{Method: r.Method, Status: rep.Status, Header: rep.Header, Trailer: rep.Trailer}
 	}
-	out, err := transcode(rep.Body, rep.ContentType, c.Accept, r.Output, r.types)
+	out, err := replyBody(rep, c.Accept, r)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadReply, err)
 	}

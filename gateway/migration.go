@@ -293,10 +293,11 @@ func (g *Gateway) compare(r *Route, job *shadowJob, rep *Reply) []string {
 	}
 	d := diffMetadata("header", job.legacyHeader, rep.Header, r.ignoreMD)
 	d = append(d, diffMetadata("trailer", job.legacyTrailer, rep.Trailer, r.ignoreMD)...)
-	types := r.types
 	a, b := dynamicpb.NewMessage(r.Output), dynamicpb.NewMessage(r.Output)
-	bb, err := transcode(rep.Body, rep.ContentType, wire.ContentTypeProtobuf, r.Output, types)
-	if err != nil || proto.Unmarshal(job.legacy, a) != nil || proto.Unmarshal(bb, b) != nil {
+	// Checked first: proto.Unmarshal panics on some malformed map entries
+	// (see checkWire), and this runs off the caller's path.
+	bb, err := replyBody(rep, wire.ContentTypeProtobuf, r)
+	if err != nil || checkWire(job.legacy, r.Output) != nil || proto.Unmarshal(job.legacy, a) != nil || proto.Unmarshal(bb, b) != nil {
 		return append(d, "body (does not decode)")
 	}
 	return append(d, diff(a, b, r.ignore)...)
@@ -310,7 +311,7 @@ func (g *Gateway) render(r *Route, body []byte, err error) string {
 	}
 	m := dynamicpb.NewMessage(r.Output)
 	out := string(body)
-	if proto.Unmarshal(body, m) == nil {
+	if checkWire(body, r.Output) == nil && proto.Unmarshal(body, m) == nil {
 		if b, err := (protojson.MarshalOptions{Resolver: r.types}).Marshal(m); err == nil {
 			out = string(b)
 		}

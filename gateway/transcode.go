@@ -45,3 +45,16 @@ func transcode(body []byte, from, to string, md protoreflect.MessageDescriptor, 
 	}
 	return nil, fmt.Errorf("unsupported content type %q", to)
 }
+
+// replyBody returns the body of a worker's reply to r in the content type
+// to. Protobuf bytes that are not a message of r's output type fail, even
+// where they would pass through as they came: a gRPC caller must not get
+// them as an OK answer (docs/errors.md).
+func replyBody(rep *Reply, to string, r *Route) ([]byte, error) {
+	if rep.ContentType == "" || rep.ContentType == wire.ContentTypeProtobuf {
+		if err := checkWire(rep.Body, r.Output); err != nil {
+			return nil, fmt.Errorf("decode %s: %v", r.Output.FullName(), err)
+		}
+	}
+	return transcode(rep.Body, rep.ContentType, to, r.Output, r.types)
+}

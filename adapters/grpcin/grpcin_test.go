@@ -99,6 +99,13 @@ func TestWorkerStatusReachesCaller(t *testing.T) {
 // on the wire.
 func rawQueue(t *testing.T, url string) <-chan amqp091.Delivery {
 	t.Helper()
+	_, ds := rawConsumer(t, url)
+	return ds
+}
+
+// rawConsumer is rawQueue with the channel it consumes on, to answer on.
+func rawConsumer(t *testing.T, url string) (*amqp091.Channel, <-chan amqp091.Delivery) {
+	t.Helper()
 	conn, err := amqp091.Dial(url)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +119,7 @@ func rawQueue(t *testing.T, url string) <-chan amqp091.Delivery {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ds
+	return ch, ds
 }
 
 func TestCallerDeadlineShorterThanRouteWins(t *testing.T) {
