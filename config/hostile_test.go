@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -27,6 +28,19 @@ func TestHostileRoutesFiles(t *testing.T) {
 	for docs.Len() < config.MaxFileBytes-100 {
 		docs.WriteString("a: 1\n---\n")
 	}
+	// 100k routes each merging ten anchored mappings, each with a field no
+	// route has (once: 1.8 GB and 1,185,583 problem lines). Within the
+	// size bound, aliases are bounded on their own: see TestParseRules'
+	// "alias bomb".
+	var aliases strings.Builder
+	aliases.WriteString("descriptors: [api.binpb]\nbroker: {url: amqp://h}\n")
+	for i := range 10 {
+		fmt.Fprintf(&aliases, "x%d: &a%d {timeout: 1s, bogus%d: 1}\n", i, i, i)
+	}
+	aliases.WriteString("routes:\n")
+	for range 100000 {
+		aliases.WriteString("- {<<: [*a0, *a1, *a2, *a3, *a4, *a5, *a6, *a7, *a8, *a9]}\n")
+	}
 	for _, tc := range []struct {
 		name, path, want string
 	}{
@@ -34,6 +48,7 @@ func TestHostileRoutesFiles(t *testing.T) {
 		{"/dev/zero", "/dev/zero", "not a regular file"},
 		{"a directory", dir, "not a regular file"},
 		{"100k YAML documents", write("docs.yaml", docs.String()), "one YAML document"},
+		{"100k routes merging 10 aliases each", write("aliases.yaml", aliases.String()), "at most 1048576"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var before, after runtime.MemStats
