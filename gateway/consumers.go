@@ -31,8 +31,17 @@ func (g *Gateway) idle(ctx context.Context, r *Route) error {
 	if len(r.Queues) > 1 {
 		what = "queues " + strings.Join(r.Queues, ", ")
 	}
-	return fmt.Errorf("%s: %w: %w on %s", r.Method, ErrUnavailable, ErrNoConsumer, what)
+	return fmt.Errorf("%s: %w: %w", r.Method, ErrUnavailable, noConsumerError(what))
 }
+
+// noConsumerError is ErrNoConsumer naming the queues that have none, in
+// figway's own words: callers read it whole (docs/errors.md, "No
+// consumer"), where other failures of the broker path show only their
+// sentinels' words (see callerMessage).
+type noConsumerError string
+
+func (e noConsumerError) Error() string { return ErrNoConsumer.Error() + " on " + string(e) }
+func (e noConsumerError) Unwrap() error { return ErrNoConsumer }
 
 // noConsumer reports whether every queue of r is known to have no
 // consumer.

@@ -88,6 +88,10 @@ func TestNoConsumer(t *testing.T) {
 			if tc.code == codes.Unavailable && (!errors.Is(err, gateway.ErrNoConsumer) || err.Error() != getOrder+": broker unavailable: no consumer on queue orders.get") {
 				t.Errorf("Invoke = %q; want ErrNoConsumer naming the queue", err)
 			}
+			// Figway's own words: the caller reads them whole.
+			if msg := gateway.Status(err).Message(); tc.code == codes.Unavailable && msg != "broker unavailable: no consumer on queue orders.get" {
+				t.Errorf("caller's message = %q; want the queue named", msg)
+			}
 			if got := p.calls.Load(); got != tc.published {
 				t.Errorf("%d published; want %d", got, tc.published)
 			}

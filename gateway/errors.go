@@ -100,6 +100,10 @@ func callerMessage(err error) string {
 	}
 	switch {
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBadReply):
+		var nc noConsumerError
+		if errors.As(err, &nc) {
+			words = append(words, nc.Error())
+		}
 		return strings.Join(words, ": ")
 	case errors.Is(err, context.DeadlineExceeded):
 		return "no answer before the deadline"
