@@ -13,6 +13,7 @@ import (
 	"github.com/figway/figway/config"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
 
@@ -111,7 +112,7 @@ func TestRunningFigwayShowsNoPassword(t *testing.T) {
 
 	// A reload refused: the password unescaped, with a "/" in it.
 	os.WriteFile(path, []byte(strings.Replace(string(yaml), `urls: ["`+dead, `urls: ["amqp://figway:`+password+"@"+freeAddr(t)+"/", 1)), 0o600)
-	eventually(t, 10*time.Second, "reload refused", func() bool { return strings.Contains(logs.String(), "reload refused") })
+	polltest.Until(t, 10*time.Second, "reload refused", func() bool { return strings.Contains(logs.String(), "reload refused") })
 	_, metricsText := httpGet("http://" + a.admin + "/metrics")
 
 	for what, out := range map[string]string{"logs": logs.String(), "metrics": metricsText, "gRPC error": callErr.Error(), "REST error": restBody} {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/promtest"
 )
 
@@ -172,7 +173,7 @@ func TestConnectionCap(t *testing.T) {
 		}
 	}()
 	metrics := "http://" + a.admin + "/metrics"
-	eventually(t, 10*time.Second, "8 REST connections held", func() bool {
+	polltest.Until(t, 10*time.Second, "8 REST connections held", func() bool {
 		return promtest.Get(t, metrics).Value("figway_ingress_connections", "ingress", "http") == 8
 	})
 	if n := promtest.Get(t, metrics).Value("figway_ingress_connections_max", "ingress", "http"); n != 8 {
