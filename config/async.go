@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/figway/figway/config/yamlfile"
 	"os"
 	"strings"
 	"time"
@@ -78,39 +79,39 @@ type Operations struct {
 	Key []byte
 }
 
-func (d *decoder) async(v *value, path string) *Async {
-	if v == nil || v.kind == null {
+func (d *decoder) async(v *yamlfile.Value, path string) *Async {
+	if v == nil || v.Kind == yamlfile.Null {
 		return nil
 	}
-	f := d.fields(v, path, "after", "keep", "timeout", "owner_by")
+	f := d.Fields(v, path, "after", "keep", "timeout", "owner_by")
 	a := &Async{
-		After:   d.duration(f["after"], field(path, "after")),
-		Keep:    d.duration(f["keep"], field(path, "keep")),
-		Timeout: d.duration(f["timeout"], field(path, "timeout")),
-		OwnerBy: strings.ToLower(d.str(f["owner_by"], field(path, "owner_by"))),
+		After:   d.Duration(f["after"], yamlfile.Field(path, "after")),
+		Keep:    d.Duration(f["keep"], yamlfile.Field(path, "keep")),
+		Timeout: d.Duration(f["timeout"], yamlfile.Field(path, "timeout")),
+		OwnerBy: strings.ToLower(d.Str(f["owner_by"], yamlfile.Field(path, "owner_by"))),
 	}
 	if a.OwnerBy != "" {
 		if err := checkHeader(a.OwnerBy); err != nil {
-			d.p.at(field(path, "owner_by"), "%v", err)
+			d.P.At(yamlfile.Field(path, "owner_by"), "%v", err)
 		}
 	}
 	return a
 }
 
 // operations decodes the operations_* keys of server.
-func (d *decoder) operations(f map[string]*value, path string) Operations {
+func (d *decoder) operations(f map[string]*yamlfile.Value, path string) Operations {
 	o := Operations{
-		Path:     d.str(f["operations_path"], field(path, "operations_path")),
-		Stream:   d.str(f["operations_stream"], field(path, "operations_stream")),
-		Max:      d.positive(f["operations_max"], field(path, "operations_max"), 10_000_000, ""),
-		MaxBytes: d.positive(f["operations_max_bytes"], field(path, "operations_max_bytes"), 64<<30, " (64 GiB)"),
-		KeyFile:  d.str(f["operations_key_file"], field(path, "operations_key_file")),
+		Path:     d.Str(f["operations_path"], yamlfile.Field(path, "operations_path")),
+		Stream:   d.Str(f["operations_stream"], yamlfile.Field(path, "operations_stream")),
+		Max:      d.Positive(f["operations_max"], yamlfile.Field(path, "operations_max"), 10_000_000, ""),
+		MaxBytes: d.Positive(f["operations_max_bytes"], yamlfile.Field(path, "operations_max_bytes"), 64<<30, " (64 GiB)"),
+		KeyFile:  d.Str(f["operations_key_file"], yamlfile.Field(path, "operations_key_file")),
 	}
 	if p := o.Path; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "{}*:?#")) {
-		d.p.at(field(path, "operations_path"), "%q is not a path such as /v1/operations: it starts with / and has no trailing /, variables or query", p)
+		d.P.At(yamlfile.Field(path, "operations_path"), "%q is not a path such as /v1/operations: it starts with / and has no trailing /, variables or query", p)
 	}
 	if s := o.Stream; s != "" && strings.HasPrefix(s, "amq.") {
-		d.p.at(field(path, "operations_stream"), "%q starts with amq., RabbitMQ's reserved prefix", s)
+		d.P.At(yamlfile.Field(path, "operations_stream"), "%q starts with amq., RabbitMQ's reserved prefix", s)
 	}
 	return o
 }
@@ -139,30 +140,30 @@ func asyncDefaults(r *Route, d *Defaults) {
 
 // validateAsync checks the async settings of the routes and loads the
 // operations key.
-func validateAsync(c *Config, dir string, p *problems) {
+func validateAsync(c *Config, dir string, p *yamlfile.Problems) {
 	needKey := ""
 	for i := range c.Routes {
-		r, path := &c.Routes[i], index("routes", i)
+		r, path := &c.Routes[i], yamlfile.Index("routes", i)
 		a := r.Async
 		if a == nil {
 			continue
 		}
-		ap := field(path, "async")
+		ap := yamlfile.Field(path, "async")
 		if r.To != TargetBroker || r.Pattern != PatternRPC {
-			p.once(ap, "only an rpc route to the broker can answer asynchronously; an event is answered once the broker has it")
+			p.Once(ap, "only an rpc route to the broker can answer asynchronously; an event is answered once the broker has it")
 			continue
 		}
 		if a.After > a.Timeout {
-			p.at(field(ap, "after"), "%s is past async.timeout %s: the call would end before it became an operation", a.After, a.Timeout)
+			p.At(yamlfile.Field(ap, "after"), "%s is past async.timeout %s: the call would end before it became an operation", a.After, a.Timeout)
 		}
 		if a.OwnerBy != "" && needKey == "" {
-			needKey = field(ap, "owner_by")
+			needKey = yamlfile.Field(ap, "owner_by")
 		}
 	}
 	o := &c.Server.Operations
 	if o.KeyFile == "" {
 		if needKey != "" {
-			p.once(needKey, "needs server.operations_key_file: the key of the owner's hash, shared by every figway")
+			p.Once(needKey, "needs server.operations_key_file: the key of the owner's hash, shared by every figway")
 		}
 		return
 	}
@@ -170,9 +171,9 @@ func validateAsync(c *Config, dir string, p *problems) {
 	key, err := os.ReadFile(o.KeyFile)
 	switch {
 	case err != nil:
-		p.at("server.operations_key_file", "%v", err)
+		p.At("server.operations_key_file", "%v", err)
 	case len(strings.TrimSpace(string(key))) < minKeyBytes:
-		p.at("server.operations_key_file", "the key is %d bytes; want at least %d (such as the output of openssl rand -hex 32)", len(strings.TrimSpace(string(key))), minKeyBytes)
+		p.At("server.operations_key_file", "the key is %d bytes; want at least %d (such as the output of openssl rand -hex 32)", len(strings.TrimSpace(string(key))), minKeyBytes)
 	default:
 		o.Key = []byte(strings.TrimSpace(string(key)))
 	}

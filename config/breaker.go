@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/figway/figway/config/yamlfile"
 	"math"
 
 	"github.com/figway/figway/gateway"
@@ -16,39 +17,39 @@ import (
 // (both need a failure_ratio).
 type Breaker = gateway.Breaker
 
-func (d *decoder) breaker(v *value, path string) Breaker {
-	f := d.fields(v, path, "failures", "open_for", "half_open_requests", "failure_ratio", "window", "min_requests")
+func (d *decoder) breaker(v *yamlfile.Value, path string) Breaker {
+	f := d.Fields(v, path, "failures", "open_for", "half_open_requests", "failure_ratio", "window", "min_requests")
 	return Breaker{
-		Failures:         d.positive(f["failures"], field(path, "failures"), 1_000_000, ""),
-		OpenFor:          d.duration(f["open_for"], field(path, "open_for")),
-		HalfOpenRequests: d.positive(f["half_open_requests"], field(path, "half_open_requests"), 1_000_000, ""),
-		FailureRatio:     d.ratio(f["failure_ratio"], field(path, "failure_ratio")),
-		Window:           d.duration(f["window"], field(path, "window")),
-		MinRequests:      d.positive(f["min_requests"], field(path, "min_requests"), 1_000_000, ""),
+		Failures:         d.Positive(f["failures"], yamlfile.Field(path, "failures"), 1_000_000, ""),
+		OpenFor:          d.Duration(f["open_for"], yamlfile.Field(path, "open_for")),
+		HalfOpenRequests: d.Positive(f["half_open_requests"], yamlfile.Field(path, "half_open_requests"), 1_000_000, ""),
+		FailureRatio:     d.ratio(f["failure_ratio"], yamlfile.Field(path, "failure_ratio")),
+		Window:           d.Duration(f["window"], yamlfile.Field(path, "window")),
+		MinRequests:      d.Positive(f["min_requests"], yamlfile.Field(path, "min_requests"), 1_000_000, ""),
 	}
 }
 
 // ratio returns a fraction in (0, 1]: breaker.failure_ratio.
-func (d *decoder) ratio(v *value, path string) float64 {
-	if v == nil || v.kind == null {
+func (d *decoder) ratio(v *yamlfile.Value, path string) float64 {
+	if v == nil || v.Kind == yamlfile.Null {
 		return 0
 	}
 	var f float64
-	switch x := v.v.(type) {
+	switch x := v.V.(type) {
 	case int64:
 		f = float64(x)
 	case float64:
 		f = x
 	default:
-		d.wrongType(v, path, "a fraction such as 0.5")
+		d.WrongType(v, path, "a fraction such as 0.5")
 		return 0
 	}
-	if v.kind != scalar {
-		d.wrongType(v, path, "a fraction such as 0.5")
+	if v.Kind != yamlfile.Scalar {
+		d.WrongType(v, path, "a fraction such as 0.5")
 		return 0
 	}
 	if math.IsNaN(f) || f <= 0 || f > 1 {
-		d.p.add(path, v.line, fmt.Errorf("must be above 0 and at most 1, not %s (0.5 opens the breaker when half the calls fail)", v.text))
+		d.P.Add(path, v.Line, fmt.Errorf("must be above 0 and at most 1, not %s (0.5 opens the breaker when half the calls fail)", v.Text))
 		return 0
 	}
 	return f
@@ -56,15 +57,15 @@ func (d *decoder) ratio(v *value, path string) float64 {
 
 // checkWindow reports window and min_requests written without a
 // failure_ratio in the same breaker or inherited from defaults.breaker.
-func checkWindow(b *Breaker, inherited float64, path string, p *problems) {
+func checkWindow(b *Breaker, inherited float64, path string, p *yamlfile.Problems) {
 	if b.FailureRatio > 0 || inherited > 0 {
 		return
 	}
 	if b.Window > 0 {
-		p.once(field(path, "window"), "needs failure_ratio: the window is the period the failure ratio is measured over")
+		p.Once(yamlfile.Field(path, "window"), "needs failure_ratio: the window is the period the failure ratio is measured over")
 	}
 	if b.MinRequests > 0 {
-		p.once(field(path, "min_requests"), "needs failure_ratio: the least number of calls before the failure ratio counts")
+		p.Once(yamlfile.Field(path, "min_requests"), "needs failure_ratio: the least number of calls before the failure ratio counts")
 	}
 }
 

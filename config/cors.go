@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/figway/figway/config/yamlfile"
 	"net/url"
 	"strings"
 	"time"
@@ -40,51 +41,51 @@ type CORS struct {
 // (Firefox) anyway.
 const maxCORSAge = 24 * time.Hour
 
-func (d *decoder) cors(v *value, path string) *CORS {
-	if v == nil || v.kind == null {
+func (d *decoder) cors(v *yamlfile.Value, path string) *CORS {
+	if v == nil || v.Kind == yamlfile.Null {
 		return nil
 	}
-	f := d.fields(v, path, "allow_origins", "allow_headers", "expose_headers", "allow_credentials", "max_age")
+	f := d.Fields(v, path, "allow_origins", "allow_headers", "expose_headers", "allow_credentials", "max_age")
 	c := &CORS{
-		AllowCredentials: d.boolean(f["allow_credentials"], field(path, "allow_credentials")),
-		MaxAge:           d.duration(f["max_age"], field(path, "max_age")),
+		AllowCredentials: d.Bool(f["allow_credentials"], yamlfile.Field(path, "allow_credentials")),
+		MaxAge:           d.Duration(f["max_age"], yamlfile.Field(path, "max_age")),
 	}
-	origins, _ := d.strs(f["allow_origins"], field(path, "allow_origins"))
+	origins, _ := d.Strs(f["allow_origins"], yamlfile.Field(path, "allow_origins"))
 	for _, it := range origins {
-		if err := checkOrigin(it.s); err != nil {
-			d.p.at(it.path, "%v", err)
+		if err := checkOrigin(it.S); err != nil {
+			d.P.At(it.Path, "%v", err)
 			continue
 		}
-		c.AllowOrigins = append(c.AllowOrigins, it.s)
+		c.AllowOrigins = append(c.AllowOrigins, it.S)
 	}
 	if len(origins) == 0 {
-		d.p.once(field(path, "allow_origins"), "required: the origins whose pages may call the REST ingress, such as https://shop.example.com, https://*.example.com or *")
+		d.P.Once(yamlfile.Field(path, "allow_origins"), "required: the origins whose pages may call the REST ingress, such as https://shop.example.com, https://*.example.com or *")
 	}
 	if c.AllowCredentials {
 		for _, o := range c.AllowOrigins {
 			if o == "*" {
-				d.p.at(field(path, "allow_credentials"), `allow_credentials with allow_origins "*" would let any site call with the user's cookies: list the origins`)
+				d.P.At(yamlfile.Field(path, "allow_credentials"), `allow_credentials with allow_origins "*" would let any site call with the user's cookies: list the origins`)
 			}
 		}
 	}
-	c.AllowHeaders = d.corsHeaders(f["allow_headers"], field(path, "allow_headers"))
-	c.ExposeHeaders = d.corsHeaders(f["expose_headers"], field(path, "expose_headers"))
+	c.AllowHeaders = d.corsHeaders(f["allow_headers"], yamlfile.Field(path, "allow_headers"))
+	c.ExposeHeaders = d.corsHeaders(f["expose_headers"], yamlfile.Field(path, "expose_headers"))
 	if c.MaxAge < 0 || c.MaxAge > maxCORSAge {
-		d.p.at(field(path, "max_age"), "must be from 0 to 24h, not %v", c.MaxAge)
+		d.P.At(yamlfile.Field(path, "max_age"), "must be from 0 to 24h, not %v", c.MaxAge)
 	}
 	return c
 }
 
 // corsHeaders decodes a list of header names, or "*".
-func (d *decoder) corsHeaders(v *value, path string) []string {
-	items, _ := d.strs(v, path)
+func (d *decoder) corsHeaders(v *yamlfile.Value, path string) []string {
+	items, _ := d.Strs(v, path)
 	var out []string
 	for _, it := range items {
-		if it.s != "*" && !isToken(it.s) {
-			d.p.at(it.path, "%q is not a header name", it.s)
+		if it.S != "*" && !isToken(it.S) {
+			d.P.At(it.Path, "%q is not a header name", it.S)
 			continue
 		}
-		out = append(out, it.s)
+		out = append(out, it.S)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/figway/figway/config/yamlfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,7 +30,7 @@ type descriptorSource struct {
 // file, resolving relative paths against dir, and builds them into one
 // registry. It returns the absolute paths, and the registry only if all of
 // it loaded: routes are not checked against half an API.
-func loadDescriptors(items []strItem, dir string, p *problems) ([]string, *protoregistry.Files) {
+func loadDescriptors(items []yamlfile.StrItem, dir string, p *yamlfile.Problems) ([]string, *protoregistry.Files) {
 	if len(items) == 0 {
 		return nil, nil // reported by the decoder
 	}
@@ -38,12 +39,12 @@ func loadDescriptors(items []strItem, dir string, p *problems) ([]string, *proto
 	var names []string                       // of sources, in the order of the sets
 	ok := true
 	for _, it := range items {
-		if it.s == "" {
-			p.at(it.path, "empty path")
+		if it.S == "" {
+			p.At(it.Path, "empty path")
 			ok = false
 			continue
 		}
-		file := it.s
+		file := it.S
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(dir, file)
 		}
@@ -53,18 +54,18 @@ func loadDescriptors(items []strItem, dir string, p *problems) ([]string, *proto
 		paths = append(paths, file)
 		set, err := readSet(file)
 		if err != nil {
-			p.at(it.path, "%v", err)
+			p.At(it.Path, "%v", err)
 			ok = false
 			continue
 		}
 		if len(set.GetFile()) == 0 {
-			p.at(it.path, "%s holds no file descriptors; make a descriptor set with buf build -o api.binpb", file)
+			p.At(it.Path, "%s holds no file descriptors; make a descriptor set with buf build -o api.binpb", file)
 			ok = false
 		}
 		for i, fd := range set.GetFile() {
 			name := fd.GetName()
 			if name == "" {
-				p.at(it.path, "%s: file descriptor %d has no name", file, i)
+				p.At(it.Path, "%s: file descriptor %d has no name", file, i)
 				ok = false
 				continue
 			}
@@ -72,12 +73,12 @@ func loadDescriptors(items []strItem, dir string, p *problems) ([]string, *proto
 			// several sets: the same file twice is fine, two versions not.
 			if prev, dup := sources[name]; dup {
 				if !proto.Equal(prev.fd, fd) {
-					p.at(it.path, "%s holds a %s that differs from the one in %s; build the sets from the same sources", file, name, prev.path)
+					p.At(it.Path, "%s holds a %s that differs from the one in %s; build the sets from the same sources", file, name, prev.path)
 					ok = false
 				}
 				continue
 			}
-			sources[name] = descriptorSource{it.path, fd}
+			sources[name] = descriptorSource{it.Path, fd}
 			names = append(names, name)
 		}
 	}
@@ -145,7 +146,7 @@ type builder struct {
 	sources map[string]descriptorSource
 	state   map[string]buildState
 	failed  bool
-	p       *problems
+	p       *yamlfile.Problems
 }
 
 // build registers the file name and reports whether it could.
@@ -214,5 +215,5 @@ func (b *builder) linked(name string) bool {
 func (b *builder) fail(name, path, format string, args ...any) {
 	b.state[name] = broken
 	b.failed = true
-	b.p.at(path, format, args...)
+	b.p.At(path, format, args...)
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/figway/figway/config/yamlfile"
 	"testing"
 )
 
@@ -60,8 +61,8 @@ func TestSuggest(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := suggest(tt.in, known); got != tt.want {
-			t.Errorf("suggest(%q) = %q; want %q", tt.in, got, tt.want)
+		if got := yamlfile.Suggest(tt.in, known); got != tt.want {
+			t.Errorf("yamlfile.Suggest(%q) = %q; want %q", tt.in, got, tt.want)
 		}
 	}
 }

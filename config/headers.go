@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/figway/figway/config/yamlfile"
 	"strings"
 )
 
@@ -9,24 +10,24 @@ import (
 // header names, lower-cased, that are copied onto each message as
 // figway-md-<name>. It returns nil when the list is absent and an empty,
 // non-nil slice for an explicit [].
-func (d *decoder) headers(v *value, path string) []string {
-	names, present := d.strs(v, path)
+func (d *decoder) headers(v *yamlfile.Value, path string) []string {
+	names, present := d.Strs(v, path)
 	if !present {
 		return nil
 	}
 	out := make([]string, 0, len(names))
 	first := map[string]string{} // name → path of its first appearance
 	for _, it := range names {
-		name := strings.ToLower(it.s)
+		name := strings.ToLower(it.S)
 		if err := checkHeader(name); err != nil {
-			d.p.at(it.path, "%v", err)
+			d.P.At(it.Path, "%v", err)
 			continue
 		}
 		if p, dup := first[name]; dup {
-			d.p.at(it.path, "%q is listed twice (see %s)", name, p)
+			d.P.At(it.Path, "%q is listed twice (see %s)", name, p)
 			continue
 		}
-		first[name] = it.path
+		first[name] = it.Path
 		out = append(out, name)
 	}
 	return out
@@ -81,14 +82,14 @@ func isToken(s string) bool {
 
 // header decodes one header name, such as pin_by's: lower-cased, and
 // checked as forward_headers' names are.
-func (d *decoder) header(v *value, path string) string {
-	s, ok := d.strOK(v, path)
+func (d *decoder) header(v *yamlfile.Value, path string) string {
+	s, ok := d.StrOK(v, path)
 	if !ok || v == nil {
 		return ""
 	}
 	name := strings.ToLower(s)
 	if err := checkHeader(name); err != nil {
-		d.p.at(path, "%v", err)
+		d.P.At(path, "%v", err)
 	}
 	return name
 }
@@ -96,7 +97,7 @@ func (d *decoder) header(v *value, path string) string {
 // responseHeaders decodes a response_headers list: reply metadata keys
 // that REST callers get under their own name. It returns nil when the list
 // is absent and an empty, non-nil slice for an explicit [].
-func (d *decoder) responseHeaders(v *value, path string) []string {
+func (d *decoder) responseHeaders(v *yamlfile.Value, path string) []string {
 	return d.metadataKeys(v, path, func(name string) error {
 		switch name {
 		case "content-type", "content-length":
@@ -109,28 +110,28 @@ func (d *decoder) responseHeaders(v *value, path string) []string {
 // metadataKeys decodes a list of reply metadata keys: lower-cased, each a
 // header name that may travel as gRPC metadata, listed once, and passing
 // the extra checks.
-func (d *decoder) metadataKeys(v *value, path string, checks ...func(string) error) []string {
-	names, present := d.strs(v, path)
+func (d *decoder) metadataKeys(v *yamlfile.Value, path string, checks ...func(string) error) []string {
+	names, present := d.Strs(v, path)
 	if !present {
 		return nil
 	}
 	out := make([]string, 0, len(names))
 	seen := map[string]string{}
 	for _, it := range names {
-		name := strings.ToLower(it.s)
+		name := strings.ToLower(it.S)
 		if err := checkHeader(name); err != nil {
-			d.p.at(it.path, "%v", err)
+			d.P.At(it.Path, "%v", err)
 			continue
 		}
 		if err := checkAll(name, checks); err != nil {
-			d.p.at(it.path, "%v", err)
+			d.P.At(it.Path, "%v", err)
 			continue
 		}
 		if p, dup := seen[name]; dup {
-			d.p.at(it.path, "%q is listed twice (see %s)", name, p)
+			d.P.At(it.Path, "%q is listed twice (see %s)", name, p)
 			continue
 		}
-		seen[name] = it.path
+		seen[name] = it.Path
 		out = append(out, name)
 	}
 	return out

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/figway/figway/config/yamlfile"
 	"slices"
 	"strings"
 
@@ -12,34 +13,34 @@ var verbs = []string{"get", "put", "post", "delete", "patch", "custom"}
 
 // httpRule decodes a route's http key and checks what it can without the
 // method's descriptor: one verb, and paths that start with "/".
-func (d *decoder) httpRule(v *value, path string) *HTTPRule {
+func (d *decoder) httpRule(v *yamlfile.Value, path string) *HTTPRule {
 	if v == nil {
 		return nil
 	}
-	f := d.fields(v, path, slices.Concat(verbs, []string{"body", "response_body"})...)
-	if v.kind != mapping {
+	f := d.Fields(v, path, slices.Concat(verbs, []string{"body", "response_body"})...)
+	if v.Kind != yamlfile.Mapping {
 		return nil
 	}
 	h := &HTTPRule{
-		Get:          d.str(f["get"], field(path, "get")),
-		Put:          d.str(f["put"], field(path, "put")),
-		Post:         d.str(f["post"], field(path, "post")),
-		Delete:       d.str(f["delete"], field(path, "delete")),
-		Patch:        d.str(f["patch"], field(path, "patch")),
-		Body:         d.str(f["body"], field(path, "body")),
-		ResponseBody: d.str(f["response_body"], field(path, "response_body")),
+		Get:          d.Str(f["get"], yamlfile.Field(path, "get")),
+		Put:          d.Str(f["put"], yamlfile.Field(path, "put")),
+		Post:         d.Str(f["post"], yamlfile.Field(path, "post")),
+		Delete:       d.Str(f["delete"], yamlfile.Field(path, "delete")),
+		Patch:        d.Str(f["patch"], yamlfile.Field(path, "patch")),
+		Body:         d.Str(f["body"], yamlfile.Field(path, "body")),
+		ResponseBody: d.Str(f["response_body"], yamlfile.Field(path, "response_body")),
 	}
 	if c := f["custom"]; c != nil {
-		cp := field(path, "custom")
-		cf := d.fields(c, cp, "kind", "path")
+		cp := yamlfile.Field(path, "custom")
+		cf := d.Fields(c, cp, "kind", "path")
 		h.Custom = &CustomPattern{
-			Kind: d.str(cf["kind"], field(cp, "kind")),
-			Path: d.str(cf["path"], field(cp, "path")),
+			Kind: d.Str(cf["kind"], yamlfile.Field(cp, "kind")),
+			Path: d.Str(cf["path"], yamlfile.Field(cp, "path")),
 		}
 		if h.Custom.Kind == "" {
-			d.p.once(field(cp, "kind"), "required: the HTTP method, such as HEAD")
+			d.P.Once(yamlfile.Field(cp, "kind"), "required: the HTTP method, such as HEAD")
 		} else if !isToken(h.Custom.Kind) {
-			d.p.at(field(cp, "kind"), "%q is not an HTTP method name", h.Custom.Kind)
+			d.P.At(yamlfile.Field(cp, "kind"), "%q is not an HTTP method name", h.Custom.Kind)
 		}
 	}
 	var set []string
@@ -48,20 +49,20 @@ func (d *decoder) httpRule(v *value, path string) *HTTPRule {
 			continue
 		}
 		set = append(set, b.verb)
-		p := field(path, b.verb)
+		p := yamlfile.Field(path, b.verb)
 		if b.verb == "custom" {
-			p = field(p, "path")
+			p = yamlfile.Field(p, "path")
 		}
 		if !strings.HasPrefix(b.path, "/") {
-			d.p.at(p, "path template %q must start with \"/\"", b.path)
+			d.P.At(p, "path template %q must start with \"/\"", b.path)
 		}
 	}
 	switch len(set) {
 	case 0:
-		d.p.at(path, "needs one of get, put, post, delete, patch or custom, with the path template")
+		d.P.At(path, "needs one of get, put, post, delete, patch or custom, with the path template")
 	case 1:
 	default:
-		d.p.at(field(path, set[1]), "a rule binds one verb, and this one has %s", allOf(set))
+		d.P.At(yamlfile.Field(path, set[1]), "a rule binds one verb, and this one has %s", yamlfile.AllOf(set))
 	}
 	return h
 }
@@ -81,34 +82,34 @@ func (h *HTTPRule) bindings() []binding {
 // validateHTTPRule checks the fields that a rule names against the method:
 // path variables and body against the request message, response_body
 // against the response.
-func validateHTTPRule(h *HTTPRule, md protoreflect.MethodDescriptor, path string, p *problems) {
+func validateHTTPRule(h *HTTPRule, md protoreflect.MethodDescriptor, path string, p *yamlfile.Problems) {
 	for _, b := range h.bindings() {
 		if b.path == "" {
 			continue
 		}
-		vp := field(path, b.verb)
+		vp := yamlfile.Field(path, b.verb)
 		if b.verb == "custom" {
-			vp = field(vp, "path")
+			vp = yamlfile.Field(vp, "path")
 		}
 		vars, err := templateVars(b.path)
 		if err != nil {
-			p.at(vp, "path template %q: %v", b.path, err)
+			p.At(vp, "path template %q: %v", b.path, err)
 			continue
 		}
 		for _, v := range vars {
 			if err := fieldPath(md.Input(), v); err != nil {
-				p.at(vp, "path variable {%s}: %v", v, err)
+				p.At(vp, "path variable {%s}: %v", v, err)
 			}
 		}
 	}
 	if h.Body != "" && h.Body != "*" {
 		if err := topField(md.Input(), h.Body); err != nil {
-			p.at(field(path, "body"), `want "*", a field of the request, or nothing: %v`, err)
+			p.At(yamlfile.Field(path, "body"), `want "*", a field of the request, or nothing: %v`, err)
 		}
 	}
 	if h.ResponseBody != "" {
 		if err := topField(md.Output(), h.ResponseBody); err != nil {
-			p.at(field(path, "response_body"), "want a field of the response, or nothing: %v", err)
+			p.At(yamlfile.Field(path, "response_body"), "want a field of the response, or nothing: %v", err)
 		}
 	}
 }
@@ -172,7 +173,7 @@ func findField(md protoreflect.MessageDescriptor, name string) (protoreflect.Fie
 		names = append(names, string(md.Fields().Get(i).Name()))
 	}
 	msg := fmt.Sprintf("%s has no field %q", md.FullName(), name)
-	if s := suggest(name, names); s != "" {
+	if s := yamlfile.Suggest(name, names); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return nil, fmt.Errorf("%s", msg)

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"github.com/figway/figway/config/yamlfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -83,20 +84,20 @@ func secondDocument(data []byte) int {
 // descriptors, each as a *FieldError with its YAML path and line. Only a
 // YAML syntax error stops the load at once.
 func Parse(data []byte, dir string) (*Config, error) {
-	p := newProblems()
+	p := yamlfile.NewProblems()
 	if len(data) > MaxFileBytes {
-		p.add("", 0, fmt.Errorf("%d bytes; a routes file may have at most %d (1 MiB)", len(data), MaxFileBytes))
-		return nil, p.err()
+		p.Add("", 0, fmt.Errorf("%d bytes; a routes file may have at most %d (1 MiB)", len(data), MaxFileBytes))
+		return nil, joinProblems(p)
 	}
 	if line := secondDocument(data); line > 0 {
-		p.add("", line, fmt.Errorf("a routes file holds one YAML document; found a second one"))
-		return nil, p.err()
+		p.Add("", line, fmt.Errorf("a routes file holds one YAML document; found a second one"))
+		return nil, joinProblems(p)
 	}
-	root, ok := parseYAML(data, p)
+	root, ok := yamlfile.Parse(data, p)
 	if !ok {
-		return nil, p.err()
+		return nil, joinProblems(p)
 	}
-	d := &decoder{p: p, broken: map[string]bool{}}
+	d := &decoder{Decoder: &yamlfile.Decoder{P: p}, broken: map[string]bool{}}
 	c := d.config(root)
 	c.Descriptors, c.Files = loadDescriptors(d.descriptors, dir, p)
 	checkTLS(c, dir, p)
@@ -105,7 +106,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	validateRoutes(c, p, d.broken)
 	validateAsync(c, dir, p)
 	validateTopology(&c.Topology, p, d.broken)
-	if err := p.err(); err != nil {
+	if err := joinProblems(p); err != nil {
 		return nil, err
 	}
 	return c, nil

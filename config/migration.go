@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/figway/figway/config/yamlfile"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -8,17 +9,17 @@ import (
 
 // percent returns an integer from 0 to 100, or nil when the key is absent;
 // what says what the percentage is of.
-func (d *decoder) percent(v *value, path, what string) *int {
-	if v == nil || v.kind == null {
+func (d *decoder) percent(v *yamlfile.Value, path, what string) *int {
+	if v == nil || v.Kind == yamlfile.Null {
 		return nil
 	}
-	n, ok := v.v.(int64)
-	if !ok || v.kind != scalar {
-		d.wrongType(v, path, "an integer from 0 to 100")
+	n, ok := v.V.(int64)
+	if !ok || v.Kind != yamlfile.Scalar {
+		d.WrongType(v, path, "an integer from 0 to 100")
 		return nil
 	}
 	if n < 0 || n > 100 {
-		d.p.at(path, "must be from 0 to 100 (the percentage of %s), not %d", what, n)
+		d.P.At(path, "must be from 0 to 100 (the percentage of %s), not %d", what, n)
 		return nil
 	}
 	w := int(n)
@@ -27,79 +28,79 @@ func (d *decoder) percent(v *value, path, what string) *int {
 
 // shadow decodes shadow: true (every call mirrored), false, or {percent:
 // N} (a sample of N% of the calls).
-func (d *decoder) shadow(v *value, path string) (on bool, percent int) {
-	if v == nil || v.kind == null {
+func (d *decoder) shadow(v *yamlfile.Value, path string) (on bool, percent int) {
+	if v == nil || v.Kind == yamlfile.Null {
 		return false, 0
 	}
-	if v.kind == mapping {
-		f := d.fields(v, path, "percent")
-		p := d.percent(f["percent"], field(path, "percent"), "calls mirrored")
+	if v.Kind == yamlfile.Mapping {
+		f := d.Fields(v, path, "percent")
+		p := d.percent(f["percent"], yamlfile.Field(path, "percent"), "calls mirrored")
 		if p == nil {
 			if f["percent"] == nil {
-				d.p.at(field(path, "percent"), "required: the percentage of calls mirrored, 0 to 100 (or write shadow: true for all)")
+				d.P.At(yamlfile.Field(path, "percent"), "required: the percentage of calls mirrored, 0 to 100 (or write shadow: true for all)")
 			}
 			return true, 0
 		}
 		return true, *p
 	}
-	if b, ok := v.v.(bool); ok && v.kind == scalar {
+	if b, ok := v.V.(bool); ok && v.Kind == yamlfile.Scalar {
 		if b {
 			return true, 100
 		}
 		return false, 0
 	}
-	d.wrongType(v, path, "true, false or {percent: N}")
+	d.WrongType(v, path, "true, false or {percent: N}")
 	return false, 0
 }
 
 // fieldPaths returns a list of dot-separated field paths, such as
 // created_at or items.sku.
-func (d *decoder) fieldPaths(v *value, path string) []string {
-	items, _ := d.strs(v, path)
+func (d *decoder) fieldPaths(v *yamlfile.Value, path string) []string {
+	items, _ := d.Strs(v, path)
 	var out []string
 	for _, it := range items {
-		out = append(out, it.s)
+		out = append(out, it.S)
 	}
 	return out
 }
 
 // validateMigration checks the keys that move a method between legacy and
 // the broker step by step: canary weight, sticky key, shadow comparison.
-func validateMigration(c *Config, r *Route, path string, p *problems) {
+func validateMigration(c *Config, r *Route, path string, p *yamlfile.Problems) {
 	hasGRPCLegacy := c.Legacy.GRPC != ""
 	if r.Weight != nil {
 		switch {
 		case r.To != TargetBroker:
-			p.once(field(path, "weight"), "a canary weight splits the calls of a broker route between the broker and legacy; this route sends every call to legacy")
+			p.Once(yamlfile.Field(path, "weight"), "a canary weight splits the calls of a broker route between the broker and legacy; this route sends every call to legacy")
 		case !hasGRPCLegacy:
-			p.once(field(path, "weight"), "a canary sends the rest of the calls to legacy: set legacy.grpc")
+			p.Once(yamlfile.Field(path, "weight"), "a canary sends the rest of the calls to legacy: set legacy.grpc")
 		}
 	}
 	if r.StickyBy != "" {
 		if r.Weight == nil && (!r.Shadow || r.ShadowPercent == 100) {
-			p.once(field(path, "sticky_by"), "sticky_by keeps a caller on one side of a canary split, or in or out of a shadow sample: set weight, or shadow: {percent: N}")
+			p.Once(yamlfile.Field(path, "sticky_by"), "sticky_by keeps a caller on one side of a canary split, or in or out of a shadow sample: set weight, or shadow: {percent: N}")
 		} else if err := checkHeader(r.StickyBy); err != nil {
-			p.once(field(path, "sticky_by"), "%v", err)
+			p.Once(yamlfile.Field(path, "sticky_by"), "%v", err)
 		}
 	}
 	if r.Compare {
 		if !r.Shadow {
-			p.once(field(path, "compare"), "compare checks a shadow copy's reply against legacy's: set shadow: true")
+			p.Once(yamlfile.Field(path, "compare"), "compare checks a shadow copy's reply against legacy's: set shadow: true")
 		}
 		if !hasGRPCLegacy {
-			p.once(field(path, "compare"), "compare needs legacy's reply as a message: set legacy.grpc")
+			p.Once(yamlfile.Field(path, "compare"), "compare needs legacy's reply as a message: set legacy.grpc")
 		}
 	}
 	if len(r.IgnoreFields) > 0 && !r.Compare {
-		p.once(field(path, "ignore_fields"), "ignore_fields lists fields left out of a shadow comparison: set compare: true")
+		p.Once(yamlfile.Field(path, "ignore_fields"), "ignore_fields lists fields left out of a shadow comparison: set compare: true")
 	}
 	if len(r.IgnoreMetadata) > 0 && !r.Compare {
-		p.once(field(path, "ignore_metadata"), "ignore_metadata lists reply metadata left out of a shadow comparison: set compare: true")
+		p.Once(yamlfile.Field(path, "ignore_metadata"), "ignore_metadata lists reply metadata left out of a shadow comparison: set compare: true")
 	}
 	if r.Desc != nil {
 		for i, f := range r.IgnoreFields {
 			if !hasFieldPath(r.Desc.Output(), f) {
-				p.at(index(field(path, "ignore_fields"), i), "%s has no field %q (use proto field names, dot-separated for nested fields)", r.Desc.Output().FullName(), f)
+				p.At(yamlfile.Index(yamlfile.Field(path, "ignore_fields"), i), "%s has no field %q (use proto field names, dot-separated for nested fields)", r.Desc.Output().FullName(), f)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/figway/figway/config/yamlfile"
 	"strings"
 )
 
@@ -12,13 +13,13 @@ const maxMessageBytes = 128 << 20
 var topKeys = []string{"server", "descriptors", "broker", "legacy", "defaults", "routes", "topology"}
 
 // config decodes the whole file. root is nil for an empty file.
-func (d *decoder) config(root *value) *Config {
-	if root != nil && root.kind != mapping && root.kind != null {
-		d.p.add("", root.line, fmt.Errorf("a routes file is a mapping of %s; this one is %s", allOf(topKeys), root.kind))
+func (d *decoder) config(root *yamlfile.Value) *Config {
+	if root != nil && root.Kind != yamlfile.Mapping && root.Kind != yamlfile.Null {
+		d.P.Add("", root.Line, fmt.Errorf("a routes file is a mapping of %s; this one is %s", yamlfile.AllOf(topKeys), root.Kind))
 		return &Config{}
 	}
-	f := d.fields(extensionsOut(root), "", topKeys...)
-	d.descriptors, _ = d.strs(f["descriptors"], "descriptors")
+	f := d.Fields(extensionsOut(root), "", topKeys...)
+	d.descriptors, _ = d.Strs(f["descriptors"], "descriptors")
 	c := &Config{
 		Server:   d.server(f["server"], "server"),
 		Broker:   d.broker(f["broker"], "broker"),
@@ -28,7 +29,7 @@ func (d *decoder) config(root *value) *Config {
 		Topology: d.topology(f["topology"], "topology"),
 	}
 	if len(d.descriptors) == 0 {
-		d.p.once("descriptors", "required: list the FileDescriptorSet files that describe the API (made with buf build -o api.binpb, or protoc --include_imports -o)")
+		d.P.Once("descriptors", "required: list the FileDescriptorSet files that describe the API (made with buf build -o api.binpb, or protoc --include_imports -o)")
 	}
 	return c
 }
@@ -36,162 +37,162 @@ func (d *decoder) config(root *value) *Config {
 // extensionsOut returns root without its top-level keys that start with
 // "x-": as in Compose files, they are free for the user, to hold anchors
 // that routes merge (x-rpc: &rpc {timeout: 2s}).
-func extensionsOut(root *value) *value {
-	if root == nil || root.kind != mapping {
+func extensionsOut(root *yamlfile.Value) *yamlfile.Value {
+	if root == nil || root.Kind != yamlfile.Mapping {
 		return root
 	}
 	out := *root
-	out.members = nil
-	for _, m := range root.members {
-		if !strings.HasPrefix(m.key, "x-") {
-			out.members = append(out.members, m)
+	out.Members = nil
+	for _, m := range root.Members {
+		if !strings.HasPrefix(m.Key, "x-") {
+			out.Members = append(out.Members, m)
 		}
 	}
 	return &out
 }
 
-func (d *decoder) server(v *value, path string) Server {
-	f := d.fields(v, path, "grpc", "http", "admin", "max_request_bytes",
+func (d *decoder) server(v *yamlfile.Value, path string) Server {
+	f := d.Fields(v, path, "grpc", "http", "admin", "max_request_bytes",
 		"max_forwarded_value_bytes", "max_forwarded_bytes", "max_header_bytes", "read_header_timeout", "read_timeout",
 		"write_timeout", "idle_timeout", "max_connections", "shutdown_grace", "tls", "json",
 		"operations_path", "operations_stream", "operations_max", "operations_max_bytes", "operations_key_file", "cors", "openapi_path")
 	s := Server{
-		GRPC:          d.listen(f["grpc"], field(path, "grpc")),
-		HTTP:          d.listen(f["http"], field(path, "http")),
-		Admin:         d.listen(f["admin"], field(path, "admin")),
-		ShutdownGrace: d.duration(f["shutdown_grace"], field(path, "shutdown_grace")),
-		TLS:           d.serverTLS(f["tls"], field(path, "tls")),
-		JSON:          d.json(f["json"], field(path, "json")),
+		GRPC:          d.listen(f["grpc"], yamlfile.Field(path, "grpc")),
+		HTTP:          d.listen(f["http"], yamlfile.Field(path, "http")),
+		Admin:         d.listen(f["admin"], yamlfile.Field(path, "admin")),
+		ShutdownGrace: d.Duration(f["shutdown_grace"], yamlfile.Field(path, "shutdown_grace")),
+		TLS:           d.serverTLS(f["tls"], yamlfile.Field(path, "tls")),
+		JSON:          d.json(f["json"], yamlfile.Field(path, "json")),
 		Operations:    d.operations(f, path),
-		CORS:          d.cors(f["cors"], field(path, "cors")),
-		OpenAPIPath:   d.urlPath(f["openapi_path"], field(path, "openapi_path")),
+		CORS:          d.cors(f["cors"], yamlfile.Field(path, "cors")),
+		OpenAPIPath:   d.urlPath(f["openapi_path"], yamlfile.Field(path, "openapi_path")),
 	}
-	s.MaxRequestBytes = d.positive(f["max_request_bytes"], field(path, "max_request_bytes"), maxMessageBytes,
+	s.MaxRequestBytes = d.Positive(f["max_request_bytes"], yamlfile.Field(path, "max_request_bytes"), maxMessageBytes,
 		" (128 MiB), RabbitMQ's default max_message_size: the broker would refuse a larger request")
 	const headerNote = " (1 MiB): the broker's frame_max bounds a message's headers (128 KiB by default)"
-	s.MaxForwardedValueBytes = d.positive(f["max_forwarded_value_bytes"], field(path, "max_forwarded_value_bytes"), 1<<20, headerNote)
-	s.MaxForwardedBytes = d.positive(f["max_forwarded_bytes"], field(path, "max_forwarded_bytes"), 1<<20, headerNote)
-	s.MaxHeaderBytes = d.positive(f["max_header_bytes"], field(path, "max_header_bytes"), 1<<20, " (1 MiB)")
-	s.MaxConnections = d.positive(f["max_connections"], field(path, "max_connections"), 1<<20, "")
-	s.ReadHeaderTimeout = d.duration(f["read_header_timeout"], field(path, "read_header_timeout"))
-	s.ReadTimeout = d.duration(f["read_timeout"], field(path, "read_timeout"))
-	s.WriteTimeout = d.duration(f["write_timeout"], field(path, "write_timeout"))
-	s.IdleTimeout = d.duration(f["idle_timeout"], field(path, "idle_timeout"))
+	s.MaxForwardedValueBytes = d.Positive(f["max_forwarded_value_bytes"], yamlfile.Field(path, "max_forwarded_value_bytes"), 1<<20, headerNote)
+	s.MaxForwardedBytes = d.Positive(f["max_forwarded_bytes"], yamlfile.Field(path, "max_forwarded_bytes"), 1<<20, headerNote)
+	s.MaxHeaderBytes = d.Positive(f["max_header_bytes"], yamlfile.Field(path, "max_header_bytes"), 1<<20, " (1 MiB)")
+	s.MaxConnections = d.Positive(f["max_connections"], yamlfile.Field(path, "max_connections"), 1<<20, "")
+	s.ReadHeaderTimeout = d.Duration(f["read_header_timeout"], yamlfile.Field(path, "read_header_timeout"))
+	s.ReadTimeout = d.Duration(f["read_timeout"], yamlfile.Field(path, "read_timeout"))
+	s.WriteTimeout = d.Duration(f["write_timeout"], yamlfile.Field(path, "write_timeout"))
+	s.IdleTimeout = d.Duration(f["idle_timeout"], yamlfile.Field(path, "idle_timeout"))
 	return s
 }
 
-func (d *decoder) json(v *value, path string) JSON {
-	f := d.fields(v, path, "proto_names", "emit_unpopulated", "discard_unknown")
+func (d *decoder) json(v *yamlfile.Value, path string) JSON {
+	f := d.Fields(v, path, "proto_names", "emit_unpopulated", "discard_unknown")
 	return JSON{
-		ProtoNames:      d.boolean(f["proto_names"], field(path, "proto_names")),
-		EmitUnpopulated: d.boolean(f["emit_unpopulated"], field(path, "emit_unpopulated")),
-		DiscardUnknown:  d.boolean(f["discard_unknown"], field(path, "discard_unknown")),
+		ProtoNames:      d.Bool(f["proto_names"], yamlfile.Field(path, "proto_names")),
+		EmitUnpopulated: d.Bool(f["emit_unpopulated"], yamlfile.Field(path, "emit_unpopulated")),
+		DiscardUnknown:  d.Bool(f["discard_unknown"], yamlfile.Field(path, "discard_unknown")),
 	}
 }
 
 // urlPath reads the path of a document figway serves: "/..." or "off".
-func (d *decoder) urlPath(v *value, path string) string {
-	s, ok := d.strOK(v, path)
+func (d *decoder) urlPath(v *yamlfile.Value, path string) string {
+	s, ok := d.StrOK(v, path)
 	if ok && s != OpenAPIOff && !strings.HasPrefix(s, "/") {
-		d.p.at(path, "%q: want a path starting with \"/\", or off", s)
+		d.P.At(path, "%q: want a path starting with \"/\", or off", s)
 	}
 	return s
 }
 
-func (d *decoder) listen(v *value, path string) string {
-	s, ok := d.strOK(v, path)
+func (d *decoder) listen(v *yamlfile.Value, path string) string {
+	s, ok := d.StrOK(v, path)
 	switch {
 	case !ok:
 	case s == "":
-		d.p.at(path, "empty address; leave the key out for the default")
+		d.P.At(path, "empty address; leave the key out for the default")
 	default:
 		if err := checkListen(s); err != nil {
-			d.p.at(path, "%v", err)
+			d.P.At(path, "%v", err)
 		}
 	}
 	return s
 }
 
-func (d *decoder) broker(v *value, path string) Broker {
+func (d *decoder) broker(v *yamlfile.Value, path string) Broker {
 	if v == nil {
-		d.p.at(path, "required: the RabbitMQ to publish to, as url: amqp://user:password@host:5672/")
+		d.P.At(path, "required: the RabbitMQ to publish to, as url: amqp://user:password@host:5672/")
 		return Broker{}
 	}
-	f := d.fields(v, path, "url", "urls", "reply", "channels", "heartbeat", "dial_timeout", "tls")
+	f := d.Fields(v, path, "url", "urls", "reply", "channels", "heartbeat", "dial_timeout", "tls")
 	b := Broker{
-		Reply:       enum(d, f["reply"], field(path, "reply"), ReplyDirect, ReplyQueue),
-		Channels:    d.positive(f["channels"], field(path, "channels"), 64, ": more channels add no throughput on one connection"),
-		Heartbeat:   d.duration(f["heartbeat"], field(path, "heartbeat")),
-		DialTimeout: d.duration(f["dial_timeout"], field(path, "dial_timeout")),
-		TLS:         d.brokerTLS(f["tls"], field(path, "tls")),
+		Reply:       yamlfile.Enum(d.Decoder, f["reply"], yamlfile.Field(path, "reply"), ReplyDirect, ReplyQueue),
+		Channels:    d.Positive(f["channels"], yamlfile.Field(path, "channels"), 64, ": more channels add no throughput on one connection"),
+		Heartbeat:   d.Duration(f["heartbeat"], yamlfile.Field(path, "heartbeat")),
+		DialTimeout: d.Duration(f["dial_timeout"], yamlfile.Field(path, "dial_timeout")),
+		TLS:         d.brokerTLS(f["tls"], yamlfile.Field(path, "tls")),
 	}
 	url, urls := f["url"], f["urls"]
 	switch {
 	case url != nil && urls != nil:
-		d.p.at(field(path, "urls"), "set url or urls, not both")
+		d.P.At(yamlfile.Field(path, "urls"), "set url or urls, not both")
 	case url != nil:
-		p := field(path, "url")
-		if s, ok := d.strOK(url, p); ok {
+		p := yamlfile.Field(path, "url")
+		if s, ok := d.StrOK(url, p); ok {
 			b.URLs = []string{s}
 			if err := checkAMQP(s); err != nil {
-				d.p.at(p, "%v", err)
+				d.P.At(p, "%v", err)
 			}
 		}
 	case urls != nil:
-		p := field(path, "urls")
-		items, _ := d.strs(urls, p)
+		p := yamlfile.Field(path, "urls")
+		items, _ := d.Strs(urls, p)
 		for _, it := range items {
-			b.URLs = append(b.URLs, it.s)
-			if err := checkAMQP(it.s); err != nil {
-				d.p.at(it.path, "%v", err)
+			b.URLs = append(b.URLs, it.S)
+			if err := checkAMQP(it.S); err != nil {
+				d.P.At(it.Path, "%v", err)
 			}
 		}
-		if urls.kind == sequence && len(urls.items) == 0 {
-			d.p.at(p, "empty list; want at least one amqp:// or amqps:// URL")
+		if urls.Kind == yamlfile.Sequence && len(urls.Items) == 0 {
+			d.P.At(p, "empty list; want at least one amqp:// or amqps:// URL")
 		}
 	default:
-		d.p.at(path, "needs url (one amqp:// or amqps:// URL) or urls (a list, tried in turn)")
+		d.P.At(path, "needs url (one amqp:// or amqps:// URL) or urls (a list, tried in turn)")
 	}
 	return b
 }
 
-func (d *decoder) legacy(v *value, path string) Legacy {
-	f := d.fields(v, path, "grpc", "http")
+func (d *decoder) legacy(v *yamlfile.Value, path string) Legacy {
+	f := d.Fields(v, path, "grpc", "http")
 	l := Legacy{
-		GRPC: d.str(f["grpc"], field(path, "grpc")),
-		HTTP: d.str(f["http"], field(path, "http")),
+		GRPC: d.Str(f["grpc"], yamlfile.Field(path, "grpc")),
+		HTTP: d.Str(f["http"], yamlfile.Field(path, "http")),
 	}
 	if l.GRPC != "" {
 		if err := checkDial(l.GRPC); err != nil {
-			d.p.at(field(path, "grpc"), "%v", err)
+			d.P.At(yamlfile.Field(path, "grpc"), "%v", err)
 		}
 	}
 	if l.HTTP != "" {
 		if err := checkHTTPURL(l.HTTP); err != nil {
-			d.p.at(field(path, "http"), "%v", err)
+			d.P.At(yamlfile.Field(path, "http"), "%v", err)
 		}
 	}
 	return l
 }
 
-func (d *decoder) defaults(v *value, path string) Defaults {
-	f := d.fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire", "async", "pin_by", "response_headers")
+func (d *decoder) defaults(v *yamlfile.Value, path string) Defaults {
+	f := d.Fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire", "async", "pin_by", "response_headers")
 	return Defaults{
-		Timeout:         d.duration(f["timeout"], field(path, "timeout")),
-		MaxInFlight:     d.positive(f["max_in_flight"], field(path, "max_in_flight"), maxInFlight, ""),
-		Breaker:         d.breaker(f["breaker"], field(path, "breaker")),
-		ForwardHeaders:  d.headers(f["forward_headers"], field(path, "forward_headers")),
-		Wire:            d.wire(f["wire"], field(path, "wire")),
-		Async:           d.async(f["async"], field(path, "async")),
-		PinBy:           d.header(f["pin_by"], field(path, "pin_by")),
-		ResponseHeaders: d.responseHeaders(f["response_headers"], field(path, "response_headers")),
+		Timeout:         d.Duration(f["timeout"], yamlfile.Field(path, "timeout")),
+		MaxInFlight:     d.Positive(f["max_in_flight"], yamlfile.Field(path, "max_in_flight"), maxInFlight, ""),
+		Breaker:         d.breaker(f["breaker"], yamlfile.Field(path, "breaker")),
+		ForwardHeaders:  d.headers(f["forward_headers"], yamlfile.Field(path, "forward_headers")),
+		Wire:            d.wire(f["wire"], yamlfile.Field(path, "wire")),
+		Async:           d.async(f["async"], yamlfile.Field(path, "async")),
+		PinBy:           d.header(f["pin_by"], yamlfile.Field(path, "pin_by")),
+		ResponseHeaders: d.responseHeaders(f["response_headers"], yamlfile.Field(path, "response_headers")),
 	}
 }
 
-func (d *decoder) wire(v *value, path string) Wire {
-	f := d.fields(v, path, "cloudevents")
+func (d *decoder) wire(v *yamlfile.Value, path string) Wire {
+	f := d.Fields(v, path, "cloudevents")
 	return Wire{
-		CloudEvents: enum(d, f["cloudevents"], field(path, "cloudevents"), CloudEventsEvents, CloudEventsAlways),
+		CloudEvents: yamlfile.Enum(d.Decoder, f["cloudevents"], yamlfile.Field(path, "cloudevents"), CloudEventsEvents, CloudEventsAlways),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/figway/figway/config/yamlfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,41 +140,41 @@ func loadPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func (d *decoder) serverTLS(v *value, path string) *ServerTLS {
-	if v == nil || v.kind == null {
+func (d *decoder) serverTLS(v *yamlfile.Value, path string) *ServerTLS {
+	if v == nil || v.Kind == yamlfile.Null {
 		return nil
 	}
-	f := d.fields(v, path, "cert", "key", "client_ca")
+	f := d.Fields(v, path, "cert", "key", "client_ca")
 	s := &ServerTLS{
-		Cert:     d.str(f["cert"], field(path, "cert")),
-		Key:      d.str(f["key"], field(path, "key")),
-		ClientCA: d.str(f["client_ca"], field(path, "client_ca")),
+		Cert:     d.Str(f["cert"], yamlfile.Field(path, "cert")),
+		Key:      d.Str(f["key"], yamlfile.Field(path, "key")),
+		ClientCA: d.Str(f["client_ca"], yamlfile.Field(path, "client_ca")),
 	}
 	if f["cert"] == nil {
-		d.p.once(field(path, "cert"), "required: the server's certificate chain, a PEM file")
+		d.P.Once(yamlfile.Field(path, "cert"), "required: the server's certificate chain, a PEM file")
 	}
 	if f["key"] == nil {
-		d.p.once(field(path, "key"), "required: the private key of cert, a PEM file")
+		d.P.Once(yamlfile.Field(path, "key"), "required: the private key of cert, a PEM file")
 	}
 	return s
 }
 
-func (d *decoder) brokerTLS(v *value, path string) *BrokerTLS {
-	if v == nil || v.kind == null {
+func (d *decoder) brokerTLS(v *yamlfile.Value, path string) *BrokerTLS {
+	if v == nil || v.Kind == yamlfile.Null {
 		return nil
 	}
-	f := d.fields(v, path, "ca", "cert", "key", "server_name")
+	f := d.Fields(v, path, "ca", "cert", "key", "server_name")
 	b := &BrokerTLS{
-		CA:         d.str(f["ca"], field(path, "ca")),
-		Cert:       d.str(f["cert"], field(path, "cert")),
-		Key:        d.str(f["key"], field(path, "key")),
-		ServerName: d.str(f["server_name"], field(path, "server_name")),
+		CA:         d.Str(f["ca"], yamlfile.Field(path, "ca")),
+		Cert:       d.Str(f["cert"], yamlfile.Field(path, "cert")),
+		Key:        d.Str(f["key"], yamlfile.Field(path, "key")),
+		ServerName: d.Str(f["server_name"], yamlfile.Field(path, "server_name")),
 	}
 	switch {
 	case f["cert"] != nil && f["key"] == nil:
-		d.p.once(field(path, "key"), "required with cert: the private key of the client certificate")
+		d.P.Once(yamlfile.Field(path, "key"), "required with cert: the private key of the client certificate")
 	case f["key"] != nil && f["cert"] == nil:
-		d.p.once(field(path, "cert"), "required with key: the client certificate")
+		d.P.Once(yamlfile.Field(path, "cert"), "required with key: the client certificate")
 	}
 	return b
 }
@@ -181,17 +182,17 @@ func (d *decoder) brokerTLS(v *value, path string) *BrokerTLS {
 // checkTLS resolves the TLS files against dir (the routes file's folder),
 // loads them to report what would fail at start, and refuses amqp:// URLs
 // next to broker.tls.
-func checkTLS(c *Config, dir string, p *problems) {
+func checkTLS(c *Config, dir string, p *yamlfile.Problems) {
 	if s := c.Server.TLS; s != nil {
 		s.Cert, s.Key, s.ClientCA = abs(dir, s.Cert), abs(dir, s.Key), abs(dir, s.ClientCA)
-		if s.Cert != "" && s.Key != "" && !p.reported["server.tls.cert"] && !p.reported["server.tls.key"] {
+		if s.Cert != "" && s.Key != "" && !p.Reported["server.tls.cert"] && !p.Reported["server.tls.key"] {
 			if _, err := tls.LoadX509KeyPair(s.Cert, s.Key); err != nil {
-				p.at("server.tls.cert", "cannot load the certificate and key: %v", err)
+				p.At("server.tls.cert", "cannot load the certificate and key: %v", err)
 			}
 		}
 		if s.ClientCA != "" {
 			if _, err := loadPool(s.ClientCA); err != nil {
-				p.at("server.tls.client_ca", "%v", err)
+				p.At("server.tls.client_ca", "%v", err)
 			}
 		}
 	}
@@ -202,21 +203,21 @@ func checkTLS(c *Config, dir string, p *problems) {
 	b.CA, b.Cert, b.Key = abs(dir, b.CA), abs(dir, b.Cert), abs(dir, b.Key)
 	if b.CA != "" {
 		if _, err := loadPool(b.CA); err != nil {
-			p.at("broker.tls.ca", "%v", err)
+			p.At("broker.tls.ca", "%v", err)
 		}
 	}
 	if b.Cert != "" && b.Key != "" {
 		if _, err := tls.LoadX509KeyPair(b.Cert, b.Key); err != nil {
-			p.at("broker.tls.cert", "cannot load the client certificate and key: %v", err)
+			p.At("broker.tls.cert", "cannot load the client certificate and key: %v", err)
 		}
 	}
 	for i, u := range c.Broker.URLs {
 		if !strings.HasPrefix(strings.ToLower(u), "amqps://") {
 			path := "broker.url"
-			if len(c.Broker.URLs) > 1 || p.lines["broker.urls"] != 0 {
-				path = index("broker.urls", i)
+			if len(c.Broker.URLs) > 1 || p.Lines["broker.urls"] != 0 {
+				path = yamlfile.Index("broker.urls", i)
 			}
-			p.at(path, "%v", errPlaintext)
+			p.At(path, "%v", errPlaintext)
 		}
 	}
 }

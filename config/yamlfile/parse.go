@@ -1,4 +1,13 @@
-package config
+// Package yamlfile reads a YAML file so that every mistake in it can be
+// reported at once, each with its path and line. [Parse] turns the text
+// into a tree of [Value]s that keep their line, with anchors, aliases,
+// merge keys and tags resolved and nesting and alias expansion bounded; a
+// [Decoder] then reads typed values from that tree, reporting each value
+// of the wrong type, unknown key or bad duration to [Problems].
+//
+// The routes file (package config) is its user; the package knows nothing
+// of routes.
+package yamlfile
 
 import (
 	"errors"
@@ -10,55 +19,55 @@ import (
 	"github.com/goccy/go-yaml/parser"
 )
 
-// The routes file is read in two steps. parseYAML turns goccy/go-yaml's
-// syntax tree into a tree of values that keep their line and have anchors,
-// aliases, merge keys and tags resolved; the decoder (decode.go) then walks
-// that tree field by field. Walking it ourselves, rather than unmarshalling
+// A file is read in two steps. Parse turns goccy/go-yaml's syntax tree
+// into a tree of values that keep their line and have anchors, aliases,
+// merge keys and tags resolved; the Decoder (decode.go) then walks that
+// tree field by field. Walking it ourselves, rather than unmarshalling
 // into structs, is what lets a load report every unknown key and every
 // value of the wrong type, each with its path and line, instead of the
 // first one only.
 
-type kind int
+type Kind int
 
 const (
-	null kind = iota
-	scalar
-	mapping
-	sequence
+	Null Kind = iota
+	Scalar
+	Mapping
+	Sequence
 )
 
-func (k kind) String() string {
+func (k Kind) String() string {
 	switch k {
-	case scalar:
+	case Scalar:
 		return "a scalar"
-	case mapping:
+	case Mapping:
 		return "a mapping"
-	case sequence:
+	case Sequence:
 		return "a list"
 	}
 	return "null"
 }
 
-// value is a node of the routes file.
-type value struct {
-	kind kind
-	line int
+// Value is a node of a YAML file, with its line.
+type Value struct {
+	Kind Kind
+	Line int
 
 	// scalar: v is a string, int64, uint64 (above MaxInt64 only), float64
 	// or bool; text is its source text, without quotes.
-	v    any
-	text string
+	V    any
+	Text string
 
-	members []member // mapping, in the file's order
-	items   []*value // sequence
+	Members []Member // mapping, in the file's order
+	Items   []*Value // sequence
 
 	size int // nodes in this subtree, to bound alias expansion
 }
 
-type member struct {
-	key  string
-	line int
-	val  *value
+type Member struct {
+	Key  string
+	Line int
+	Val  *Value
 }
 
 // maxAliasNodes bounds how many nodes aliases may repeat in one file, so
@@ -66,18 +75,18 @@ type member struct {
 const maxAliasNodes = 1 << 16
 
 type converter struct {
-	anchors map[string]*value
+	anchors map[string]*Value
 	aliased int
-	p       *problems
+	p       *Problems
 }
 
-// parseYAML parses one YAML document. It returns nil for an empty
+// Parse parses one YAML document. It returns nil for an empty
 // document, and ok false when the text is not YAML it can read at all (a
 // syntax error, nesting too deep, two documents): the only problems after
 // which a load does not go on to look for others.
-func parseYAML(data []byte, p *problems) (root *value, ok bool) {
+func Parse(data []byte, p *Problems) (root *Value, ok bool) {
 	if line, err := checkNesting(data); err != nil {
-		p.add("", line, err)
+		p.Add("", line, err)
 		return nil, false
 	}
 	file, err := parseBytes(data)
@@ -88,9 +97,9 @@ func parseYAML(data []byte, p *problems) (root *value, ok bool) {
 			if tk := yerr.GetToken(); tk != nil && tk.Position != nil {
 				line = tk.Position.Line
 			}
-			p.add("", line, fmt.Errorf("YAML syntax: %s", yerr.GetMessage()))
+			p.Add("", line, fmt.Errorf("YAML syntax: %s", yerr.GetMessage()))
 		} else {
-			p.add("", 0, fmt.Errorf("YAML syntax: %w", err))
+			p.Add("", 0, fmt.Errorf("YAML syntax: %w", err))
 		}
 		return nil, false
 	}
@@ -112,10 +121,10 @@ func parseYAML(data []byte, p *problems) (root *value, ok bool) {
 		return nil, true
 	case 1:
 	default:
-		p.add("", lineOf(docs[1]), errors.New("a routes file holds one YAML document; found a second one"))
+		p.Add("", lineOf(docs[1]), errors.New("a routes file holds one YAML document; found a second one"))
 		return nil, false
 	}
-	c := &converter{anchors: map[string]*value{}, p: p}
+	c := &converter{anchors: map[string]*Value{}, p: p}
 	return c.convert(docs[0].Body, ""), true
 }
 
@@ -143,15 +152,15 @@ func lineOf(n ast.Node) int {
 }
 
 // convert turns n, found at path, into a value. It never returns nil.
-func (c *converter) convert(n ast.Node, path string) *value {
+func (c *converter) convert(n ast.Node, path string) *Value {
 	line := lineOf(n)
 	switch n := n.(type) {
 	case nil, *ast.NullNode:
-		return &value{kind: null, line: line, size: 1}
+		return &Value{Kind: Null, Line: line, size: 1}
 	case *ast.DocumentNode:
 		return c.convert(n.Body, path)
 	case *ast.CommentNode, *ast.CommentGroupNode:
-		return &value{kind: null, line: line, size: 1}
+		return &Value{Kind: Null, Line: line, size: 1}
 	case *ast.AnchorNode:
 		v := c.convert(n.Value, path)
 		if n.Name != nil && n.Name.GetToken() != nil {
@@ -165,32 +174,32 @@ func (c *converter) convert(n ast.Node, path string) *value {
 		}
 		v, ok := c.anchors[name]
 		if !ok {
-			c.p.add(path, line, fmt.Errorf("alias *%s names no anchor defined before it", name))
-			return &value{kind: null, line: line, size: 1}
+			c.p.Add(path, line, fmt.Errorf("alias *%s names no anchor defined before it", name))
+			return &Value{Kind: Null, Line: line, size: 1}
 		}
 		c.aliased += v.size
 		if c.aliased > maxAliasNodes {
 			if c.aliased-v.size <= maxAliasNodes { // report once
-				c.p.add(path, line, fmt.Errorf("aliases expand to more than %d values", maxAliasNodes))
+				c.p.Add(path, line, fmt.Errorf("aliases expand to more than %d values", maxAliasNodes))
 			}
-			return &value{kind: null, line: line, size: 1}
+			return &Value{Kind: Null, Line: line, size: 1}
 		}
 		return v
 	case *ast.TagNode:
 		v := c.convert(n.Value, path)
-		if n.Start != nil && n.Start.Value == "!!str" && v.kind == scalar {
-			return &value{kind: scalar, line: v.line, v: v.text, text: v.text, size: 1}
+		if n.Start != nil && n.Start.Value == "!!str" && v.Kind == Scalar {
+			return &Value{Kind: Scalar, Line: v.Line, V: v.Text, Text: v.Text, size: 1}
 		}
 		return v
 	case *ast.MappingNode:
-		return c.mapping(n.Values, path, line)
+		return c.Mapping(n.Values, path, line)
 	case *ast.MappingValueNode:
-		return c.mapping([]*ast.MappingValueNode{n}, path, line)
+		return c.Mapping([]*ast.MappingValueNode{n}, path, line)
 	case *ast.SequenceNode:
-		v := &value{kind: sequence, line: line, size: 1}
+		v := &Value{Kind: Sequence, Line: line, size: 1}
 		for i, item := range n.Values {
-			iv := c.convert(item, index(path, i))
-			v.items = append(v.items, iv)
+			iv := c.convert(item, Index(path, i))
+			v.Items = append(v.Items, iv)
 			v.size += iv.size
 		}
 		return v
@@ -199,7 +208,7 @@ func (c *converter) convert(n ast.Node, path string) *value {
 		if n.Value != nil {
 			s = n.Value.Value
 		}
-		return &value{kind: scalar, line: line, v: s, text: s, size: 1}
+		return &Value{Kind: Scalar, Line: line, V: s, Text: s, size: 1}
 	case ast.ScalarNode:
 		text := ""
 		if tk := n.GetToken(); tk != nil {
@@ -215,26 +224,26 @@ func (c *converter) convert(n ast.Node, path string) *value {
 			}
 		case int64, float64, bool:
 		case nil:
-			return &value{kind: null, line: line, size: 1}
+			return &Value{Kind: Null, Line: line, size: 1}
 		default:
 			v = text
 		}
-		return &value{kind: scalar, line: line, v: v, text: text, size: 1}
+		return &Value{Kind: Scalar, Line: line, V: v, Text: text, size: 1}
 	}
-	c.p.add(path, line, fmt.Errorf("unsupported YAML node %s", n.Type()))
-	return &value{kind: null, line: line, size: 1}
+	c.p.Add(path, line, fmt.Errorf("unsupported YAML node %s", n.Type()))
+	return &Value{Kind: Null, Line: line, size: 1}
 }
 
-func (c *converter) mapping(pairs []*ast.MappingValueNode, path string, line int) *value {
-	v := &value{kind: mapping, line: line, size: 1}
+func (c *converter) Mapping(pairs []*ast.MappingValueNode, path string, line int) *Value {
+	v := &Value{Kind: Mapping, Line: line, size: 1}
 	seen := map[string]int{} // key → line of its first appearance
-	var merged []*value
+	var merged []*Value
 	for _, mv := range pairs {
 		if mv == nil {
 			continue
 		}
 		if mv.Key != nil && mv.Key.IsMergeKey() {
-			merged = append(merged, c.convert(mv.Value, field(path, "<<")))
+			merged = append(merged, c.convert(mv.Value, Field(path, "<<")))
 			continue
 		}
 		key, keyLine, ok := c.key(mv.Key, path)
@@ -242,43 +251,43 @@ func (c *converter) mapping(pairs []*ast.MappingValueNode, path string, line int
 			continue
 		}
 		if first, dup := seen[key]; dup {
-			c.p.add(field(path, key), keyLine, fmt.Errorf("duplicate key (first on line %d)", first))
+			c.p.Add(Field(path, key), keyLine, fmt.Errorf("duplicate key (first on line %d)", first))
 			continue
 		}
 		seen[key] = keyLine
-		val := c.convert(mv.Value, field(path, key))
-		if val.line == 0 {
-			val.line = keyLine
+		val := c.convert(mv.Value, Field(path, key))
+		if val.Line == 0 {
+			val.Line = keyLine
 		}
-		v.members = append(v.members, member{key: key, line: keyLine, val: val})
+		v.Members = append(v.Members, Member{Key: key, Line: keyLine, Val: val})
 		v.size += val.size
 	}
 	// Merge keys (<<: *base) bring in the members of other mappings; keys
 	// written out in this mapping win, then the first merged mapping that
 	// has the key.
 	for _, m := range merged {
-		var sources []*value
-		switch m.kind {
-		case mapping:
-			sources = []*value{m}
-		case sequence:
-			sources = m.items
+		var sources []*Value
+		switch m.Kind {
+		case Mapping:
+			sources = []*Value{m}
+		case Sequence:
+			sources = m.Items
 		}
-		if len(sources) == 0 && m.kind != null {
-			c.p.add(field(path, "<<"), m.line, errors.New("a merge key takes a mapping or a list of mappings"))
+		if len(sources) == 0 && m.Kind != Null {
+			c.p.Add(Field(path, "<<"), m.Line, errors.New("a merge key takes a mapping or a list of mappings"))
 		}
 		for _, s := range sources {
-			if s.kind != mapping {
-				c.p.add(field(path, "<<"), s.line, errors.New("a merge key takes a mapping or a list of mappings"))
+			if s.Kind != Mapping {
+				c.p.Add(Field(path, "<<"), s.Line, errors.New("a merge key takes a mapping or a list of mappings"))
 				continue
 			}
-			for _, sm := range s.members {
-				if _, dup := seen[sm.key]; dup {
+			for _, sm := range s.Members {
+				if _, dup := seen[sm.Key]; dup {
 					continue
 				}
-				seen[sm.key] = sm.line
-				v.members = append(v.members, sm)
-				v.size += sm.val.size
+				seen[sm.Key] = sm.Line
+				v.Members = append(v.Members, sm)
+				v.size += sm.Val.size
 			}
 		}
 	}
@@ -292,12 +301,12 @@ func (c *converter) key(k ast.MapKeyNode, path string) (string, int, bool) {
 		n = mk.Value
 	}
 	kv := c.convert(n, path)
-	switch kv.kind {
-	case scalar:
-		return kv.text, kv.line, true
-	case null:
-		return "", kv.line, true
+	switch kv.Kind {
+	case Scalar:
+		return kv.Text, kv.Line, true
+	case Null:
+		return "", kv.Line, true
 	}
-	c.p.add(path, kv.line, fmt.Errorf("a key must be a string, not %s", kv.kind))
+	c.p.Add(path, kv.Line, fmt.Errorf("a key must be a string, not %s", kv.Kind))
 	return "", 0, false
 }
