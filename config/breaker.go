@@ -2,9 +2,9 @@ package config
 
 import (
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"math"
 
+	"github.com/figway/figway/config/yamlfile"
 	"github.com/figway/figway/gateway"
 )
 

@@ -2,10 +2,11 @@ package config
 
 import (
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/figway/figway/config/yamlfile"
 )
 
 // CORS is the cross-origin policy of the REST ingress (YAML server.cors):

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/figway/figway/config/yamlfile"
 
 	// Registers the google.api.http option, so that the method options of
 	// the loaded descriptors hold it as a typed extension for the REST

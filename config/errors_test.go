@@ -2,8 +2,9 @@ package config
 
 import (
 	"errors"
-	"github.com/figway/figway/config/yamlfile"
 	"testing"
+
+	"github.com/figway/figway/config/yamlfile"
 )
 
 func TestFieldErrorError(t *testing.T) {

@@ -2,8 +2,9 @@ package config
 
 import (
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"strings"
+
+	"github.com/figway/figway/config/yamlfile"
 )
 
 // headers decodes a forward_headers list: gRPC metadata keys and HTTP

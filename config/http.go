@@ -2,11 +2,12 @@ package config
 
 import (
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/figway/figway/config/yamlfile"
 )
 
 var verbs = []string{"get", "put", "post", "delete", "patch", "custom"}

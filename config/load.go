@@ -3,10 +3,11 @@ package config
 import (
 	"bytes"
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/figway/figway/config/yamlfile"
 )
 
 // MaxFileBytes bounds a routes file: a larger one (or one that is no

@@ -1,10 +1,11 @@
 package config
 
 import (
-	"github.com/figway/figway/config/yamlfile"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/figway/figway/config/yamlfile"
 )
 
 // percent returns an integer from 0 to 100, or nil when the key is absent;

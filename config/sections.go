@@ -2,8 +2,9 @@ package config
 
 import (
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"strings"
+
+	"github.com/figway/figway/config/yamlfile"
 )
 
 // maxMessageBytes is RabbitMQ's default max_message_size, 128 MiB: the

@@ -5,11 +5,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/figway/figway/config/yamlfile"
 )
 
 // ServerTLS makes the gRPC and HTTP ingress listeners speak TLS only

@@ -2,11 +2,12 @@ package config
 
 import (
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"maps"
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/figway/figway/config/yamlfile"
 )
 
 func (d *decoder) topology(v *yamlfile.Value, path string) Topology {
