@@ -2,10 +2,12 @@ package config
 
 import (
 	"fmt"
-	"github.com/figway/figway/config/yamlfile"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/figway/figway/config/yamlfile"
+	"github.com/figway/figway/operations"
 )
 
 // Async makes a REST call of an rpc route that is not answered within
@@ -38,10 +40,10 @@ const (
 	defaultAsyncAfter         = 2 * time.Second
 	defaultAsyncKeep          = 15 * time.Minute
 	defaultAsyncTimeout       = 10 * time.Minute
-	defaultOperationsPath     = "/v1/operations"
+	defaultOperationsPath     = operations.DefaultPath
 	defaultOperationsStream   = "figway.operations"
-	defaultOperationsMax      = 100_000
-	defaultOperationsMaxBytes = 256 << 20
+	defaultOperationsMax      = operations.DefaultMax
+	defaultOperationsMaxBytes = operations.DefaultMaxBytes
 	// minKeyBytes is the shortest operations key accepted: 128 bits.
 	minKeyBytes = 16
 )

@@ -62,14 +62,22 @@ type Log interface {
 	Sync(ctx context.Context) error
 }
 
+// Defaults of a Store's bounds, and the REST path its operations are
+// served under (docs/configuration.md, server.operations_*).
+const (
+	DefaultMax      = 100_000
+	DefaultMaxBytes = 256 << 20
+	DefaultPath     = "/v1/operations"
+)
+
 // Config configures a Store.
 type Config struct {
 	// Log is where records are appended. It is required.
 	Log Log
-	// Max is the most operations held. If 0, 100000.
+	// Max is the most operations held. If 0, DefaultMax (100000).
 	Max int
 	// MaxBytes bounds the memory operations hold, replies included. If 0,
-	// 256 MiB.
+	// DefaultMaxBytes (256 MiB).
 	MaxBytes int64
 	// Key keys the hash of owners' header values. Every figway sharing a
 	// log needs the same.
@@ -156,10 +164,10 @@ type Stats struct {
 // New returns a Store. It starts nothing: Run does.
 func New(cfg Config) *Store {
 	if cfg.Max <= 0 {
-		cfg.Max = 100_000
+		cfg.Max = DefaultMax
 	}
 	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = 256 << 20
+		cfg.MaxBytes = DefaultMaxBytes
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = 2 * time.Second

@@ -125,7 +125,7 @@ func New(gw *gateway.Gateway, o Options) (*Server, error) {
 		o.ReadHeaderTimeout = gateway.DefaultReadHeaderTimeout
 	}
 	if o.OperationsPath == "" {
-		o.OperationsPath = "/v1/operations"
+		o.OperationsPath = operations.DefaultPath
 	}
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = gateway.DefaultReadTimeout
