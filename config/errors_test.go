@@ -3,8 +3,6 @@ package config
 import (
 	"errors"
 	"testing"
-
-	"github.com/figway/figway/config/yamlfile"
 )
 
 func TestFieldErrorError(t *testing.T) {
@@ -46,24 +44,6 @@ func TestRedact(t *testing.T) {
 	for _, tt := range tests {
 		if got := Redact(tt.url); got != tt.want {
 			t.Errorf("Redact(%q) = %q; want %q", tt.url, got, tt.want)
-		}
-	}
-}
-
-func TestSuggest(t *testing.T) {
-	known := []string{"timeout", "to", "max_in_flight", "forward_headers"}
-	tests := []struct{ in, want string }{
-		{"timout", "timeout"},
-		{"Timeout", "timeout"},
-		{"max_inflight", "max_in_flight"},
-		{"forward_header", "forward_headers"},
-		{"t", "to"},
-		{"colour", ""},
-		{"", ""},
-	}
-	for _, tt := range tests {
-		if got := yamlfile.Suggest(tt.in, known); got != tt.want {
-			t.Errorf("yamlfile.Suggest(%q) = %q; want %q", tt.in, got, tt.want)
 		}
 	}
 }
