@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/polltest"
 )
 
 func addr(t *testing.T) string {
@@ -50,11 +51,10 @@ func TestLegacyService(t *testing.T) {
 	defer ccancel()
 	var header metadata.MD
 	var o *ordersv1.Order
-	for end := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if o, err = c.GetOrder(cctx, &ordersv1.GetOrderRequest{OrderId: "o-1"}, grpc.Header(&header)); err == nil || time.Now().After(end) {
-			break
-		}
-	}
+	polltest.Until(t, 3*time.Second, "the legacy service answering gRPC GetOrder(o-1)", func() bool {
+		o, err = c.GetOrder(cctx, &ordersv1.GetOrderRequest{OrderId: "o-1"}, grpc.Header(&header))
+		return err == nil
+	})
 	if err != nil || o.GetCustomerId() != "c-1" || header.Get("x-served-by")[0] != "legacy" {
 		t.Fatalf("gRPC GetOrder(o-1) = %v, %v (header %v)", o, err, header)
 	}

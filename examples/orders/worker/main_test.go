@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
@@ -124,15 +125,13 @@ func TestOrdersWorker(t *testing.T) {
 		Items: []*ordersv1.LineItem{{Sku: "s", Quantity: 3, UnitPriceCents: 100}}}
 	eventID := c.publish(ordersv1.OrderService_PlaceOrder_FullMethodName, place, false)
 	var placed ordersv1.Order
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	polltest.Until(t, 10*time.Second, "GetOrder(event id) finding the placed order", func() bool {
 		code := c.call(ordersv1.OrderService_GetOrder_FullMethodName, &ordersv1.GetOrderRequest{OrderId: eventID}, &placed)
-		if code == codes.OK {
-			break
-		}
-		if code != codes.NotFound || time.Now().After(deadline) {
+		if code != codes.OK && code != codes.NotFound {
 			t.Fatalf("GetOrder(event id) = %v; want the placed order", code)
 		}
-	}
+		return code == codes.OK
+	})
 	if placed.GetTotalCents() != 300 || placed.GetStatus() != ordersv1.OrderStatus_ORDER_STATUS_PLACED {
 		t.Errorf("placed order = %v; want total 300, PLACED", &placed)
 	}
