@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/figway/figway/wire"
@@ -167,6 +168,21 @@ func (s *session) reply(d *amqp.Delivery, o outcome) {
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "reply headers over the broker's frame_max: trimmed",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId), slog.Int("frame_max", s.frameMax))
 	}
+	if w.gone.has(d.ReplyTo) {
+		// A reply to this address crashed the channel before: its caller's
+		// channel is gone, and so is any use in replying.
+		w.stats.repliesDropped.Add(1)
+		w.log.LogAttrs(context.Background(), slog.LevelWarn, "caller's reply-to is gone: request acked without its reply",
+			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
+		s.settle(d, func() error { return s.finish(d) })
+		return
+	}
+	if d.Redelivered && strings.HasPrefix(d.ReplyTo, wire.DirectReplyTo+".") {
+		if s.settle(d, func() error { return s.replyAlone(d, &p) }) {
+			w.stats.replied.Add(1)
+		}
+		return
+	}
 	ok := s.settle(d, func() error {
 		// The default exchange routes to the queue named by reply_to,
 		// including amq.rabbitmq.reply-to.* names. No confirm mode: the
@@ -197,4 +213,65 @@ func (s *session) settle(d *amqp.Delivery, f func() error) bool {
 		return false
 	}
 	return true
+}
+
+// replyAlone publishes the reply p to a redelivered request d with no
+// other frame of the channel in flight, under s.mu, and learns whether the
+// broker took it: RabbitMQ 3.10 crashes a channel that replies to a
+// direct reply-to address whose node has died ({case_clause,error} in
+// rabbit_channel:deliver_reply/2), closing the whole connection, and the
+// request, redelivered, would crash the next connection the same way
+// until it expires. A synchronous basic.qos (the prefetch the channel has
+// already, so nothing changes) before the publish makes sure the frames
+// before it were taken; one after it answers only if the reply did not
+// crash the channel. If it did, the address is remembered as gone, and
+// the request is acked without a reply when it comes again.
+func (s *session) replyAlone(d *amqp.Delivery, p *amqp.Publishing) error {
+	prefetch := s.w.cfg.Prefetch
+	const prefetchSize, global = 0, false
+	if err := s.ch.Qos(prefetch, prefetchSize, global); err != nil {
+		return fmt.Errorf("before the reply: %w", err)
+	}
+	if err := s.ch.Publish("", d.ReplyTo, false, false, *p); err != nil {
+		return fmt.Errorf("publish reply: %w", err)
+	}
+	if err := s.ch.Qos(prefetch, prefetchSize, global); err != nil {
+		s.w.gone.add(d.ReplyTo)
+		return fmt.Errorf("the broker closed the channel on the reply (the caller's channel is gone): %w", err)
+	}
+	return s.finish(d)
+}
+
+// goneReplyTos are the direct reply-to addresses a reply to which made the
+// broker close the worker's connection, each kept for goneFor.
+type goneReplyTos struct {
+	mu sync.Mutex
+	m  map[string]time.Time // address → when it was found gone
+}
+
+// goneFor is how long an address is remembered: longer than any request
+// to it waits in a queue (figway's deadlines, and the TTL it sets, are
+// shorter).
+const goneFor = 10 * time.Minute
+
+func (g *goneReplyTos) add(addr string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[string]time.Time{}
+	}
+	now := time.Now()
+	for a, at := range g.m {
+		if now.Sub(at) > goneFor {
+			delete(g.m, a)
+		}
+	}
+	g.m[addr] = now
+}
+
+func (g *goneReplyTos) has(addr string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	at, ok := g.m[addr]
+	return ok && time.Since(at) <= goneFor
 }

@@ -27,6 +27,12 @@ type Stats struct {
 	// Trimmed counts replies whose headers would not have fitted the
 	// broker's frame_max, trimmed before publishing (see amqpwire.FitReply).
 	Trimmed uint64
+	// RepliesDropped counts requests acked without their reply because a
+	// reply to the same direct reply-to address had made the broker close
+	// the worker's connection: the caller's channel is gone (its node
+	// died), and RabbitMQ 3.10 crashes the replying channel on such a
+	// reply. See docs/operations.md, "Running against a cluster".
+	RepliesDropped uint64
 	// Connects counts the times the worker connected and started
 	// consuming, the first included.
 	Connects uint64
@@ -38,7 +44,7 @@ type Stats struct {
 
 type counters struct {
 	received, replied, events, rejected, expired, panics, trimmed, connects, acks atomic.Uint64
-	shadowsSkipped                                                                atomic.Uint64
+	shadowsSkipped, repliesDropped                                                atomic.Uint64
 }
 
 // Stats returns the worker's counters. It is safe to call at any time.
@@ -55,5 +61,6 @@ func (w *Worker) Stats() Stats {
 		Acks:           c.acks.Load(),
 		ShadowsSkipped: c.shadowsSkipped.Load(),
 		Trimmed:        c.trimmed.Load(),
+		RepliesDropped: c.repliesDropped.Load(),
 	}
 }

@@ -176,6 +176,7 @@ type Worker struct {
 	handlers map[string]handler
 	running  atomic.Bool
 	stats    counters
+	gone     goneReplyTos
 }
 
 // New returns a Worker for cfg. It does not connect: [Worker.Run] does,
