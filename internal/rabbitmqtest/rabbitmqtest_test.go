@@ -204,6 +204,15 @@ func TestKillRestartStop(t *testing.T) {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	publishDurable(t, conn, "survivor", "one")
 	publishDurable(t, conn, "survivor", "two")
+	// The queue's declaration lives in Mnesia, whose transaction log
+	// RabbitMQ does not sync when a queue is declared: killed right away,
+	// the node came back without the queue in 2 of some 20 runs (the
+	// confirmed messages are synced; the declaration is not; see
+	// docs/architecture.md). Sync it, so that what the test checks is the
+	// restart on the same directory.
+	if out, err := n.Ctl(ctx, "eval", "mnesia:sync_log()."); err != nil {
+		t.Fatalf("sync Mnesia's log: %v: %s", err, out)
+	}
 
 	begin := time.Now()
 	if err := n.Kill(); err != nil {
