@@ -85,6 +85,27 @@ func configFlag(name string, args []string, stderr io.Writer) (*flag.FlagSet, *s
 	return fs, path
 }
 
+// loadTable parses the command's -config flag, loads the routes file and
+// builds its route table. A code other than 0 is the command's exit code:
+// 2 for bad flags, 1 for a file that does not load (its problems printed).
+func loadTable(name string, args []string, stderr io.Writer) (*config.Config, *gateway.Table, int) {
+	fs, path := configFlag(name, args, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printProblems(stderr, *path, err)
+		return nil, nil, 1
+	}
+	t, err := cfg.Table(nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "figway:", err)
+		return nil, nil, 1
+	}
+	return cfg, t, 0
+}
+
 func validateCmd(args []string, stdout, stderr io.Writer) int {
 	fs, path := configFlag("validate", args, stderr)
 	if err := fs.Parse(args); err != nil {
@@ -108,19 +129,9 @@ func printProblems(w io.Writer, path string, err error) {
 }
 
 func routesCmd(args []string, stdout, stderr io.Writer) int {
-	fs, path := configFlag("routes", args, stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		printProblems(stderr, *path, err)
-		return 1
-	}
-	t, err := cfg.Table(nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "figway:", err)
-		return 1
+	_, t, code := loadTable("routes", args, stderr)
+	if code != 0 {
+		return code
 	}
 	printRoutes(stdout, t)
 	return 0

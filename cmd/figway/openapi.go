@@ -5,26 +5,15 @@ import (
 	"io"
 
 	"github.com/figway/figway/adapters/httpin"
-	"github.com/figway/figway/config"
 	"github.com/figway/figway/internal/app"
 )
 
 // openapiCmd prints the OpenAPI document of the REST bindings of a routes
 // file, as the REST listener serves it on server.openapi_path.
 func openapiCmd(args []string, stdout, stderr io.Writer) int {
-	fs, path := configFlag("openapi", args, stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		printProblems(stderr, *path, err)
-		return 1
-	}
-	t, err := cfg.Table(nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "figway:", err)
-		return 1
+	cfg, t, code := loadTable("openapi", args, stderr)
+	if code != 0 {
+		return code
 	}
 	doc, err := httpin.OpenAPI(t, app.RESTOptions(cfg, versionString()))
 	if err != nil {
