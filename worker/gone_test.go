@@ -1,13 +1,12 @@
 package worker_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
@@ -26,7 +25,7 @@ func TestReplyToGoneIsDropped(t *testing.T) {
 	c := newCaller(t, f.url)
 
 	r := request(t, echoMethod, wrapperspb.String("to a caller whose node died"))
-	r.CorrelationID, r.ReplyTo = wire.NewID(), goneAddress(t, f.url)
+	r.CorrelationID, r.ReplyTo = wire.NewID(), faulttest.GoneReplyTo(t, f.url)
 	c.publishRaw("", testQueue, amqpwire.Publishing(&r, time.Now()))
 
 	polltest.Until(t, waitFor, "the request acked without its reply", func() bool { return f.w.Stats().RepliesDropped == 1 })
@@ -44,35 +43,4 @@ func TestReplyToGoneIsDropped(t *testing.T) {
 	if again := f.w.Stats(); again.Connects != st.Connects || again.RepliesDropped != 1 {
 		t.Errorf("after the drop: %+v; want no further connects or drops", again)
 	}
-}
-
-// goneAddress returns a direct reply-to address in the form RabbitMQ
-// gives, whose channel the broker cannot find: a real one with its node
-// part changed.
-func goneAddress(t *testing.T, url string) string {
-	t.Helper()
-	ch := channel(t, dial(t, url))
-	if _, err := ch.Consume(wire.DirectReplyTo, "", true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	q, err := ch.QueueDeclare("", false, true, true, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &caller{t: t, ch: ch}
-	c.publishRaw("", q.Name, amqp.Publishing{ReplyTo: wire.DirectReplyTo, Body: []byte("probe")})
-	var addr string
-	polltest.Until(t, waitFor, "the probe message", func() bool {
-		d, ok, err := ch.Get(q.Name, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = d.ReplyTo
-		return ok
-	})
-	pid, ok := strings.CutPrefix(addr, wire.DirectReplyTo+".")
-	if !ok || len(pid) < 8 {
-		t.Fatalf("reply-to %q is not a direct reply-to address", addr)
-	}
-	return wire.DirectReplyTo + ".AAAAAAAA" + pid[8:]
 }
