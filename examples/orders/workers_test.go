@@ -62,11 +62,12 @@ func TestPolyglotWorkers(t *testing.T) {
 	for _, w := range polyglot {
 		t.Run(w.name, func(t *testing.T) {
 			url := rabbitmqtest.ForTest(t).NewVHost(t)
-			start(t, w.cmd(t, url), "ready", 30*time.Second)
+			log := start(t, w.cmd(t, url), "ready", 30*time.Second)
 			a := serveFigway(t, figway, url, w.encoding)
 			t.Run("grpc", func(t *testing.T) { demoGRPC(t, a.grpc) })
 			t.Run("rest", func(t *testing.T) { demoREST(t, a.http) })
 			t.Run("expired requests are dropped", func(t *testing.T) { expiredDropped(t, url, w.encoding) })
+			t.Run("replies to a gone reply-to are dropped", func(t *testing.T) { replyToGoneDropped(t, url, w.encoding, a.grpc, log) })
 		})
 	}
 }
@@ -224,34 +225,18 @@ func demoREST(t *testing.T, addr string) {
 // figway-deadline has passed and then a live one: the worker answers the
 // live one only (it serves one queue in order, so by then it has seen both).
 func expiredDropped(t *testing.T, url, encoding string) {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := channel(t, url)
 	replies, err := ch.Consume(wire.DirectReplyTo, "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, body := wire.ContentTypeProtobuf, []byte(nil)
-	if encoding == "json" {
-		ct, body = wire.ContentTypeJSON, []byte(`{"orderId":"o-1"}`)
-	} else {
-		body, _ = proto.Marshal(&ordersv1.GetOrderRequest{OrderId: "o-1"})
-	}
 	send := func(deadline time.Time) string {
-		r := wire.Request{Method: "orders.v1.OrderService/GetOrder", Body: body, ContentType: ct, MessageID: wire.NewID(),
-			CorrelationID: wire.NewID(), ReplyTo: wire.DirectReplyTo, Deadline: deadline}
-		p := amqpwire.Publishing(&r, time.Now())
+		p := getOrder(encoding, wire.DirectReplyTo, deadline)
 		p.Expiration = "" // let the worker, not the queue, see it expired
 		if err := ch.PublishWithContext(context.Background(), "", "orders.requests", false, false, p); err != nil {
 			t.Fatal(err)
 		}
-		return r.CorrelationID
+		return p.CorrelationId
 	}
 	send(time.Now().Add(-time.Second))
 	live := send(time.Now().Add(10 * time.Second))
@@ -268,6 +253,36 @@ func expiredDropped(t *testing.T, url, encoding string) {
 		t.Errorf("a second reply (%s): the expired request was answered", d.CorrelationId)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// channel returns a channel of a new connection to url, closed when the
+// test ends.
+func channel(t *testing.T, url string) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// getOrder returns GetOrder(o-1) as figway publishes it on a route of the
+// given encoding, with replyTo and deadline.
+func getOrder(encoding, replyTo string, deadline time.Time) amqp.Publishing {
+	ct, body := wire.ContentTypeProtobuf, []byte(nil)
+	if encoding == "json" {
+		ct, body = wire.ContentTypeJSON, []byte(`{"orderId":"o-1"}`)
+	} else {
+		body, _ = proto.Marshal(&ordersv1.GetOrderRequest{OrderId: "o-1"})
+	}
+	r := wire.Request{Method: "orders.v1.OrderService/GetOrder", Body: body, ContentType: ct, MessageID: wire.NewID(),
+		CorrelationID: wire.NewID(), ReplyTo: replyTo, Deadline: deadline}
+	return amqpwire.Publishing(&r, time.Now())
 }
 
 // python returns a Python 3 that has pika and protobuf: Debian's, where
@@ -305,15 +320,15 @@ func missing(t *testing.T, what string) {
 }
 
 // start runs cmd until the test ends and waits for a line of its standard
-// output to be ready.
-func start(t *testing.T, cmd *exec.Cmd, ready string, within time.Duration) {
+// output to be ready. It returns what cmd writes to its standard error.
+func start(t *testing.T, cmd *exec.Cmd, ready string, within time.Duration) *faulttest.SyncBuffer {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr faulttest.SyncBuffer
-	cmd.Stderr = &stderr
+	stderr := &faulttest.SyncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -349,6 +364,7 @@ func start(t *testing.T, cmd *exec.Cmd, ready string, within time.Duration) {
 	case <-time.After(within):
 		t.Fatalf("%s not ready within %v:\n%s", cmd, within, stderr.String())
 	}
+	return stderr
 }
 
 type addrs struct{ grpc, http, admin string }

@@ -9,7 +9,10 @@
 //   node examples/orders/node/worker.js --amqp amqp://guest:guest@127.0.0.1:5672/ --queue orders.requests
 //
 // It answers like the Go worker (examples/orders/worker) and the legacy
-// service: the same store, the same errors.
+// service: the same store, the same errors. Like the Go SDK it connects
+// again when its connection is lost, and acks without a reply a request
+// whose reply-to names a dead node's channel (docs/wire-protocol.md, "A
+// reply to a dead node's channel").
 'use strict';
 
 const amqp = require('amqplib');
@@ -19,6 +22,10 @@ const { parseArgs } = require('node:util');
 // gRPC status codes.
 const OK = 0, INVALID_ARGUMENT = 3, NOT_FOUND = 5, FAILED_PRECONDITION = 9, UNIMPLEMENTED = 12, INTERNAL = 13;
 const SERVICE = 'orders.v1.OrderService/';
+const REPLY_TO = 'amq.rabbitmq.reply-to';
+// How long a reply-to address found gone is remembered: longer than any
+// request to it waits in a queue.
+const GONE_FOR_MS = 10 * 60 * 1000;
 
 class Status extends Error {
   constructor(code, message) {
@@ -172,38 +179,18 @@ function handle(store, msg) {
   }
 }
 
-async function main() {
-  const { values: args } = parseArgs({
-    options: {
-      amqp: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672/' },
-      queue: { type: 'string', default: 'orders.requests' },
-      prefetch: { type: 'string', default: '32' },
-    },
-  });
-  // amqplib leaves Nagle's algorithm on unless told: small replies would
-  // wait for the previous packet's ACK (~20x the p50 of a call).
-  const conn = await amqp.connect(args.amqp, { noDelay: true });
-  conn.on('error', (e) => console.error('connection error:', e.message));
-  let stopping = false;
-  conn.on('close', () => {
-    if (stopping) return;
-    console.error('connection closed'); // no reconnect in this example: let the supervisor restart it
-    process.exit(1);
-  });
-  const ch = await conn.createChannel();
-  // The queue as figway's topology declares it (durable, classic, no
-  // arguments): a declare with other arguments fails with PRECONDITION_FAILED.
-  await ch.assertExchange('orders', 'topic', { durable: true });
-  await ch.assertQueue(args.queue, { durable: true });
-  await ch.bindQueue(args.queue, 'orders', 'orders.#');
-  await ch.prefetch(Number(args.prefetch));
-  const store = new Store();
+// Worker answers the requests of one queue. It outlives connections: the
+// store, and the reply-to addresses found gone, are kept across them.
+class Worker {
+  constructor(store, prefetch) {
+    this.store = store;
+    this.prefetch = prefetch;
+    this.gone = new Map(); // reply-to address → when a reply to it closed the connection
+    this.dropped = 0; // replies dropped because their address was gone
+  }
 
-  await ch.consume(args.queue, (msg) => {
-    if (msg === null) { // cancelled by the broker (queue deleted)
-      console.error('consumer cancelled by the broker');
-      process.exit(1);
-    }
+  // serve handles one delivery on ch; the caller runs one at a time.
+  async serve(ch, msg) {
     const p = msg.properties;
     const rpc = Boolean(p.replyTo);
     const deadline = headerString(p.headers, 'figway-deadline');
@@ -215,23 +202,122 @@ async function main() {
         console.error(`bad figway-deadline: ${e.message}`);
       }
     }
-    const [body, code, message] = handle(store, msg);
+    const [body, code, message] = handle(this.store, msg);
     if (!rpc) { // an event: acked once handled, rejected (dead-lettered) if it failed
       if (code === OK) ch.ack(msg); else { console.error(`event failed: ${message}`); ch.reject(msg, false); }
       return;
     }
+    if (this.isGone(p.replyTo)) {
+      // A reply to this address closed the connection before: the caller's
+      // channel is gone, and nobody can receive the reply.
+      this.dropped++;
+      console.error(`reply dropped: reply-to ${p.replyTo} is gone (correlation_id ${p.correlationId}; ${this.dropped} dropped)`);
+      ch.ack(msg);
+      return;
+    }
     const headers = code === OK ? {} : { 'figway-status': code, 'figway-message': message };
-    ch.sendToQueue(p.replyTo, body, { correlationId: p.correlationId, contentType: 'application/json', headers });
+    const reply = () => ch.sendToQueue(p.replyTo, body, { correlationId: p.correlationId, contentType: 'application/json', headers });
+    if (msg.fields.redelivered && p.replyTo.startsWith(`${REPLY_TO}.`)) {
+      await this.replyAlone(ch, p.replyTo, reply);
+    } else {
+      reply();
+    }
     // Ack after the reply is out: a worker dying in between gets the
     // request redelivered (at-least-once).
     ch.ack(msg);
-  }, { noAck: false });
+  }
 
-  const stop = async () => { stopping = true; try { await ch.close(); await conn.close(); } catch (e) { /* closing anyway */ } process.exit(0); };
+  // replyAlone replies to a redelivered request with nothing else of the
+  // channel in flight (docs/wire-protocol.md, "A reply to a dead node's
+  // channel"). RabbitMQ 3.10 closes the connection of a worker that replies
+  // to a direct reply-to address whose node has died, and redelivers the
+  // request, which would close the next connection the same way until it
+  // expires. A basic.qos (the prefetch the channel has already) before the
+  // reply makes sure what went before it was taken; one after it is
+  // answered only if the reply did not close the connection. If it did, the
+  // address is remembered as gone, and when the request comes again it is
+  // acked without a reply.
+  async replyAlone(ch, replyTo, reply) {
+    await ch.prefetch(this.prefetch);
+    reply();
+    try {
+      await ch.prefetch(this.prefetch);
+    } catch (e) {
+      const now = Date.now();
+      for (const [addr, at] of this.gone) if (now - at > GONE_FOR_MS) this.gone.delete(addr);
+      this.gone.set(replyTo, now);
+      throw e;
+    }
+  }
+
+  isGone(replyTo) {
+    const at = this.gone.get(replyTo);
+    return at !== undefined && Date.now() - at <= GONE_FOR_MS;
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function main() {
+  const { values: args } = parseArgs({
+    options: {
+      amqp: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672/' },
+      queue: { type: 'string', default: 'orders.requests' },
+      prefetch: { type: 'string', default: '32' },
+    },
+  });
+  const worker = new Worker(new Store(), Number(args.prefetch));
+  let conn = null, stopping = false;
+  const stop = async () => {
+    stopping = true;
+    try { await conn?.close(); } catch (e) { /* closing anyway */ }
+    process.exit(0);
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  console.error(`orders worker (node) consuming ${args.queue}`);
-  console.log('ready');
+  console.error(`orders worker (node) for ${args.queue}`);
+
+  // Connect, consume until the channel or the connection is lost, and
+  // connect again a second later.
+  for (let ready = false; !stopping; await sleep(1000)) {
+    try {
+      // amqplib leaves Nagle's algorithm on unless told: small replies
+      // would wait for the previous packet's ACK (~20x the p50 of a call).
+      conn = await amqp.connect(args.amqp, { noDelay: true });
+      conn.on('error', (e) => console.error(`connection error: ${e.message}`));
+      const ch = await conn.createChannel();
+      ch.on('error', (e) => console.error(`channel error: ${e.message}`));
+      const closed = new Promise((resolve) => ch.on('close', resolve)); // with its connection too
+      // The queue as figway's topology declares it (durable, classic, no
+      // arguments): a declare with other arguments fails with PRECONDITION_FAILED.
+      await ch.assertExchange('orders', 'topic', { durable: true });
+      await ch.assertQueue(args.queue, { durable: true });
+      await ch.bindQueue(args.queue, 'orders', 'orders.#');
+      await ch.prefetch(worker.prefetch);
+      // One delivery at a time, in order: a reply sent alone must have the
+      // channel to itself.
+      let turn = Promise.resolve();
+      await ch.consume(args.queue, (msg) => {
+        if (msg === null) { // cancelled by the broker (queue deleted)
+          console.error('consumer cancelled by the broker');
+          process.exit(1);
+        }
+        turn = turn.then(() => worker.serve(ch, msg))
+          .catch((e) => console.error(`request not settled; the broker will redeliver it: ${e.message}`));
+      }, { noAck: false });
+      console.error(`connected: consuming ${args.queue}`);
+      if (!ready) {
+        console.log('ready');
+        ready = true;
+      }
+      await closed;
+    } catch (e) {
+      console.error(`connection to the broker lost or refused: ${e.message}`);
+    }
+    if (stopping) break;
+    try { await conn?.close(); } catch (_) { /* closed already */ }
+    console.error('connecting again in 1s');
+  }
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -11,7 +11,10 @@ in the content type of the request.
         --amqp amqp://guest:guest@127.0.0.1:5672/ --queue orders.requests
 
 It answers like the Go worker (examples/orders/worker) and the legacy service:
-the same store, the same errors.
+the same store, the same errors. Like the Go SDK it connects again when its
+connection is lost, and acks without a reply a request whose reply-to names a
+dead node's channel (docs/wire-protocol.md, "A reply to a dead node's
+channel").
 """
 
 import argparse
@@ -22,6 +25,7 @@ import re
 import signal
 import sys
 import threading
+import time
 
 import pika
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -32,6 +36,10 @@ OK, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, FAILED_PRECONDITION, UNIMPLE
 PROTOBUF = "application/protobuf"
 JSON = "application/json"
 SERVICE = "orders.v1.OrderService/"
+REPLY_TO = "amq.rabbitmq.reply-to"
+# How long a reply-to address found gone is remembered: longer than any
+# request to it waits in a queue.
+GONE_FOR = 10 * 60
 
 log = logging.getLogger("orders-worker")
 
@@ -188,9 +196,11 @@ class Store:
 
 
 class Worker:
-    def __init__(self, channel, store, msg):
-        self.ch = channel
+    def __init__(self, store, msg, prefetch):
         self.msg = msg
+        self.prefetch = prefetch
+        self.gone = {}  # reply-to address → when a reply to it closed the connection
+        self.dropped = 0  # replies dropped because their address was gone
         self.handlers = {
             "GetOrder": ("orders.v1.GetOrderRequest", store.get_order),
             "ListOrders": ("orders.v1.ListOrdersRequest", store.list_orders),
@@ -227,18 +237,58 @@ class Worker:
                 log.warning("event failed: %s", message)
                 ch.basic_reject(method.delivery_tag, requeue=False)
             return
+        if self.is_gone(props.reply_to):
+            # A reply to this address closed the connection before: the
+            # caller's channel is gone, and nobody can receive the reply.
+            self.dropped += 1
+            log.warning("reply dropped: reply-to %s is gone (correlation_id %s; %d dropped)",
+                        props.reply_to, props.correlation_id, self.dropped)
+            ch.basic_ack(method.delivery_tag)
+            return
         headers = {}
         if code != OK:
             headers = {"figway-status": code, "figway-message": message}
-        ch.basic_publish(
-            exchange="",
-            routing_key=props.reply_to,
-            properties=pika.BasicProperties(correlation_id=props.correlation_id, content_type=content_type,
-                                            headers=headers),
-            body=body)
+
+        def reply():
+            ch.basic_publish(
+                exchange="",
+                routing_key=props.reply_to,
+                properties=pika.BasicProperties(correlation_id=props.correlation_id, content_type=content_type,
+                                                headers=headers),
+                body=body)
+
+        if method.redelivered and props.reply_to.startswith(REPLY_TO + "."):
+            self.reply_alone(ch, props.reply_to, reply)
+        else:
+            reply()
         # Ack after the reply is out: if the worker dies in between, the
         # request is redelivered (at-least-once).
         ch.basic_ack(method.delivery_tag)
+
+    def reply_alone(self, ch, reply_to, reply):
+        """Replies to a redelivered request with nothing else of the channel
+        in flight (docs/wire-protocol.md, "A reply to a dead node's channel").
+        RabbitMQ 3.10 closes the connection of a worker that replies to a
+        direct reply-to address whose node has died, and redelivers the
+        request, which would close the next connection the same way until it
+        expires. A basic.qos (the prefetch the channel has already) before
+        the reply makes sure what went before it was taken; one after it is
+        answered only if the reply did not close the connection. If it did,
+        the address is remembered as gone, and when the request comes again
+        it is acked without a reply."""
+        ch.basic_qos(prefetch_count=self.prefetch)
+        reply()
+        try:
+            ch.basic_qos(prefetch_count=self.prefetch)
+        except pika.exceptions.AMQPError:
+            now = time.monotonic()
+            self.gone = {a: at for a, at in self.gone.items() if now - at <= GONE_FOR}
+            self.gone[reply_to] = now
+            raise
+
+    def is_gone(self, reply_to):
+        at = self.gone.get(reply_to)
+        return at is not None and time.monotonic() - at <= GONE_FOR
 
     def handle(self, props, body, content_type):
         name = (props.type or "")
@@ -259,6 +309,50 @@ class Worker:
         return resp.SerializeToString()
 
 
+def serve(args, worker):
+    """Consumes args.queue until SIGTERM or SIGINT. When the connection is
+    lost it connects again a second later, keeping the worker (its store,
+    and the reply-to addresses found gone)."""
+    params = pika.URLParameters(args.amqp)
+    params.heartbeat = 10
+    stopping, ready, ch = False, False, None
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+        if ch is not None and ch.is_open:
+            ch.connection.add_callback_threadsafe(ch.stop_consuming)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        conn = ch = None
+        try:
+            conn = pika.BlockingConnection(params)
+            ch = conn.channel()
+            # The queue as figway's topology declares it in figway.yaml
+            # (durable, classic, no arguments): a declare with other
+            # arguments fails with PRECONDITION_FAILED. Whoever starts first
+            # creates it.
+            ch.exchange_declare("orders", exchange_type="topic", durable=True)
+            ch.queue_declare(args.queue, durable=True)
+            ch.queue_bind(args.queue, "orders", routing_key="orders.#")
+            ch.basic_qos(prefetch_count=args.prefetch)
+            ch.basic_consume(args.queue, worker.on_request)
+            log.info("connected: consuming %s", args.queue)
+            if not ready:
+                print("ready", flush=True)
+                ready = True
+            if not stopping:
+                ch.start_consuming()
+        except pika.exceptions.AMQPError as e:
+            log.warning("connection to the broker lost or refused (%r); connecting again in 1s", e)
+        if conn is not None and conn.is_open:
+            conn.close()
+        if not stopping:
+            time.sleep(1)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/", help="RabbitMQ URL")
@@ -268,31 +362,13 @@ def main():
     p.add_argument("--prefetch", type=int, default=32)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # pika logs each connect, and each failure with a traceback; serve logs
+    # a lost or refused connection once.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
     msg = load_messages(args.descriptors)
-    params = pika.URLParameters(args.amqp)
-    params.heartbeat = 10
-    conn = pika.BlockingConnection(params)
-    ch = conn.channel()
-    # The queue as figway's topology declares it in figway.yaml (durable,
-    # classic, no arguments): a declare with other arguments fails with
-    # PRECONDITION_FAILED. Whoever starts first creates it.
-    ch.exchange_declare("orders", exchange_type="topic", durable=True)
-    ch.queue_declare(args.queue, durable=True)
-    ch.queue_bind(args.queue, "orders", routing_key="orders.#")
-    ch.basic_qos(prefetch_count=args.prefetch)
-    w = Worker(ch, Store(msg), msg)
-    ch.basic_consume(args.queue, w.on_request)
-
-    def stop(*_):
-        conn.add_callback_threadsafe(ch.stop_consuming)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("orders worker (python) consuming %s", args.queue)
-    print("ready", flush=True)
-    ch.start_consuming()
-    conn.close()
+    log.info("orders worker (python) for %s", args.queue)
+    serve(args, Worker(Store(msg), msg, args.prefetch))
     return 0
 
 
