@@ -50,14 +50,22 @@ const echoEnv = "FIGWAY_BENCH_ECHO"
 
 // exitServingEcho serves the echo on addr until killed.
 func exitServingEcho(addr string) {
-	lis, err := net.Listen("tcp", addr)
-	if err == nil {
-		s := grpc.NewServer()
-		ordersv1.RegisterOrderServiceServer(s, echoServer{})
-		err = s.Serve(lis)
-	}
+	err := serveOrders(addr, echoServer{})
 	fmt.Fprintln(os.Stderr, "bench: echo server:", err)
 	os.Exit(1)
+}
+
+// serveOrders serves srv as the OrderService on addr, with grpc-go's
+// defaults, until the process ends: the servers the bench runs as
+// processes of their own.
+func serveOrders(addr string, srv ordersv1.OrderServiceServer) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	s := grpc.NewServer()
+	ordersv1.RegisterOrderServiceServer(s, srv)
+	return s.Serve(lis)
 }
 
 // startEchoProcess runs the echo server as a process of its own, as figway
@@ -207,6 +215,15 @@ func newRawClient(url string, channels int, wire bool) (*rawClient, error) {
 }
 
 func (c *rawClient) call(ctx context.Context, queue string, body []byte) error {
+	b, err := c.roundTrip(ctx, queue, body)
+	if err == nil && len(b) != len(body) {
+		return fmt.Errorf("reply of %d bytes; want %d", len(b), len(body))
+	}
+	return err
+}
+
+// roundTrip sends body to queue and returns the reply's body.
+func (c *rawClient) roundTrip(ctx context.Context, queue string, body []byte) ([]byte, error) {
 	l := c.lanes[c.next.Add(1)%uint32(len(c.lanes))]
 	id := strconv.FormatUint(c.seq.Add(1), 16)
 	msg := amqp.Publishing{CorrelationId: id, ReplyTo: wire.DirectReplyTo, Body: body}
@@ -226,17 +243,14 @@ func (c *rawClient) call(ctx context.Context, queue string, body []byte) error {
 	l.mu.Unlock()
 	if err != nil {
 		l.pending.Delete(id)
-		return err
+		return nil, err
 	}
 	select {
 	case b := <-w:
-		if len(b) != len(body) {
-			return fmt.Errorf("reply of %d bytes; want %d", len(b), len(body))
-		}
-		return nil
+		return b, nil
 	case <-ctx.Done():
 		l.pending.Delete(id)
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 

@@ -16,6 +16,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(watermillEnv); spec != "" {
 		exitServingWatermill(spec) // this test binary, started as the Watermill bridge
 	}
+	if spec := os.Getenv(bareEnv); spec != "" {
+		exitServingBare(spec) // this test binary, started as the bare bridge
+	}
 	os.Exit(m.Run())
 }
 
@@ -38,7 +41,7 @@ func TestBench(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"grpc-echo", "grpc-echo-inproc", "amqp-raw", "amqp-wire", "amqp-tutorial",
-		"figway-grpc", "figway-rest", "figway-rawecho", "figway-event", "watermill-bridge"} {
+		"figway-grpc", "figway-rest", "figway-rawecho", "figway-event", "bare-bridge", "watermill-bridge"} {
 		if seen[s] != 2 {
 			t.Errorf("scenario %s: %d rows; want 2 (c=1 and c=64)", s, seen[s])
 		}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -133,6 +135,28 @@ func (p *figwayProc) goroutines() int {
 		return -1
 	}
 	return n
+}
+
+// metric reads an unlabelled gauge from figway's /metrics; -1 if it can't.
+func (p *figwayProc) metric(name string) float64 {
+	resp, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }
 
 // startWorkers runs the service side of the figway scenarios: an SDK

@@ -16,6 +16,7 @@ type holdResult struct {
 	hold, took time.Duration
 	rss        int64
 	goroutines int
+	stack      float64 // figway's goroutine stacks while holding, bytes (go_memstats_stack_inuse_bytes)
 	firstErr   error
 }
 
@@ -56,9 +57,10 @@ func holdCalls(fw *figwayProc, n int, hold time.Duration) holdResult {
 	}
 	time.Sleep(hold * 3 / 4) // all calls are waiting on the worker now
 	goroutines := fw.goroutines()
+	stack := fw.metric("go_memstats_stack_inuse_bytes")
 	wg.Wait()
 	return holdResult{
 		calls: n, ok: int(ok.Load()), hold: hold, took: time.Since(start),
-		rss: fw.peakRSS(), goroutines: goroutines, firstErr: first,
+		rss: fw.peakRSS(), goroutines: goroutines, stack: stack, firstErr: first,
 	}
 }

@@ -15,6 +15,9 @@
 //	figway-event   event pattern (publish + confirm) through gRPC
 //	figway-rawecho figway-grpc's path with amqp-raw's echo responder in place
 //	               of the SDK worker: figway's own cost, apart from the SDK's
+//	bare-bridge    the least a gateway process can do: grpc-go → amqp-wire's
+//	               messages → the echo responder → back, nothing else
+//	               (bare.go): the floor of figway's CPU per call
 //	watermill-bridge  the bridge written by hand with Watermill instead:
 //	               grpc-go → Watermill request-reply → RabbitMQ → Watermill
 //	               handler → back (watermill.go)
@@ -59,6 +62,9 @@ func main() {
 	}
 	if spec := os.Getenv(watermillEnv); spec != "" {
 		exitServingWatermill(spec)
+	}
+	if spec := os.Getenv(bareEnv); spec != "" {
+		exitServingBare(spec)
 	}
 	if *only != "" {
 		for _, s := range strings.Split(*only, ",") {
@@ -233,6 +239,9 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 		return err
 	})
 
+	if err := measureBridge("bare-bridge", func() (string, int, func(), error) { return startBareBridge(url, channels) }, id, ps, measure); err != nil {
+		return err
+	}
 	if err := measureWatermill(url, channels, id, ps, measure); err != nil {
 		return err
 	}
@@ -251,8 +260,8 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 }
 
 // measureWatermill runs the watermill-bridge scenario: the bridge in a
-// process of its own, in the gateway's CPU column, and as many Watermill
-// workers as figway's scenarios have SDK workers.
+// process of its own, and as many Watermill workers as figway's scenarios
+// have SDK workers.
 func measureWatermill(url string, workers int, id string, ps *procs, measure func(string, func(context.Context) error)) error {
 	const name = "watermill-bridge"
 	if len(selected) > 0 && !selected[name] {
@@ -263,7 +272,16 @@ func measureWatermill(url string, workers int, id string, ps *procs, measure fun
 		return err
 	}
 	defer stopWorkers()
-	addr, pid, stop, err := startWatermillBridge(url)
+	return measureBridge(name, func() (string, int, func(), error) { return startWatermillBridge(url) }, id, ps, measure)
+}
+
+// measureBridge runs the scenario name against a bridge that start runs
+// as a process of its own, with the bridge's CPU in the gateway column.
+func measureBridge(name string, start func() (addr string, pid int, stop func(), err error), id string, ps *procs, measure func(string, func(context.Context) error)) error {
+	if len(selected) > 0 && !selected[name] {
+		return nil
+	}
+	addr, pid, stop, err := start()
 	if err != nil {
 		return err
 	}
@@ -342,15 +360,15 @@ func report(w io.Writer, rs []result, hr holdResult, acks worker.Stats) {
 			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpu.figway, r.cpu.broker, r.cpu.other, r.cpu.total())
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of the gateway (figway; the bridge in watermill-bridge), of the broker, and of the rest (load generator, workers, responder, echo server)")
+	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of the gateway (figway; the bridge in bare-bridge and watermill-bridge), of the broker, and of the rest (load generator, workers, responder, echo server)")
 	for _, r := range rs {
 		if r.firstErr != nil {
 			fmt.Fprintf(w, "first error of %s c=%d: %v\n", r.scenario, r.conc, r.firstErr)
 		}
 	}
 	if hr.calls > 0 {
-		fmt.Fprintf(w, "holding: %d concurrent calls held %v: %d ok, %d failed, all answered in %v; figway peak RSS %.1f MiB, %d goroutines while holding\n",
-			hr.calls, hr.hold, hr.ok, hr.calls-hr.ok, hr.took.Round(time.Millisecond), float64(hr.rss)/(1<<20), hr.goroutines)
+		fmt.Fprintf(w, "holding: %d concurrent calls held %v: %d ok, %d failed, all answered in %v; figway peak RSS %.1f MiB, %d goroutines and %.1f MiB of their stacks while holding\n",
+			hr.calls, hr.hold, hr.ok, hr.calls-hr.ok, hr.took.Round(time.Millisecond), float64(hr.rss)/(1<<20), hr.goroutines, hr.stack/(1<<20))
 		if hr.firstErr != nil {
 			fmt.Fprintf(w, "holding: first error: %v\n", hr.firstErr)
 		}
@@ -377,6 +395,15 @@ func report(w io.Writer, rs []result, hr holdResult, acks worker.Stats) {
 			return "n/a"
 		}
 		return fmt.Sprintf("%.2f", a.rps()/b.rps())
+	}
+	if bb, ok := find(rs, "bare-bridge", 64); ok {
+		// The floors of the three targets figway is measured against,
+		// from the least a gateway process can do (docs/performance.md).
+		fe, _ := find(rs, "figway-rawecho", 64)
+		b1, _ := find(rs, "bare-bridge", 1)
+		fmt.Fprintf(w, "floor (c=64): bare-bridge %.0f calls/s = %.2f of ideal, gateway cpu %.0fµs/call; figway-rawecho %.0f calls/s = %.2f, %.0fµs/call; figway-grpc %.0fµs/call\n",
+			bb.rps(), bb.rps()/ideal, bb.cpu.figway, fe.rps(), fe.rps()/ideal, fe.cpu.figway, fg.cpu.figway)
+		fmt.Fprintf(w, "floor (c=1): p50 bare-bridge %v, figway-grpc %v\n", b1.p50.Round(time.Microsecond), f1.p50.Round(time.Microsecond))
 	}
 	if w1, ok := find(rs, "watermill-bridge", 1); ok {
 		fmt.Fprintf(w, "c=1 p50: figway-grpc %v vs watermill-bridge %v\n", f1.p50.Round(time.Microsecond), w1.p50.Round(time.Microsecond))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 	"github.com/ThreeDotsLabs/watermill/components/requestreply"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -133,13 +131,7 @@ func exitServingWatermill(spec string) {
 		if err != nil {
 			return err
 		}
-		lis, err := net.Listen("tcp", addr)
-		if err != nil {
-			return err
-		}
-		s := grpc.NewServer()
-		ordersv1.RegisterOrderServiceServer(s, &watermillBridge{bus: bus, backend: backend})
-		return s.Serve(lis)
+		return serveOrders(addr, &watermillBridge{bus: bus, backend: backend})
 	}()
 	fmt.Fprintln(os.Stderr, "bench: watermill bridge:", err)
 	os.Exit(1)
