@@ -197,24 +197,10 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 		defer cancel()
 	}
 
-	body, err := transcode(c.Body, c.ContentType, r.contentType, r.Input, r.types)
+	req, err := g.request(r, c)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadRequest, err)
+		return nil, err
 	}
-	md, err := forward(r.Forward, c.Header, r.ForwardLimits)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Method, err)
-	}
-	req := &wire.Request{
-		Method:      r.Method,
-		Body:        body,
-		ContentType: r.contentType,
-		MessageID:   wire.NewID(),
-		Source:      g.source,
-		CloudEvents: r.cloudEvents(),
-		Metadata:    md,
-	}
-	req.Traceparent, req.Tracestate = traceContext(c.Traceparent, c.Tracestate)
 
 	// An rpc call that nobody would answer is not published. On a route
 	// that falls back, it goes to legacy by the queue's state, as it does
@@ -250,6 +236,33 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 	return res, err
 }
 
+// request returns the message of call c on r. (The functions of a call's
+// path are kept small, cold and bulky parts in functions of their own: a
+// call's goroutine is deepest while the message is written to RabbitMQ,
+// and every frame on the way counts; docs/performance.md, "Held calls and
+// goroutine stacks".)
+func (g *Gateway) request(r *Route, c *Call) (*wire.Request, error) {
+	body, err := transcode(c.Body, c.ContentType, r.contentType, r.Input, r.types)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", r.Method, ErrBadRequest, err)
+	}
+	md, err := forward(r.Forward, c.Header, r.ForwardLimits)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Method, err)
+	}
+	req := &wire.Request{
+		Method:      r.Method,
+		Body:        body,
+		ContentType: r.contentType,
+		MessageID:   wire.NewID(),
+		Source:      g.source,
+		CloudEvents: r.cloudEvents(),
+		Metadata:    md,
+	}
+	req.Traceparent, req.Tracestate = traceContext(c.Traceparent, c.Tracestate)
+	return req, nil
+}
+
 // dispatch publishes req on r and waits for its answer: the broker's
 // confirm for an event, the reply for an rpc call. An rpc call that failed
 // before reaching the broker, or — on a retry: idempotent route — whose
@@ -257,19 +270,35 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 // same message id, if its deadline allows.
 func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Request, deadline time.Time) (*Result, error) {
 	if r.Pattern == PatternEvent {
-		req.Persistent = true
-		if err := g.pub.Publish(ctx, r.Exchange, r.RoutingKey, req); err != nil {
-			return nil, fmt.Errorf("%s: %w", r.Method, err)
-		}
-		return &Result{Body: emptyReply(c.Accept), ContentType: c.Accept, EventID: req.MessageID}, nil
+		return g.event(ctx, r, c, req)
 	}
-
 	req.Deadline = deadline
 	rep, err := g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
-	// A call is published once more; on a retry: idempotent route, a call
-	// that provably never left figway gets up to two tries beyond that: it
-	// can fail before the client has noticed its connection is gone, and
-	// then the first retry finds it "connected" and fails the same way.
+	if err != nil && retryable(r, err) && ctx.Err() == nil {
+		rep, err = g.retry(ctx, r, req, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Method, err)
+	}
+	return result(r, c, rep)
+}
+
+// event publishes the event req on r and waits for the broker's confirm.
+func (g *Gateway) event(ctx context.Context, r *Route, c *Call, req *wire.Request) (*Result, error) {
+	req.Persistent = true
+	if err := g.pub.Publish(ctx, r.Exchange, r.RoutingKey, req); err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Method, err)
+	}
+	return &Result{Body: emptyReply(c.Accept), ContentType: c.Accept, EventID: req.MessageID}, nil
+}
+
+// retry publishes the rpc call req, whose first try failed with err, once
+// more; on a retry: idempotent route, a call that provably never left
+// figway gets up to two tries beyond that: it can fail before the client
+// has noticed its connection is gone, and then the first retry finds it
+// "connected" and fails the same way.
+func (g *Gateway) retry(ctx context.Context, r *Route, req *wire.Request, err error) (*Reply, error) {
+	var rep *Reply
 	for i := 0; err != nil && retryable(r, err) && ctx.Err() == nil; i++ {
 		if i > 0 && (i > 2 || r.Retry != RetryIdempotent || !errors.Is(err, ErrNotPublished)) {
 			break
@@ -287,9 +316,11 @@ func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Req
 		g.log.Debug("publishing the call again", "route", r.Method, "correlation_id", req.CorrelationID, "err", err)
 		rep, err = g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Method, err)
-	}
+	return rep, err
+}
+
+// result returns the answer to c of the reply rep on r.
+func result(r *Route, c *Call, rep *Reply) (*Result, error) {
 	if rep.Status != nil {
 		return nil, &ReplyError{Method: r.Method, Status: rep.Status, Header: rep.Header, Trailer: rep.Trailer}
 	}

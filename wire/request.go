@@ -43,9 +43,43 @@ type Request struct {
 // FormatTime renders t as figway's header timestamps are: RFC 3339 in
 // UTC with exactly nine fraction digits, always 30 characters
 // ("2026-11-26T12:00:01.500400000Z").
+//
+// Every rpc request carries one (figway-deadline), so it is written by
+// hand: time.Time.AppendFormat interprets the layout, and its frames were
+// the deepest point of a call's goroutine (docs/performance.md, "Held
+// calls and goroutine stacks"). Years outside 0–9999 go through
+// AppendFormat.
 func FormatTime(t time.Time) string {
-	var b [len(TimeLayout)]byte
-	return string(t.UTC().AppendFormat(b[:0], TimeLayout))
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return string(t.AppendFormat(nil, TimeLayout))
+	}
+	h, mi, s := t.Clock()
+	var b [30]byte
+	digits(b[0:4], y)
+	b[4] = '-'
+	digits(b[5:7], int(mo))
+	b[7] = '-'
+	digits(b[8:10], d)
+	b[10] = 'T'
+	digits(b[11:13], h)
+	b[13] = ':'
+	digits(b[14:16], mi)
+	b[16] = ':'
+	digits(b[17:19], s)
+	b[19] = '.'
+	digits(b[20:29], t.Nanosecond())
+	b[29] = 'Z'
+	return string(b[:])
+}
+
+// digits writes v's last len(b) decimal digits into b, zero-padded.
+func digits(b []byte, v int) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
 }
 
 // Expiration renders the time a request has left as an AMQP expiration:

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -97,6 +98,17 @@ func TestFormatTime(t *testing.T) {
 		if !ok || err != nil || !back.Equal(tc.in) {
 			t.Errorf("Deadline(%q) = %v %v %v; want %v", got, back, ok, err, tc.in)
 		}
+	}
+	// The hand-written formatter agrees with the layout everywhere.
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		in := time.Unix(r.Int64N(253402300800), r.Int64N(1e9)).In(time.FixedZone("", r.IntN(50_000)-25_000))
+		if got, want := FormatTime(in), in.UTC().Format(TimeLayout); got != want {
+			t.Fatalf("FormatTime(%v) = %q; want %q", in, got, want)
+		}
+	}
+	if got, want := FormatTime(time.Date(12345, 1, 2, 3, 4, 5, 6, time.UTC)), "12345-01-02T03:04:05.000000006Z"; got != want {
+		t.Errorf("FormatTime(year 12345) = %q; want %q", got, want)
 	}
 	// Other publishers may send fewer digits, or none: still a deadline.
 	for _, s := range []string{"2026-11-26T12:00:01Z", "2026-11-26T12:00:01.5+01:00", "2026-11-26T12:00:01.5004Z"} {

@@ -15,6 +15,7 @@ import (
 type call struct {
 	exchange, key string
 	pub           func() amqp.Publishing // renders the message at publish time
+	msg           amqp.Publishing        // owner-local: the message while the lane writes it
 	event         bool
 	msgID         string
 	corrID        string

@@ -214,6 +214,11 @@ func (c *Client) Call(ctx context.Context, exchange, key string, req *wire.Reque
 	if err != nil {
 		return nil, err
 	}
+	return reply(&o)
+}
+
+// reply returns the gateway's reply of the outcome of a call.
+func reply(o *outcome) (*gateway.Reply, error) {
 	st, err := wire.ReplyStatus(o.headers)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", gateway.ErrBadReply, err)
@@ -264,11 +269,22 @@ func (c *Client) Publish(ctx context.Context, exchange, key string, req *wire.Re
 
 // await hands cl to l and waits for its outcome, the caller giving up, the
 // lane dying or the broker blocking the connection — whichever comes first.
+//
+// The publish and the wait are two calls, not one function: a call's
+// goroutine is deepest while amqp091-go writes the message, and every
+// frame below that point counts (docs/performance.md, "Held calls and
+// goroutine stacks").
 func (c *Client) await(ctx context.Context, l *lane, cl *call) (outcome, error) {
 	blocking := *l.s.blocking.Load()
 	if err := l.submit(ctx, cl); err != nil {
 		return outcome{}, err
 	}
+	return l.wait(ctx, cl, blocking)
+}
+
+// wait waits for the outcome of cl, submitted to l when blocking was the
+// session's blocking channel.
+func (l *lane) wait(ctx context.Context, cl *call, blocking <-chan struct{}) (outcome, error) {
 	select {
 	case o := <-cl.done:
 		return o, o.err

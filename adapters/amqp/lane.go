@@ -187,24 +187,49 @@ func (l *lane) submit(ctx context.Context, cl *call) error {
 }
 
 // publish writes cl on the channel. The caller holds the write token.
+//
+// Its frame is kept small, the work before and after the write in
+// functions of their own: the caller's goroutine is deepest inside
+// amqp091-go's write, and a frame less here is a stack that need not grow
+// for every call (docs/performance.md, "Held calls and goroutine stacks").
 func (l *lane) publish(cl *call) {
+	tag, err := l.prepare(cl)
+	if err != nil {
+		cl.resolve(outcome{err: err})
+		return
+	}
+	err = l.ch.Publish(cl.exchange, cl.key, true, false, cl.msg)
+	cl.msg = amqp.Publishing{} // a held call keeps no body or headers
+	if err != nil {
+		l.unpublished(cl, tag, err)
+		return
+	}
+	cl.published.Store(true)
+	if l.c.afterPublish != nil {
+		l.c.afterPublish(l.ch, cl.event)
+	}
+}
+
+// prepare renders cl's message and registers cl for the broker's confirm
+// under the delivery tag it returns, or returns why cl cannot be
+// published.
+func (l *lane) prepare(cl *call) (tag uint64, err error) {
 	if l.s.blocked.Load() {
 		// The broker blocked the connection: a write now could block in a
 		// socket the broker no longer reads.
-		cl.resolve(outcome{err: l.s.blockedErr(gateway.ErrNotPublished)})
-		return
+		return 0, l.s.blockedErr(gateway.ErrNotPublished)
 	}
 	// A content header larger than frame_max makes the broker close the
 	// connection (FRAME_ERROR), failing every call on it: refuse this one
 	// alone, unpublished (docs/wire-protocol.md, "Size of the headers").
-	p := cl.pub()
-	if err := amqpwire.FitsFrame(&p, l.frameMax); err != nil {
-		cl.resolve(outcome{err: fmt.Errorf("%w: %w", gateway.ErrHeadersTooLarge, err)})
-		return
+	cl.msg = cl.pub()
+	if err := amqpwire.FitsFrame(&cl.msg, l.frameMax); err != nil {
+		cl.msg = amqp.Publishing{}
+		return 0, fmt.Errorf("%w: %w", gateway.ErrHeadersTooLarge, err)
 	}
 	// Registered before the write: the broker's confirm may be handled by
 	// run before this goroutine runs again.
-	tag := l.ch.GetNextPublishSeqNo()
+	tag = l.ch.GetNextPublishSeqNo()
 	cl.sentAt = time.Now()
 	l.mu.Lock()
 	l.unconfirmed[tag] = cl
@@ -212,26 +237,25 @@ func (l *lane) publish(cl *call) {
 		l.events[cl.msgID] = cl
 	}
 	l.mu.Unlock()
-	if err := l.ch.Publish(cl.exchange, cl.key, true, false, p); err != nil {
-		l.mu.Lock()
-		delete(l.unconfirmed, tag)
-		if cl.event {
-			delete(l.events, cl.msgID)
-		}
-		l.mu.Unlock()
-		// amqp091-go checks for a closed channel or connection before it
-		// writes; any other error came from a write that may have gone out.
-		sent := gateway.ErrChannelLost
-		if errors.Is(err, amqp.ErrClosed) {
-			sent = gateway.ErrNotPublished
-		}
-		cl.resolve(outcome{err: fmt.Errorf("%w: %w: publish: %v", gateway.ErrUnavailable, sent, err)})
-		return
+	return tag, nil
+}
+
+// unpublished undoes prepare for cl, whose write failed with err, and
+// fails it.
+func (l *lane) unpublished(cl *call, tag uint64, err error) {
+	l.mu.Lock()
+	delete(l.unconfirmed, tag)
+	if cl.event {
+		delete(l.events, cl.msgID)
 	}
-	cl.published.Store(true)
-	if l.c.afterPublish != nil {
-		l.c.afterPublish(l.ch, cl.event)
+	l.mu.Unlock()
+	// amqp091-go checks for a closed channel or connection before it
+	// writes; any other error came from a write that may have gone out.
+	sent := gateway.ErrChannelLost
+	if errors.Is(err, amqp.ErrClosed) {
+		sent = gateway.ErrNotPublished
 	}
+	cl.resolve(outcome{err: fmt.Errorf("%w: %w: publish: %v", gateway.ErrUnavailable, sent, err)})
 }
 
 // drainReturns handles the returns already notified. l.mu is held.

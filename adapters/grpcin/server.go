@@ -200,17 +200,30 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 	start := time.Now()
 	res, err := s.gw.InvokeRoute(ctx, r, c)
 	if err != nil {
-		if re := (*gateway.ReplyError)(nil); errors.As(err, &re) {
-			if len(re.Header) > 0 {
-				stream.SetHeader(re.Header)
-			}
-			stream.SetTrailer(re.Trailer)
-		}
-		st := gateway.Status(err)
-		s.log.LogAttrs(ctx, gateway.LogLevel(st.Code()), "call failed",
-			slog.String("method", method), slog.String("code", st.Code().String()), slog.String("err", err.Error()))
-		return st.Err()
+		return s.failed(ctx, stream, method, err)
 	}
+	return s.answer(ctx, stream, method, res, start)
+}
+
+// failed answers a call that failed with err, and logs it. (It and
+// answer are functions of their own to keep handle's frame small: a
+// call's goroutine is deepest while the message is written to RabbitMQ
+// under handle, docs/performance.md, "Held calls and goroutine stacks".)
+func (s *Server) failed(ctx context.Context, stream grpc.ServerStream, method string, err error) error {
+	if re := (*gateway.ReplyError)(nil); errors.As(err, &re) {
+		if len(re.Header) > 0 {
+			stream.SetHeader(re.Header)
+		}
+		stream.SetTrailer(re.Trailer)
+	}
+	st := gateway.Status(err)
+	s.log.LogAttrs(ctx, gateway.LogLevel(st.Code()), "call failed",
+		slog.String("method", method), slog.String("code", st.Code().String()), slog.String("err", err.Error()))
+	return st.Err()
+}
+
+// answer sends the result of a call that started at start.
+func (s *Server) answer(ctx context.Context, stream grpc.ServerStream, method string, res *gateway.Result, start time.Time) error {
 	if s.accessLog {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "call",
 			slog.String("method", method), slog.String("code", "OK"), slog.Duration("took", time.Since(start)))
