@@ -53,7 +53,7 @@ func main() {
 	holding := flag.Int("holding", 10000, "concurrent calls in the holding test (0 skips it)")
 	hold := flag.Duration("hold", 2*time.Second, "how long the worker holds each call in the holding test")
 	channels := flag.Int("channels", 4, "AMQP channels of figway and of amqp-raw")
-	profile := flag.String("profile", "", "if set, write figway's CPU profile during figway-grpc c=64 to this file")
+	profile := flag.String("profile", "", "if set, write figway's CPU profile during figway-grpc c=64 to this file, and its allocation profile after figway-grpc to this file + .allocs")
 	trace := flag.String("trace", "", "if set, write figway's execution trace of 1s of figway-grpc c=1 to this file (go tool trace)")
 	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
 	flag.Parse()
@@ -202,6 +202,9 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	before := workerStats()
 	measure("figway-grpc", getOrder)
 	profiled.Wait()
+	if profile != "" { // figway's allocations since its start, mostly figway-grpc's calls
+		fetch(fw, profile+".allocs", "allocs", 0)
+	}
 	acks := workerStats()
 	acks.Replied -= before.Replied
 	acks.Acks -= before.Acks
