@@ -20,6 +20,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
 
@@ -44,13 +45,15 @@ topology:
   queues: [{name: bench.figway}, {name: bench.events}, {name: bench.slow}]
 `
 
+// freeAddr returns a loopback address for a listener of a process the
+// bench starts, with a port from rabbitmqtest.FreePort: outside the
+// kernel's ephemeral range, so no outgoing connection takes it first.
 func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := rabbitmqtest.FreePort()
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // startFigway builds cmd/figway and runs it against url.

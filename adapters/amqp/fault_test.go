@@ -14,6 +14,7 @@ import (
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/gateway"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/polltest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/internal/tcpproxy"
@@ -414,12 +415,10 @@ func TestNextURLAtOnce(t *testing.T) {
 // deadURL returns rawURL pointed at a loopback port nothing listens on.
 func deadURL(t *testing.T, rawURL string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close() // nothing listens there once the test runs
-	return viaProxy(t, rawURL, ln.Addr().String())
+	// A port outside the ephemeral range: a dial to a port inside it can
+	// (rarely) be given that same port as its local one and connect to
+	// itself.
+	return viaProxy(t, rawURL, faulttest.FreeAddr(t))
 }
 
 // TestEventRepublishedAfterChannelLoss: an event whose channel dies after

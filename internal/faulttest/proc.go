@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -34,15 +35,16 @@ func (s *SyncBuffer) String() string {
 }
 
 // FreeAddr returns a loopback address with a port free at the time of the
-// call, for a listener of a process the test starts.
+// call, for a listener of a process the test starts. The port comes from
+// [rabbitmqtest.FreePort]: outside the kernel's ephemeral range, so no
+// outgoing connection takes it before the process binds it.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := rabbitmqtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // A Process is a child process of the test, such as `figway serve`.

@@ -41,13 +41,15 @@
 // current user, with every path (data, logs, pid file, plugins, config,
 // HOME and so the Erlang cookie) inside a fresh directory under
 // [os.TempDir], an AMQP listener on 127.0.0.1 and free ports for AMQP and
-// Erlang distribution. It does not use the Debian wrapper /usr/sbin/rabbitmq-server,
-// which switches to the rabbitmq user through su: through su the broker is
-// no longer a child of the test binary and cannot be tied to its life.
-// Instead the Erlang VM replaces the script's shell (it runs with
-// RUNNING_UNDER_SYSTEMD=true, which makes the script exec erl), in a process
-// group of its own; on Linux the kernel kills it with SIGKILL when the test
-// binary dies, however it dies, so a crashed test leaves no broker behind.
+// Erlang distribution, chosen by [FreePort] outside the kernel's ephemeral
+// port range (and chosen again if the node finds one taken). It does not
+// use the Debian wrapper /usr/sbin/rabbitmq-server, which switches to the
+// rabbitmq user through su: through su the broker is no longer a child of
+// the test binary and cannot be tied to its life. Instead the Erlang VM
+// replaces the script's shell (it runs with RUNNING_UNDER_SYSTEMD=true,
+// which makes the script exec erl), in a process group of its own; on
+// Linux the kernel kills it with SIGKILL when the test binary dies, however
+// it dies, so a crashed test leaves no broker behind.
 //
 // Nodes never use port 5672, the default node name or the default data
 // directory, so they neither see nor disturb a broker the distribution may

@@ -30,6 +30,9 @@ const (
 	stopTimeout = 30 * time.Second
 	// logTailLines is how much of console.log a start error carries.
 	logTailLines = 40
+	// startAttempts is how many times start launches a node, on new
+	// ports each time, while its ports turn out to be taken.
+	startAttempts = 4
 )
 
 // ErrExternal is returned by the methods that control a node when the node
@@ -39,6 +42,11 @@ var ErrExternal = errors.New("rabbitmqtest: node is external (FIGWAY_TEST_AMQP_U
 // errPortInUse marks a start that failed because a port was taken between
 // choosing it and the node binding it; Start retries with new ports.
 var errPortInUse = errors.New("port in use")
+
+// portClashes are what console.log says when a node could not bind a
+// port: the AMQP listener's error, and the check RabbitMQ makes of the
+// distribution port before it starts distribution.
+var portClashes = []string{"eaddrinuse", "dist_port_already_used"}
 
 // nodeSeq numbers the nodes of this process, to make node names unique.
 var nodeSeq atomic.Int64
@@ -83,6 +91,10 @@ func (p *process) exited() bool {
 // (figway-test-<pid>-<n>@localhost) in a fresh directory under [os.TempDir],
 // and returns when it accepts AMQP connections. ctx bounds the start only;
 // if it has no deadline, 2 minutes is used. Call [Node.Close] when done.
+//
+// The ports come from [FreePort]. If the node fails because one was taken
+// before it bound it, Start launches it again on new ports, up to 4 times
+// in all.
 func Start(ctx context.Context) (*Node, error) {
 	return start(ctx, rand.Text()) // 26 base32 characters, 130 random bits
 }
@@ -90,6 +102,21 @@ func Start(ctx context.Context) (*Node, error) {
 // start is Start with the Erlang cookie to use: nodes that share one can
 // be clustered.
 func start(ctx context.Context, cookie string) (*Node, error) {
+	return startOn(ctx, cookie, freePorts, startAttempts)
+}
+
+// freePorts chooses the AMQP and distribution ports of a node.
+func freePorts() (amqpPort, distPort int, err error) {
+	if amqpPort, err = FreePort(); err != nil {
+		return 0, 0, err
+	}
+	distPort, err = FreePort()
+	return amqpPort, distPort, err
+}
+
+// startOn is start with the ports chosen by ports, launching the node up
+// to attempts times while a port clashes.
+func startOn(ctx context.Context, cookie string, ports func() (amqpPort, distPort int, err error), attempts int) (*Node, error) {
 	bin, err := findScripts()
 	if err != nil {
 		return nil, err
@@ -108,10 +135,7 @@ func start(ctx context.Context, cookie string) (*Node, error) {
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		if n.port, err = freePort(); err == nil {
-			n.distPort, err = freePort(n.port)
-		}
-		if err != nil {
+		if n.port, n.distPort, err = ports(); err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("rabbitmqtest: choose ports: %w", err)
 		}
@@ -122,11 +146,14 @@ func start(ctx context.Context, cookie string) (*Node, error) {
 		if err == nil {
 			return n, nil
 		}
-		if attempt < 3 && errors.Is(err, errPortInUse) {
-			continue
+		if !errors.Is(err, errPortInUse) {
+			os.RemoveAll(dir)
+			return nil, err
 		}
-		os.RemoveAll(dir)
-		return nil, err
+		if attempt == attempts {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("rabbitmqtest: a port of the node was taken before it bound it, on each of %d attempts with new ports; the last: %w", attempts, err)
+		}
 	}
 }
 
@@ -202,6 +229,11 @@ func (n *Node) launch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rabbitmqtest: %w", err)
 	}
+	// A start error shows (and is judged by) this run's lines only.
+	var logFrom int64
+	if fi, err := logf.Stat(); err == nil {
+		logFrom = fi.Size()
+	}
 	fmt.Fprintf(logf, "\n==== rabbitmqtest: starting %s (amqp %d, dist %d) at %s\n",
 		n.name, n.port, n.distPort, time.Now().Format(time.RFC3339Nano))
 
@@ -242,10 +274,10 @@ func (n *Node) launch(ctx context.Context) error {
 		select {
 		case <-p.done:
 			n.proc = nil
-			return n.startError(fmt.Errorf("node exited after %v: %v", time.Since(startedAt).Round(time.Millisecond), p.err))
+			return n.startError(logFrom, fmt.Errorf("node exited after %v: %v", time.Since(startedAt).Round(time.Millisecond), p.err))
 		case <-ctx.Done():
 			n.killLocked()
-			return n.startError(fmt.Errorf("node not accepting AMQP connections after %v: %w", time.Since(startedAt).Round(time.Millisecond), ctx.Err()))
+			return n.startError(logFrom, fmt.Errorf("node not accepting AMQP connections after %v: %w", time.Since(startedAt).Round(time.Millisecond), ctx.Err()))
 		case <-tick.C:
 			if n.acceptsAMQP() {
 				return nil
@@ -266,21 +298,25 @@ func (n *Node) acceptsAMQP() bool {
 	return true
 }
 
-// startError wraps err with the node's name and the tail of its console log.
-func (n *Node) startError(err error) error {
-	tail := logTail(filepath.Join(n.dir, "console.log"), logTailLines)
-	if strings.Contains(tail, "eaddrinuse") {
+// startError wraps err with the node's name and the tail of what this run
+// wrote to its console log, from offset from on. If that says a port was
+// taken, the error matches errPortInUse.
+func (n *Node) startError(from int64, err error) error {
+	tail := logTail(filepath.Join(n.dir, "console.log"), from, logTailLines)
+	if slices.ContainsFunc(portClashes, func(s string) bool { return strings.Contains(tail, s) }) {
 		err = fmt.Errorf("%w (%w)", err, errPortInUse)
 	}
 	return fmt.Errorf("rabbitmqtest: node %s: %w\n--- last lines of %s/console.log:\n%s", n.name, err, n.dir, tail)
 }
 
-// logTail returns the last lines of a file, or why it cannot.
-func logTail(path string, lines int) string {
+// logTail returns the last lines of a file from offset from on, or why it
+// cannot.
+func logTail(path string, from int64, lines int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
+	b = b[min(from, int64(len(b))):]
 	const max = 64 << 10
 	if len(b) > max {
 		b = b[len(b)-max:]
@@ -448,23 +484,4 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	return errors.Join(err, os.RemoveAll(n.dir))
-}
-
-// freePort returns a TCP port free on 127.0.0.1, other than those in
-// exclude, 5672, and the ports rabbitmqctl uses for its own distribution
-// (35672–35682 by default).
-func freePort(exclude ...int) (int, error) {
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if port == 5672 || (port >= 35672 && port <= 35682) || slices.Contains(exclude, port) {
-			continue
-		}
-		return port, nil
-	}
-	return 0, errors.New("no free port")
 }
