@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/faulttest"
 	"github.com/figway/figway/internal/promtest"
 	"github.com/figway/figway/internal/rabbitmqtest"
 )
@@ -91,6 +92,9 @@ func TestHostileHeadersFailAlone(t *testing.T) {
 			path := writeOpsRoutes(t, "", a, url, map[string]string{"SERVER": tc.server})
 			appendFile(t, path, "defaults: {forward_headers: [x-tenant-id]}\n")
 			serveInProcess(t, path, a, true)
+			// The worker consumes once figway has declared its queue, after
+			// a retry that can take longer than warmUp waits.
+			faulttest.WaitConsuming(t, w)
 			orders := ordersv1.NewOrderServiceClient(dialPlain(t, a.grpc))
 			warmUp(t, orders)
 
