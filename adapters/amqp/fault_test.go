@@ -63,7 +63,7 @@ func checkReport(t *testing.T, name string, rs []result, rep faultReport, failWi
 		if i == 3 {
 			break
 		}
-		t.Errorf("%s: a call took %v (err %v); want every call answered within its deadline %v + 200ms", name, r.took(), r.err, loadDeadline)
+		t.Errorf("%s: a call took %v (err %v); want every call answered within its deadline %v + %v", name, r.took(), r.err, loadDeadline, deadlineSlack)
 	}
 	if failWithin > 0 && rep.timeToFail > failWithin {
 		t.Errorf("%s: calls in flight at the fault ended %v after it; want within %v", name, rep.timeToFail, failWithin)
