@@ -20,6 +20,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/polltest"
+	"github.com/figway/figway/internal/rabbitmqtest"
 	"github.com/figway/figway/worker"
 )
 
@@ -106,15 +107,7 @@ func rawQueue(t *testing.T, url string) <-chan amqp091.Delivery {
 // rawConsumer is rawQueue with the channel it consumes on, to answer on.
 func rawConsumer(t *testing.T, url string) (*amqp091.Channel, <-chan amqp091.Delivery) {
 	t.Helper()
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := rabbitmqtest.Channel(t, url)
 	ds, err := ch.Consume("orders.requests", "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ func replyToGoneDropped(t *testing.T, amqpURL, encoding, grpcAddr string, log *f
 	// The deadline outlasts the wait below: a worker that does not drop the
 	// reply crashes on the request until the test gives up.
 	p := getOrder(encoding, faulttest.GoneReplyTo(t, amqpURL), time.Now().Add(time.Minute))
-	if err := channel(t, amqpURL).PublishWithContext(context.Background(), "", "orders.requests", false, false, p); err != nil {
+	if err := rabbitmqtest.Channel(t, amqpURL).PublishWithContext(context.Background(), "", "orders.requests", false, false, p); err != nil {
 		t.Fatal(err)
 	}
 	took := polltest.Until(t, 20*time.Second, "the worker's log line of the dropped reply", func() bool { return dropped() == 1 })

@@ -225,7 +225,7 @@ func demoREST(t *testing.T, addr string) {
 // figway-deadline has passed and then a live one: the worker answers the
 // live one only (it serves one queue in order, so by then it has seen both).
 func expiredDropped(t *testing.T, url, encoding string) {
-	ch := channel(t, url)
+	ch := rabbitmqtest.Channel(t, url)
 	replies, err := ch.Consume(wire.DirectReplyTo, "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -253,22 +253,6 @@ func expiredDropped(t *testing.T, url, encoding string) {
 		t.Errorf("a second reply (%s): the expired request was answered", d.CorrelationId)
 	case <-time.After(200 * time.Millisecond):
 	}
-}
-
-// channel returns a channel of a new connection to url, closed when the
-// test ends.
-func channel(t *testing.T, url string) *amqp.Channel {
-	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
 }
 
 // getOrder returns GetOrder(o-1) as figway publishes it on a route of the

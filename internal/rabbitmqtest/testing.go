@@ -182,3 +182,19 @@ func external(rawURL string) (*Node, error) {
 	}
 	return &Node{url: rawURL, port: u.Port, external: true}, nil
 }
+
+// Channel returns a channel on a new connection to url; the connection is
+// closed when the test ends.
+func Channel(t testing.TB, url string) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}

@@ -70,15 +70,7 @@ func (c *client) call(method string, req, resp proto.Message) codes.Code {
 
 func TestOrdersWorker(t *testing.T) {
 	url := rabbitmqtest.ForTest(t).NewVHost(t)
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := rabbitmqtest.Channel(t, url)
 	replies, err := ch.Consume(wire.DirectReplyTo, "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
