@@ -15,17 +15,17 @@ import (
 // it is a headers exchange (which routes by message headers), or no
 // binding matches.
 //
-// Quorum and stream queues of the topology are left out: the consumer
-// count a queue.declare returns for them is not authoritative in a cluster
-// (docs/errors.md, "No consumer"), and figway must not fail calls on it.
+// Stream queues of the topology are left out: their consumers read from
+// an offset and do not take requests off the queue (docs/errors.md, "No
+// consumer"). Classic and quorum queues are counted.
 func (c *Config) Queues(r *Route) []string {
 	out := c.routeQueues(r)
 	return slices.DeleteFunc(out, func(q string) bool { return !c.countable(q) })
 }
 
 // countable reports whether the consumer count RabbitMQ gives for queue is
-// one figway acts on: a classic queue, or one the topology does not
-// declare (the route's queue: key names a queue figway takes as it is).
+// one figway acts on: a classic or quorum queue, or one the topology does
+// not declare (the route's queue: key names a queue figway takes as it is).
 func (c *Config) countable(queue string) bool {
 	for _, q := range c.Topology.Queues {
 		if q.Name != queue {
@@ -35,7 +35,7 @@ func (c *Config) countable(queue string) bool {
 		if t, ok := q.Arguments["x-queue-type"].(string); ok {
 			typ = t
 		}
-		return typ == "" || typ == "classic"
+		return typ != "stream"
 	}
 	return true
 }

@@ -14,7 +14,7 @@ func TestQueues(t *testing.T) {
 			{Name: "get", Bind: []Binding{{Exchange: "t", Key: "orders.get"}, {Exchange: "d", Key: "orders.get"}}},
 			{Name: "star", Bind: []Binding{{Exchange: "t", Key: "*.get.*"}, {Exchange: "amq.topic", Key: "#"}}},
 			{Name: "hq", Bind: []Binding{{Exchange: "h"}}},
-			// Quorum and stream queues: their counts are not acted on.
+			// Stream queues: their counts are not acted on.
 			{Name: "qq", Type: "quorum", Bind: []Binding{{Exchange: "t", Key: "orders.get"}}},
 			{Name: "sq", Arguments: map[string]any{"x-queue-type": "stream"}, Bind: []Binding{{Exchange: "d", Key: "orders.get"}}},
 			{Name: "cq", Arguments: map[string]any{"x-queue-type": "classic"}, Bind: []Binding{{Exchange: "d", Key: "orders.get"}}},
@@ -24,7 +24,7 @@ func TestQueues(t *testing.T) {
 		route Route
 		want  []string
 	}{
-		{Route{Exchange: "t", RoutingKey: "orders.get"}, []string{"all", "get"}},
+		{Route{Exchange: "t", RoutingKey: "orders.get"}, []string{"all", "get", "qq"}},
 		{Route{Exchange: "t", RoutingKey: "orders.get.v2"}, []string{"all", "star"}},
 		{Route{Exchange: "t", RoutingKey: "orders"}, []string{"all"}},
 		{Route{Exchange: "t", RoutingKey: "billing.pay"}, nil},
@@ -35,8 +35,9 @@ func TestQueues(t *testing.T) {
 		{Route{Exchange: "h", RoutingKey: "k"}, nil},
 		{Route{Exchange: "elsewhere", RoutingKey: "k"}, nil},
 		{Route{RoutingKey: "orders.get"}, []string{"orders.get"}},
-		{Route{RoutingKey: "qq"}, nil},
-		{Route{Exchange: "t", RoutingKey: "x", Queue: "qq"}, nil},
+		{Route{RoutingKey: "qq"}, []string{"qq"}},
+		{Route{Exchange: "t", RoutingKey: "x", Queue: "qq"}, []string{"qq"}},
+		{Route{RoutingKey: "sq"}, nil},
 		{Route{Exchange: "t", RoutingKey: "billing.pay", Queue: "billing"}, []string{"billing"}},
 		{Route{To: TargetLegacy}, nil},
 	} {

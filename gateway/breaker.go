@@ -82,6 +82,14 @@ func breakerOutcome(err error) resilience.Outcome {
 		}
 		return resilience.Success
 	}
+	if errors.Is(err, ErrNacked) {
+		// A nack counts only once the route's publishes have been refused
+		// for a while (resilience.BreakerSettings.RefusalGrace): RabbitMQ
+		// 3.10 nacks publishes to a quorum queue whose leader is being
+		// elected, for about 0.3 s after its node died; a queue at its
+		// length limit (x-overflow reject-publish) refuses until drained.
+		return resilience.Refused
+	}
 	if Code(err) == codes.Canceled || linkDown(err) || errors.Is(err, ErrHeadersTooLarge) {
 		// An oversized call is the caller's doing, not the destination's:
 		// it fails alone and says nothing about the route.
@@ -100,15 +108,40 @@ func linkDown(err error) bool {
 
 // retryable reports whether a failed rpc call may be published once more:
 // when it provably never reached the broker, on any route; when its channel
-// or connection died after it was written, only on a route whose method is
-// idempotent (retry: idempotent). Never after a nack or a return (the same
-// publish would meet the same refusal), a reply, or the deadline.
+// or connection died after it was written, or the broker nacked it (a
+// quorum queue electing a new leader), only on a route whose method is
+// idempotent (retry: idempotent). Never after a return (the same publish
+// would meet the same refusal), a reply, or the deadline.
 func retryable(r *Route, err error) bool {
 	switch {
 	case errors.Is(err, ErrNotPublished):
 		return true
-	case errors.Is(err, ErrChannelLost):
+	case errors.Is(err, ErrChannelLost), errors.Is(err, ErrNacked):
 		return r.Retry == RetryIdempotent
 	}
 	return false
+}
+
+// nackBackoff spaces the publishes of a call the broker keeps nacking: a
+// quorum queue's leader election takes about 0.3 s (docs/errors.md,
+// "Retries").
+var nackBackoff = resilience.Backoff{Min: 20 * time.Millisecond, Max: 250 * time.Millisecond}
+
+// retryDelay returns how long to wait before retry number i (from 0) of a
+// call whose last try failed with err, a retryable error, or false when the
+// call gets no more tries. A nacked call is tried again until its deadline;
+// one that never left figway up to three times on a retry: idempotent route
+// (it can fail before the client has noticed that its connection is gone,
+// and then the first retry finds it "connected" and fails the same way),
+// once elsewhere; one whose channel died, once.
+func retryDelay(r *Route, err error, i int) (time.Duration, bool) {
+	switch {
+	case errors.Is(err, ErrNacked):
+		return nackBackoff.Delay(i), true
+	case i == 0:
+		return 0, true
+	case i <= 2 && r.Retry == RetryIdempotent && errors.Is(err, ErrNotPublished):
+		return time.Duration(i) * 50 * time.Millisecond, true
+	}
+	return 0, false
 }

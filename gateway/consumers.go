@@ -11,20 +11,27 @@ import (
 // a call fails for want of a consumer.
 const recountWait = 250 * time.Millisecond
 
+// answerTrust is how long a reply to one of a route's calls outweighs a
+// count of no consumer on its queues: a count can lag behind a failover
+// (docs/errors.md, "No consumer"), a reply cannot.
+const answerTrust = time.Second
+
 // idle returns the error of an rpc call to r when every queue of r is known
 // to have no consumer, nil otherwise — also when a queue's count is not
-// known (the route then behaves as if nothing were watched). Counts are
-// looked at periodically: before it fails the call, idle has them looked
-// at again, so a worker that has just attached is not missed. Events are
-// published whatever the consumers: they wait in their queue.
+// known (the route then behaves as if nothing were watched), and when a
+// reply to one of r's calls came back within answerTrust: a worker that
+// answers is there, whatever a lagging count says. Counts are looked at
+// periodically: before it fails the call, idle has them looked at again,
+// so a worker that has just attached is not missed. Events are published
+// whatever the consumers: they wait in their queue.
 func (g *Gateway) idle(ctx context.Context, r *Route) error {
-	if g.consumers == nil || r.Pattern != PatternRPC || len(r.Queues) == 0 || !g.noConsumer(r) {
+	if g.consumers == nil || r.Pattern != PatternRPC || len(r.Queues) == 0 || !g.noConsumer(r) || g.answeredLately(r) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, recountWait)
 	g.consumers.Recount(ctx)
 	cancel()
-	if !g.noConsumer(r) {
+	if !g.noConsumer(r) || g.answeredLately(r) {
 		return nil
 	}
 	what := "queue " + r.Queues[0]
@@ -32,6 +39,12 @@ func (g *Gateway) idle(ctx context.Context, r *Route) error {
 		what = "queues " + strings.Join(r.Queues, ", ")
 	}
 	return fmt.Errorf("%s: %w: %w", r.Method, ErrUnavailable, noConsumerError(what))
+}
+
+// answeredLately reports whether a reply to a call of r came back within
+// answerTrust.
+func (g *Gateway) answeredLately(r *Route) bool {
+	return r.answeredSince(time.Now().Add(-answerTrust))
 }
 
 // noConsumerError is ErrNoConsumer naming the queues that have none, in

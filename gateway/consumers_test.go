@@ -5,6 +5,8 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -113,4 +115,49 @@ func TestNoConsumer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNoConsumerContradictedByReplies: a count of no consumer is not acted
+// on while the route's own calls are being answered — a reply within the
+// last second proves a worker, whatever a lagging count says — and is
+// once the replies stop.
+func TestNoConsumerContradictedByReplies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := table(t, "  - {method: "+getOrder+", routing_key: orders.get}\n", nil)
+		p := &counted{publisher: &publisher{fn: replyOK}, counts: map[string]int{"orders.get": 0}}
+		g := gateway.New(gateway.Options{Publisher: p, Table: tb})
+		if _, err := g.Invoke(context.Background(), call(getOrder)); !errors.Is(err, gateway.ErrNoConsumer) {
+			t.Fatalf("no consumer, no reply yet: Invoke = %v; want ErrNoConsumer", err)
+		}
+		p.counts["orders.get"] = 1
+		if _, err := g.Invoke(context.Background(), call(getOrder)); err != nil {
+			t.Fatalf("a consumer: Invoke = %v", err)
+		}
+		// The count says 0 again, but a reply came back just now.
+		p.counts["orders.get"] = 0
+		time.Sleep(900 * time.Millisecond)
+		if _, err := g.Invoke(context.Background(), call(getOrder)); err != nil {
+			t.Fatalf("count 0, a reply 0.9 s ago: Invoke = %v; want it published", err)
+		}
+		time.Sleep(900 * time.Millisecond) // that call's reply is 0.9 s old now
+		if _, err := g.Invoke(context.Background(), call(getOrder)); err != nil {
+			t.Fatalf("count 0, a reply 0.9 s ago: Invoke = %v; want it published", err)
+		}
+		time.Sleep(1001 * time.Millisecond)
+		published := p.calls.Load()
+		if _, err := g.Invoke(context.Background(), call(getOrder)); !errors.Is(err, gateway.ErrNoConsumer) {
+			t.Errorf("count 0, last reply over 1 s ago: Invoke = %v; want ErrNoConsumer", err)
+		}
+		if p.calls.Load() != published {
+			t.Errorf("the refused call was published")
+		}
+		// A reload keeps what the route's replies proved.
+		p.counts["orders.get"] = 1
+		g.Invoke(context.Background(), call(getOrder))
+		p.counts["orders.get"] = 0
+		g.SetTable(table(t, "  - {method: "+getOrder+", routing_key: orders.get, timeout: 7s}\n", g.Table()))
+		if _, err := g.Invoke(context.Background(), call(getOrder)); err != nil {
+			t.Errorf("after a reload, count 0, a reply just now: Invoke = %v; want it published", err)
+		}
+	})
 }

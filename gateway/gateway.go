@@ -280,6 +280,7 @@ func (g *Gateway) dispatch(ctx context.Context, r *Route, c *Call, req *wire.Req
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Method, err)
 	}
+	r.noteAnswered(time.Now())
 	return result(r, c, rep)
 }
 
@@ -292,21 +293,19 @@ func (g *Gateway) event(ctx context.Context, r *Route, c *Call, req *wire.Reques
 	return &Result{Body: emptyReply(c.Accept), ContentType: c.Accept, EventID: req.MessageID}, nil
 }
 
-// retry publishes the rpc call req, whose first try failed with err, once
-// more; on a retry: idempotent route, a call that provably never left
-// figway gets up to two tries beyond that: it can fail before the client
-// has noticed its connection is gone, and then the first retry finds it
-// "connected" and fails the same way.
+// retry publishes the rpc call req, whose first try failed with err, again
+// while retryDelay allows and the deadline has not passed.
 func (g *Gateway) retry(ctx context.Context, r *Route, req *wire.Request, err error) (*Reply, error) {
 	var rep *Reply
 	for i := 0; err != nil && retryable(r, err) && ctx.Err() == nil; i++ {
-		if i > 0 && (i > 2 || r.Retry != RetryIdempotent || !errors.Is(err, ErrNotPublished)) {
+		delay, ok := retryDelay(r, err, i)
+		if !ok {
 			break
 		}
-		if i > 0 {
-			select { // let the client notice the loss before asking again
+		if delay > 0 {
+			select { // let the client notice the loss, or the broker elect a leader
 			case <-ctx.Done():
-			case <-time.After(time.Duration(i) * 50 * time.Millisecond):
+			case <-time.After(delay):
 			}
 		}
 		g.awaitReconnect(ctx, r)

@@ -82,17 +82,19 @@ func call(method string) *gateway.Call {
 }
 
 // errLost is figway's own link failing under a call: it does not count for
-// the breaker. errNacked is the broker refusing the route's message: it
-// does.
+// the breaker. errReturned is the broker returning the route's message as
+// unroutable: it does. errNacked is the broker refusing the message: it
+// counts only once the refusals have lasted (TestNacksCountOnlyWhenTheyLast).
 var (
-	errLost   = fmt.Errorf("%w: %w: connection reset", gateway.ErrUnavailable, gateway.ErrChannelLost)
-	errNacked = fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)
+	errLost     = fmt.Errorf("%w: %w: connection reset", gateway.ErrUnavailable, gateway.ErrChannelLost)
+	errReturned = fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrUnroutable)
+	errNacked   = fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)
 )
 
 func TestBreakerOpensOnExactlyFailures(t *testing.T) {
 	for _, failures := range []int{1, 3, 5, 6} {
 		t.Run(fmt.Sprint(failures), func(t *testing.T) {
-			p := &publisher{fn: failWith(errNacked)}
+			p := &publisher{fn: failWith(errReturned)}
 			g := newGateway(p, table(t, fmt.Sprintf("  - {method: %s, routing_key: k, breaker: {failures: %d, open_for: 1h}}\n", getOrder, failures), nil))
 			route := g.Table().Lookup(getOrder)
 			for i := 1; i <= failures; i++ {
@@ -152,7 +154,7 @@ func TestBreakerClassification(t *testing.T) {
 		{"blocked", failWith(fmt.Errorf("%w: %w: connection blocked by the broker: low on memory", gateway.ErrUnavailable, gateway.ErrNotPublished)), false, false},
 		{"channel lost", failWith(errLost), false, false},
 		{"shutting down", failWith(fmt.Errorf("%w: %w: shutting down", gateway.ErrUnavailable, gateway.ErrChannelLost)), false, false},
-		{"nacked", failWith(errNacked), false, true},
+		{"nacked (once: a leader election)", failWith(errNacked), false, false},
 		{"returned", failWith(fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrUnroutable)), false, true},
 		{"headers over frame_max", failWith(fmt.Errorf("%w: %w", gateway.ErrHeadersTooLarge, amqpwire.ErrHeaderTooLarge)), false, false},
 		{"bad reply", func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
@@ -214,7 +216,7 @@ func TestBreakerHalfOpenProbes(t *testing.T) {
 		p := &publisher{}
 		p.fn = func(ctx context.Context, n int64, req *wire.Request) (*gateway.Reply, error) {
 			if fail {
-				return nil, errNacked
+				return nil, errReturned
 			}
 			return b.fn(ctx, n, req)
 		}
@@ -394,7 +396,8 @@ func TestRetry(t *testing.T) {
 		{"channel lost, idempotent", "retry: idempotent, ", errLost, 2, true, false},
 		{"not published, not idempotent", "", notPublished, 2, true, false},
 		{"not published, idempotent", "retry: idempotent, ", notPublished, 2, true, false},
-		{"nacked, idempotent", "retry: idempotent, ", errNacked, 1, false, true},
+		{"nacked, not idempotent", "", errNacked, 1, false, false},
+		{"nacked, idempotent", "retry: idempotent, ", errNacked, 2, true, false},
 		{"returned, idempotent", "retry: idempotent, ", returned, 1, false, true},
 		{"lost twice, idempotent", "retry: idempotent, ", nil, 2, false, false},
 	}
@@ -421,8 +424,8 @@ func TestRetry(t *testing.T) {
 				t.Errorf("retry message id %q; want the first one's, %q", p.reqs[1].MessageID, p.reqs[0].MessageID)
 			}
 			// One call, one breaker report, that of its last attempt: a
-			// final nack or return opens (failures: 1), a lost channel
-			// does not.
+			// final return opens (failures: 1); a lost channel does not,
+			// nor does a first nack.
 			if open := g.Table().Lookup(getOrder).BreakerState() == resilience.BreakerOpen; open != tt.open {
 				t.Errorf("breaker open = %v after %v; want %v", open, err, tt.open)
 			}
@@ -446,7 +449,7 @@ func TestRetryNotAfterDeadline(t *testing.T) {
 }
 
 func TestReloadKeepsBreaker(t *testing.T) {
-	p := &publisher{fn: failWith(errNacked)}
+	p := &publisher{fn: failWith(errReturned)}
 	routes := "  - {method: " + getOrder + ", routing_key: k, breaker: {failures: 1, open_for: 1h}}\n" +
 		"  - {method: " + placeOrder + ", routing_key: p, pattern: event, breaker: {failures: 1, open_for: 1h}}\n"
 	g := newGateway(p, table(t, routes, nil))
@@ -476,7 +479,7 @@ func TestBreakerTransitionsLogged(t *testing.T) {
 		var buf bytes.Buffer
 		log := slog.New(slog.NewTextHandler(&buf, nil))
 		routes := "  - {method: " + getOrder + ", routing_key: k, breaker: {failures: 2, open_for: 1s}}\n"
-		p := &publisher{fn: failWith(errNacked)}
+		p := &publisher{fn: failWith(errReturned)}
 		tb := table(t, routes, nil)
 		g := gateway.New(gateway.Options{Publisher: p, Table: tb, Logger: log})
 		for range 5 {
@@ -519,6 +522,87 @@ func TestCallerDeadlineResetIsATimeout(t *testing.T) {
 		}
 		if st := g.Table().Lookup(getOrder).BreakerState(); st != resilience.BreakerOpen {
 			t.Errorf("breaker %v; want open: a timeout counts", st)
+		}
+	})
+}
+
+// TestNacksCountOnlyWhenTheyLast: a route whose publishes are nacked for
+// less than the refusal grace (3 s) keeps its breaker closed however many
+// calls fail, as through a quorum queue's leader election; refusals that
+// go on past it open the breaker as any failure does, as from a queue
+// that rejects publishes at its length limit (docs/errors.md).
+func TestNacksCountOnlyWhenTheyLast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &publisher{fn: failWith(errNacked)}
+		g := newGateway(p, table(t, "  - {method: "+getOrder+", routing_key: k, breaker: {failures: 5, open_for: 1h}}\n", nil))
+		route := g.Table().Lookup(getOrder)
+		for range 290 { // 2.9 s of nacked calls, 100 a second
+			if _, err := g.Invoke(context.Background(), call(getOrder)); !errors.Is(err, gateway.ErrNacked) || gateway.Code(err) != codes.Unavailable {
+				t.Fatalf("Invoke = %v; want UNAVAILABLE, nacked", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if st := route.BreakerState(); st != resilience.BreakerClosed {
+			t.Fatalf("after 2.9 s of nacks: BreakerState() = %v; want closed", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+		for range 5 {
+			g.Invoke(context.Background(), call(getOrder))
+		}
+		if st := route.BreakerState(); st != resilience.BreakerOpen {
+			t.Errorf("after 3 s of nacks and 5 more: BreakerState() = %v; want open", st)
+		}
+	})
+}
+
+// TestRetryNackedUntilDeadline: on a retry: idempotent route, a call the
+// broker keeps nacking is published again with backoff (at most 250 ms
+// apart) until its deadline, and succeeds as soon as a publish is taken;
+// the nacks it met open no breaker.
+func TestRetryNackedUntilDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var times []time.Time
+		p := &publisher{fn: func(_ context.Context, n int64, _ *wire.Request) (*gateway.Reply, error) {
+			times = append(times, time.Now())
+			if n <= 8 { // an election
+				return nil, errNacked
+			}
+			return &gateway.Reply{}, nil
+		}}
+		g := newGateway(p, table(t, "  - {method: "+getOrder+", routing_key: k, timeout: 5s, retry: idempotent, breaker: {failures: 1, open_for: 1h}}\n", nil))
+		start := time.Now()
+		if _, err := g.Invoke(context.Background(), call(getOrder)); err != nil {
+			t.Fatalf("Invoke = %v; want OK once the broker takes the publish", err)
+		}
+		if got := p.calls.Load(); got != 9 {
+			t.Errorf("%d publishes; want 9", got)
+		}
+		for i := 1; i < len(times); i++ {
+			if gap := times[i].Sub(times[i-1]); gap > 250*time.Millisecond {
+				t.Errorf("publish %d came %v after the one before; want at most 250ms", i+1, gap)
+			}
+		}
+		t.Logf("9 publishes over %v", time.Since(start))
+		if st := g.Table().Lookup(getOrder).BreakerState(); st != resilience.BreakerClosed {
+			t.Errorf("BreakerState() = %v; want closed", st)
+		}
+
+		// Nacked to the end: the call fails at its deadline, UNAVAILABLE,
+		// and nothing is published after it.
+		p.fn = func(_ context.Context, n int64, _ *wire.Request) (*gateway.Reply, error) {
+			times = append(times, time.Now())
+			return nil, errNacked
+		}
+		start = time.Now()
+		_, err := g.Invoke(context.Background(), call(getOrder))
+		if gateway.Code(err) != codes.Unavailable || !errors.Is(err, gateway.ErrNacked) {
+			t.Errorf("Invoke = %v (%v); want UNAVAILABLE, nacked", err, gateway.Code(err))
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("call took %v; want at most its 5s deadline", took)
+		}
+		if last := times[len(times)-1]; last.Sub(start) > 5*time.Second {
+			t.Errorf("published %v after the call began; want nothing past its deadline", last.Sub(start))
 		}
 	})
 }

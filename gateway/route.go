@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -30,6 +32,10 @@ type Route struct {
 	types    *dynamicpb.Types
 	bulkhead *resilience.Bulkhead
 	breaker  *resilience.Breaker
+	// answered is when a reply to one of the route's calls last came
+	// back, in Unix nanoseconds: proof that its queues have a consumer,
+	// whatever a count says (see Gateway.idle). Kept across reloads.
+	answered *atomic.Int64
 }
 
 // cloudEvents reports whether the route's messages carry the
@@ -45,6 +51,17 @@ func (r *Route) ContentType() string { return r.contentType }
 
 // InFlight returns the number of calls on the route now.
 func (r *Route) InFlight() int { return r.bulkhead.InFlight() }
+
+// noteAnswered records that a reply to a call of r came back at now. Calls
+// close together store once: the time matters to within answerTrust.
+func (r *Route) noteAnswered(now time.Time) {
+	if ns := now.UnixNano(); ns-r.answered.Load() > int64(10*time.Millisecond) {
+		r.answered.Store(ns)
+	}
+}
+
+// answeredSince reports whether a reply to a call of r came back after t.
+func (r *Route) answeredSince(t time.Time) bool { return r.answered.Load() > t.UnixNano() }
 
 // Table maps full method names to routes.
 type Table struct {
@@ -96,6 +113,11 @@ func NewTable(files *protoregistry.Files, specs []RouteSpec, prev *Table) (*Tabl
 			r.bulkhead = old.bulkhead
 		} else {
 			r.bulkhead = resilience.NewBulkhead(rc.MaxInFlight)
+		}
+		if old != nil {
+			r.answered = old.answered
+		} else {
+			r.answered = new(atomic.Int64)
 		}
 		if old != nil && old.Breaker == rc.Breaker {
 			r.breaker = old.breaker

@@ -16,6 +16,7 @@ const (
 	DefaultHalfOpenRequests = 1
 	DefaultWindow           = time.Minute
 	DefaultMinRequests      = 10
+	DefaultRefusalGrace     = 3 * time.Second
 )
 
 // BreakerSettings configures a [Breaker].
@@ -53,6 +54,14 @@ type BreakerSettings struct {
 	// before FailureRatio is consulted. If 0 or less, 10 is used.
 	MinRequests int
 
+	// RefusalGrace is how long a run of [Refused] outcomes, with no
+	// [Success] in between, counts for nothing before each further refusal
+	// counts as a [Failure]. A quorum queue whose leader is being elected
+	// refuses publishes for a fraction of a second; a queue at its length
+	// limit with x-overflow reject-publish refuses until it drains. If
+	// RefusalGrace is 0 or less, 3s is used.
+	RefusalGrace time.Duration
+
 	// OnStateChange, if not nil, is called on every transition. It runs
 	// with the breaker's lock held (gobreaker calls it from setState): it
 	// must be quick and must not call back into the breaker.
@@ -83,6 +92,12 @@ const (
 	// caller cancelled); it counts neither way and frees a half-open probe
 	// slot.
 	Ignored
+	// Refused: the destination refused the call for now (a publish
+	// nacked). Refusals count as Ignored while they have lasted less than
+	// RefusalGrace since the first one after the last Success, and as
+	// Failure after that: a brief refusal is the broker moving a queue,
+	// a lasting one is the route's destination refusing work.
+	Refused
 )
 
 func (o Outcome) String() string {
@@ -93,6 +108,8 @@ func (o Outcome) String() string {
 		return "failure"
 	case Ignored:
 		return "ignored"
+	case Refused:
+		return "refused"
 	}
 	return "unknown outcome"
 }
@@ -113,6 +130,9 @@ var (
 type Breaker struct {
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 	settings BreakerSettings
+	// refusedSince is when the current run of Refused outcomes began, in
+	// Unix nanoseconds, or 0 when the last counted outcome was a Success.
+	refusedSince atomic.Int64
 }
 
 // Sentinels passed to gobreaker for each outcome: gobreaker classifies
@@ -132,6 +152,9 @@ func NewBreaker(s BreakerSettings) *Breaker {
 	}
 	if s.HalfOpenRequests <= 0 {
 		s.HalfOpenRequests = DefaultHalfOpenRequests
+	}
+	if s.RefusalGrace <= 0 {
+		s.RefusalGrace = DefaultRefusalGrace
 	}
 	if s.FailureRatio > 0 {
 		if s.Window <= 0 {
@@ -199,13 +222,35 @@ func (b *Breaker) Allow() (done func(Outcome), err error) {
 		}
 		switch o {
 		case Success:
+			if b.refusedSince.Load() != 0 {
+				b.refusedSince.Store(0)
+			}
 			report(nil)
 		case Ignored:
 			report(errIgnored)
+		case Refused:
+			if b.refusalLasting(time.Now()) {
+				report(errFailure)
+			} else {
+				report(errIgnored)
+			}
 		default:
 			report(errFailure)
 		}
 	}, nil
+}
+
+// refusalLasting records a refusal at now and reports whether the run of
+// refusals it belongs to began RefusalGrace or more before now.
+func (b *Breaker) refusalLasting(now time.Time) bool {
+	first := b.refusedSince.Load()
+	if first == 0 {
+		if b.refusedSince.CompareAndSwap(0, now.UnixNano()) {
+			return false
+		}
+		first = b.refusedSince.Load()
+	}
+	return now.Sub(time.Unix(0, first)) >= b.settings.RefusalGrace
 }
 
 // State returns the breaker's state now (an open breaker whose OpenFor has

@@ -232,3 +232,47 @@ func TestBreakerDefaults(t *testing.T) {
 		t.Errorf("ratio defaults = %+v; want 1m window, 10 requests", s)
 	}
 }
+
+// TestBreakerRefusalsCountOnlyWhenTheyLast: a run of refusals (nacks)
+// shorter than RefusalGrace never opens the breaker, however many; once
+// the run has lasted RefusalGrace, refusals count as failures and the
+// breaker opens on the Failures-th; a success ends the run.
+func TestBreakerRefusalsCountOnlyWhenTheyLast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker(BreakerSettings{Failures: 5, OpenFor: time.Hour, RefusalGrace: 3 * time.Second})
+		// A leader election: 1,000 refusals over 2.9 s.
+		for range 1000 {
+			run(b, 1, Refused)
+			time.Sleep(2900 * time.Microsecond)
+		}
+		if got := b.State(); got != BreakerClosed {
+			t.Fatalf("after 2.9 s of refusals State() = %v; want closed", got)
+		}
+		// A success ends the run: the next 2.9 s of refusals are a new one.
+		run(b, 1, Success)
+		for range 29 {
+			run(b, 10, Refused)
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := b.State(); got != BreakerClosed {
+			t.Fatalf("after a success and 2.9 s of refusals State() = %v; want closed", got)
+		}
+		// The run goes on past the grace: refusals now count, and the
+		// 5th in a row opens the breaker.
+		time.Sleep(100 * time.Millisecond)
+		run(b, 4, Refused)
+		if got := b.State(); got != BreakerClosed {
+			t.Fatalf("after 4 counted refusals State() = %v; want closed", got)
+		}
+		run(b, 1, Refused)
+		if got := b.State(); got != BreakerOpen {
+			t.Errorf("after 3 s of refusals and 5 counted ones State() = %v; want open", got)
+		}
+	})
+}
+
+func TestBreakerRefusalGraceDefault(t *testing.T) {
+	if got := NewBreaker(BreakerSettings{}).Settings().RefusalGrace; got != DefaultRefusalGrace {
+		t.Errorf("RefusalGrace = %v; want %v", got, DefaultRefusalGrace)
+	}
+}
