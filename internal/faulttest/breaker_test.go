@@ -193,3 +193,49 @@ func TestBreakerOverRealBroker(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusingQueueOpensBreaker: a queue that keeps refusing publishes —
+// at its length limit with x-overflow reject-publish, so the broker nacks
+// every one — opens its route's breaker once the refusals have lasted
+// the refusal grace (3 s): a brief run of nacks, as in a quorum queue's
+// leader election, opens nothing (docs/errors.md, "Circuit breaker").
+func TestRefusingQueueOpensBreaker(t *testing.T) {
+	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	ch := rabbitmqtest.Channel(t, url)
+	// name, durable, autoDelete, exclusive, noWait, args
+	if _, err := ch.QueueDeclare("full", true, false, false, false, amqp091.Table{
+		"x-max-length": int64(0), "x-overflow": "reject-publish",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := figway(t, url, "  - {method: orders.v1.OrderService/PlaceOrder, routing_key: full, pattern: event, breaker: {failures: 5, open_for: 1h}}\n")
+	route := g.Table().Lookup("orders.v1.OrderService/PlaceOrder")
+	place := func() error {
+		_, err := g.Invoke(context.Background(), &gateway.Call{Method: "orders.v1.OrderService/PlaceOrder",
+			ContentType: wire.ContentTypeProtobuf, Accept: wire.ContentTypeProtobuf})
+		return err
+	}
+	start := time.Now()
+	nacked, firstOpen := 0, time.Duration(-1)
+	for time.Since(start) < 10*time.Second {
+		err := place()
+		switch {
+		case errors.Is(err, gateway.ErrBreakerOpen):
+			firstOpen = time.Since(start)
+		case errors.Is(err, gateway.ErrNacked) && gateway.Code(err) == codes.Unavailable:
+			nacked++
+			if route.BreakerState() == resilience.BreakerOpen && time.Since(start) < 3*time.Second {
+				t.Fatalf("breaker open %v after the first nack; want closed for 3 s", time.Since(start))
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		default:
+			t.Fatalf("publish to a refusing queue: %v; want UNAVAILABLE, nacked", err)
+		}
+		break
+	}
+	t.Logf("%d publishes nacked; the breaker refused the first call %v after the first nack", nacked, firstOpen)
+	if firstOpen < 3*time.Second {
+		t.Errorf("breaker opened %v after the first nack; want after the 3 s grace, and soon after it", firstOpen)
+	}
+}
