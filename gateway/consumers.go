@@ -34,6 +34,7 @@ func (g *Gateway) idle(ctx context.Context, r *Route) error {
 	if !g.noConsumer(r) || g.answeredLately(r) {
 		return nil
 	}
+	g.stats(r.Method).noConsumer.Add(1)
 	what := "queue " + r.Queues[0]
 	if len(r.Queues) > 1 {
 		what = "queues " + strings.Join(r.Queues, ", ")

@@ -151,6 +151,9 @@ func TestNoConsumerContradictedByReplies(t *testing.T) {
 		if p.calls.Load() != published {
 			t.Errorf("the refused call was published")
 		}
+		if n := g.Migration(getOrder).NoConsumer; n != 2 {
+			t.Errorf("Migration().NoConsumer = %d; want 2 (the calls refused)", n)
+		}
 		// A reload keeps what the route's replies proved.
 		p.counts["orders.get"] = 1
 		g.Invoke(context.Background(), call(getOrder))

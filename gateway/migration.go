@@ -28,6 +28,10 @@ type Migration struct {
 	// Calls pinned to a side by the route's pin_by header.
 	PinnedBroker, PinnedLegacy uint64
 	Fallbacks                  uint64
+	// NoConsumer counts the rpc calls not published because the route's
+	// queues had no consumer: refused, or sent to legacy on a fallback
+	// route.
+	NoConsumer uint64
 	// FallingBack is true while the route's calls go to legacy because the
 	// broker path refuses them.
 	FallingBack bool
@@ -46,6 +50,7 @@ type Migration struct {
 
 type migrationStats struct {
 	canaryBroker, canaryLegacy, fallbacks   atomic.Uint64
+	noConsumer                              atomic.Uint64
 	pinnedBroker, pinnedLegacy              atomic.Uint64
 	shadowSampledOut                        atomic.Uint64
 	fallingBack                             atomic.Bool
@@ -59,7 +64,7 @@ func (g *Gateway) Migration(method string) Migration {
 	s := g.stats(method)
 	return Migration{
 		CanaryBroker: s.canaryBroker.Load(), CanaryLegacy: s.canaryLegacy.Load(),
-		Fallbacks: s.fallbacks.Load(), FallingBack: s.fallingBack.Load(),
+		Fallbacks: s.fallbacks.Load(), FallingBack: s.fallingBack.Load(), NoConsumer: s.noConsumer.Load(),
 		ShadowSent: s.shadowSent.Load(), ShadowDropped: s.shadowDropped.Load(), ShadowFailed: s.shadowFailed.Load(),
 		ShadowMatched: s.shadowMatched.Load(), ShadowMismatched: s.shadowMismatched.Load(),
 		PinnedBroker: s.pinnedBroker.Load(), PinnedLegacy: s.pinnedLegacy.Load(),

@@ -28,6 +28,7 @@
 //	figway_broker_connected, figway_broker_blocked        gauges (pulled)
 //	figway_ready                                          gauge (pulled)
 //	figway_routes                                         gauge (pulled)
+//	figway_no_consumer_total{route}                       counter (pulled; rpc routes with known queues)
 //	figway_canary_calls_total{route,to}                   counter, to broker|legacy (pulled; routes with weight)
 //	figway_fallbacks_total{route}                         counter (pulled; routes with fallback)
 //	figway_fallback_active{route}                         gauge (pulled; routes with fallback)

@@ -49,6 +49,7 @@ type stateCollector struct {
 
 	ops, opsBytes, opsExpired, opsEvicted, opsRefused, opsConcluded, opsLag *prometheus.Desc
 
+	noConsumer                                                                    *prometheus.Desc
 	canary, fallbacks, fallingBack, shadowCopies, shadowMismatches, shadowMatches *prometheus.Desc
 	pinned                                                                        *prometheus.Desc
 }
@@ -78,6 +79,7 @@ func newStateCollector(src Sources) *stateCollector {
 		opsLag:       prometheus.NewDesc("figway_operations_stream_lag_seconds", "Time from the appending of the last record read from the operations stream to its reading.", nil, nil),
 
 		canary:           prometheus.NewDesc("figway_canary_calls_total", "Calls of a canary route, by the side they went to (broker or legacy).", []string{"route", "to"}, nil),
+		noConsumer:       prometheus.NewDesc("figway_no_consumer_total", "rpc calls not published because the route's queues had no consumer: refused UNAVAILABLE, or sent to legacy with fallback: legacy.", route, nil),
 		fallbacks:        prometheus.NewDesc("figway_fallbacks_total", "Calls sent to legacy because the broker path refused them (fallback: legacy).", route, nil),
 		fallingBack:      prometheus.NewDesc("figway_fallback_active", "1 while the route's calls fall back to legacy.", route, nil),
 		shadowCopies:     prometheus.NewDesc("figway_shadow_copies_total", "Calls of a shadowing route, by what became of their copy: sent (published), dropped (queue full), failed (broker side), sampled_out (not mirrored: outside shadow.percent).", []string{"route", "result"}, nil),
@@ -91,7 +93,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.inFlight, c.maxInFlight, c.breaker, c.routes,
 		c.unmatched, c.pending, c.reconnects, c.connected, c.blocked, c.ready, c.consumers,
 		c.ops, c.opsBytes, c.opsExpired, c.opsEvicted, c.opsRefused, c.opsConcluded, c.opsLag,
-		c.canary, c.fallbacks, c.fallingBack, c.shadowCopies, c.shadowMismatches, c.shadowMatches, c.pinned} {
+		c.noConsumer, c.canary, c.fallbacks, c.fallingBack, c.shadowCopies, c.shadowMismatches, c.shadowMatches, c.pinned} {
 		ch <- d
 	}
 }
@@ -159,6 +161,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 func (c *stateCollector) migration(r *gateway.Route, m gateway.Migration,
 	gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
 	route := r.Method
+	if r.Publishes() && r.Pattern == gateway.PatternRPC && len(r.Queues) > 0 {
+		counter(c.noConsumer, m.NoConsumer, route)
+	}
 	if r.Canary() {
 		counter(c.canary, m.CanaryBroker, route, "broker")
 		counter(c.canary, m.CanaryLegacy, route, "legacy")
