@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # RabbitMQ for figway's tests and demo.
 #
-#   scripts/rabbitmq.sh ensure      make sure rabbitmq-server is installed (installs it with apt-get as root)
-#   scripts/rabbitmq.sh start-demo  make sure a broker accepts AMQP on 127.0.0.1:5672 (reuse, private node, or Docker)
-#   scripts/rabbitmq.sh stop-demo   stop what start-demo started, nothing else
+#   scripts/rabbitmq.sh ensure [3.10|4.0]  make sure both RabbitMQ versions the tests run on are there
+#                                          (or the one named): installs them as root
+#   scripts/rabbitmq.sh cleanup [--remove] unmount what ensure mounted for RabbitMQ 4.0 (and, with
+#                                          --remove, delete its root), unless a node still runs in it
+#   scripts/rabbitmq.sh start-demo         make sure a broker accepts AMQP on 127.0.0.1:5672 (reuse, private node, or Docker)
+#   scripts/rabbitmq.sh stop-demo          stop what start-demo started, nothing else
 #
 # Tests do not use this script's broker: internal/rabbitmqtest starts private
-# nodes on free ports and only needs the package installed.
+# nodes on free ports and only needs the versions installed:
+#   - RabbitMQ 3.10: the machine's own rabbitmq-server package (Debian 12's).
+#   - RabbitMQ 4.0: Debian 13 (trixie)'s rabbitmq-server 4.0, installed in a
+#     minimal Debian 13 root made by debootstrap, and run there with chroot.
+#     The root lives in $FIGWAY_RABBITMQ_CACHE/rabbitmq-4.0 (by default
+#     /var/cache/figway/rabbitmq-4.0), outside any checkout, so that every
+#     checkout of the machine shares one copy; it needs /proc mounted inside
+#     it, which ensure does (again after a reboot).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -77,11 +87,9 @@ quiet_distro_node() {
 	say "stopped and disabled the rabbitmq-server service the package starts (tests and demo run their own nodes)"
 }
 
-cmd_ensure() {
-	if server=$(find_server); then
-		say "rabbitmq-server found: $server"
-		return 0
-	fi
+# set_sudo sets SUDO to what runs a command as root: "" for root, "sudo"
+# for password-less sudo, "none" when neither works.
+set_sudo() {
 	SUDO=
 	if [ "$(id -u)" != 0 ]; then
 		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
@@ -90,6 +98,16 @@ cmd_ensure() {
 			SUDO=none
 		fi
 	fi
+}
+
+# ensure_310 makes sure the machine's rabbitmq-server package (RabbitMQ 3.10
+# on Debian 12) is installed.
+ensure_310() {
+	if server=$(find_server); then
+		say "RabbitMQ 3.10: rabbitmq-server found: $server"
+		return 0
+	fi
+	set_sudo
 	if [ "$SUDO" != none ] && command -v apt-get >/dev/null 2>&1; then
 		say "rabbitmq-server is not installed; installing it with apt-get"
 		$SUDO apt-get update
@@ -111,6 +129,186 @@ cmd_ensure() {
 	fi
 	say "Without it, broker tests are skipped (with CI=true they fail)."
 	return 1
+}
+
+# RabbitMQ 4.0 runs from Debian 13's package, in a Debian 13 root of its own
+# (see the top of this file). internal/rabbitmqtest looks for it in the same
+# place: keep the two in step.
+CACHE=${FIGWAY_RABBITMQ_CACHE:-/var/cache/figway}
+ROOT40=$CACHE/rabbitmq-4.0
+LOCK40=$CACHE/rabbitmq-4.0.lock # held by ensure and cleanup; one of them at a time
+LOG40=$CACHE/rabbitmq-4.0.log   # what debootstrap and apt-get said
+SUITE40=trixie                  # Debian 13: rabbitmq-server 4.0
+
+# ready_40 DIR: true if DIR is a finished root with RabbitMQ 4 in it. A root
+# is built as DIR.partial and renamed when finished, so a root found under
+# its final name is whole.
+ready_40() {
+	[ -x "$1/usr/lib/rabbitmq/bin/rabbitmq-server" ] && [ -x "$1/usr/lib/rabbitmq/bin/rabbitmqctl" ]
+}
+
+# version_40 prints the version of rabbitmq-server installed in the root.
+version_40() {
+	chroot "$ROOT40" dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null
+}
+
+# users_of DIR prints the pids of the processes whose root directory is DIR.
+users_of() {
+	local p
+	for p in /proc/[0-9]*; do
+		if [ "$(readlink "$p/root" 2>/dev/null)" = "$1" ]; then
+			echo "${p#/proc/}"
+		fi
+	done
+}
+
+# unmount_in DIR unmounts what this script mounts inside a root.
+unmount_in() {
+	if mountpoint -q "$1/proc"; then
+		umount "$1/proc" || umount -l "$1/proc"
+	fi
+}
+
+# build_40 makes the root: debootstrap, then rabbitmq-server in it.
+build_40() {
+	local part=$ROOT40.partial
+	if ! command -v debootstrap >/dev/null 2>&1; then
+		if ! command -v apt-get >/dev/null 2>&1; then
+			say "RabbitMQ 4.0: debootstrap is not installed, and there is no apt-get to install it with"
+			return 1
+		fi
+		say "RabbitMQ 4.0: installing debootstrap with apt-get"
+		apt-get update >>"$LOG40" 2>&1 &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y debootstrap >>"$LOG40" 2>&1 || {
+			say "RabbitMQ 4.0: apt-get could not install debootstrap; the end of $LOG40:"
+			tail -n 20 "$LOG40" >&2
+			return 1
+		}
+	fi
+	if [ -e "$part" ]; then # left by an ensure that died
+		unmount_in "$part"
+		rm -rf --one-file-system "$part"
+	fi
+	say "RabbitMQ 4.0: making a minimal Debian 13 ($SUITE40) root in $ROOT40 with debootstrap, and installing"
+	say "  its rabbitmq-server there (a minute or two; the output goes to $LOG40)"
+	local begin=$SECONDS
+	if ! debootstrap --variant=minbase "$SUITE40" "$part" >>"$LOG40" 2>&1; then
+		say "RabbitMQ 4.0: debootstrap failed (it needs network access to a Debian mirror); the end of $LOG40:"
+		tail -n 20 "$LOG40" >&2
+		return 1
+	fi
+	# No service may start inside the root: the package's own node would
+	# run as a system service there.
+	printf '#!/bin/sh\nexit 101\n' >"$part/usr/sbin/policy-rc.d"
+	chmod 755 "$part/usr/sbin/policy-rc.d"
+	cp /etc/resolv.conf "$part/etc/resolv.conf" 2>/dev/null || true
+	if ! chroot "$part" apt-get update >>"$LOG40" 2>&1 ||
+		! chroot "$part" env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends rabbitmq-server >>"$LOG40" 2>&1; then
+		say "RabbitMQ 4.0: apt-get install rabbitmq-server failed in the root; the end of $LOG40:"
+		tail -n 20 "$LOG40" >&2
+		return 1
+	fi
+	chroot "$part" apt-get clean >>"$LOG40" 2>&1 || true
+	if ! ready_40 "$part"; then
+		say "RabbitMQ 4.0: rabbitmq-server was installed in the root, but /usr/lib/rabbitmq/bin has no rabbitmq-server and rabbitmqctl"
+		return 1
+	fi
+	mv "$part" "$ROOT40"
+	say "RabbitMQ 4.0: root ready in $((SECONDS - begin))s"
+}
+
+# ensure_40 makes sure the root with RabbitMQ 4.0 is there and has /proc
+# mounted. Two runs at once (two checkouts' make test) take turns on a lock;
+# the second finds the root made.
+ensure_40() {
+	if [ "$(id -u)" != 0 ]; then
+		if ready_40 "$ROOT40" && [ -e "$ROOT40/proc/self" ]; then
+			say "RabbitMQ 4.0: found in $ROOT40 (running it needs root: the tests run it with chroot)"
+			return 0
+		fi
+		say "RabbitMQ 4.0 is not installed in $ROOT40 (or /proc is not mounted there), and only root can"
+		say "  prepare it (debootstrap, chroot, mount): run 'sudo scripts/rabbitmq.sh ensure 4.0'."
+		say "Without it, tests on RabbitMQ 4.0 are skipped (with CI=true they fail)."
+		return 1
+	fi
+	if ! command -v chroot >/dev/null 2>&1 || ! command -v flock >/dev/null 2>&1; then
+		say "RabbitMQ 4.0: chroot and flock (coreutils, util-linux) are needed and missing"
+		return 1
+	fi
+	mkdir -p "$CACHE"
+	local rc=0
+	(
+		flock -w 1800 9 || {
+			say "RabbitMQ 4.0: another 'rabbitmq.sh ensure' has held $LOCK40 for 30 minutes; giving up"
+			exit 1
+		}
+		if ! ready_40 "$ROOT40"; then
+			build_40 || exit 1
+		fi
+		if ! mountpoint -q "$ROOT40/proc"; then
+			mount -t proc proc "$ROOT40/proc" || {
+				say "RabbitMQ 4.0: could not mount /proc in $ROOT40"
+				exit 1
+			}
+		fi
+		say "RabbitMQ 4.0: rabbitmq-server $(version_40) ready in $ROOT40"
+	) 9>"$LOCK40" || rc=$?
+	return $rc
+}
+
+cmd_ensure() {
+	local rc=0
+	case ${1:-all} in
+	3.10) ensure_310 || rc=1 ;;
+	4.0) ensure_40 || rc=1 ;;
+	all)
+		ensure_310 || rc=1
+		ensure_40 || rc=1
+		;;
+	*)
+		say "ensure: unknown version '$1' (3.10 or 4.0)"
+		return 2
+		;;
+	esac
+	return $rc
+}
+
+# cmd_cleanup undoes what ensure did for RabbitMQ 4.0: unmounts /proc in its
+# root and, with --remove, deletes the root. It refuses while a process runs
+# inside the root (a test's node).
+cmd_cleanup() {
+	local remove=false d pids
+	case ${1:-} in
+	"") ;;
+	--remove) remove=true ;;
+	*)
+		say "cleanup: unknown option '$1'"
+		return 2
+		;;
+	esac
+	[ -d "$CACHE" ] || return 0
+	(
+		flock -w 600 9 || {
+			say "cleanup: another 'rabbitmq.sh ensure' holds $LOCK40"
+			exit 1
+		}
+		for d in "$ROOT40" "$ROOT40.partial"; do
+			[ -d "$d" ] || continue
+			pids=$(users_of "$d")
+			if [ -n "$pids" ]; then
+				say "cleanup: processes still run in $d (pids: $(echo $pids)); stop them first"
+				exit 1
+			fi
+			unmount_in "$d"
+			if $remove; then
+				rm -rf --one-file-system "$d"
+				say "cleanup: removed $d"
+			else
+				say "cleanup: unmounted $d/proc"
+			fi
+		done
+	) 9>"$LOCK40"
 }
 
 # demo_env sets the environment of the demo node; everything of it lives in
@@ -233,11 +431,12 @@ cmd_stop_demo() {
 }
 
 case ${1:-} in
-ensure) cmd_ensure ;;
+ensure) cmd_ensure "${2:-all}" ;;
+cleanup) cmd_cleanup "${2:-}" ;;
 start-demo) cmd_start_demo ;;
 stop-demo) cmd_stop_demo ;;
 *)
-	echo "usage: $0 ensure|start-demo|stop-demo" >&2
+	echo "usage: $0 ensure [3.10|4.0] | cleanup [--remove] | start-demo | stop-demo" >&2
 	exit 2
 	;;
 esac

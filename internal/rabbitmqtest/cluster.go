@@ -59,7 +59,9 @@ func StartCluster(ctx context.Context, size int) (*Cluster, error) {
 	// and start_app would do in four: each run starts a CLI Erlang VM,
 	// which takes seconds on a loaded machine. (start_app stays a run of
 	// its own: started in the same eval as the join, the app failed now
-	// and then with mnesia not yet stopped.)
+	// and then with mnesia not yet stopped.) The same calls join RabbitMQ
+	// 4.0 nodes: 4.0 keeps its metadata in Mnesia unless the khepri_db
+	// feature flag is enabled, which a fresh node does not do.
 	join := fmt.Sprintf("ok = rabbit:stop(), ok = rabbit_mnesia:reset(), "+
 		"ok = rabbit_mnesia:join_cluster('%s', disc).", c.Nodes[0].name)
 	for i, n := range c.Nodes[1:] {

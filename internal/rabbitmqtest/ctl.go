@@ -33,9 +33,10 @@ func (n *Node) Ctl(ctx context.Context, args ...string) (string, error) {
 		ctx, cancel = context.WithTimeout(ctx, ctlTimeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, n.bin.ctl, append([]string{"-n", n.name}, args...)...)
-	cmd.Dir = n.dir
+	cmd := exec.CommandContext(ctx, n.in.ctl, append([]string{"-n", n.name}, args...)...)
+	cmd.Dir = n.innerDir
 	cmd.Env = n.env()
+	cmd.SysProcAttr = chrootAttr(n.in.root)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -24,9 +24,10 @@ func AfterTests(f func()) {
 }
 
 // Main is TestMain for packages whose tests use a broker: it runs the tests,
-// stops the shared node, then checks that no goroutine outlived them
-// (goleak), and exits. goleak.VerifyTestMain cannot be used as is: it exits
-// before Shutdown could run.
+// stops the shared node, checks that no goroutine outlived them (goleak) and
+// that no node logged the use of a deprecated feature, and exits.
+// goleak.VerifyTestMain cannot be used as is: it exits before Shutdown
+// could run.
 func Main(m *testing.M, opts ...goleak.Option) {
 	code := m.Run()
 	Shutdown()
@@ -35,6 +36,10 @@ func Main(m *testing.M, opts ...goleak.Option) {
 		f()
 	}
 	afterTests.Unlock()
+	if report := deprecationReport(); report != "" {
+		fmt.Fprintln(os.Stderr, report)
+		code = 1
+	}
 	if code == 0 {
 		if err := goleak.Find(opts...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)

@@ -62,13 +62,20 @@ type Node struct {
 	// The rest is set for private nodes only and never changes after Start.
 	name     string // figway-test-<pid>-<n>@localhost
 	distPort int    // Erlang distribution port
+	in       installation
 	dir      string // everything of the node lives here
-	bin      scripts
+	innerDir string // dir as the node sees it (inside in.root)
 
 	mu     sync.Mutex // serializes start, stop and kill
 	proc   *process   // the running VM; nil when stopped
 	closed bool
 	died   time.Time // when Kill last saw the VM exit
+	// serverVersion is the version the broker announced when it last
+	// accepted a connection.
+	serverVersion string
+	// deprecationsAllowed exempts the node from the check for deprecated
+	// features (see [Node.AllowDeprecatedFeatures]).
+	deprecationsAllowed bool
 }
 
 // process is one run of the Erlang VM.
@@ -87,9 +94,10 @@ func (p *process) exited() bool {
 	}
 }
 
-// Start launches a private node with free ports and a unique name
-// (figway-test-<pid>-<n>@localhost) in a fresh directory under [os.TempDir],
-// and returns when it accepts AMQP connections. ctx bounds the start only;
+// Start launches a private node of the RabbitMQ [Version] with free ports
+// and a unique name (figway-test-<pid>-<n>@localhost) in a fresh directory
+// (under [os.TempDir], or under the /tmp of RabbitMQ 4.0's root), and
+// returns when it accepts AMQP connections. ctx bounds the start only;
 // if it has no deadline, 2 minutes is used. Call [Node.Close] when done.
 //
 // The ports come from [FreePort]. If the node fails because one was taken
@@ -117,18 +125,29 @@ func freePorts() (amqpPort, distPort int, err error) {
 // startOn is start with the ports chosen by ports, launching the node up
 // to attempts times while a port clashes.
 func startOn(ctx context.Context, cookie string, ports func() (amqpPort, distPort int, err error), attempts int) (*Node, error) {
-	bin, err := findScripts()
+	in, err := findInstallation()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "figway-rabbitmq-")
+	// A chrooted node sees only what is inside its root: its directory
+	// must be there.
+	parent := ""
+	if in.root != "" {
+		parent = in.host("/tmp")
+		startHostEPMD()
+	}
+	dir, err := os.MkdirTemp(parent, "figway-rabbitmq-")
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmqtest: %w", err)
 	}
 	n := &Node{
-		name: fmt.Sprintf("figway-test-%d-%d@localhost", os.Getpid(), nodeSeq.Add(1)),
-		dir:  dir,
-		bin:  bin,
+		name:     fmt.Sprintf("figway-test-%d-%d@localhost", os.Getpid(), nodeSeq.Add(1)),
+		in:       in,
+		dir:      dir,
+		innerDir: dir,
+	}
+	if in.root != "" {
+		n.innerDir = filepath.Join("/tmp", filepath.Base(dir))
 	}
 	if err := n.prepareDir(cookie); err != nil {
 		os.RemoveAll(dir)
@@ -191,7 +210,7 @@ func (n *Node) env() []string {
 		}
 		env = append(env, kv)
 	}
-	d := n.dir
+	d := n.innerDir
 	return append(env,
 		"HOME="+d,
 		"RABBITMQ_NODENAME="+n.name,
@@ -210,9 +229,9 @@ func (n *Node) env() []string {
 		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(d, "advanced.config"),
 		// Makes sbin/rabbitmq-server exec erl instead of running it as a
 		// child of a signal-forwarding shell, so the VM is our child and
-		// SysProcAttr.Pdeathsig applies to it. RabbitMQ 3.10 reads this
-		// variable only in that script (NOTIFY_SOCKET, which would make it
-		// talk to systemd, is removed above).
+		// SysProcAttr.Pdeathsig applies to it. RabbitMQ 3.10 and 4.0 read
+		// this variable only in that script (NOTIFY_SOCKET, which would
+		// make it talk to systemd, is removed above).
 		"RUNNING_UNDER_SYSTEMD=true",
 	)
 }
@@ -237,12 +256,15 @@ func (n *Node) launch(ctx context.Context) error {
 	fmt.Fprintf(logf, "\n==== rabbitmqtest: starting %s (amqp %d, dist %d) at %s\n",
 		n.name, n.port, n.distPort, time.Now().Format(time.RFC3339Nano))
 
-	cmd := exec.Command(n.bin.server)
-	cmd.Dir = n.dir
+	// With a root, the kernel chroots the child before it executes the
+	// script: the path and Dir are inside the root, and the child is
+	// still the VM itself (no chroot program in between).
+	cmd := exec.Command(n.in.server)
+	cmd.Dir = n.innerDir
 	cmd.Env = n.env()
 	cmd.Stdout = logf // an *os.File: no copying goroutine, no pipe for the VM's children to hold
 	cmd.Stderr = logf
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = sysProcAttr(n.in.root)
 
 	p := &process{done: make(chan struct{})}
 	started := make(chan error, 1)
@@ -263,7 +285,7 @@ func (n *Node) launch(ctx context.Context) error {
 		close(p.done)
 	}()
 	if err := <-started; err != nil {
-		return fmt.Errorf("rabbitmqtest: start %s: %w", n.bin.server, err)
+		return fmt.Errorf("rabbitmqtest: start %s: %w", n.in.host(n.in.server), err)
 	}
 	n.proc = p
 
@@ -279,7 +301,8 @@ func (n *Node) launch(ctx context.Context) error {
 			n.killLocked()
 			return n.startError(logFrom, fmt.Errorf("node not accepting AMQP connections after %v: %w", time.Since(startedAt).Round(time.Millisecond), ctx.Err()))
 		case <-tick.C:
-			if n.acceptsAMQP() {
+			if v, ok := n.dialVersion(); ok {
+				n.serverVersion = v
 				return nil
 			}
 		}
@@ -287,15 +310,23 @@ func (n *Node) launch(ctx context.Context) error {
 }
 
 // acceptsAMQP reports whether guest can open an AMQP connection to the node.
-// The handshake gets 10 s: on a machine loaded by parallel test binaries a
-// node that had booted took more than 2 s to answer it, every time.
 func (n *Node) acceptsAMQP() bool {
+	_, ok := n.dialVersion()
+	return ok
+}
+
+// dialVersion opens an AMQP connection to the node as guest and returns the
+// version the broker announces in it. The handshake gets 10 s: on a machine
+// loaded by parallel test binaries a node that had booted took more than
+// 2 s to answer it, every time.
+func (n *Node) dialVersion() (string, bool) {
 	conn, err := amqp.DialConfig(n.url, amqp.Config{Dial: amqp.DefaultDial(10 * time.Second)})
 	if err != nil {
-		return false
+		return "", false
 	}
-	conn.Close()
-	return true
+	defer conn.Close()
+	v, _ := conn.Properties["version"].(string)
+	return v, true
 }
 
 // startError wraps err with the node's name and the tail of what this run
@@ -339,6 +370,14 @@ func (n *Node) Name() string { return n.name }
 
 // Port returns the node's AMQP port.
 func (n *Node) Port() int { return n.port }
+
+// ServerVersion returns the RabbitMQ version the node announced when it last
+// started (4.0.5, 3.10.8, ...), or "" for an external node.
+func (n *Node) ServerVersion() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.serverVersion
+}
 
 // PID returns the process id of the node's VM (the broker, beam.smp), or 0
 // for an external node or one that is not running.
@@ -470,7 +509,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 }
 
-// Close stops the node and removes its directory. Close of an external node
+// Close stops the node and removes its directory. Before it removes the
+// directory it reads the node's log for deprecated features, which [Main]
+// reports (see [Node.AllowDeprecatedFeatures]). Close of an external node
 // does nothing.
 func (n *Node) Close() error {
 	if n.external {
@@ -483,5 +524,8 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
+	if !n.deprecationsAllowed {
+		n.checkDeprecations()
+	}
 	return errors.Join(err, os.RemoveAll(n.dir))
 }

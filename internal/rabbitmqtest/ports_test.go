@@ -124,7 +124,7 @@ func heldPort(t *testing.T) int {
 // AMQP port, is taken before it binds it: the failure that port
 // selection cannot rule out. The node must come up on the third ports.
 func TestStartRetriesOnPortClash(t *testing.T) {
-	if _, err := findScripts(); err != nil {
+	if _, err := findInstallation(); err != nil {
 		unavailable(t, err)
 	}
 	t.Parallel()
@@ -170,7 +170,7 @@ func TestStartRetriesOnPortClash(t *testing.T) {
 // TestStartGivesUpOnPortClash checks that a node whose port is taken on
 // every attempt fails with an error that says so.
 func TestStartGivesUpOnPortClash(t *testing.T) {
-	if _, err := findScripts(); err != nil {
+	if _, err := findInstallation(); err != nil {
 		unavailable(t, err)
 	}
 	t.Parallel()

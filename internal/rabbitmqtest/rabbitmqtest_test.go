@@ -336,6 +336,19 @@ func (r *recorder) Fatalf(f string, a ...any) {
 	runtime.Goexit()
 }
 
+// ownRecorded calls Own with a recorder and returns the recorder once Own
+// has returned or ended the test.
+func ownRecorded(t *testing.T) *recorder {
+	r := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rabbitmqtest.Own(r)
+	}()
+	<-done
+	return r
+}
+
 func TestMissingBroker(t *testing.T) {
 	t.Setenv("FIGWAY_RABBITMQ_SERVER", filepath.Join(t.TempDir(), "rabbitmq-server"))
 	for _, tc := range []struct {
@@ -348,13 +361,7 @@ func TestMissingBroker(t *testing.T) {
 	} {
 		t.Run("CI="+tc.ci, func(t *testing.T) {
 			t.Setenv("CI", tc.ci)
-			r := &recorder{TB: t}
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				rabbitmqtest.Own(r)
-			}()
-			<-done
+			r := ownRecorded(t)
 			if r.skipped != tc.wantSkip || r.failed != tc.wantFatal {
 				t.Errorf("Own: skipped, failed = %v, %v; want %v, %v", r.skipped, r.failed, tc.wantSkip, tc.wantFatal)
 			}

@@ -4,4 +4,6 @@ package rabbitmqtest
 
 import "syscall"
 
-func sysProcAttr() *syscall.SysProcAttr { return nil }
+func sysProcAttr(string) *syscall.SysProcAttr { return nil }
+
+func chrootAttr(string) *syscall.SysProcAttr { return nil }

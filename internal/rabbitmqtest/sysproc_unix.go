@@ -6,7 +6,7 @@ import "syscall"
 
 // sysProcAttr puts the VM in a process group of its own. Outside Linux there
 // is no parent-death signal: a test binary that crashes leaves its nodes
-// running.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
+// running. A root other than "" chroots it there.
+func sysProcAttr(root string) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Chroot: root}
 }

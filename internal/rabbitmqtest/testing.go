@@ -2,6 +2,7 @@ package rabbitmqtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -54,7 +55,7 @@ func ForTest(t testing.TB) *Node {
 			unavailable(t, err)
 		}
 		shared.node = n
-		t.Logf("rabbitmqtest: shared node %s on port %d started in %v", n.name, n.port, time.Since(begin).Round(time.Millisecond))
+		t.Logf("rabbitmqtest: shared node %s (RabbitMQ %s) on port %d started in %v", n.name, n.ServerVersion(), n.port, time.Since(begin).Round(time.Millisecond))
 	case !shared.node.running():
 		begin := time.Now()
 		if err := shared.node.Restart(ctx); err != nil {
@@ -101,7 +102,7 @@ func ClusterForTest(t testing.TB) *Cluster {
 			unavailable(t, err)
 		}
 		sharedCluster.cluster = c
-		t.Logf("rabbitmqtest: shared %d-node cluster started in %v", ClusterSize, time.Since(begin).Round(time.Millisecond))
+		t.Logf("rabbitmqtest: shared %d-node cluster (RabbitMQ %s) started in %v", ClusterSize, c.Nodes[0].ServerVersion(), time.Since(begin).Round(time.Millisecond))
 		return c
 	}
 	c := sharedCluster.cluster
@@ -131,7 +132,7 @@ func Own(t testing.TB) *Node {
 	if err != nil {
 		unavailable(t, err)
 	}
-	t.Logf("rabbitmqtest: node %s on port %d started in %v", n.name, n.port, time.Since(begin).Round(time.Millisecond))
+	t.Logf("rabbitmqtest: node %s (RabbitMQ %s) on port %d started in %v", n.name, n.ServerVersion(), n.port, time.Since(begin).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if err := n.Close(); err != nil {
 			t.Errorf("rabbitmqtest: %v", err)
@@ -164,9 +165,13 @@ func Shutdown() {
 }
 
 // unavailable ends the test because it cannot have the broker it needs: a
-// failure when CI=true, else a skip.
+// failure when CI=true, else a skip. An unknown FIGWAY_TEST_RABBITMQ is a
+// mistake, not a missing broker: it always fails.
 func unavailable(t testing.TB, err error) {
 	t.Helper()
+	if errors.Is(err, errBadVersion) {
+		t.Fatalf("rabbitmqtest: %v", err)
+	}
 	msg := unavailableError(err)
 	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
 		t.Fatalf("%s\n(CI=true: a missing broker fails the test instead of skipping it)", msg)
