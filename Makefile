@@ -14,7 +14,7 @@ build:
 
 # Without a broker (or the other languages' worker packages, or chromium for
 # the status page's browser test) the tests skip, or fail when CI=true
-# (internal/rabbitmqtest decides); so a failed install stops the run only when
+# (internal/testing/rabbitmq decides); so a failed install stops the run only when
 # CI=true.
 test:
 	scripts/rabbitmq.sh ensure || [ "$${CI:-}" != true ]

@@ -22,7 +22,7 @@ import (
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/promtest"
+	"github.com/figway/figway/internal/testing/prom"
 	"github.com/figway/figway/metrics"
 )
 
@@ -135,7 +135,7 @@ func TestExactCounts(t *testing.T) {
 
 	admin := httptest.NewServer(m.Handler())
 	defer admin.Close()
-	s := promtest.Get(t, admin.URL)
+	s := prom.Get(t, admin.URL)
 
 	const getOrder = "orders.v1.OrderService/GetOrder"
 	const listOrders = "orders.v1.OrderService/ListOrders"

@@ -8,7 +8,7 @@
 #   scripts/rabbitmq.sh start-demo         make sure a broker accepts AMQP on 127.0.0.1:5672 (reuse, private node, or Docker)
 #   scripts/rabbitmq.sh stop-demo          stop what start-demo started, nothing else
 #
-# Tests do not use this script's broker: internal/rabbitmqtest starts private
+# Tests do not use this script's broker: internal/testing/rabbitmq starts private
 # nodes on free ports and only needs the versions installed:
 #   - RabbitMQ 3.10: the machine's own rabbitmq-server package (Debian 12's).
 #   - RabbitMQ 4.0: Debian 13 (trixie)'s rabbitmq-server 4.0, installed in a
@@ -132,7 +132,7 @@ ensure_310() {
 }
 
 # RabbitMQ 4.0 runs from Debian 13's package, in a Debian 13 root of its own
-# (see the top of this file). internal/rabbitmqtest looks for it in the same
+# (see the top of this file). internal/testing/rabbitmq looks for it in the same
 # place: keep the two in step.
 CACHE=${FIGWAY_RABBITMQ_CACHE:-/var/cache/figway}
 ROOT40=$CACHE/rabbitmq-4.0

@@ -11,9 +11,9 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
-	"github.com/figway/figway/internal/tcpproxy"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proxy"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
 )
 
@@ -38,13 +38,13 @@ func registerSleep(w *worker.Worker) {
 // proxied returns rawURL with its host replaced by a proxy to it, which
 // the test can cut like a worker dying: the broker sees the connection
 // reset.
-func proxied(t *testing.T, rawURL string) (string, *tcpproxy.Proxy) {
+func proxied(t *testing.T, rawURL string) (string, *proxy.Proxy) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := tcpproxy.Start(u.Host)
+	p, err := proxy.Start(u.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func (c *caller) collect(ids map[string]bool, got map[string]int) {
 // contiguous run reaches it.
 func TestAcksScrambled(t *testing.T) {
 	t.Parallel()
-	u := rabbitmqtest.ForTest(t).NewVHost(t)
+	u := rabbitmq.ForTest(t).NewVHost(t)
 	const n = 40
 	w, stop := startWorker(t, worker.Config{URL: u, Queue: testQueue, Declare: &worker.Queue{},
 		Concurrency: n, AckWindow: time.Minute}, registerSleep)
@@ -108,7 +108,7 @@ func TestAcksScrambled(t *testing.T) {
 
 	// The last handler to finish finds none other running and sends what
 	// is held; wait for it, then stop the worker.
-	polltest.Until(t, waitFor, "every request is acked", func() bool { return w.Stats().Acks > 0 && w.Stats().Replied == n })
+	poll.Until(t, waitFor, "every request is acked", func() bool { return w.Stats().Acks > 0 && w.Stats().Replied == n })
 	stop()
 	if s := w.Stats(); s.Acks >= n {
 		t.Errorf("Stats().Acks = %d for %d requests; want them gathered", s.Acks, n)
@@ -123,8 +123,8 @@ func TestAcksScrambled(t *testing.T) {
 // is then cut off like a dying one: only the slow request comes back.
 func TestAcksSlowNeighbour(t *testing.T) {
 	t.Parallel()
-	u := rabbitmqtest.ForTest(t).NewVHost(t)
-	pu, proxy := proxied(t, u)
+	u := rabbitmq.ForTest(t).NewVHost(t)
+	pu, px := proxied(t, u)
 	const window = 20 * time.Millisecond
 	a, _ := startWorker(t, worker.Config{URL: pu, Queue: testQueue, Declare: &worker.Queue{},
 		Concurrency: 32, AckWindow: window}, func(w *worker.Worker) {
@@ -139,15 +139,15 @@ func TestAcksSlowNeighbour(t *testing.T) {
 	}
 	got := map[string]int{}
 	c.collect(ids, got)
-	polltest.Until(t, waitFor, "the fast requests' acks go out", func() bool { return a.Stats().Acks >= 1 })
+	poll.Until(t, waitFor, "the fast requests' acks go out", func() bool { return a.Stats().Acks >= 1 })
 	time.Sleep(50 * window) // a wide margin over the window, for a loaded machine
 
-	proxy.Reset() // the worker dies with its slow request running
+	px.Reset() // the worker dies with its slow request running
 	b, _ := startWorker(t, worker.Config{URL: u, Queue: testQueue}, func(w *worker.Worker) {
 		(&fixture{}).register(w)
 		registerSleep(w)
 	})
-	polltest.Until(t, waitFor, "the slow request is redelivered", func() bool { return b.Stats().Received >= 1 })
+	poll.Until(t, waitFor, "the slow request is redelivered", func() bool { return b.Stats().Received >= 1 })
 	time.Sleep(200 * time.Millisecond) // anything else redelivered arrives meanwhile
 	if got := b.Stats().Received; got != 1 {
 		t.Errorf("second worker received %d requests; want 1, the slow one: the fast ones were acked", got)
@@ -163,8 +163,8 @@ func TestAcksSlowNeighbour(t *testing.T) {
 // nothing stays in the queue.
 func TestAcksWorkerKilled(t *testing.T) {
 	t.Parallel()
-	u := rabbitmqtest.ForTest(t).NewVHost(t)
-	pu, proxy := proxied(t, u)
+	u := rabbitmq.ForTest(t).NewVHost(t)
+	pu, px := proxied(t, u)
 	a, _ := startWorker(t, worker.Config{URL: pu, Queue: testQueue, Declare: &worker.Queue{}, Concurrency: 8}, registerSleep)
 	c := newCaller(t, u)
 	const n = 200
@@ -181,7 +181,7 @@ func TestAcksWorkerKilled(t *testing.T) {
 			t.Fatalf("%d of %d requests answered after %v; want half", len(got), n, waitFor)
 		}
 	}
-	proxy.Reset() // mid-batch: handlers running, acks held, requests prefetched
+	px.Reset() // mid-batch: handlers running, acks held, requests prefetched
 	killedAt := a.Stats()
 
 	b, stopB := startWorker(t, worker.Config{URL: u, Queue: testQueue, Concurrency: 8}, registerSleep)

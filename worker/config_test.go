@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
@@ -21,7 +21,7 @@ import (
 // to a topic exchange: a request published to the exchange is answered.
 func TestDeclareQuorumBindings(t *testing.T) {
 	t.Parallel()
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	cfg := worker.Config{URL: url, Queue: "orders.requests", Declare: &worker.Queue{
 		Durable: true, Type: worker.Quorum,
 		Bindings: []worker.Binding{{Exchange: "orders", Key: "orders.#"}},
@@ -45,7 +45,7 @@ func TestDeclareQuorumBindings(t *testing.T) {
 // reason, when the queue exists with other properties.
 func TestRunRefusedTopology(t *testing.T) {
 	t.Parallel()
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	ch := channel(t, dial(t, url))
 	if _, err := ch.QueueDeclare(testQueue, true, false, false, false, nil); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/worker"
 )
@@ -27,7 +27,7 @@ import (
 func TestOversizedReplyFailsAlone(t *testing.T) {
 	t.Parallel()
 	const bigMethod = "test.v1.Test/Big"
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	w, _ := startWorker(t, worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{}, Concurrency: 8}, func(w *worker.Worker) {
 		worker.Handle(w, echoMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
 			return wrapperspb.String("echo: " + req.GetValue()), nil

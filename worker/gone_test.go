@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/polltest"
+	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 )
@@ -25,10 +25,10 @@ func TestReplyToGoneIsDropped(t *testing.T) {
 	c := newCaller(t, f.url)
 
 	r := request(t, echoMethod, wrapperspb.String("to a caller whose node died"))
-	r.CorrelationID, r.ReplyTo = wire.NewID(), faulttest.GoneReplyTo(t, f.url)
+	r.CorrelationID, r.ReplyTo = wire.NewID(), fault.GoneReplyTo(t, f.url)
 	c.publishRaw("", testQueue, amqpwire.Publishing(&r, time.Now()))
 
-	polltest.Until(t, waitFor, "the request acked without its reply", func() bool { return f.w.Stats().RepliesDropped == 1 })
+	poll.Until(t, waitFor, "the request acked without its reply", func() bool { return f.w.Stats().RepliesDropped == 1 })
 	if d := c.call(testQueue, request(t, echoMethod, wrapperspb.String("next"))); d.Headers[wire.HeaderStatus] != nil {
 		t.Fatalf("next call failed: %v", d.Headers)
 	}

@@ -11,14 +11,14 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
 )
 
-func TestMain(m *testing.M) { rabbitmqtest.Main(m) }
+func TestMain(m *testing.M) { rabbitmq.Main(m) }
 
 // waitFor is how long a test waits for anything the broker or the worker
 // should do promptly.
@@ -72,7 +72,7 @@ func startWorker(t *testing.T, cfg worker.Config, register func(*worker.Worker))
 		})
 	}
 	t.Cleanup(stop)
-	polltest.Until(t, waitFor, "the worker consumes", func() bool { return w.Stats().Connects > 0 })
+	poll.Until(t, waitFor, "the worker consumes", func() bool { return w.Stats().Connects > 0 })
 	return w, stop
 }
 

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
@@ -25,7 +25,7 @@ import (
 // every connection or killing the broker would disturb other tests.
 func TestReconnect(t *testing.T) {
 	t.Parallel()
-	node := rabbitmqtest.Own(t)
+	node := rabbitmq.Own(t)
 	url := node.URL()
 
 	const holdMethod = "test.v1.Test/Hold" // the first call blocks until its ctx ends
@@ -64,7 +64,7 @@ func TestReconnect(t *testing.T) {
 	}
 	reconnected := func(t *testing.T, connects uint64, timeout time.Duration) {
 		t.Helper()
-		polltest.Until(t, timeout, fmt.Sprintf("Stats().Connects = %d", connects), func() bool { return w.Stats().Connects >= connects })
+		poll.Until(t, timeout, fmt.Sprintf("Stats().Connects = %d", connects), func() bool { return w.Stats().Connects >= connects })
 	}
 
 	t.Run("connection closed", func(t *testing.T) {
@@ -99,7 +99,7 @@ func TestReconnect(t *testing.T) {
 		// replies takes the replies in the queue until one answers id.
 		replies := func(id string) (got []string) {
 			t.Helper()
-			polltest.Until(t, waitFor, "the reply to "+id, func() bool {
+			poll.Until(t, waitFor, "the reply to "+id, func() bool {
 				d, ok, err := ch.Get("replies", true)
 				if err != nil {
 					t.Fatal(err)

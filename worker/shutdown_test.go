@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/worker"
 )
@@ -17,7 +17,7 @@ import (
 // running handler finish and reply before it returns.
 func TestShutdownWaitsForHandlers(t *testing.T) {
 	t.Parallel()
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	started, release := make(chan struct{}), make(chan struct{})
 	_, stop := startWorker(t, worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{}}, func(w *worker.Worker) {
 		worker.Handle(w, echoMethod, func(ctx context.Context, req *emptypb.Empty) (*emptypb.Empty, error) {
@@ -50,7 +50,7 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 // not answer — running or prefetched — go back to the queue.
 func TestShutdownGrace(t *testing.T) {
 	t.Parallel()
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	started, cancelled := make(chan struct{}, 2), make(chan struct{}, 2)
 	const grace = 200 * time.Millisecond
 	cfg := worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{}, Concurrency: 1, ShutdownGrace: grace}
@@ -79,7 +79,7 @@ func TestShutdownGrace(t *testing.T) {
 	}
 	c.noReply(100 * time.Millisecond)
 	ch := channel(t, dial(t, url))
-	polltest.Until(t, waitFor, "both requests are back in the queue", func() bool {
+	poll.Until(t, waitFor, "both requests are back in the queue", func() bool {
 		q, err := ch.QueueDeclarePassive(testQueue, false, false, false, false, nil)
 		return err == nil && q.Messages == 2
 	})

@@ -22,8 +22,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
@@ -51,7 +51,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{url: rabbitmqtest.ForTest(t).NewVHost(t)}
+	f := &fixture{url: rabbitmq.ForTest(t).NewVHost(t)}
 	f.w, _ = startWorker(t, worker.Config{URL: f.url, Queue: testQueue, Declare: &worker.Queue{}}, f.register)
 	return f
 }
@@ -297,7 +297,7 @@ func TestExpiredRequestIsDropped(t *testing.T) {
 	p.Expiration = ""
 	c.publishRaw("", testQueue, p)
 
-	polltest.Until(t, waitFor, "the request is dropped", func() bool { return f.w.Stats().Expired == 1 })
+	poll.Until(t, waitFor, "the request is dropped", func() bool { return f.w.Stats().Expired == 1 })
 	c.noReply(200 * time.Millisecond)
 	if n := f.echoes.Load(); n != 0 {
 		t.Errorf("Echo handler ran %d times; want 0", n)
@@ -333,7 +333,7 @@ func TestBadDeadlineHeader(t *testing.T) {
 // more, and the limit is used.
 func TestConcurrencyLimit(t *testing.T) {
 	t.Parallel()
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	var running, peak, calls atomic.Int64
 	_, _ = startWorker(t, worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{}, Concurrency: 3}, func(w *worker.Worker) {
 		worker.Handle(w, echoMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
@@ -376,7 +376,7 @@ func TestConcurrencyLimit(t *testing.T) {
 // The queue is declared by the test (Config.Declare is nil).
 func TestEvents(t *testing.T) {
 	t.Parallel()
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	setup := channel(t, dial(t, url))
 	for _, q := range []struct {
 		name string
@@ -408,7 +408,7 @@ func TestEvents(t *testing.T) {
 		return r.MessageID
 	}
 	okID, badID := publish("ok"), publish("bad")
-	polltest.Until(t, waitFor, "both events are settled", func() bool { s := w.Stats(); return s.Events == 1 && s.Rejected == 1 })
+	poll.Until(t, waitFor, "both events are settled", func() bool { s := w.Stats(); return s.Events == 1 && s.Rejected == 1 })
 	// Handlers run concurrently: the order is not the queue's.
 	seen := map[string]bool{<-got: true, <-got: true}
 	if want := map[string]bool{"ok " + okID: true, "bad " + badID: true}; !cmp.Equal(seen, want) {
@@ -417,7 +417,7 @@ func TestEvents(t *testing.T) {
 	// Settles are gathered (Config.AckWindow): the reject reaches the broker
 	// a few milliseconds after the handler returned.
 	var dead amqp.Delivery
-	polltest.Until(t, waitFor, "the rejected event is dead-lettered", func() bool {
+	poll.Until(t, waitFor, "the rejected event is dead-lettered", func() bool {
 		d, ok, err := setup.Get("events.dead", true)
 		if err != nil {
 			t.Fatalf("Get(events.dead): %v", err)

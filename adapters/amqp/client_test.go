@@ -15,8 +15,8 @@ import (
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 )
 
@@ -33,7 +33,7 @@ func request(method string, body string) *wire.Request {
 var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func TestCallRoundTrip(t *testing.T) {
-	node := rabbitmqtest.ForTest(t)
+	node := rabbitmq.ForTest(t)
 	for _, mode := range []config.ReplyMode{config.ReplyDirect, config.ReplyQueue} {
 		t.Run(string(mode), func(t *testing.T) {
 			url := node.NewVHost(t)
@@ -130,7 +130,7 @@ func TestCallRoundTrip(t *testing.T) {
 }
 
 func TestReplyStatus(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	newResponder(t, url, "svc", 1, func(ch *amqp091.Channel, d amqp091.Delivery) {
 		ch.Publish("", d.ReplyTo, false, false, amqp091.Publishing{
 			CorrelationId: d.CorrelationId,
@@ -150,7 +150,7 @@ func TestReplyStatus(t *testing.T) {
 }
 
 func TestUnroutableFailsFast(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	c := startClient(t, clientConfig(url, config.ReplyDirect))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -177,7 +177,7 @@ func TestUnroutableFailsFast(t *testing.T) {
 }
 
 func TestPublishEventConfirmed(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	conn, err := amqp091.Dial(url)
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestPublishEventConfirmed(t *testing.T) {
 }
 
 func TestNackFailsFast(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	conn, err := amqp091.Dial(url)
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestNackFailsFast(t *testing.T) {
 }
 
 func TestDeadlineLeavesNothingBehind(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	newResponder(t, url, "silent", 1, nil)
 	c := startClient(t, clientConfig(url, config.ReplyDirect))
 	const timeout = 300 * time.Millisecond
@@ -275,7 +275,7 @@ func TestDeadlineLeavesNothingBehind(t *testing.T) {
 }
 
 func TestForgedAndDuplicateRepliesDropped(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	newResponder(t, url, "svc", 1, func(ch *amqp091.Channel, d amqp091.Delivery) {
 		// A forged reply with a random correlation id, then the real one
 		// twice.
@@ -293,14 +293,14 @@ func TestForgedAndDuplicateRepliesDropped(t *testing.T) {
 	if string(rep.Body) != "echo:real" {
 		t.Errorf("reply = %q; want echo:real", rep.Body)
 	}
-	polltest.Until(t, 10*time.Second, "two unmatched replies counted", func() bool { return c.Stats().UnmatchedReplies >= 2 })
+	poll.Until(t, 10*time.Second, "two unmatched replies counted", func() bool { return c.Stats().UnmatchedReplies >= 2 })
 	if got := c.Stats().UnmatchedReplies; got != 2 {
 		t.Errorf("unmatched replies = %d; want 2 (one forged, one duplicate)", got)
 	}
 }
 
 func TestConcurrentCallsNoCrossTalk(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	newResponder(t, url, "svc", 4, echo)
 	c := startClient(t, amqp.Config{URLs: []string{url}, Channels: 4})
 	const n = 1000
@@ -335,7 +335,7 @@ func TestConcurrentCallsNoCrossTalk(t *testing.T) {
 }
 
 func TestChannelErrorFailsCallAndLaneRecovers(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	newResponder(t, url, "svc", 1, echo)
 	c := startClient(t, amqp.Config{URLs: []string{url}, Channels: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -363,7 +363,7 @@ func TestChannelErrorFailsCallAndLaneRecovers(t *testing.T) {
 }
 
 // connectionClosedFailsWaitingCalls runs in TestBrokerFaults, on its node.
-func connectionClosedFailsWaitingCalls(t *testing.T, node *rabbitmqtest.Node) {
+func connectionClosedFailsWaitingCalls(t *testing.T, node *rabbitmq.Node) {
 	url := node.URL()
 	var answer sync.Map // bodies the responder answers
 	newResponder(t, url, "svc", 1, func(ch *amqp091.Channel, d amqp091.Delivery) {
@@ -383,7 +383,7 @@ func connectionClosedFailsWaitingCalls(t *testing.T, node *rabbitmqtest.Node) {
 			errs <- err
 		}()
 	}
-	polltest.Until(t, 10*time.Second, fmt.Sprintf("%d calls pending", waiting), func() bool { return c.Stats().Pending >= waiting })
+	poll.Until(t, 10*time.Second, fmt.Sprintf("%d calls pending", waiting), func() bool { return c.Stats().Pending >= waiting })
 	ctlStart := time.Now()
 	if err := node.CloseAllConnections(ctx); err != nil {
 		t.Fatal(err)
@@ -430,7 +430,7 @@ func connectionClosedFailsWaitingCalls(t *testing.T, node *rabbitmqtest.Node) {
 }
 
 // blockedConnectionRefusesCalls runs in TestBrokerFaults, on its node.
-func blockedConnectionRefusesCalls(t *testing.T, node *rabbitmqtest.Node) {
+func blockedConnectionRefusesCalls(t *testing.T, node *rabbitmq.Node) {
 	c := startClient(t, clientConfig(node.URL(), config.ReplyDirect))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -8,8 +8,8 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/figway/figway/config"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 )
 
 // TestConsumerCounts: the client counts the consumers of the queues it
@@ -17,7 +17,7 @@ import (
 // queue that does not exist is unknown, not idle, and looking for it
 // disturbs nothing; a queue no longer watched is no longer known.
 func TestConsumerCounts(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	cfg := clientConfig(url, config.ReplyDirect)
 	cfg.Topology = config.Topology{Queues: []config.Queue{{Name: "work", Durable: ptr(false)}, {Name: "idle", Durable: ptr(false)}}}
 	c := startClient(t, cfg)
@@ -28,7 +28,7 @@ func TestConsumerCounts(t *testing.T) {
 		}
 		return -1
 	}
-	polltest.Until(t, 5*time.Second, "work and idle counted", func() bool { return count("work") == 0 && count("idle") == 0 })
+	poll.Until(t, 5*time.Second, "work and idle counted", func() bool { return count("work") == 0 && count("idle") == 0 })
 
 	conn, err := amqp091.Dial(url)
 	if err != nil {
@@ -57,7 +57,7 @@ func TestConsumerCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	went := time.Now()
-	polltest.Until(t, 5*time.Second, "consumer gone", func() bool { return count("work") == 0 })
+	poll.Until(t, 5*time.Second, "consumer gone", func() bool { return count("work") == 0 })
 	gone := time.Since(went)
 	t.Logf("a consumer was seen %v after it came (Recount) and %v after it went (ConsumerCheck 500ms)", seen, gone)
 	if seen > 2*time.Second || gone > 2*time.Second {
@@ -100,5 +100,5 @@ func TestConsumerCounts(t *testing.T) {
 	if _, err := ch.Consume("work", "w2", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	polltest.Until(t, 5*time.Second, "a consumer seen after a locked queue", func() bool { return count("work") == 1 })
+	poll.Until(t, 5*time.Second, "a consumer seen after a locked queue", func() bool { return count("work") == 1 })
 }

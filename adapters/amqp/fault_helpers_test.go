@@ -18,8 +18,8 @@ import (
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/polltest"
+	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/poll"
 )
 
 // faultTopology is declared by the client after every connect: the rpc
@@ -48,7 +48,7 @@ func waiting(t *testing.T, c *amqp.Client, n int) <-chan result {
 			out <- r
 		}()
 	}
-	polltest.Until(t, 5*time.Second, "calls waiting", func() bool { return c.Stats().Pending >= before+n })
+	poll.Until(t, 5*time.Second, "calls waiting", func() bool { return c.Stats().Pending >= before+n })
 	return out
 }
 
@@ -76,7 +76,7 @@ func ptr[T any](v T) *T { return &v }
 
 // echoWorker answers every request on queue with echo, through faults.
 func echoWorker(t *testing.T, url, queue string) {
-	faulttest.StartWorker(t, url, queue, func(d *amqp091.Delivery) amqp091.Publishing {
+	fault.StartWorker(t, url, queue, func(d *amqp091.Delivery) amqp091.Publishing {
 		return amqp091.Publishing{ContentType: d.ContentType, Body: append([]byte("echo:"), d.Body...)}
 	})
 }

@@ -14,10 +14,10 @@ import (
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/gateway"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
-	"github.com/figway/figway/internal/tcpproxy"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proc"
+	"github.com/figway/figway/internal/testing/proxy"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/resilience"
 )
 
@@ -50,7 +50,7 @@ func faultClient(t *testing.T, url string, heartbeat time.Duration) *amqp.Client
 func warm(t *testing.T, c *amqp.Client) *load {
 	t.Helper()
 	ld := startLoad(c, loadWorkers, loadDeadline)
-	polltest.Until(t, 10*time.Second, "load warm", func() bool { return ld.successes(time.Time{}) >= 50 })
+	poll.Until(t, 10*time.Second, "load warm", func() bool { return ld.successes(time.Time{}) >= 50 })
 	return ld
 }
 
@@ -103,7 +103,7 @@ func checkEvents(t *testing.T, name, url string, rs []result) {
 // kill -9 then restart.
 func TestBrokerFaults(t *testing.T) {
 	noLeaks(t)
-	node := rabbitmqtest.Own(t)
+	node := rabbitmq.Own(t)
 	url := node.URL()
 
 	t.Run("waiting_calls_fail_on_close", func(t *testing.T) { connectionClosedFailsWaitingCalls(t, node) })
@@ -119,13 +119,13 @@ func TestBrokerFaults(t *testing.T) {
 		if err := node.CloseAllConnections(ctx); err != nil {
 			t.Fatal(err)
 		}
-		fault := time.Now()
-		polltest.Until(t, 10*time.Second, "success after close_all_connections", func() bool { return ld.successes(fault) >= 20 })
+		faulted := time.Now()
+		poll.Until(t, 10*time.Second, "success after close_all_connections", func() bool { return ld.successes(faulted) >= 20 })
 		rs := ld.halt()
-		rep := measure(rs, loadDeadline, fault, fault)
-		fromStart := measure(rs, loadDeadline, ctlStart, fault)
+		rep := measure(rs, loadDeadline, faulted, faulted)
+		fromStart := measure(rs, loadDeadline, ctlStart, faulted)
 		t.Logf("close_all_connections: rabbitmqctl took %v; calls in flight when it started had all failed %v after it started (first failure after %v)",
-			fault.Sub(ctlStart), fromStart.timeToFail, fromStart.firstFailure)
+			faulted.Sub(ctlStart), fromStart.timeToFail, fromStart.firstFailure)
 		checkReport(t, "close_all_connections", rs, rep, 500*time.Millisecond, 5*time.Second)
 		checkEvents(t, "close_all_connections", url, rs)
 		if got := c.Stats().Reconnects; got < 1 {
@@ -147,7 +147,7 @@ func TestBrokerFaults(t *testing.T) {
 		alarm := time.Now()
 		// The broker blocks a connection when it next publishes: under
 		// load, at once.
-		polltest.Until(t, 5*time.Second, "client blocked", func() bool { return c.Stats().Blocked })
+		poll.Until(t, 5*time.Second, "client blocked", func() bool { return c.Stats().Blocked })
 		blockedSeen := time.Now()
 		// The alarm is certain once set_vm_memory_high_watermark returned.
 		lastFailed := failedBy(t, calls, n, alarm)
@@ -158,12 +158,12 @@ func TestBrokerFaults(t *testing.T) {
 			t.Errorf("memory_alarm: waiting calls failed %v after the alarm was set; want at once, well before their 30s deadline", lastFailed)
 		}
 		// Run the load under the alarm for a while.
-		polltest.Until(t, 5*time.Second, "calls refused under the alarm", func() bool { return ld.failures(blockedSeen) >= 100 })
+		poll.Until(t, 5*time.Second, "calls refused under the alarm", func() bool { return ld.failures(blockedSeen) >= 100 })
 		if err := node.SetMemoryHighWatermark(ctx, 0.4); err != nil {
 			t.Fatal(err)
 		}
 		cleared := time.Now()
-		polltest.Until(t, 10*time.Second, "success after the alarm cleared", func() bool { return ld.successes(cleared) >= 20 })
+		poll.Until(t, 10*time.Second, "success after the alarm cleared", func() bool { return ld.successes(cleared) >= 20 })
 		rs := ld.halt()
 
 		// The block is certain when the first call fails with it.
@@ -201,14 +201,14 @@ func TestBrokerFaults(t *testing.T) {
 			t.Errorf("kill_9_restart: waiting calls failed %v after the kill; want at once, well before their 30s deadline", lastFailed)
 		}
 		// Down for the time a restart takes; calls fail fast meanwhile.
-		polltest.Until(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })
+		poll.Until(t, 5*time.Second, "client not ready", func() bool { return !c.Ready() })
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := node.Restart(ctx); err != nil {
 			t.Fatal(err)
 		}
 		back := time.Now()
-		polltest.Until(t, 10*time.Second, "success after restart", func() bool { return ld.successes(back) >= 20 })
+		poll.Until(t, 10*time.Second, "success after restart", func() bool { return ld.successes(back) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, killed, back)
 		fromStart := measure(rs, loadDeadline, killStart, back)
@@ -225,10 +225,10 @@ func TestBrokerFaults(t *testing.T) {
 // TestProxyFaults puts a TCP proxy between the client and the shared
 // broker: latency, a black hole (heartbeats must notice), and resets.
 func TestProxyFaults(t *testing.T) {
-	node := rabbitmqtest.ForTest(t)
+	node := rabbitmq.ForTest(t)
 	noLeaks(t)
 	direct := node.NewVHost(t)
-	p, err := tcpproxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
+	p, err := proxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestProxyFaults(t *testing.T) {
 		slow := time.Now()
 		// Calls still succeed, each at least two delays long; a call whose
 		// deadline is shorter than that ends at its deadline.
-		polltest.Until(t, 10*time.Second, "calls through the latency", func() bool { return ld.successes(slow) >= 20 })
+		poll.Until(t, 10*time.Second, "calls through the latency", func() bool { return ld.successes(slow) >= 20 })
 		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 		start := time.Now()
 		_, err := c.Call(ctx, "", "svc", request("test.v1.Svc/Get", "short"))
@@ -278,13 +278,13 @@ func TestProxyFaults(t *testing.T) {
 
 		// Nothing tells the client (the proxy passes on no close either);
 		// 1.5 heartbeat intervals of silence do.
-		polltest.Until(t, 10*time.Second, "black hole detected", func() bool { return !c.Ready() })
+		poll.Until(t, 10*time.Second, "black hole detected", func() bool { return !c.Ready() })
 		detected := time.Since(hole)
 		// Let calls meet the lost connection, then heal.
-		polltest.Until(t, 5*time.Second, "calls refused", func() bool { return ld.failures(hole.Add(detected)) >= 20 })
+		poll.Until(t, 5*time.Second, "calls refused", func() bool { return ld.failures(hole.Add(detected)) >= 20 })
 		p.Pass()
 		healed := time.Now()
-		polltest.Until(t, 15*time.Second, "success after the black hole", func() bool { return ld.successes(healed) >= 20 })
+		poll.Until(t, 15*time.Second, "success after the black hole", func() bool { return ld.successes(healed) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, hole.Add(detected), healed)
 		inHole := measure(rs, loadDeadline, hole, healed)
@@ -316,11 +316,11 @@ func TestProxyFaults(t *testing.T) {
 		ld := warm(t, c)
 		p.Reset()
 		reset := time.Now()
-		polltest.Until(t, 5*time.Second, "reset seen", func() bool { return !c.Ready() })
-		polltest.Until(t, 5*time.Second, "calls refused", func() bool { return ld.failures(reset) >= 20 })
+		poll.Until(t, 5*time.Second, "reset seen", func() bool { return !c.Ready() })
+		poll.Until(t, 5*time.Second, "calls refused", func() bool { return ld.failures(reset) >= 20 })
 		p.Pass()
 		healed := time.Now()
-		polltest.Until(t, 10*time.Second, "success after resets", func() bool { return ld.successes(healed) >= 20 })
+		poll.Until(t, 10*time.Second, "success after resets", func() bool { return ld.successes(healed) >= 20 })
 		rs := ld.halt()
 		rep := measure(rs, loadDeadline, reset, healed)
 		checkReport(t, "reset", rs, rep, 200*time.Millisecond, 5*time.Second)
@@ -334,11 +334,11 @@ func TestProxyFaults(t *testing.T) {
 // TestReconnectAcrossURLs: the client tries broker.urls in turn, on the
 // first connect and on every reconnect.
 func TestReconnectAcrossURLs(t *testing.T) {
-	node := rabbitmqtest.ForTest(t)
+	node := rabbitmq.ForTest(t)
 	noLeaks(t)
 	good := node.NewVHost(t)
 	dead := deadURL(t, good)
-	p, err := tcpproxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
+	p, err := proxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func TestReconnectAcrossURLs(t *testing.T) {
 	// Lose the connection: the next attempt goes to the dead URL, the one
 	// after to the proxy again.
 	p.Reset()
-	polltest.Until(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+	poll.Until(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
 	p.Pass()
 	healed := time.Now()
 	waitReady(t, c, 10*time.Second)
@@ -372,15 +372,15 @@ func TestReconnectAcrossURLs(t *testing.T) {
 // URL has failed in turn. (A cluster node that died must not cost figway
 // a backoff before it tries the nodes that live.)
 func TestNextURLAtOnce(t *testing.T) {
-	node := rabbitmqtest.ForTest(t)
+	node := rabbitmq.ForTest(t)
 	noLeaks(t)
 	good := node.NewVHost(t)
 	dead := deadURL(t, good)
 	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port()))
-	var proxies [2]*tcpproxy.Proxy
+	var proxies [2]*proxy.Proxy
 	for i := range proxies {
 		var err error
-		if proxies[i], err = tcpproxy.Start(target); err != nil {
+		if proxies[i], err = proxy.Start(target); err != nil {
 			t.Fatal(err)
 		}
 		defer proxies[i].Close()
@@ -404,7 +404,7 @@ func TestNextURLAtOnce(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // a connection that served a while: not a flapping one
 	proxies[0].Reset()
 	lost := time.Now()
-	polltest.Until(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+	poll.Until(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
 	waitReady(t, c, backoff/2)
 	t.Logf("serving through the third URL %v after the second one's connection was reset", time.Since(lost).Round(time.Millisecond))
 	if n := c.Stats().Node; n != proxies[1].Addr() {
@@ -418,14 +418,14 @@ func deadURL(t *testing.T, rawURL string) string {
 	// A port outside the ephemeral range: a dial to a port inside it can
 	// (rarely) be given that same port as its local one and connect to
 	// itself.
-	return viaProxy(t, rawURL, faulttest.FreeAddr(t))
+	return viaProxy(t, rawURL, proc.FreeAddr(t))
 }
 
 // TestEventRepublishedAfterChannelLoss: an event whose channel dies after
 // it was written and before its confirm is published once more on another
 // channel, with the same message id, and the caller gets success.
 func TestEventRepublishedAfterChannelLoss(t *testing.T) {
-	node := rabbitmqtest.ForTest(t)
+	node := rabbitmq.ForTest(t)
 	noLeaks(t)
 	url := node.NewVHost(t)
 	c := amqp.New(amqp.Config{URLs: []string{url}, Channels: 2, Topology: faultTopology,
@@ -444,7 +444,7 @@ func TestEventRepublishedAfterChannelLoss(t *testing.T) {
 	const n = 20
 	ids := map[string]bool{}
 	for i := range n {
-		polltest.Until(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
+		poll.Until(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		ev := request("test.v1.Svc/Place", "e")
 		ev.Persistent = true

@@ -12,7 +12,7 @@ import (
 
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 )
@@ -41,7 +41,7 @@ func padTo(t *testing.T, p amqp091.Publishing, h amqp091.Table, size int) amqp09
 // taken, one of frame_max+1 closes the connection with FRAME_ERROR. It is
 // the fact figway's bound on headers rests on.
 func TestHeaderFrameSizeMatchesBroker(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	base := amqp091.Publishing{
 		ContentType: wire.ContentTypeProtobuf, CorrelationId: wire.NewID(), ReplyTo: "r", MessageId: wire.NewID(),
 		Type: "a.B/C", AppId: "figway", DeliveryMode: 1, Expiration: "5000", Timestamp: time.Now(), Body: []byte("x"),
@@ -119,7 +119,7 @@ func TestHeaderFrameSizeMatchesBroker(t *testing.T) {
 // negotiated frame_max fails with ErrHeadersTooLarge, unpublished, while
 // calls on the same channels go on and the connection stays up.
 func TestOversizedHeadersFailAlone(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	r := newResponder(t, url, "svc", 1, echo)
 	c := startClient(t, clientConfig(url, config.ReplyDirect))
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
-	"github.com/figway/figway/internal/polltest"
+	"github.com/figway/figway/internal/testing/poll"
 )
 
 // startClient runs a Client against url until the test ends, and waits for
@@ -45,7 +45,7 @@ func runClient(t *testing.T, c *amqp.Client) *amqp.Client {
 
 func waitReady(t *testing.T, c *amqp.Client, within time.Duration) {
 	t.Helper()
-	polltest.Until(t, within, "client ready", c.Ready)
+	poll.Until(t, within, "client ready", c.Ready)
 }
 
 // responder plays the worker side by hand: it consumes queue (declared

@@ -18,10 +18,10 @@ import (
 	"github.com/figway/figway/adapters/amqp"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
-	"github.com/figway/figway/internal/tcpproxy"
+	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proxy"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 )
 
@@ -33,12 +33,12 @@ import (
 // UNAVAILABLE and the request ran exactly once.
 func TestRPCRetryOverRealBroker(t *testing.T) {
 	const method = "orders.v1.OrderService/GetOrder"
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	var mu sync.Mutex
 	seen := map[string]int{} // message id → requests the worker got
 	// killed has a value each time a channel the test killed is closed.
 	killed := make(chan struct{}, 1)
-	worker := faulttest.StartWorker(t, url, "orders.get", func(d *amqp091.Delivery) amqp091.Publishing {
+	worker := fault.StartWorker(t, url, "orders.get", func(d *amqp091.Delivery) amqp091.Publishing {
 		mu.Lock()
 		seen[d.MessageId]++
 		first := seen[d.MessageId] == 1
@@ -75,7 +75,7 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 		}
 	})
 	runClient(t, c)
-	polltest.Until(t, 10*time.Second, "worker consuming", func() bool {
+	poll.Until(t, 10*time.Second, "worker consuming", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := c.Call(ctx, "", "orders.get", request(method, "ping"))
@@ -101,7 +101,7 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 			g := retryGateway(t, c, url, "3s", tt.retry)
 			const calls = 5
 			for i := range calls {
-				polltest.Until(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
+				poll.Until(t, 5*time.Second, "channels reopened", func() bool { return c.Stats().OpenChannels == 2 })
 				before := worker.Received()
 				kill.Store(true)
 				start := time.Now()
@@ -109,7 +109,7 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 				took := time.Since(start)
 				// The worker has the request by the time a reply or a retry
 				// could have happened; wait for late deliveries to settle.
-				polltest.Until(t, 2*time.Second, "worker got the request", func() bool { return worker.Received() > before })
+				poll.Until(t, 2*time.Second, "worker got the request", func() bool { return worker.Received() > before })
 				if tt.ok != (err == nil) {
 					t.Fatalf("call %d: %v after %v; want ok=%v", i, err, took, tt.ok)
 				}
@@ -161,10 +161,10 @@ func retryGateway(t *testing.T, c *amqp.Client, url, timeout, retry string) *gat
 // any other route fails with UNAVAILABLE at once.
 func TestRetryWaitsForReconnect(t *testing.T) {
 	const method = "orders.v1.OrderService/GetOrder"
-	node := rabbitmqtest.ForTest(t)
+	node := rabbitmq.ForTest(t)
 	url := node.NewVHost(t)
 	echoWorker(t, url, "orders.get")
-	p, err := tcpproxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
+	p, err := proxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(node.Port())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestRetryWaitsForReconnect(t *testing.T) {
 		_, err := g.Invoke(context.Background(), &gateway.Call{Method: method, ContentType: wire.ContentTypeProtobuf, Accept: wire.ContentTypeProtobuf})
 		return time.Since(start), err
 	}
-	polltest.Until(t, 10*time.Second, "worker answering", func() bool { _, err := call(gw("")); return err == nil })
+	poll.Until(t, 10*time.Second, "worker answering", func() bool { _, err := call(gw("")); return err == nil })
 
 	const outage = 300 * time.Millisecond
 	for _, tt := range []struct {
@@ -186,7 +186,7 @@ func TestRetryWaitsForReconnect(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := gw(tt.retry)
 			p.Reset() // connections reset, new ones refused
-			polltest.Until(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
+			poll.Until(t, 5*time.Second, "connection lost", func() bool { return !c.Ready() })
 			go func() { time.Sleep(outage); p.Pass() }()
 			took, err := call(g)
 			t.Logf("%s: call during the outage: %v after %v", tt.name, err, took.Round(time.Millisecond))

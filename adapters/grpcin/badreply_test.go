@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
@@ -23,7 +23,7 @@ import (
 // call fails INTERNAL, with figway's own words only, and counts against
 // the route's breaker; a valid reply still passes.
 func TestBadReplyBodyIsInternal(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	b := startBridgeAt(t, url, strings.Replace(routesTmpl, "routing_key: orders.get}",
 		"routing_key: orders.get, breaker: {failures: 2, open_for: 1h}}", 1))
 	valid, err := proto.Marshal(order("o-1"))

@@ -14,8 +14,8 @@ import (
 
 	"github.com/figway/figway/adapters/grpcin"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/worker"
 )
@@ -37,7 +37,7 @@ func TestNoConsumer(t *testing.T) {
   - {method: `+cancelOrder+`, exchange: orders, routing_key: orders.cancel, timeout: 10s, breaker: {failures: 1000}}
   - {method: orders.v1.OrderService/PlaceOrder, exchange: orders, routing_key: orders.placed, pattern: event}
 `, 1)
-	b := startBridgeAt(t, rabbitmqtest.ForTest(t).NewVHost(t), routes, startLegacy(t))
+	b := startBridgeAt(t, rabbitmq.ForTest(t).NewVHost(t), routes, startLegacy(t))
 	consumers := func(method string) int {
 		if n, known := b.gw.RouteConsumers(method); known {
 			return n
@@ -48,7 +48,7 @@ func TestNoConsumer(t *testing.T) {
 	stop := runWorker(t, b.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	polltest.Until(t, 10*time.Second, "the worker answers", func() bool {
+	poll.Until(t, 10*time.Second, "the worker answers", func() bool {
 		o, err := b.client.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o"})
 		return err == nil && o.GetNote() == "worker" && consumers(getOrder) == 1
 	})
@@ -128,9 +128,9 @@ func TestNoConsumer(t *testing.T) {
 	// A worker comes back.
 	back := time.Now()
 	runWorker(t, b.url)
-	polltest.Until(t, 10*time.Second, "the worker seen again", func() bool { return consumers(getOrder) > 0 })
+	poll.Until(t, 10*time.Second, "the worker seen again", func() bool { return consumers(getOrder) > 0 })
 	seen := time.Since(back)
-	polltest.Until(t, 10*time.Second, "the worker answers again", func() bool {
+	poll.Until(t, 10*time.Second, "the worker answers again", func() bool {
 		o, err := b.client.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o"})
 		return err == nil && o.GetNote() == "worker"
 	})

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
 )
 
@@ -107,7 +107,7 @@ func rawQueue(t *testing.T, url string) <-chan amqp091.Delivery {
 // rawConsumer is rawQueue with the channel it consumes on, to answer on.
 func rawConsumer(t *testing.T, url string) (*amqp091.Channel, <-chan amqp091.Delivery) {
 	t.Helper()
-	ch := rabbitmqtest.Channel(t, url)
+	ch := rabbitmq.Channel(t, url)
 	ds, err := ch.Consume("orders.requests", "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +145,7 @@ func TestCallerDeadlineShorterThanRouteWins(t *testing.T) {
 	}
 	// The caller's own deadline fires on the client side at the same
 	// moment as figway's; give the server's handler a moment to unwind.
-	polltest.Until(t, 10*time.Second, "no call pending after the deadline", func() bool { return b.amqp.Stats().Pending == 0 })
+	poll.Until(t, 10*time.Second, "no call pending after the deadline", func() bool { return b.amqp.Stats().Pending == 0 })
 }
 
 func TestRouteTimeoutShorterThanCallerWins(t *testing.T) {

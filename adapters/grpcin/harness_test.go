@@ -15,9 +15,9 @@ import (
 	"github.com/figway/figway/adapters/legacy"
 	"github.com/figway/figway/gateway"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/coretest"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/core"
+	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
 )
 
@@ -53,7 +53,7 @@ type bridge struct {
 // shared node; lp, if given, is the legacy upstream.
 func startBridge(t *testing.T, routes string, lp ...*legacy.GRPC) *bridge {
 	t.Helper()
-	return startBridgeAt(t, rabbitmqtest.ForTest(t).NewVHost(t), routes, lp...)
+	return startBridgeAt(t, rabbitmq.ForTest(t).NewVHost(t), routes, lp...)
 }
 
 // startBridgeAt is startBridge on the broker at url.
@@ -64,10 +64,10 @@ func startBridgeAt(t *testing.T, url, routes string, lp ...*legacy.GRPC) *bridge
 	if len(lp) > 0 {
 		port, opts.Legacy = lp[0], lp[0].Proxy
 	}
-	core := coretest.Start(t, routes, url, "../../examples/orders/orders.binpb", port)
-	opts.MaxRequestBytes = core.Config.Server.MaxRequestBytes
-	opts.Register = func(s *grpc.Server) { grpcin.RegisterReflection(s, core.Config.Files) }
-	srv := grpcin.New(core.Gateway, opts)
+	running := core.Start(t, routes, url, "../../examples/orders/orders.binpb", port)
+	opts.MaxRequestBytes = running.Config.Server.MaxRequestBytes
+	opts.Register = func(s *grpc.Server) { grpcin.RegisterReflection(s, running.Config.Files) }
+	srv := grpcin.New(running.Gateway, opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func startBridgeAt(t *testing.T, url, routes string, lp ...*legacy.GRPC) *bridge
 		cancel()
 		<-srvDone
 	})
-	return &bridge{gw: core.Gateway, url: url, amqp: core.AMQP, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
+	return &bridge{gw: running.Gateway, url: url, amqp: running.AMQP, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
 }
 
 // startWorker runs a worker on the routes' queue until the test ends;
@@ -100,5 +100,5 @@ func startWorker(t *testing.T, url string, register func(w *worker.Worker)) {
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	faulttest.WaitConsuming(t, w)
+	fault.WaitConsuming(t, w)
 }

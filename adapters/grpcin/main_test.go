@@ -3,7 +3,7 @@ package grpcin_test
 import (
 	"testing"
 
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 )
 
-func TestMain(m *testing.M) { rabbitmqtest.Main(m) }
+func TestMain(m *testing.M) { rabbitmq.Main(m) }

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
 )
 
@@ -106,7 +106,7 @@ func TestCanarySticky(t *testing.T) {
 }
 
 func TestFallbackWhileBrokerDown(t *testing.T) {
-	node := rabbitmqtest.Own(t)
+	node := rabbitmq.Own(t)
 	b := startBridgeAt(t, node.URL(), migration("{method: orders.v1.OrderService/GetOrder, exchange: orders, routing_key: orders.get, fallback: legacy}"), startLegacy(t))
 	workerNotes(t, b.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -19,7 +19,7 @@ import (
 
 	"github.com/figway/figway/adapters/grpcin"
 	"github.com/figway/figway/gateway"
-	"github.com/figway/figway/internal/coretest"
+	"github.com/figway/figway/internal/testing/core"
 )
 
 // TestGrpcurlWithoutProtoFiles runs grpcurl (its library, as its command
@@ -28,7 +28,7 @@ import (
 // registers them: every service it lists resolves, and
 // grpc.health.v1.Health/Check answers SERVING.
 func TestGrpcurlWithoutProtoFiles(t *testing.T) {
-	cfg, _ := coretest.Load(t, routesTmpl, "amqp://127.0.0.1:1/", "../../examples/orders/orders.binpb")
+	cfg, _ := core.Load(t, routesTmpl, "amqp://127.0.0.1:1/", "../../examples/orders/orders.binpb")
 	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)

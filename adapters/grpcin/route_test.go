@@ -14,7 +14,7 @@ import (
 	"github.com/figway/figway/adapters/grpcin"
 	"github.com/figway/figway/gateway"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/coretest"
+	"github.com/figway/figway/internal/testing/core"
 )
 
 // TestNoGatewayRouteGoesToLegacy: a call the gateway does not take — here
@@ -27,7 +27,7 @@ func TestNoGatewayRouteGoesToLegacy(t *testing.T) {
 	routes := strings.Replace(routesTmpl, "routes:\n", "legacy: {grpc: 127.0.0.1:1}\nroutes:\n", 1)
 	routes = strings.Replace(routes, "{method: orders.v1.OrderService/GetOrder, exchange: orders, routing_key: orders.get}",
 		"{method: orders.v1.OrderService/GetOrder, to: legacy, shadow: true, exchange: orders, routing_key: orders.get}", 1)
-	cfg, _ := coretest.Load(t, routes, "amqp://127.0.0.1:1/", "../../examples/orders/orders.binpb")
+	cfg, _ := core.Load(t, routes, "amqp://127.0.0.1:1/", "../../examples/orders/orders.binpb")
 	table, err := cfg.Table(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -19,9 +19,9 @@ import (
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	testapiv1 "github.com/figway/figway/gen/figway/testapi/v1"
-	"github.com/figway/figway/internal/coretest"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/core"
+	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
 )
 
@@ -67,18 +67,18 @@ type bridge struct {
 // loadConfig loads routes over the test API's descriptors.
 func loadConfig(t testing.TB, routes, brokerURL string) (*config.Config, string) {
 	t.Helper()
-	return coretest.Load(t, routes, brokerURL, "testdata/testapi.binpb")
+	return core.Load(t, routes, brokerURL, "testdata/testapi.binpb")
 }
 
 func startBridge(t *testing.T, routes string, o httpin.Options) *bridge {
 	t.Helper()
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
-	core := coretest.Start(t, routes, url, "testdata/testapi.binpb", nil)
+	url := rabbitmq.ForTest(t).NewVHost(t)
+	running := core.Start(t, routes, url, "testdata/testapi.binpb", nil)
 	if o.MaxRequestBytes == 0 {
-		o.MaxRequestBytes = core.Config.Server.MaxRequestBytes
+		o.MaxRequestBytes = running.Config.Server.MaxRequestBytes
 	}
 	o.Logger = slog.New(slog.DiscardHandler)
-	srv, err := httpin.New(core.Gateway, o)
+	srv, err := httpin.New(running.Gateway, o)
 	if err != nil {
 		t.Fatalf("httpin.New: %v", err)
 	}
@@ -94,7 +94,7 @@ func startBridge(t *testing.T, routes string, o httpin.Options) *bridge {
 		<-srvDone
 		http.DefaultClient.CloseIdleConnections()
 	})
-	return &bridge{url: url, base: "http://" + lis.Addr().String(), srv: srv, gw: core.Gateway, path: core.Path}
+	return &bridge{url: url, base: "http://" + lis.Addr().String(), srv: srv, gw: running.Gateway, path: running.Path}
 }
 
 // seen is a request as the worker got it.
@@ -139,7 +139,7 @@ func startWorker(t *testing.T, url string, replies map[string]any) *library {
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	faulttest.WaitConsuming(t, w)
+	fault.WaitConsuming(t, w)
 	return l
 }
 

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proc"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 )
 
 // TestDemoParity runs the demo as make demo does — the legacy service, the
@@ -24,14 +24,14 @@ import (
 // Location, Content-Type and body are the same bytes, apart from the
 // order's id and dates.
 func TestDemoParity(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	dir := t.TempDir()
-	figway := faulttest.BuildFigway(t)
+	figway := proc.BuildFigway(t)
 	if out, err := exec.Command("go", "build", "-o", dir, "./legacy", "./worker").CombinedOutput(); err != nil {
 		t.Fatalf("go build legacy worker: %v\n%s", err, out)
 	}
-	a := addrs{faulttest.FreeAddr(t), faulttest.FreeAddr(t), faulttest.FreeAddr(t)}
-	legacyGRPC, legacyHTTP := faulttest.FreeAddr(t), faulttest.FreeAddr(t)
+	a := addrs{proc.FreeAddr(t), proc.FreeAddr(t), proc.FreeAddr(t)}
+	legacyGRPC, legacyHTTP := proc.FreeAddr(t), proc.FreeAddr(t)
 
 	routes, err := os.ReadFile("figway.yaml")
 	if err != nil {
@@ -123,7 +123,7 @@ func placeOrder(t *testing.T, base string) answer {
 // test fails.
 func runProcess(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
-	var out faulttest.SyncBuffer
+	var out proc.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func runProcess(t *testing.T, cmd *exec.Cmd) {
 // fail at once with "no consumer".
 func waitConsumers(t *testing.T, admin string) {
 	t.Helper()
-	polltest.Until(t, 30*time.Second, "a consumer on the routes' queue", func() bool {
+	poll.Until(t, 30*time.Second, "a consumer on the routes' queue", func() bool {
 		resp, err := http.Get("http://" + admin + "/metrics")
 		if err != nil {
 			return false
@@ -173,7 +173,7 @@ func waitConsumers(t *testing.T, admin string) {
 // report ready.
 func waitReady(t *testing.T, admin string) {
 	t.Helper()
-	polltest.Until(t, 30*time.Second, "figway ready", func() bool {
+	poll.Until(t, 30*time.Second, "figway ready", func() bool {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {
 			return false

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/figway/figway/internal/faulttest"
+	"github.com/figway/figway/internal/testing/proc"
 )
 
 var update = flag.Bool("update", false, "rewrite the samples in docs/ from the commands' real output")
@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the samples in docs/ from the c
 // fails here, and `go test ./examples/orders -run TestDocSamples -update`
 // rewrites the page.
 func TestDocSamples(t *testing.T) {
-	bin := faulttest.BuildFigway(t)
+	bin := proc.BuildFigway(t)
 	cmd := exec.Command(bin, "routes", "-config", "figway.yaml")
 	out, err := cmd.Output()
 	if err != nil {

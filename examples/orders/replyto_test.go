@@ -11,9 +11,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proc"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 )
 
 // replyToGoneDropped: a request whose direct reply-to address names a
@@ -24,7 +25,7 @@ import (
 // log, replies to the redelivered request alone, learns that the address
 // is gone, and acks the request without a reply when it comes again,
 // instead of crashing on it until it expires; it goes on serving figway.
-func replyToGoneDropped(t *testing.T, amqpURL, encoding, grpcAddr string, log *faulttest.SyncBuffer) {
+func replyToGoneDropped(t *testing.T, amqpURL, encoding, grpcAddr string, log *proc.SyncBuffer) {
 	// Each connection the worker opens logs "connected: consuming ...".
 	connects := func() int { return strings.Count(log.String(), "connected: consuming") }
 	dropped := func() int { return strings.Count(log.String(), "reply dropped") }
@@ -32,11 +33,11 @@ func replyToGoneDropped(t *testing.T, amqpURL, encoding, grpcAddr string, log *f
 
 	// The deadline outlasts the wait below: a worker that does not drop the
 	// reply crashes on the request until the test gives up.
-	p := getOrder(encoding, faulttest.GoneReplyTo(t, amqpURL), time.Now().Add(time.Minute))
-	if err := rabbitmqtest.Channel(t, amqpURL).PublishWithContext(context.Background(), "", "orders.requests", false, false, p); err != nil {
+	p := getOrder(encoding, fault.GoneReplyTo(t, amqpURL), time.Now().Add(time.Minute))
+	if err := rabbitmq.Channel(t, amqpURL).PublishWithContext(context.Background(), "", "orders.requests", false, false, p); err != nil {
 		t.Fatal(err)
 	}
-	took := polltest.Until(t, 20*time.Second, "the worker's log line of the dropped reply", func() bool { return dropped() == 1 })
+	took := poll.Until(t, 20*time.Second, "the worker's log line of the dropped reply", func() bool { return dropped() == 1 })
 	if !strings.Contains(log.String(), p.CorrelationId) {
 		t.Errorf("the worker's log does not name the dropped request's correlation id %s", p.CorrelationId)
 	}
@@ -69,7 +70,7 @@ func replyToGoneDropped(t *testing.T, amqpURL, encoding, grpcAddr string, log *f
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := rabbitmqtest.ForTest(t).Ctl(ctx, "list_queues", "-p", strings.TrimPrefix(u.Path, "/"),
+	out, err := rabbitmq.ForTest(t).Ctl(ctx, "list_queues", "-p", strings.TrimPrefix(u.Path, "/"),
 		"--no-table-headers", "--silent", "name", "messages_ready", "messages_unacknowledged")
 	if err != nil {
 		t.Fatal(err)

@@ -29,14 +29,14 @@ import (
 
 	"github.com/figway/figway/examples/orders/store"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proc"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 )
 
-func TestMain(m *testing.M) { rabbitmqtest.Main(m) }
+func TestMain(m *testing.M) { rabbitmq.Main(m) }
 
 // The workers in other languages, written from docs/wire-protocol.md alone.
 // Each is run as its own process against figway serve on a private broker,
@@ -58,10 +58,10 @@ var polyglot = []struct {
 }
 
 func TestPolyglotWorkers(t *testing.T) {
-	figway := faulttest.BuildFigway(t)
+	figway := proc.BuildFigway(t)
 	for _, w := range polyglot {
 		t.Run(w.name, func(t *testing.T) {
-			url := rabbitmqtest.ForTest(t).NewVHost(t)
+			url := rabbitmq.ForTest(t).NewVHost(t)
 			log := start(t, w.cmd(t, url), "ready", 30*time.Second)
 			a := serveFigway(t, figway, url, w.encoding)
 			t.Run("grpc", func(t *testing.T) { demoGRPC(t, a.grpc) })
@@ -130,7 +130,7 @@ func demoGRPC(t *testing.T, addr string) {
 		t.Fatalf("PlaceOrder: header figway-event-id = %q; want one id", ids)
 	}
 	var o *ordersv1.Order
-	polltest.Until(t, 10*time.Second, "the placed order", func() bool {
+	poll.Until(t, 10*time.Second, "the placed order", func() bool {
 		o, err = c.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: ids[0]})
 		return err == nil
 	})
@@ -198,7 +198,7 @@ func demoREST(t *testing.T, addr string) {
 	if resp.StatusCode != http.StatusAccepted || id == "" {
 		t.Fatalf("POST /v1/orders = %d, Figway-Event-Id %q; want 202 and an id", resp.StatusCode, id)
 	}
-	polltest.Until(t, 10*time.Second, "the order placed over REST", func() bool {
+	poll.Until(t, 10*time.Second, "the order placed over REST", func() bool {
 		code, body = rest(t, "GET", base+"/v1/orders/"+id, "")
 		return code == http.StatusOK
 	})
@@ -225,7 +225,7 @@ func demoREST(t *testing.T, addr string) {
 // figway-deadline has passed and then a live one: the worker answers the
 // live one only (it serves one queue in order, so by then it has seen both).
 func expiredDropped(t *testing.T, url, encoding string) {
-	ch := rabbitmqtest.Channel(t, url)
+	ch := rabbitmq.Channel(t, url)
 	replies, err := ch.Consume(wire.DirectReplyTo, "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -305,13 +305,13 @@ func missing(t *testing.T, what string) {
 
 // start runs cmd until the test ends and waits for a line of its standard
 // output to be ready. It returns what cmd writes to its standard error.
-func start(t *testing.T, cmd *exec.Cmd, ready string, within time.Duration) *faulttest.SyncBuffer {
+func start(t *testing.T, cmd *exec.Cmd, ready string, within time.Duration) *proc.SyncBuffer {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &faulttest.SyncBuffer{}
+	stderr := &proc.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -357,7 +357,7 @@ type addrs struct{ grpc, http, admin string }
 // the broker in the given encoding, and waits until it is ready.
 func serveFigway(t *testing.T, bin, url, encoding string) addrs {
 	t.Helper()
-	a := addrs{faulttest.FreeAddr(t), faulttest.FreeAddr(t), faulttest.FreeAddr(t)}
+	a := addrs{proc.FreeAddr(t), proc.FreeAddr(t), proc.FreeAddr(t)}
 	desc, _ := filepath.Abs("orders.binpb")
 	routes := fmt.Sprintf(`
 server: {grpc: "%[1]s", http: "%[2]s", admin: "%[3]s"}

@@ -20,9 +20,10 @@ import (
 	"github.com/figway/figway/config"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/app"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proc"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
 )
 
@@ -42,12 +43,12 @@ topology:
 // problem (and returns that problem with its field path), takes the new
 // routes of a good file, and returns from Run once its context ends.
 func TestRunAndReload(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	desc, err := filepath.Abs("../../examples/orders/orders.binpb")
 	if err != nil {
 		t.Fatal(err)
 	}
-	grpcAddr, httpAddr, adminAddr := faulttest.FreeAddr(t), faulttest.FreeAddr(t), faulttest.FreeAddr(t)
+	grpcAddr, httpAddr, adminAddr := proc.FreeAddr(t), proc.FreeAddr(t), proc.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "figway.yaml")
 	write := func(route string) {
 		t.Helper()
@@ -89,7 +90,7 @@ func TestRunAndReload(t *testing.T) {
 			t.Error("Run did not return within 30s of its context ending")
 		}
 	}()
-	polltest.Until(t, 30*time.Second, "/readyz answers 200", func() bool {
+	poll.Until(t, 30*time.Second, "/readyz answers 200", func() bool {
 		resp, err := http.Get("http://" + adminAddr + "/readyz")
 		if err != nil {
 			return false
@@ -97,7 +98,7 @@ func TestRunAndReload(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	faulttest.WaitConsuming(t, w) // figway fails a call whose queue has no consumer
+	fault.WaitConsuming(t, w) // figway fails a call whose queue has no consumer
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

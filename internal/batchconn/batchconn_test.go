@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/figway/figway/internal/polltest"
 	"go.uber.org/goleak"
+
+	"github.com/figway/figway/internal/testing/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -105,7 +106,7 @@ func stuck(t *testing.T, limit int, first []byte) (b *Conn, g *gate, server net.
 	b = New(g, limit)
 	g.set(true)
 	b.Write(first)
-	polltest.Until(t, 5*time.Second, "the writer to take the first write", func() bool { return g.count() == 1 })
+	poll.Until(t, 5*time.Second, "the writer to take the first write", func() bool { return g.count() == 1 })
 	return b, g, server
 }
 
@@ -189,7 +190,7 @@ func TestWriteErrorClosesTheConnectionAndSticks(t *testing.T) {
 	if n, err := server.Read(make([]byte, 16)); err != io.EOF {
 		t.Fatalf("peer Read = %d, %v; want EOF", n, err)
 	}
-	polltest.Until(t, 5*time.Second, "later writes to fail", func() bool {
+	poll.Until(t, 5*time.Second, "later writes to fail", func() bool {
 		_, err := b.Write([]byte("x"))
 		return err != nil
 	})
@@ -231,7 +232,7 @@ func TestCloseReleasesWaitingWriters(t *testing.T) {
 		_, err := b.Write(make([]byte, 1))
 		wrote <- err
 	}()
-	polltest.Until(t, 5*time.Second, "the Write to wait for room", func() bool {
+	poll.Until(t, 5*time.Second, "the Write to wait for room", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.waiting == 1

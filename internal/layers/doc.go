@@ -1,7 +1,8 @@
 // Package layers holds no code: its test checks, with go list, that no
 // package of figway imports one drawn above it in docs/architecture.md —
 // the core (gateway, wire, resilience) knows neither the routes file's
-// format nor RabbitMQ's client library, and no adapter reaches back into
-// config, metrics or the wiring — and that no comment or doc cites a file
-// that is not in the repository.
+// format nor RabbitMQ's client library, no adapter reaches back into
+// config, metrics or the wiring, and no production package links the
+// tests' machinery (internal/testing) — and that no comment or doc cites a
+// file that is not in the repository.
 package layers

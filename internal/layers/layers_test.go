@@ -30,6 +30,15 @@ var rules = []struct {
 	{"adapters/legacy", []string{"metrics"}},
 	{"operations", []string{"gateway", "config", "adapters/", "metrics", "cmd/", "internal/app"}},
 	{"worker", []string{"gateway", "config", "adapters/", "metrics", "cmd/", "internal/app"}},
+	// The tests' machinery (internal/testing) is for tests only.
+	{"cmd/", []string{"internal/testing/"}},
+	{"internal/app", []string{"internal/testing/"}},
+	{"config", []string{"internal/testing/"}},
+	{"gateway", []string{"internal/testing/"}},
+	{"adapters/", []string{"internal/testing/"}},
+	{"metrics", []string{"internal/testing/"}},
+	{"operations", []string{"internal/testing/"}},
+	{"worker", []string{"internal/testing/"}},
 }
 
 func TestNoUpwardImports(t *testing.T) {

@@ -16,13 +16,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/polltest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proc"
 )
 
 // TestLegacyService runs the legacy service and calls it over gRPC and REST.
 func TestLegacyService(t *testing.T) {
-	g, h := faulttest.FreeAddr(t), faulttest.FreeAddr(t)
+	g, h := proc.FreeAddr(t), proc.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-grpc", g, "-http", h}, slog.New(slog.DiscardHandler)) }()
@@ -42,7 +42,7 @@ func TestLegacyService(t *testing.T) {
 	defer ccancel()
 	var header metadata.MD
 	var o *ordersv1.Order
-	polltest.Until(t, 3*time.Second, "the legacy service answering gRPC GetOrder(o-1)", func() bool {
+	poll.Until(t, 3*time.Second, "the legacy service answering gRPC GetOrder(o-1)", func() bool {
 		o, err = c.GetOrder(cctx, &ordersv1.GetOrderRequest{OrderId: "o-1"}, grpc.Header(&header))
 		return err == nil
 	})

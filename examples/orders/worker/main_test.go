@@ -13,13 +13,13 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 )
 
-func TestMain(m *testing.M) { rabbitmqtest.Main(m) }
+func TestMain(m *testing.M) { rabbitmq.Main(m) }
 
 // client plays figway: it publishes calls to exchange "orders" and reads
 // the replies on direct reply-to.
@@ -69,8 +69,8 @@ func (c *client) call(method string, req, resp proto.Message) codes.Code {
 }
 
 func TestOrdersWorker(t *testing.T) {
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
-	ch := rabbitmqtest.Channel(t, url)
+	url := rabbitmq.ForTest(t).NewVHost(t)
+	ch := rabbitmq.Channel(t, url)
 	replies, err := ch.Consume(wire.DirectReplyTo, "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestOrdersWorker(t *testing.T) {
 		Items: []*ordersv1.LineItem{{Sku: "s", Quantity: 3, UnitPriceCents: 100}}}
 	eventID := c.publish(ordersv1.OrderService_PlaceOrder_FullMethodName, place, false)
 	var placed ordersv1.Order
-	polltest.Until(t, 10*time.Second, "GetOrder(event id) finding the placed order", func() bool {
+	poll.Until(t, 10*time.Second, "GetOrder(event id) finding the placed order", func() bool {
 		code := c.call(ordersv1.OrderService_GetOrder_FullMethodName, &ordersv1.GetOrderRequest{OrderId: eventID}, &placed)
 		if code != codes.OK && code != codes.NotFound {
 			t.Fatalf("GetOrder(event id) = %v; want the placed order", code)

@@ -1,9 +1,0 @@
-package clustertest_test
-
-import (
-	"testing"
-
-	"github.com/figway/figway/internal/rabbitmqtest"
-)
-
-func TestMain(m *testing.M) { rabbitmqtest.Main(m) }

@@ -1,0 +1,13 @@
+//go:build unix
+
+package rabbitmq
+
+import "syscall"
+
+// chrootAttr runs a command chrooted in root, or as it is for "".
+func chrootAttr(root string) *syscall.SysProcAttr {
+	if root == "" {
+		return nil
+	}
+	return &syscall.SysProcAttr{Chroot: root}
+}

@@ -1,0 +1,325 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/proc"
+	"github.com/figway/figway/internal/testing/rabbitmq"
+)
+
+// The tests of this file kill nodes of the cluster shared by the test
+// binary, one at a time, and restart them before they end: they must not
+// run in parallel.
+
+// callers is the number of concurrent callers per route under a kill.
+const callers = 64
+
+// TestKillFigwaysNode kills -9 the node figway is connected to while 64
+// callers call a plain route and 64 a retry: idempotent one for ~10 s: on
+// the plain route every call in flight ends (OK or UNAVAILABLE) within 1 s
+// of the kill, figway serves through another node within 3 s, and on the
+// retry: idempotent route no caller sees an error at all.
+func TestKillFigwaysNode(t *testing.T) {
+	c := rabbitmq.ClusterForTest(t)
+	urls := c.URLs()
+	// figway on node 0; the queue's leader and the worker on node 1: the
+	// kill takes figway's connection only. (When figway's node holds the
+	// leader too, the first publishes on the new connection may be nacked
+	// until the election ends — TestKillQueueLeader measures elections.)
+	declareQuorum(t, urls[1], queueOf(t))
+	bin := proc.BuildFigway(t)
+	fw := startFigway(t, bin, "figway", urls)
+	victim := fw.node(c)
+	if victim != c.Nodes[0] {
+		t.Fatalf("figway on %v; want node 0", victim)
+	}
+	w := startSDKWorker(t, order(urls, 1), 0, 64)
+
+	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	orders := fw.orders()
+	plain := startLoad(ctx, callers, 100000, getOrderCall(orders, "get"))
+	retried := startLoad(ctx, callers, 100000, listOrdersCall(orders, "list"))
+	time.Sleep(3 * time.Second)
+	restartAfter(t, c)
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := victim.KilledAt()
+	t.Logf("killed %s (figway's node)", victim.Name())
+	ps, rs := summarize(plain.wait(), killed), summarize(retried.wait(), killed)
+	t.Logf("plain route: %v", ps)
+	t.Logf("retry: idempotent route: %v", rs)
+	t.Logf("figway now on %s; worker redelivered %d requests; figway dropped %v unmatched replies",
+		fw.node(c).Name(), w.redelivered(), fw.metric(t, "figway_replies_unmatched_total"))
+
+	// A call in flight at the kill on the plain route ends at once; on the
+	// retry: idempotent route it waits for the reconnect and its reply.
+	if ps.inFlightEnded > time.Second {
+		t.Errorf("plain route: a call in flight at the kill ended %v after it; want within 1s", ps.inFlightEnded)
+	}
+	for name, s := range map[string]summary{"plain": ps, "retry: idempotent": rs} {
+		if s.servedAgain < 0 || s.servedAgain > 3*time.Second {
+			t.Errorf("%s route: served again %v after the kill; want within 3s", name, s.servedAgain)
+		}
+		for code, n := range s.codes {
+			if code != codes.Unavailable {
+				t.Errorf("%s route: %d calls failed with %v (first error: %v); want only UNAVAILABLE", name, n, code, s.firstErr)
+			}
+		}
+	}
+	if rs.failed != 0 {
+		t.Errorf("retry: idempotent route: %d calls failed (first: %v); want none", rs.failed, rs.firstErr)
+	}
+	if n := fw.node(c); n == victim {
+		t.Errorf("figway still on the killed node")
+	}
+}
+
+// TestKillQueueLeader kills -9 the node holding the request queue's leader
+// — neither figway's nor the worker's — while 64 callers call: calls keep
+// succeeding once a new leader is elected. It reports the errors and the
+// longest gap between successes.
+func TestKillQueueLeader(t *testing.T) {
+	c := rabbitmq.ClusterForTest(t)
+	urls := c.URLs()
+	// The queue is declared through node 1 first, so its leader is there
+	// (queue_leader_locator client-local); figway (node 0) declares it
+	// again, as it does on every connect, and the worker is on node 2.
+	declareQuorum(t, urls[1], queueOf(t))
+	bin := proc.BuildFigway(t)
+	fw := startFigway(t, bin, "figway", urls)
+	startSDKWorker(t, order(urls, 2), 0, 64)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	leader, err := c.QueueLeader(ctx, "/", queueOf(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leader != c.Nodes[1] || fw.node(c) != c.Nodes[0] {
+		t.Fatalf("leader on %s, figway on %s; want node 1 and node 0", leader.Name(), fw.node(c).Name())
+	}
+
+	load, stop := context.WithTimeout(context.Background(), 6*time.Second)
+	defer stop()
+	l := startLoad(load, callers, 100000, getOrderCall(fw.orders(), "get"))
+	time.Sleep(2 * time.Second)
+	restartAfter(t, c)
+	if err := leader.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := leader.KilledAt()
+	outs := l.wait()
+	s := summarize(outs, killed)
+	t.Logf("killed %s (the queue's leader): %v", leader.Name(), s)
+	if s.servedAgain < 0 {
+		t.Fatal("no call succeeded after the leader's node was killed")
+	}
+	// Calls keep succeeding: the last seconds of the load all succeed.
+	late := 0
+	for _, o := range outs {
+		if o.err != nil && o.start.After(killed.Add(3*time.Second)) {
+			late++
+		}
+	}
+	if late > 0 {
+		t.Errorf("%d calls started 3 s or more after the kill failed (first error: %v); want none", late, s.firstErr)
+	}
+	for code, n := range s.codes {
+		if code != codes.Unavailable {
+			t.Errorf("%d calls failed with %v (first error: %v); want only UNAVAILABLE", n, code, s.firstErr)
+		}
+	}
+}
+
+// declareQuorum declares the request queue as figway's topology does,
+// through the node of url, so that its leader is on that node.
+func declareQuorum(t *testing.T, u, queue string) {
+	t.Helper()
+	conn, err := amqp091.Dial(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// name, durable, autoDelete, exclusive, noWait, args
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp091.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEventsSurviveNodeKill sends 10,000 events through figway while the
+// node holding the queue's leader is killed -9 and restarted: every event
+// figway confirmed to its caller is consumed by the worker afterwards — none
+// lost; duplicates are counted.
+func TestEventsSurviveNodeKill(t *testing.T) {
+	const events, senders = 10000, 32
+	c := rabbitmq.ClusterForTest(t)
+	urls := c.URLs()
+	// figway on node 0, the worker on node 2, the queue's leader on node
+	// 1: the kill takes the replica that holds the leader, and with it
+	// the events only it had stored but not yet replicated — none of them
+	// confirmed, since a quorum queue confirms once a majority has it.
+	declareQuorum(t, urls[1], queueOf(t))
+	bin := proc.BuildFigway(t)
+	fw := startFigway(t, bin, "figway", urls)
+	victim := c.Nodes[1]
+	w := startSDKWorker(t, order(urls, 2), 0, 64)
+	orders := fw.orders()
+
+	var (
+		mu        sync.Mutex
+		confirmed = map[string]bool{}
+		sent      atomic.Int64
+		killOnce  sync.Once
+		killed    time.Time
+		restarted = make(chan error, 1)
+	)
+	restartAfter(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	begin := time.Now()
+	l := startLoad(ctx, senders, events, func(ctx context.Context, caller, seq int) error {
+		n := sent.Add(1)
+		if n > events {
+			return errDone
+		}
+		if n == events/5 {
+			// A fifth of the way: kill the leader's node, and bring it
+			// back while the events go on.
+			killOnce.Do(func() {
+				if err := victim.Kill(); err != nil {
+					restarted <- err
+					return
+				}
+				killed = victim.KilledAt()
+				go func() { restarted <- victim.Restart(context.Background()) }()
+			})
+		}
+		var header metadata.MD
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := orders.PlaceOrder(ctx, &ordersv1.PlaceOrderRequest{CustomerId: fmt.Sprintf("c-%d-%d", caller, seq)}, grpc.Header(&header))
+		if err == nil {
+			ids := header.Get("figway-event-id")
+			if len(ids) != 1 {
+				return fmt.Errorf("figway-event-id = %q; want one id", ids)
+			}
+			mu.Lock()
+			confirmed[ids[0]] = true
+			mu.Unlock()
+		}
+		return err
+	})
+	outs := l.wait()
+	took := time.Since(begin)
+	if killed.IsZero() {
+		t.Fatal("the node was never killed")
+	}
+	s := summarize(outs, killed)
+	if err := <-restarted; err != nil {
+		t.Fatalf("restart %s: %v", victim.Name(), err)
+	}
+	t.Logf("%d events in %v, %s killed after %d and restarted %v after the kill: %v",
+		len(outs), took.Round(time.Millisecond), victim.Name(), events/5, time.Since(killed).Round(time.Millisecond), s)
+
+	// Every confirmed event reaches the worker; wait for the queue to drain.
+	consumed := func() (lost, dups, extra int) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for id := range confirmed {
+			if w.events[id] == 0 {
+				lost++
+			}
+		}
+		for id, n := range w.events {
+			dups += n - 1
+			if !confirmed[id] {
+				extra++
+			}
+		}
+		return lost, dups, extra
+	}
+	drained := time.Now()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if lost, _, _ := consumed(); lost == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	lost, dups, extra := consumed()
+	t.Logf("events confirmed to callers: %d; lost: %d; duplicates consumed: %d; consumed though their caller got an error: %d (drained in %v)",
+		len(confirmed), lost, dups, extra, time.Since(drained).Round(time.Millisecond))
+	if lost != 0 {
+		t.Errorf("%d of %d confirmed events never reached the worker; want 0", lost, len(confirmed))
+	}
+	if len(confirmed) < events/2 {
+		t.Errorf("only %d of %d events confirmed; want most (errors: %v, first: %v)", len(confirmed), events, s.codes, s.firstErr)
+	}
+	for code, n := range s.codes {
+		if code != codes.Unavailable {
+			t.Errorf("%d events failed with %v (first error: %v); want only UNAVAILABLE", n, code, s.firstErr)
+		}
+	}
+}
+
+// TestKillWorkersNode kills -9 the node an SDK worker is connected to while
+// it holds unacknowledged requests (each takes 300 ms): the worker resumes
+// on another node, the requests are redelivered and answered
+// (at-least-once), and every caller of figway gets exactly one reply, its
+// own.
+func TestKillWorkersNode(t *testing.T) {
+	c := rabbitmq.ClusterForTest(t)
+	urls := c.URLs()
+	bin := proc.BuildFigway(t)
+	fw := startFigway(t, bin, "figway", urls) // node 0, and the queue's leader
+	w := startSDKWorker(t, order(urls, 1), 300*time.Millisecond, 64)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	victim, err := c.NodeOf(ctx, "/", "figway-worker "+queueOf(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if victim == fw.node(c) {
+		t.Fatalf("worker and figway both on %s; want different nodes", victim.Name())
+	}
+
+	load, stop := context.WithTimeout(context.Background(), 6*time.Second)
+	defer stop()
+	l := startLoad(load, callers, 100000, getOrderCall(fw.orders(), "get"))
+	time.Sleep(2 * time.Second)
+	restartAfter(t, c)
+	before := w.w.Stats()
+	holding := w.running.Load() // requests in the worker's hands, unacknowledged
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := victim.KilledAt()
+	s := summarize(l.wait(), killed)
+	after := w.w.Stats()
+	t.Logf("killed %s (the worker's node) with %d requests in its handlers; worker connects %d→%d, received %d→%d, %d expired; %d requests ran more than once; figway dropped %v unmatched replies: %v",
+		victim.Name(), holding, before.Connects, after.Connects, before.Received, after.Received, after.Expired,
+		w.redelivered(), fw.metric(t, "figway_replies_unmatched_total"), s)
+	if after.Connects <= before.Connects {
+		t.Errorf("worker did not move off the killed node")
+	}
+	if s.failed != 0 {
+		t.Errorf("%d calls failed %v (first: %v); want every caller answered", s.failed, s.codes, s.firstErr)
+	}
+	if w.redelivered() == 0 {
+		t.Errorf("no request ran twice; want the worker's unacknowledged requests redelivered")
+	}
+}

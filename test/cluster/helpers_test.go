@@ -1,0 +1,405 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proc"
+	"github.com/figway/figway/internal/testing/rabbitmq"
+	"github.com/figway/figway/worker"
+)
+
+// The cluster tests run `figway serve` as a child process, configured as
+// docs/operations.md ("Running against a cluster") says: broker.urls with
+// every node, quorum request queues declared by figway's topology, and an
+// SDK worker with every node's URL.
+
+// Routes of the cluster tests. GetOrder and ListOrders are rpc routes (the
+// second retry: idempotent), PlaceOrder is an event route; all go to one
+// quorum queue, served by one pool of SDK workers.
+const (
+	getOrder   = "orders.v1.OrderService/GetOrder"
+	listOrders = "orders.v1.OrderService/ListOrders"
+	placeOrder = "orders.v1.OrderService/PlaceOrder"
+)
+
+// The tests that share the cluster keep apart by names: each has an
+// exchange and a request queue of its own, in the default virtual host.
+// (A virtual host per test costs two rabbitmqctl runs, each of which
+// starts an Erlang VM: seconds, and a minute on a loaded machine.)
+
+// exchangeOf returns the test's exchange.
+func exchangeOf(t *testing.T) string { return "x." + t.Name() }
+
+// queueOf returns the test's request queue.
+func queueOf(t *testing.T) string { return t.Name() + ".requests" }
+
+// clusterRoutes is the routes file of figway on a cluster: gRPC, REST and
+// admin listeners, the descriptor set, the broker URLs, the exchange and
+// the queue.
+const clusterRoutes = `
+server: {grpc: %[1]q, http: %[2]q, admin: %[3]q, shutdown_grace: 10s}
+descriptors: [%[4]s]
+broker: {urls: [%[5]s]}
+routes:
+  - {method: orders.v1.OrderService/GetOrder, exchange: %[6]q, routing_key: orders.get, timeout: 60s}
+  - {method: orders.v1.OrderService/ListOrders, exchange: %[6]q, routing_key: orders.list, timeout: 60s, retry: idempotent}
+  - {method: orders.v1.OrderService/PlaceOrder, exchange: %[6]q, routing_key: orders.placed, pattern: event}
+topology:
+  exchanges: [{name: %[6]q, type: topic}]
+  queues: [{name: %[7]q, type: quorum, bind: {exchange: %[6]q, key: "orders.#"}}]
+`
+
+// figwayProc is `figway serve` running as a child process.
+type figwayProc struct {
+	*proc.Process
+	name        string
+	grpc, admin string
+	conn        *grpc.ClientConn
+}
+
+// startFigway runs bin as `figway serve` with clusterRoutes over urls and
+// waits until it is ready. It is killed when the test ends if still running.
+func startFigway(t *testing.T, bin, name string, urls []string) *figwayProc {
+	t.Helper()
+	grpcAddr, httpAddr, adminAddr := proc.FreeAddr(t), proc.FreeAddr(t), proc.FreeAddr(t)
+	desc, err := filepath.Abs("../../examples/orders/orders.binpb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoted := make([]string, len(urls))
+	for i, u := range urls {
+		quoted[i] = strconv.Quote(u)
+	}
+	path := filepath.Join(t.TempDir(), name+".yaml")
+	routes := fmt.Sprintf(clusterRoutes, grpcAddr, httpAddr, adminAddr, desc, strings.Join(quoted, ", "), exchangeOf(t), queueOf(t))
+	if err := os.WriteFile(path, []byte(routes), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &figwayProc{name: name, grpc: grpcAddr, admin: adminAddr,
+		Process: proc.Start(t, name, bin, "serve", "-config", path)}
+	poll.Until(t, time.Minute, name+" ready", func() bool { return httpStatus("http://"+adminAddr+"/readyz") == http.StatusOK })
+	p.conn, err = grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.conn.Close() })
+	return p
+}
+
+// orders returns a client of the process's OrderService.
+func (p *figwayProc) orders() ordersv1.OrderServiceClient {
+	return ordersv1.NewOrderServiceClient(p.conn)
+}
+
+// node returns the node figway last said it connected to ("connected to
+// RabbitMQ" in its log, whose broker attribute names host and port), or
+// nil.
+func (p *figwayProc) node(c *rabbitmq.Cluster) *rabbitmq.Node {
+	var broker string
+	for _, line := range strings.Split(p.Log.String(), "\n") {
+		var m struct{ Msg, Broker string }
+		if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "connected to RabbitMQ" {
+			broker = m.Broker
+		}
+	}
+	u, err := url.Parse(broker)
+	if err != nil {
+		return nil
+	}
+	return c.Node(u.Port())
+}
+
+// metric returns the value of an unlabelled metric on the admin listener.
+func (p *figwayProc) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// terminate sends SIGTERM.
+func (p *figwayProc) terminate(t *testing.T) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func httpStatus(u string) int {
+	resp, err := http.Get(u)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// sdkWorker is a pool member serving the orders queue with the Go SDK: each
+// rpc answers with its request's id (so a caller can tell its own reply),
+// after delay; each event is counted by its id.
+type sdkWorker struct {
+	mu     sync.Mutex
+	runs   map[string]int // request id → times a handler ran it
+	events map[string]int // event id → times consumed
+	w      *worker.Worker
+	// running counts the handlers running now.
+	running atomic.Int64
+}
+
+// startSDKWorker runs a worker with urls until the test ends.
+func startSDKWorker(t *testing.T, urls []string, delay time.Duration, concurrency int) *sdkWorker {
+	t.Helper()
+	s := &sdkWorker{runs: map[string]int{}, events: map[string]int{}}
+	// The worker's log is shown when the test fails: what the broker did
+	// to its connection is told there.
+	var log proc.SyncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the SDK worker's log:\n%s", log.String())
+		}
+	})
+	s.w = worker.New(worker.Config{URLs: urls, Queue: queueOf(t), Concurrency: concurrency,
+		ShutdownGrace: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	ran := func(ctx context.Context, id string) error {
+		s.mu.Lock()
+		s.runs[id]++
+		s.mu.Unlock()
+		s.running.Add(1)
+		defer s.running.Add(-1)
+		select {
+		case <-time.After(delay):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	worker.Handle(s.w, getOrder, func(ctx context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
+		return &ordersv1.Order{OrderId: req.OrderId}, ran(ctx, req.OrderId)
+	})
+	worker.Handle(s.w, listOrders, func(ctx context.Context, req *ordersv1.ListOrdersRequest) (*ordersv1.ListOrdersResponse, error) {
+		return &ordersv1.ListOrdersResponse{Orders: []*ordersv1.Order{{OrderId: req.CustomerId}}}, ran(ctx, req.CustomerId)
+	})
+	worker.Handle(s.w, placeOrder, func(ctx context.Context, req *ordersv1.PlaceOrderRequest) (*ordersv1.Order, error) {
+		s.mu.Lock()
+		s.events[worker.EventID(ctx)]++
+		s.mu.Unlock()
+		return &ordersv1.Order{}, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+	poll.Until(t, time.Minute, "worker consuming", func() bool { return s.w.Stats().Connects > 0 })
+	return s
+}
+
+// redelivered returns how many request ids a handler ran more than once.
+func (s *sdkWorker) redelivered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, runs := range s.runs {
+		if runs > 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// outcome is one call as its caller saw it.
+type outcome struct {
+	start, end time.Time
+	code       codes.Code
+	err        error
+}
+
+// load runs callers that call until their context ends or each made max
+// calls; call returns the caller's error, or one saying the reply was
+// someone else's.
+type load struct {
+	mu       sync.Mutex
+	outcomes []outcome
+	wg       sync.WaitGroup
+}
+
+// errDone, returned by a call, ends its caller: the call is not counted.
+var errDone = errors.New("done")
+
+// startLoad starts n callers, each making up to max calls, one after the
+// other, until ctx ends or a call returns errDone; a call in flight when
+// ctx ends runs to its end. Caller i's call number j is call(ctx, i, j).
+func startLoad(ctx context.Context, n, max int, call func(ctx context.Context, caller, seq int) error) *load {
+	l := &load{}
+	for i := range n {
+		l.wg.Go(func() {
+			for j := 0; j < max && ctx.Err() == nil; j++ {
+				start := time.Now()
+				err := call(context.WithoutCancel(ctx), i, j)
+				if err == errDone {
+					return
+				}
+				o := outcome{start: start, end: time.Now(), err: err, code: status.Code(err)}
+				l.mu.Lock()
+				l.outcomes = append(l.outcomes, o)
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+// wait waits for the callers and returns their outcomes sorted by end.
+func (l *load) wait() []outcome {
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	slices.SortFunc(l.outcomes, func(a, b outcome) int { return a.end.Compare(b.end) })
+	return l.outcomes
+}
+
+// summary is what a fault did to a load.
+type summary struct {
+	calls, failed int
+	codes         map[codes.Code]int
+	firstErr      error
+	// inFlightEnded is how long after the fault the last call in flight
+	// at the fault ended.
+	inFlightEnded time.Duration
+	// servedAgain is how long after the fault the first call that started
+	// after it succeeded; -1 if none did.
+	servedAgain time.Duration
+	// longestGap is the longest time without a successful call's end,
+	// from the fault on.
+	longestGap time.Duration
+	slowest    time.Duration
+}
+
+func summarize(outs []outcome, fault time.Time) summary {
+	s := summary{codes: map[codes.Code]int{}, servedAgain: -1}
+	last := fault
+	for _, o := range outs {
+		s.calls++
+		s.slowest = max(s.slowest, o.end.Sub(o.start))
+		if o.err != nil {
+			s.failed++
+			s.codes[o.code]++
+			if s.firstErr == nil {
+				s.firstErr = o.err
+			}
+		}
+		if o.start.Before(fault) && o.end.After(fault) {
+			s.inFlightEnded = max(s.inFlightEnded, o.end.Sub(fault))
+		}
+		if o.err == nil && o.end.After(fault) {
+			s.longestGap = max(s.longestGap, o.end.Sub(last))
+			last = o.end
+			if s.servedAgain < 0 && o.start.After(fault) {
+				s.servedAgain = o.end.Sub(fault)
+			}
+		}
+	}
+	return s
+}
+
+func (s summary) String() string {
+	again := "never"
+	if s.servedAgain >= 0 {
+		again = s.servedAgain.Round(time.Millisecond).String() + " after it"
+	}
+	return fmt.Sprintf("%d calls, %d failed %v; calls in flight at the fault ended within %v; first call started after it succeeded %s; longest gap between successes %v; slowest call %v",
+		s.calls, s.failed, s.codes, s.inFlightEnded.Round(time.Millisecond), again,
+		s.longestGap.Round(time.Millisecond), s.slowest.Round(time.Millisecond))
+}
+
+// getOrderCall calls GetOrder with an id unique to caller and seq and
+// checks that the reply carries it back.
+func getOrderCall(orders ordersv1.OrderServiceClient, prefix string) func(ctx context.Context, caller, seq int) error {
+	return func(ctx context.Context, caller, seq int) error {
+		id := fmt.Sprintf("%s-%d-%d", prefix, caller, seq)
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		o, err := orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: id})
+		if err == nil && o.OrderId != id {
+			return fmt.Errorf("GetOrder(%q) answered with %q: another caller's reply", id, o.OrderId)
+		}
+		return err
+	}
+}
+
+// listOrdersCall is getOrderCall for ListOrders, the retry: idempotent route.
+func listOrdersCall(orders ordersv1.OrderServiceClient, prefix string) func(ctx context.Context, caller, seq int) error {
+	return func(ctx context.Context, caller, seq int) error {
+		id := fmt.Sprintf("%s-%d-%d", prefix, caller, seq)
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		r, err := orders.ListOrders(ctx, &ordersv1.ListOrdersRequest{CustomerId: id})
+		if err == nil && (len(r.Orders) != 1 || r.Orders[0].OrderId != id) {
+			return fmt.Errorf("ListOrders(%q) answered with %v: another caller's reply", id, r.Orders)
+		}
+		return err
+	}
+}
+
+// restartAfter restarts the cluster's dead nodes when the test ends, so
+// that the next test has the whole cluster.
+func restartAfter(t *testing.T, c *rabbitmq.Cluster) {
+	t.Cleanup(func() {
+		begin := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := c.RestartDead(ctx); err != nil {
+			t.Errorf("restart killed nodes: %v", err)
+		}
+		t.Logf("killed nodes restarted in %v", time.Since(begin).Round(time.Millisecond))
+	})
+}
+
+// order returns urls rotated to start at i: figway and workers start with
+// different nodes.
+func order(urls []string, i int) []string {
+	return append(slices.Clone(urls[i:]), urls[:i]...)
+}
