@@ -527,7 +527,7 @@ func TestCallerDeadlineResetIsATimeout(t *testing.T) {
 }
 
 // TestNacksCountOnlyWhenTheyLast: a route whose publishes are nacked for
-// less than the refusal grace (3 s) keeps its breaker closed however many
+// less than the refusal grace (10 s) keeps its breaker closed however many
 // calls fail, as through a quorum queue's leader election; refusals that
 // go on past it open the breaker as any failure does, as from a queue
 // that rejects publishes at its length limit (docs/errors.md).
@@ -536,21 +536,21 @@ func TestNacksCountOnlyWhenTheyLast(t *testing.T) {
 		p := &publisher{fn: failWith(errNacked)}
 		g := newGateway(p, table(t, "  - {method: "+getOrder+", routing_key: k, breaker: {failures: 5, open_for: 1h}}\n", nil))
 		route := g.Table().Lookup(getOrder)
-		for range 290 { // 2.9 s of nacked calls, 100 a second
+		for range 990 { // 9.9 s of nacked calls, 100 a second
 			if _, err := g.Invoke(context.Background(), call(getOrder)); !errors.Is(err, gateway.ErrNacked) || gateway.Code(err) != codes.Unavailable {
 				t.Fatalf("Invoke = %v; want UNAVAILABLE, nacked", err)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		if st := route.BreakerState(); st != resilience.BreakerClosed {
-			t.Fatalf("after 2.9 s of nacks: BreakerState() = %v; want closed", st)
+			t.Fatalf("after 9.9 s of nacks: BreakerState() = %v; want closed", st)
 		}
 		time.Sleep(100 * time.Millisecond)
 		for range 5 {
 			g.Invoke(context.Background(), call(getOrder))
 		}
 		if st := route.BreakerState(); st != resilience.BreakerOpen {
-			t.Errorf("after 3 s of nacks and 5 more: BreakerState() = %v; want open", st)
+			t.Errorf("after 10 s of nacks and 5 more: BreakerState() = %v; want open", st)
 		}
 	})
 }

@@ -16,7 +16,7 @@ const (
 	DefaultHalfOpenRequests = 1
 	DefaultWindow           = time.Minute
 	DefaultMinRequests      = 10
-	DefaultRefusalGrace     = 3 * time.Second
+	DefaultRefusalGrace     = 10 * time.Second
 )
 
 // BreakerSettings configures a [Breaker].
@@ -57,9 +57,10 @@ type BreakerSettings struct {
 	// RefusalGrace is how long a run of [Refused] outcomes, with no
 	// [Success] in between, counts for nothing before each further refusal
 	// counts as a [Failure]. A quorum queue whose leader is being elected
-	// refuses publishes for a fraction of a second; a queue at its length
-	// limit with x-overflow reject-publish refuses until it drains. If
-	// RefusalGrace is 0 or less, 3s is used.
+	// refuses publishes for about 0.3 s on an idle machine and has for 4 s
+	// on a loaded one; a queue at its length limit with x-overflow
+	// reject-publish refuses until it drains. If RefusalGrace is 0 or
+	// less, 10s is used.
 	RefusalGrace time.Duration
 
 	// OnStateChange, if not nil, is called on every transition. It runs

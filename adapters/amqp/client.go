@@ -98,6 +98,7 @@ type Client struct {
 	unmatched   atomic.Uint64
 	reconnects  atomic.Uint64
 	republished atomic.Uint64
+	renewed     atomic.Uint64 // channels renewed (renew.go)
 }
 
 // Stats is a snapshot of a Client's counters.
@@ -119,6 +120,10 @@ type Stats struct {
 	// EventsRepublished counts events published a second time because
 	// their channel died before their confirm.
 	EventsRepublished uint64
+	// ChannelsRenewed counts channels replaced because a queue kept
+	// nacking their publishes (a quorum queue stuck on a dead leader:
+	// docs/operations.md, "Running against a cluster").
+	ChannelsRenewed uint64
 }
 
 // New returns a Client. It connects nothing: Run does.
@@ -191,6 +196,7 @@ func (c *Client) Stats() Stats {
 		UnmatchedReplies:  c.unmatched.Load(),
 		Reconnects:        c.reconnects.Load(),
 		EventsRepublished: c.republished.Load(),
+		ChannelsRenewed:   c.renewed.Load(),
 	}
 }
 
@@ -275,6 +281,8 @@ func (c *Client) Publish(ctx context.Context, exchange, key string, req *wire.Re
 // frame below that point counts (docs/performance.md, "Held calls and
 // goroutine stacks").
 func (c *Client) await(ctx context.Context, l *lane, cl *call) (outcome, error) {
+	l.users.Add(1)
+	defer l.users.Add(-1)
 	blocking := *l.s.blocking.Load()
 	if err := l.submit(ctx, cl); err != nil {
 		return outcome{}, err

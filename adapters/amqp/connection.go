@@ -29,10 +29,12 @@ type session struct {
 	blocking atomic.Pointer[chan struct{}]
 	// node is host:port of the broker node the connection goes to.
 	node string
+	// renew takes the lanes to renew (renew.go).
+	renew chan *lane
 }
 
 func newSession(lanes int) *session {
-	s := &session{lanes: make([]atomic.Pointer[lane], lanes)}
+	s := &session{lanes: make([]atomic.Pointer[lane], lanes), renew: make(chan *lane, lanes)}
 	ch := make(chan struct{})
 	s.blocking.Store(&ch)
 	return s
@@ -200,24 +202,25 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 		wg.Go(func() { c.consumeReplies(ctx, conn, replies) })
 	}
 
-	died := make(chan int, c.cfg.Channels)
-	start := func(i int) error {
+	died := make(chan *lane, c.cfg.Channels)
+	start := func(i, renewals int) error {
 		l, err := c.openLane(conn, s, replyTo)
 		if err != nil {
 			return err
 		}
+		l.renewals = renewals
 		s.lanes[i].Store(l)
 		wg.Go(func() {
 			l.run(ctx)
 			select {
-			case died <- i:
+			case died <- l:
 			case <-ctx.Done():
 			}
 		})
 		return nil
 	}
 	for i := range s.lanes {
-		if err := start(i); err != nil {
+		if err := start(i, 0); err != nil {
 			return err
 		}
 	}
@@ -249,17 +252,30 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 			} else {
 				c.log.Info("RabbitMQ unblocked the connection")
 			}
-		case i := <-died:
+		case l := <-died:
 			// The channel died under a live connection (a channel error such
 			// as publishing to a missing exchange): its calls have failed;
-			// open a new one in its place.
-			if conn.IsClosed() {
+			// open a new one in its place — unless it was renewed, and its
+			// slot has a new lane already.
+			i := s.slot(l)
+			if conn.IsClosed() || i < 0 {
 				continue
 			}
-			if err := start(i); err != nil {
+			if err := start(i, 0); err != nil {
 				return fmt.Errorf("reopen channel: %w", err)
 			}
 			c.log.Warn("reopened AMQP channel after a channel error", "lane", i)
+		case l := <-s.renew:
+			i := s.slot(l)
+			if conn.IsClosed() || i < 0 {
+				continue
+			}
+			if err := start(i, l.nextRenewals()); err != nil {
+				return fmt.Errorf("renew channel: %w", err)
+			}
+			c.renewed.Add(1)
+			wg.Go(func() { l.retire(ctx) })
+			c.log.Info("renewed an AMQP channel whose publishes a queue kept nacking", "lane", i, "renewals", l.renewals+1)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -46,9 +47,21 @@ type lane struct {
 	dead chan struct{} // closed when run returns
 	err  error         // why the lane died; read only after dead is closed
 
-	mu          sync.Mutex       // guards the maps and call.returned
+	mu          sync.Mutex       // guards the maps, acked and call.returned
 	unconfirmed map[uint64]*call // delivery tag → call, until its confirm
 	events      map[string]*call // message id → event, until its confirm
+
+	// Renewal (renew.go): nacked holds, per destination, when its current
+	// run of nacks began; acked is set by the first ack; renewals counts
+	// the renewals of the lane's slot since one of its lanes was last
+	// acked; retiring is set once the session is asked to renew the lane.
+	nacked   map[string]time.Time
+	acked    bool
+	renewals int
+	retiring atomic.Bool
+	// users counts the calls on the lane: a renewed lane is closed when
+	// none is left.
+	users atomic.Int64
 }
 
 // openLane opens a channel in confirm mode. With replyTo set to the direct
@@ -78,6 +91,7 @@ func (c *Client) openLane(conn *amqp.Connection, s *session, replyTo string) (*l
 		dead:        make(chan struct{}),
 		unconfirmed: make(map[uint64]*call),
 		events:      make(map[string]*call),
+		nacked:      make(map[string]time.Time),
 	}
 	if replyTo == wire.DirectReplyTo {
 		l.replies, err = consumeOpts{autoAck: true}.consume(ch, wire.DirectReplyTo)
@@ -304,6 +318,7 @@ func (l *lane) confirm(conf amqp.Confirmation) {
 	if cl.event {
 		delete(l.events, cl.msgID)
 	}
+	l.noteConfirm(cl, conf.Ack)
 	switch {
 	case !conf.Ack:
 		cl.resolve(outcome{err: fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)})

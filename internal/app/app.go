@@ -308,5 +308,5 @@ func BrokerConfig(cfg *config.Config) (amqp.Config, error) {
 // brokerStats are the AMQP client's counters that metrics reports.
 func brokerStats(s amqp.Stats) metrics.BrokerStats {
 	return metrics.BrokerStats{Connected: s.Connected, Blocked: s.Blocked, Pending: s.Pending,
-		UnmatchedReplies: s.UnmatchedReplies, Reconnects: s.Reconnects}
+		UnmatchedReplies: s.UnmatchedReplies, Reconnects: s.Reconnects, ChannelsRenewed: s.ChannelsRenewed}
 }

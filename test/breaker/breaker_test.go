@@ -197,7 +197,7 @@ func TestBreakerOverRealBroker(t *testing.T) {
 // TestRefusingQueueOpensBreaker: a queue that keeps refusing publishes —
 // at its length limit with x-overflow reject-publish, so the broker nacks
 // every one — opens its route's breaker once the refusals have lasted
-// the refusal grace (3 s): a brief run of nacks, as in a quorum queue's
+// the refusal grace (10 s): a brief run of nacks, as in a quorum queue's
 // leader election, opens nothing (docs/errors.md, "Circuit breaker").
 func TestRefusingQueueOpensBreaker(t *testing.T) {
 	url := rabbitmq.ForTest(t).NewVHost(t)
@@ -217,17 +217,17 @@ func TestRefusingQueueOpensBreaker(t *testing.T) {
 	}
 	start := time.Now()
 	nacked, firstOpen := 0, time.Duration(-1)
-	for time.Since(start) < 10*time.Second {
+	for time.Since(start) < 20*time.Second {
 		err := place()
 		switch {
 		case errors.Is(err, gateway.ErrBreakerOpen):
 			firstOpen = time.Since(start)
 		case errors.Is(err, gateway.ErrNacked) && gateway.Code(err) == codes.Unavailable:
 			nacked++
-			if route.BreakerState() == resilience.BreakerOpen && time.Since(start) < 3*time.Second {
-				t.Fatalf("breaker open %v after the first nack; want closed for 3 s", time.Since(start))
+			if route.BreakerState() == resilience.BreakerOpen && time.Since(start) < resilience.DefaultRefusalGrace {
+				t.Fatalf("breaker open %v after the first nack; want closed for %v", time.Since(start), resilience.DefaultRefusalGrace)
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 			continue
 		default:
 			t.Fatalf("publish to a refusing queue: %v; want UNAVAILABLE, nacked", err)
@@ -235,7 +235,7 @@ func TestRefusingQueueOpensBreaker(t *testing.T) {
 		break
 	}
 	t.Logf("%d publishes nacked; the breaker refused the first call %v after the first nack", nacked, firstOpen)
-	if firstOpen < 3*time.Second {
-		t.Errorf("breaker opened %v after the first nack; want after the 3 s grace, and soon after it", firstOpen)
+	if firstOpen < resilience.DefaultRefusalGrace {
+		t.Errorf("breaker opened %v after the first nack; want after the %v grace, and soon after it", firstOpen, resilience.DefaultRefusalGrace)
 	}
 }

@@ -26,29 +26,48 @@ import (
 const callers = 64
 
 // TestKillFigwaysNode kills -9 the node figway is connected to while 64
-// callers call a plain route and 64 a retry: idempotent one for ~10 s: on
-// the plain route every call in flight ends (OK or UNAVAILABLE) within 1 s
-// of the kill, figway serves through another node within 3 s, and on the
-// retry: idempotent route no caller sees an error at all.
+// callers call a plain route and 64 a retry: idempotent one for ~10 s.
+//
+// leader_on_figways_node is the layout users get: figway's topology
+// declares the quorum request queue, so its leader sits on figway's node,
+// and the kill takes both. On RabbitMQ 3.10 the new connection's first
+// publishes are nacked until the surviving replicas have elected a new
+// leader. leader_elsewhere declares the queue through another node first,
+// so the kill takes figway's connection only.
+//
+// Either way: on the retry: idempotent route no caller sees an error; on
+// the plain route every call in flight ends at once (OK or UNAVAILABLE)
+// and calls are served again soon after the kill; no breaker leaves
+// closed; no call is refused for want of a consumer (the worker is on
+// another node throughout).
 func TestKillFigwaysNode(t *testing.T) {
+	for _, layout := range []string{"leader_on_figways_node", "leader_elsewhere"} {
+		t.Run(layout, func(t *testing.T) { killFigwaysNode(t, layout == "leader_on_figways_node") })
+	}
+}
+
+func killFigwaysNode(t *testing.T, leaderWithFigway bool) {
 	c := rabbitmq.ClusterForTest(t)
 	urls := c.URLs()
-	// figway on node 0; the queue's leader and the worker on node 1: the
-	// kill takes figway's connection only. (When figway's node holds the
-	// leader too, the first publishes on the new connection may be nacked
-	// until the election ends — TestKillQueueLeader measures elections.)
-	declareQuorum(t, urls[1], queueOf(t))
+	if !leaderWithFigway {
+		declareQuorum(t, urls[1], queueOf(t))
+	}
 	bin := proc.BuildFigway(t)
 	fw := startFigway(t, bin, "figway", urls)
 	victim := fw.node(c)
 	if victim != c.Nodes[0] {
 		t.Fatalf("figway on %v; want node 0", victim)
 	}
+	leader := queueLeader(t, c, queueOf(t))
+	if (leader == victim) != leaderWithFigway {
+		t.Fatalf("the queue's leader is on %s, figway on %s; want them together: %v", leader.Name(), victim.Name(), leaderWithFigway)
+	}
 	w := startSDKWorker(t, order(urls, 1), 0, 64)
 
 	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stop()
 	orders := fw.orders()
+	breakers := fw.watchBreakers()
 	plain := startLoad(ctx, callers, 100000, getOrderCall(orders, "get"))
 	retried := startLoad(ctx, callers, 100000, listOrdersCall(orders, "list"))
 	time.Sleep(3 * time.Second)
@@ -57,8 +76,9 @@ func TestKillFigwaysNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := victim.KilledAt()
-	t.Logf("killed %s (figway's node)", victim.Name())
+	t.Logf("killed %s (figway's node; the queue's leader: %v)", victim.Name(), leaderWithFigway)
 	ps, rs := summarize(plain.wait(), killed), summarize(retried.wait(), killed)
+	breakers.end(t)
 	t.Logf("plain route: %v", ps)
 	t.Logf("retry: idempotent route: %v", rs)
 	t.Logf("figway now on %s; worker redelivered %d requests; figway dropped %v unmatched replies",
@@ -70,8 +90,8 @@ func TestKillFigwaysNode(t *testing.T) {
 		t.Errorf("plain route: a call in flight at the kill ended %v after it; want within 1s", ps.inFlightEnded)
 	}
 	for name, s := range map[string]summary{"plain": ps, "retry: idempotent": rs} {
-		if s.servedAgain < 0 || s.servedAgain > 3*time.Second {
-			t.Errorf("%s route: served again %v after the kill; want within 3s", name, s.servedAgain)
+		if s.servedAgain < 0 || s.servedAgain > servedAgainWithin {
+			t.Errorf("%s route: served again %v after the kill; want within %v", name, s.servedAgain, servedAgainWithin)
 		}
 		for code, n := range s.codes {
 			if code != codes.Unavailable {
@@ -85,6 +105,28 @@ func TestKillFigwaysNode(t *testing.T) {
 	if n := fw.node(c); n == victim {
 		t.Errorf("figway still on the killed node")
 	}
+	fw.expectNoConsumerRefusals(t)
+}
+
+// servedAgainWithin bounds how long after figway's node is killed a call
+// that started after the kill is answered again. On an idle machine it is
+// the reconnect (~0.1 s) plus, when the leader died too, its election
+// (~0.3 s); on a loaded two-core machine under -race the election alone
+// has taken 3 s on RabbitMQ 3.10, which nacks publishes meanwhile.
+// Measured figures are logged.
+const servedAgainWithin = 5 * time.Second
+
+// queueLeader returns the node holding the leader of the quorum queue
+// name, in the default virtual host.
+func queueLeader(t *testing.T, c *rabbitmq.Cluster, name string) *rabbitmq.Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	leader, err := c.QueueLeader(ctx, "/", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leader
 }
 
 // TestKillQueueLeader kills -9 the node holding the request queue's leader
@@ -113,6 +155,7 @@ func TestKillQueueLeader(t *testing.T) {
 
 	load, stop := context.WithTimeout(context.Background(), 6*time.Second)
 	defer stop()
+	breakers := fw.watchBreakers()
 	l := startLoad(load, callers, 100000, getOrderCall(fw.orders(), "get"))
 	time.Sleep(2 * time.Second)
 	restartAfter(t, c)
@@ -121,6 +164,8 @@ func TestKillQueueLeader(t *testing.T) {
 	}
 	killed := leader.KilledAt()
 	outs := l.wait()
+	breakers.end(t)
+	fw.expectNoConsumerRefusals(t)
 	s := summarize(outs, killed)
 	t.Logf("killed %s (the queue's leader): %v", leader.Name(), s)
 	if s.servedAgain < 0 {
@@ -170,14 +215,17 @@ func TestEventsSurviveNodeKill(t *testing.T) {
 	const events, senders = 10000, 32
 	c := rabbitmq.ClusterForTest(t)
 	urls := c.URLs()
-	// figway on node 0, the worker on node 2, the queue's leader on node
-	// 1: the kill takes the replica that holds the leader, and with it
-	// the events only it had stored but not yet replicated — none of them
+	// figway on node 0, which holds the queue's leader (figway's topology
+	// declared the queue), the worker on node 2: the kill takes figway's
+	// connection and the replica that holds the leader, and with it the
+	// events only it had stored but not yet replicated — none of them
 	// confirmed, since a quorum queue confirms once a majority has it.
-	declareQuorum(t, urls[1], queueOf(t))
 	bin := proc.BuildFigway(t)
 	fw := startFigway(t, bin, "figway", urls)
-	victim := c.Nodes[1]
+	victim := c.Nodes[0]
+	if leader := queueLeader(t, c, queueOf(t)); leader != victim || fw.node(c) != victim {
+		t.Fatalf("the queue's leader on %s, figway on %s; want both on node 0", leader.Name(), fw.node(c).Name())
+	}
 	w := startSDKWorker(t, order(urls, 2), 0, 64)
 	orders := fw.orders()
 
@@ -192,6 +240,7 @@ func TestEventsSurviveNodeKill(t *testing.T) {
 	restartAfter(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	breakers := fw.watchBreakers()
 	begin := time.Now()
 	l := startLoad(ctx, senders, events, func(ctx context.Context, caller, seq int) error {
 		n := sent.Add(1)
@@ -227,6 +276,7 @@ func TestEventsSurviveNodeKill(t *testing.T) {
 	})
 	outs := l.wait()
 	took := time.Since(begin)
+	breakers.end(t)
 	if killed.IsZero() {
 		t.Fatal("the node was never killed")
 	}
@@ -299,6 +349,7 @@ func TestKillWorkersNode(t *testing.T) {
 
 	load, stop := context.WithTimeout(context.Background(), 6*time.Second)
 	defer stop()
+	breakers := fw.watchBreakers()
 	l := startLoad(load, callers, 100000, getOrderCall(fw.orders(), "get"))
 	time.Sleep(2 * time.Second)
 	restartAfter(t, c)
@@ -309,6 +360,8 @@ func TestKillWorkersNode(t *testing.T) {
 	}
 	killed := victim.KilledAt()
 	s := summarize(l.wait(), killed)
+	breakers.end(t)
+	fw.expectNoConsumerRefusals(t)
 	after := w.w.Stats()
 	t.Logf("killed %s (the worker's node) with %d requests in its handlers; worker connects %d→%d, received %d→%d, %d expired; %d requests ran more than once; figway dropped %v unmatched replies: %v",
 		victim.Name(), holding, before.Connects, after.Connects, before.Received, after.Received, after.Expired,

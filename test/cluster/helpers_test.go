@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -28,6 +29,7 @@ import (
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
+	"github.com/figway/figway/internal/testing/prom"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
 )
@@ -183,6 +185,9 @@ type sdkWorker struct {
 	w      *worker.Worker
 	// running counts the handlers running now.
 	running atomic.Int64
+	// stop stops the worker and waits for its Run to return; it runs once,
+	// also when the test ends.
+	stop func()
 }
 
 // startSDKWorker runs a worker with urls until the test ends.
@@ -227,12 +232,13 @@ func startSDKWorker(t *testing.T, urls []string, delay time.Duration, concurrenc
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.w.Run(ctx) }()
-	t.Cleanup(func() {
+	s.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("worker: %v", err)
 		}
 	})
+	t.Cleanup(s.stop)
 	poll.Until(t, time.Minute, "worker consuming", func() bool { return s.w.Stats().Connects > 0 })
 	return s
 }
@@ -316,10 +322,14 @@ type summary struct {
 	// from the fault on.
 	longestGap time.Duration
 	slowest    time.Duration
+	// lastFailed is how long after the fault the last failed call ended.
+	lastFailed time.Duration
+	// messages counts the failed calls by their status message.
+	messages map[string]int
 }
 
 func summarize(outs []outcome, fault time.Time) summary {
-	s := summary{codes: map[codes.Code]int{}, servedAgain: -1}
+	s := summary{codes: map[codes.Code]int{}, servedAgain: -1, messages: map[string]int{}}
 	last := fault
 	for _, o := range outs {
 		s.calls++
@@ -327,6 +337,8 @@ func summarize(outs []outcome, fault time.Time) summary {
 		if o.err != nil {
 			s.failed++
 			s.codes[o.code]++
+			s.messages[status.Convert(o.err).Message()]++
+			s.lastFailed = max(s.lastFailed, o.end.Sub(fault))
 			if s.firstErr == nil {
 				s.firstErr = o.err
 			}
@@ -350,9 +362,13 @@ func (s summary) String() string {
 	if s.servedAgain >= 0 {
 		again = s.servedAgain.Round(time.Millisecond).String() + " after it"
 	}
-	return fmt.Sprintf("%d calls, %d failed %v; calls in flight at the fault ended within %v; first call started after it succeeded %s; longest gap between successes %v; slowest call %v",
+	failed := ""
+	if s.failed > 0 {
+		failed = fmt.Sprintf("; the last failed call ended %v after the fault; failures by message: %v", s.lastFailed.Round(time.Millisecond), s.messages)
+	}
+	return fmt.Sprintf("%d calls, %d failed %v; calls in flight at the fault ended within %v; first call started after it succeeded %s; longest gap between successes %v; slowest call %v%s",
 		s.calls, s.failed, s.codes, s.inFlightEnded.Round(time.Millisecond), again,
-		s.longestGap.Round(time.Millisecond), s.slowest.Round(time.Millisecond))
+		s.longestGap.Round(time.Millisecond), s.slowest.Round(time.Millisecond), failed)
 }
 
 // getOrderCall calls GetOrder with an id unique to caller and seq and
@@ -402,4 +418,87 @@ func restartAfter(t *testing.T, c *rabbitmq.Cluster) {
 // different nodes.
 func order(urls []string, i int) []string {
 	return append(slices.Clone(urls[i:]), urls[:i]...)
+}
+
+// breakerWatch samples a figway's figway_breaker_state every 100 ms and
+// remembers each route whose breaker it saw anything but closed.
+type breakerWatch struct {
+	stop    context.CancelFunc
+	done    chan struct{}
+	samples int
+	seen    map[string]string // route → its first state other than closed, and when
+	errs    int               // scrapes that failed
+}
+
+// watchBreakers starts watching p's breakers; end stops it.
+func (p *figwayProc) watchBreakers() *breakerWatch {
+	ctx, stop := context.WithCancel(context.Background())
+	w := &breakerWatch{stop: stop, done: make(chan struct{}), seen: map[string]string{}}
+	begin := time.Now()
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			s, err := prom.Fetch("http://" + p.admin + "/metrics")
+			if err != nil {
+				w.errs++
+			} else {
+				w.samples++
+				for _, m := range s["figway_breaker_state"].GetMetric() {
+					route, state := labelOf(m, "route"), labelOf(m, "state")
+					if state != "closed" && m.GetGauge().GetValue() == 1 && w.seen[route] == "" {
+						w.seen[route] = fmt.Sprintf("%s %v after the watch began", state, time.Since(begin).Round(time.Millisecond))
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+// end stops the watch and fails t if a breaker was seen other than closed,
+// or if too few samples were taken to tell.
+func (w *breakerWatch) end(t *testing.T) {
+	t.Helper()
+	w.stop()
+	<-w.done
+	t.Logf("breakers: %d samples of figway_breaker_state (%d scrapes failed); not closed: %v", w.samples, w.errs, w.seen)
+	for route, what := range w.seen {
+		t.Errorf("breaker of %s seen %s; want closed throughout", route, what)
+	}
+	if w.samples < 10 {
+		t.Errorf("only %d samples of the breakers' state: the watch proves nothing", w.samples)
+	}
+}
+
+func labelOf(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// noConsumerRefusals returns the calls p did not publish for want of a
+// consumer (figway_no_consumer_total, all routes).
+func (p *figwayProc) noConsumerRefusals(t *testing.T) float64 {
+	t.Helper()
+	return prom.Get(t, "http://"+p.admin+"/metrics").Sum("figway_no_consumer_total")
+}
+
+// expectNoConsumerRefusals fails t if p refused a call for want of a
+// consumer: every test's workers run throughout, on another node than
+// the one it kills, so a refusal is a false "no consumer".
+func (p *figwayProc) expectNoConsumerRefusals(t *testing.T) {
+	t.Helper()
+	if n := p.noConsumerRefusals(t); n != 0 {
+		t.Errorf("%s refused %v calls for want of a consumer while its workers ran; want 0", p.name, n)
+	}
 }

@@ -72,6 +72,8 @@ func TestReplicas(t *testing.T) {
 		if unmatched[0] != 0 || unmatched[1] != 0 {
 			t.Errorf("unmatched replies %v; want none: each reply comes back to the connection that asked", unmatched)
 		}
+		a.expectNoConsumerRefusals(t)
+		b.expectNoConsumerRefusals(t)
 	})
 
 	t.Run("SIGTERM one under load", func(t *testing.T) {
@@ -99,6 +101,7 @@ func TestReplicas(t *testing.T) {
 		if bs.failed != 0 {
 			t.Errorf("%d calls through figway-b failed %v (first: %v); want none", bs.failed, bs.codes, bs.firstErr)
 		}
+		b.expectNoConsumerRefusals(t)
 		if bs.servedAgain < 0 {
 			t.Error("no call through figway-b succeeded after the SIGTERM")
 		}

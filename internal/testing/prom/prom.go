@@ -20,22 +20,42 @@ type Scrape map[string]*dto.MetricFamily
 // Get scrapes url (text format) and parses it; any failure fails the test.
 func Get(t testing.TB, url string) Scrape {
 	t.Helper()
+	s, err := Fetch(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Fetch scrapes url (text format) and parses it. Unlike Get, it may be
+// called from any goroutine: it returns its failure.
+func Fetch(url string) (Scrape, error) {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Accept", "text/plain; version=0.0.4")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		t.Fatalf("parse scrape of %s: %v", url, err)
+		return nil, fmt.Errorf("parse scrape of %s: %w", url, err)
 	}
-	return fams
+	return fams, nil
+}
+
+// Sum is the sum of the values of every series of family name (counters
+// and gauges), 0 when there is none.
+func (s Scrape) Sum(name string) float64 {
+	var sum float64
+	for _, m := range s[name].GetMetric() {
+		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return sum
 }
 
 // Find returns the series of family name whose labels include all of
