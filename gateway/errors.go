@@ -45,9 +45,9 @@ var (
 	// route's breaker.
 	ErrChannelLost = errors.New("channel lost after publishing")
 	// ErrNoConsumer: no queue of the route has a consumer (every worker is
-	// down), so nobody would answer the call; it was not published. It is
-	// always wrapped together with ErrUnavailable, and counts for the
-	// route's breaker.
+	// down), so nobody would answer the call; it was not published, and
+	// the route's breaker was not asked. It is always wrapped together
+	// with ErrUnavailable.
 	ErrNoConsumer = errors.New("no consumer")
 	// ErrOverloaded: the route's in-flight limit is reached.
 	ErrOverloaded = errors.New("too many calls in flight")

@@ -202,13 +202,13 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 		return nil, err
 	}
 
-	// An rpc call that nobody would answer is not published. On a route
-	// that falls back, it goes to legacy by the queue's state, as it does
-	// by the connection's, without asking the breaker; elsewhere it is a
-	// failure of the route, and counts.
-	idle := g.idle(ctx, r)
-	if idle != nil && r.FallsBack() && g.legacy != nil {
-		return nil, idle
+	// An rpc call that nobody would answer is not published, and the
+	// breaker is not asked: the queue's state is looked at again at every
+	// call, so the first call after a worker returns is served, where an
+	// open breaker would refuse calls for open_for more. On a route that
+	// falls back, the call goes to legacy.
+	if err := g.idle(ctx, r); err != nil {
+		return nil, err
 	}
 
 	// The breaker is asked last, once nothing but the broker can fail the
@@ -222,10 +222,6 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 	// stays stuck; done ignores all but the first report, so this deferred
 	// one only counts if dispatch panicked.
 	defer done(resilience.Ignored)
-	if idle != nil {
-		done(resilience.Failure)
-		return nil, idle
-	}
 	res, err := g.dispatch(ctx, r, c, req, deadline)
 	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, now), context.DeadlineExceeded) {
 		// The caller's own deadline passed: a gRPC client resets its
