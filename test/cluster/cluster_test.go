@@ -76,7 +76,7 @@ func killFigwaysNode(t *testing.T, leaderWithFigway bool) {
 		t.Fatal(err)
 	}
 	killed := victim.KilledAt()
-	t.Logf("killed %s (figway's node; the queue's leader: %v) on RabbitMQ %s", victim.Name(), leaderWithFigway, rabbitmqtest.Version())
+	t.Logf("killed %s (figway's node; the queue's leader: %v) on RabbitMQ %s", victim.Name(), leaderWithFigway, rabbitmq.Version())
 	ps, rs := summarize(plain.wait(), killed), summarize(retried.wait(), killed)
 	breakers.end(t)
 	t.Logf("plain route: %v", ps)
