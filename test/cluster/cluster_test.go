@@ -81,8 +81,9 @@ func killFigwaysNode(t *testing.T, leaderWithFigway bool) {
 	breakers.end(t)
 	t.Logf("plain route: %v", ps)
 	t.Logf("retry: idempotent route: %v", rs)
-	t.Logf("figway now on %s; worker redelivered %d requests; figway dropped %v unmatched replies",
-		fw.node(c).Name(), w.redelivered(), fw.metric(t, "figway_replies_unmatched_total"))
+	t.Logf("figway now on %s; worker redelivered %d requests; figway dropped %v unmatched replies; renewed %v channels; its log after the kill:%s",
+		fw.node(c).Name(), w.redelivered(), fw.metric(t, "figway_replies_unmatched_total"),
+		fw.metric(t, "figway_broker_channels_renewed_total"), fw.timeline(killed))
 
 	// A call in flight at the kill on the plain route ends at once; on the
 	// retry: idempotent route it waits for the reconnect and its reply.

@@ -135,6 +135,23 @@ func (p *figwayProc) node(c *rabbitmq.Cluster) *rabbitmq.Node {
 	return c.Node(u.Port())
 }
 
+// timeline returns the messages of figway's log from since on, each with
+// how long after since it was logged, but for the calls that failed: what
+// figway did after a fault.
+func (p *figwayProc) timeline(since time.Time) string {
+	var b strings.Builder
+	for _, line := range strings.Split(p.Log.String(), "\n") {
+		var m struct {
+			Time time.Time
+			Msg  string
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Time.After(since) && m.Msg != "call failed" {
+			fmt.Fprintf(&b, "\n  +%v %s", m.Time.Sub(since).Round(time.Millisecond), m.Msg)
+		}
+	}
+	return b.String()
+}
+
 // metric returns the value of an unlabelled metric on the admin listener.
 func (p *figwayProc) metric(t *testing.T, name string) float64 {
 	t.Helper()
