@@ -70,9 +70,7 @@ func StartCluster(ctx context.Context, size int) (*Cluster, error) {
 				errs[i+1] = err
 				return
 			}
-			if _, err := n.Ctl(ctx, "start_app"); err != nil {
-				errs[i+1] = err
-			}
+			errs[i+1] = startApp(ctx, n)
 		})
 	}
 	wg.Wait()
@@ -83,6 +81,25 @@ func StartCluster(ctx context.Context, size int) (*Cluster, error) {
 	// rabbit:start() after a successful join_cluster starts the node as a
 	// member of the cluster: nothing to wait for.
 	return c, nil
+}
+
+// startApp starts the RabbitMQ application of n, which has just joined
+// the cluster. On a loaded machine the start has failed now and then with
+// Mnesia's own start killed ({killed,{mnesia_app,start,...}}, seen on
+// 4.0.5): it is tried up to three times.
+func startApp(ctx context.Context, n *Node) error {
+	var err error
+	for try := 0; try < 3; try++ {
+		if _, err = n.Ctl(ctx, "start_app"); err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
+	return err
 }
 
 // URLs returns the AMQP URLs of the nodes' default virtual host, in the
