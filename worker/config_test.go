@@ -23,7 +23,7 @@ func TestDeclareQuorumBindings(t *testing.T) {
 	t.Parallel()
 	url := rabbitmq.ForTest(t).NewVHost(t)
 	cfg := worker.Config{URL: url, Queue: "orders.requests", Declare: &worker.Queue{
-		Durable: true, Type: worker.Quorum,
+		Type:     worker.Quorum,
 		Bindings: []worker.Binding{{Exchange: "orders", Key: "orders.#"}},
 	}}
 	_, _ = startWorker(t, cfg, (&fixture{}).register)
@@ -47,10 +47,10 @@ func TestRunRefusedTopology(t *testing.T) {
 	t.Parallel()
 	url := rabbitmq.ForTest(t).NewVHost(t)
 	ch := channel(t, dial(t, url))
-	if _, err := ch.QueueDeclare(testQueue, true, false, false, false, nil); err != nil {
+	if _, err := ch.QueueDeclare(testQueue, true, false, false, false, amqp.Table{"x-max-length": 10}); err != nil {
 		t.Fatal(err)
 	}
-	w := worker.New(worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{Durable: false}, Logger: testLogger(t)})
+	w := worker.New(worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{}, Logger: testLogger(t)})
 	(&fixture{}).register(w)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -77,8 +77,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"Prefetch: -1 is not within 0-65535", "Concurrency: -2", "ShutdownGrace: -1s"}},
 		{"queue", worker.Config{URL: "amqp://h/", Queue: "q", Declare: &worker.Queue{Type: "stream", Bindings: []worker.Binding{{Key: "k"}}}},
 			[]string{`Declare.Type: "stream"`, "Declare.Bindings[0].Exchange: missing"}},
-		{"quorum", worker.Config{URL: "amqp://h/", Queue: "q", Declare: &worker.Queue{Type: worker.Quorum}},
-			[]string{"Declare.Durable: quorum queues must be durable"}},
+		{"quorum", worker.Config{URL: "amqp://h/", Queue: "q", Declare: &worker.Queue{Type: worker.Quorum, Transient: true}},
+			[]string{"Declare.Transient: quorum queues are always durable"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,7 +24,6 @@ func Example() {
 		URL:   "amqp://guest:guest@127.0.0.1:5672/",
 		Queue: "greeter.requests",
 		Declare: &worker.Queue{
-			Durable:  true,
 			Type:     worker.Quorum,
 			Bindings: []worker.Binding{{Exchange: "greeter", Key: "greeter.#"}},
 		},

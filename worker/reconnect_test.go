@@ -79,7 +79,7 @@ func TestReconnect(t *testing.T) {
 		// outlives the caller's connection, unlike direct reply-to.
 		conn := dial(t, url)
 		ch := channel(t, conn)
-		if _, err := ch.QueueDeclare("replies", false, false, false, false, nil); err != nil {
+		if _, err := ch.QueueDeclare("replies", true, false, false, false, nil); err != nil {
 			t.Fatal(err)
 		}
 		r := request(t, holdMethod, wrapperspb.String("x"))

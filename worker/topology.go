@@ -20,7 +20,7 @@ func declare(ch *amqp.Channel, name string, q *Queue) error {
 	// Classic is the default type; declaring it without the argument
 	// also matches a classic queue that someone declared without it.
 	const autoDelete, exclusive, noWait = false, false, false
-	if _, err := ch.QueueDeclare(name, q.Durable, autoDelete, exclusive, noWait, args); err != nil {
+	if _, err := ch.QueueDeclare(name, !q.Transient, autoDelete, exclusive, noWait, args); err != nil {
 		return fmt.Errorf("declare queue %s: %w", name, err)
 	}
 	for _, b := range q.Bindings {

@@ -71,9 +71,13 @@ type Config struct {
 // Queue says how to declare the queue a [Worker] consumes: it takes its
 // name from [Config.Queue].
 type Queue struct {
-	// Durable makes the queue survive a broker restart. Quorum queues
-	// must be durable.
-	Durable bool
+	// Transient declares a classic queue that does not survive a broker
+	// restart; by default the queue is durable. RabbitMQ 4 deprecates
+	// transient queues that are not exclusive (it logs a warning on
+	// their first use, and a later version refuses them): use it only
+	// to match a queue declared that way elsewhere. Quorum queues are
+	// always durable.
+	Transient bool
 	// Type is Classic or Quorum. If "", Classic is used.
 	Type QueueType
 	// Bindings bind the queue to exchanges. Each exchange is declared as
@@ -130,8 +134,8 @@ func (c *Config) validate() error {
 		switch q.Type {
 		case "", Classic:
 		case Quorum:
-			if !q.Durable {
-				errs = append(errs, errors.New("Declare.Durable: quorum queues must be durable"))
+			if q.Transient {
+				errs = append(errs, errors.New("Declare.Transient: quorum queues are always durable"))
 			}
 		default:
 			errs = append(errs, fmt.Errorf("Declare.Type: %q is not %q or %q", q.Type, Classic, Quorum))

@@ -62,7 +62,6 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		// Declared at start and after every reconnect, as figway's
 		// topology in figway.yaml declares it: both may come up first.
 		Declare: &worker.Queue{
-			Durable:  true,
 			Type:     worker.QueueType(*queueType),
 			Bindings: []worker.Binding{{Exchange: "orders", Key: "orders.#"}},
 		},
