@@ -133,7 +133,9 @@ func startResponder(url, queue string, channels int) (stop func(), err error) {
 			return nil, err
 		}
 		if i == 0 {
-			if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
+			// durable, auto-delete: RabbitMQ 4 deprecates transient
+			// queues that are not exclusive
+			if _, err := ch.QueueDeclare(queue, true, true, false, false, nil); err != nil {
 				conn.Close()
 				return nil, err
 			}

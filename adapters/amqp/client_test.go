@@ -233,7 +233,7 @@ func TestNackFailsFast(t *testing.T) {
 	defer conn.Close()
 	ch, _ := conn.Channel()
 	// A full queue with overflow reject-publish makes the broker nack.
-	if _, err := ch.QueueDeclare("full", false, false, false, false, amqp091.Table{
+	if _, err := ch.QueueDeclare("full", true, false, false, false, amqp091.Table{
 		"x-max-length": int64(0), "x-overflow": "reject-publish",
 	}); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 func TestConsumerCounts(t *testing.T) {
 	url := rabbitmq.ForTest(t).NewVHost(t)
 	cfg := clientConfig(url, config.ReplyDirect)
-	cfg.Topology = config.Topology{Queues: []config.Queue{{Name: "work", Durable: ptr(false)}, {Name: "idle", Durable: ptr(false)}}}
+	cfg.Topology = config.Topology{Queues: []config.Queue{{Name: "work"}, {Name: "idle"}}}
 	c := startClient(t, cfg)
 	c.WatchQueues([]string{"work", "idle", "absent"})
 	count := func(q string) int {

@@ -26,8 +26,8 @@ import (
 // queue the echo worker consumes, a queue nobody consumes, and a durable
 // queue for events.
 var faultTopology = config.Topology{Queues: []config.Queue{
-	{Name: "svc", Durable: ptr(false)},
-	{Name: "silent", Durable: ptr(false)},
+	{Name: "svc"},
+	{Name: "silent"},
 	{Name: "events", Durable: ptr(true)},
 }}
 

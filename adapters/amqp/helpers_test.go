@@ -71,7 +71,9 @@ func newResponder(t *testing.T, url, queue string, consumers int, reply func(ch 
 			t.Fatalf("responder channel: %v", err)
 		}
 		if i == 0 {
-			if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
+			// Durable, auto-delete: RabbitMQ 4 deprecates transient
+			// queues that are not exclusive.
+			if _, err := ch.QueueDeclare(queue, true, true, false, false, nil); err != nil {
 				t.Fatalf("declare %s: %v", queue, err)
 			}
 		}

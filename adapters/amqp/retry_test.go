@@ -57,7 +57,7 @@ func TestRPCRetryOverRealBroker(t *testing.T) {
 	})
 
 	c := amqp.New(amqp.Config{URLs: []string{url}, Channels: 2,
-		Topology: config.Topology{Queues: []config.Queue{{Name: "orders.get", Durable: ptr(false)}}},
+		Topology: config.Topology{Queues: []config.Queue{{Name: "orders.get"}}},
 		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	// Right after a request marked for it is written, publish to a missing
 	// exchange on the same channel: the broker closes the channel (404)
@@ -170,7 +170,7 @@ func TestRetryWaitsForReconnect(t *testing.T) {
 	}
 	defer p.Close()
 	c := startClient(t, amqp.Config{URLs: []string{viaProxy(t, url, p.Addr())}, Channels: 1,
-		Topology: config.Topology{Queues: []config.Queue{{Name: "orders.get", Durable: ptr(false)}}}})
+		Topology: config.Topology{Queues: []config.Queue{{Name: "orders.get"}}}})
 	gw := func(retry string) *gateway.Gateway { return retryGateway(t, c, url, "5s", retry) }
 	call := func(g *gateway.Gateway) (time.Duration, error) {
 		start := time.Now()

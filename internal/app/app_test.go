@@ -35,7 +35,7 @@ broker: {url: %q}
 routes:
   - %s
 topology:
-  queues: [{name: orders.get, durable: false}]
+  queues: [{name: orders.get}]
 `
 
 // TestRunAndReload runs a whole figway in-process: it serves a call

@@ -43,7 +43,7 @@ func startWorker(t *testing.T, url string, status *atomic.Int32) *fault.Worker {
 func figway(t *testing.T, url, routesYAML string) (*gateway.Gateway, *amqp.Client) {
 	t.Helper()
 	file := "descriptors: [orders.binpb]\nbroker: {url: \"" + url + "\"}\nroutes:\n" + routesYAML +
-		"topology:\n  queues: [{name: orders.get, durable: false}]\n"
+		"topology:\n  queues: [{name: orders.get}]\n"
 	cfg, err := config.Parse([]byte(file), "../../examples/orders")
 	if err != nil {
 		t.Fatalf("config.Parse: %v", err)

@@ -53,8 +53,9 @@ func (w *Worker) serve(ctx context.Context, url, queue string, reply func(d *amq
 	if err != nil {
 		return
 	}
-	// name, durable, autoDelete, exclusive, noWait, args
-	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+	// name, durable, autoDelete, exclusive, noWait, args (durable:
+	// RabbitMQ 4 deprecates transient queues that are not exclusive)
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
 		return
 	}
 	// queue, consumer, autoAck, exclusive, noLocal, noWait, args
