@@ -28,14 +28,21 @@ func (d *decoder) topology(v *yamlfile.Value, path string) Topology {
 	items, _ = d.Items(f["queues"], qp)
 	for i, it := range items {
 		p := yamlfile.Index(qp, i)
-		qf := d.object(it, p, "name", "type", "durable", "bind", "arguments")
-		t.Queues = append(t.Queues, Queue{
-			Name:      d.Str(qf["name"], yamlfile.Field(p, "name")),
-			Type:      yamlfile.Enum(d.Decoder, qf["type"], yamlfile.Field(p, "type"), "classic", "quorum"),
-			Durable:   d.optBool(qf["durable"], yamlfile.Field(p, "durable")),
-			Bind:      d.bindings(qf["bind"], yamlfile.Field(p, "bind")),
-			Arguments: d.arguments(qf["arguments"], yamlfile.Field(p, "arguments")),
-		})
+		qf := d.object(it, p, "name", "type", "durable", "bind", "arguments",
+			"delivery_limit", "dead_letter_exchange", "dead_letter_routing_key")
+		q := Queue{
+			Name:                 d.Str(qf["name"], yamlfile.Field(p, "name")),
+			Type:                 yamlfile.Enum(d.Decoder, qf["type"], yamlfile.Field(p, "type"), "classic", "quorum"),
+			Durable:              d.optBool(qf["durable"], yamlfile.Field(p, "durable")),
+			Bind:                 d.bindings(qf["bind"], yamlfile.Field(p, "bind")),
+			Arguments:            d.arguments(qf["arguments"], yamlfile.Field(p, "arguments")),
+			DeliveryLimit:        d.Positive(qf["delivery_limit"], yamlfile.Field(p, "delivery_limit"), math.MaxInt32, ""),
+			DeadLetterRoutingKey: d.Str(qf["dead_letter_routing_key"], yamlfile.Field(p, "dead_letter_routing_key")),
+		}
+		if x, ok := d.StrOK(qf["dead_letter_exchange"], yamlfile.Field(p, "dead_letter_exchange")); ok {
+			q.DeadLetterExchange = &x
+		}
+		t.Queues = append(t.Queues, q)
 	}
 	return t
 }
@@ -157,22 +164,62 @@ func validateTopology(t *Topology, p *yamlfile.Problems, broken map[string]bool)
 		if q.Type == "quorum" && q.Durable != nil && !*q.Durable {
 			p.At(yamlfile.Field(path, "durable"), "quorum queues are always durable; leave durable out")
 		}
+		validateDeadLetter(&q, path, exchanges, p)
 		for j, b := range q.Bind {
 			bp := yamlfile.Index(yamlfile.Field(path, "bind"), j)
 			if broken[bp] {
 				continue
 			}
-			switch {
-			case b.Exchange == "":
+			if b.Exchange == "" {
 				p.Once(yamlfile.Field(bp, "exchange"), "required: the exchange to bind to (the default exchange, \"\", already routes to every queue by its name)")
-			case exchanges[b.Exchange] != "" || slices.Contains(predefined, b.Exchange):
-			default:
-				msg := fmt.Sprintf("exchange %q is not declared in topology.exchanges nor one of RabbitMQ's predefined amq.* exchanges", b.Exchange)
-				if s := yamlfile.Suggest(b.Exchange, slices.Concat(slices.Sorted(maps.Keys(exchanges)), predefined)); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
-				}
-				p.At(yamlfile.Field(bp, "exchange"), "%s", msg)
+				continue
 			}
+			checkExchange(b.Exchange, yamlfile.Field(bp, "exchange"), exchanges, p)
+		}
+	}
+}
+
+// checkExchange checks that exchange, named at path, is declared in the
+// topology or predefined.
+func checkExchange(exchange, path string, declared map[string]string, p *yamlfile.Problems) {
+	if declared[exchange] != "" || slices.Contains(predefined, exchange) {
+		return
+	}
+	msg := fmt.Sprintf("exchange %q is not declared in topology.exchanges nor one of RabbitMQ's predefined amq.* exchanges", exchange)
+	if s := yamlfile.Suggest(exchange, slices.Concat(slices.Sorted(maps.Keys(declared)), predefined)); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	p.At(path, "%s", msg)
+}
+
+// validateDeadLetter checks the delivery limit and dead-lettering of the
+// queue at path: a delivery limit only on a quorum queue, a dead-letter
+// exchange that will exist, a routing key for the default exchange, and
+// each setting in one place, not also among the arguments.
+func validateDeadLetter(q *Queue, path string, exchanges map[string]string, p *yamlfile.Problems) {
+	if q.DeliveryLimit > 0 && q.Type != "quorum" {
+		p.At(yamlfile.Field(path, "delivery_limit"), "only quorum queues count deliveries; set type: quorum")
+	}
+	xp := yamlfile.Field(path, "dead_letter_exchange")
+	switch x := q.DeadLetterExchange; {
+	case x == nil && q.DeadLetterRoutingKey != "":
+		p.At(yamlfile.Field(path, "dead_letter_routing_key"), "needs dead_letter_exchange, the exchange to send dead letters to")
+	case x == nil:
+	case *x == "" && q.DeadLetterRoutingKey == "":
+		p.At(xp, "the default exchange routes by routing key: name the dead-letter queue in dead_letter_routing_key")
+	case *x != "":
+		checkExchange(*x, xp, exchanges, p)
+	}
+	for _, s := range []struct {
+		key, arg string
+		set      bool
+	}{
+		{"delivery_limit", "x-delivery-limit", q.DeliveryLimit > 0},
+		{"dead_letter_exchange", "x-dead-letter-exchange", q.DeadLetterExchange != nil},
+		{"dead_letter_routing_key", "x-dead-letter-routing-key", q.DeadLetterRoutingKey != ""},
+	} {
+		if _, both := q.Arguments[s.arg]; both && s.set {
+			p.At(yamlfile.Field(yamlfile.Field(path, "arguments"), s.arg), "set by %s as well; keep one", s.key)
 		}
 	}
 }

@@ -311,6 +311,35 @@ f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
 			`topology.queues[2].name (line 13): queue "q" is declared twice (first at topology.queues[1])`,
 			`topology.queues[3].name (line 14): "amq.q": RabbitMQ reserves names`,
 		}},
+		{"dead letters", base + `topology:
+  exchanges: [{name: orders, type: topic}, {name: orders.dlx, type: fanout}]
+  queues:
+    - {name: a, type: quorum, delivery_limit: 5, dead_letter_exchange: orders.dlx}
+    - {name: b, type: quorum, delivery_limit: 3, dead_letter_exchange: "", dead_letter_routing_key: b.dead}
+    - {name: c, dead_letter_exchange: amq.fanout, dead_letter_routing_key: dead}
+    - {name: a.dead, bind: {exchange: orders.dlx}}
+    - {name: b.dead}
+`, nil},
+		{"dead letters refused", base + `topology:
+  exchanges: [{name: orders.dlx, type: fanout}]
+  queues:
+    - {name: a, delivery_limit: 5}
+    - {name: b, type: quorum, delivery_limit: 0}
+    - {name: c, type: quorum, dead_letter_exchange: orders.dlq}
+    - {name: d, type: quorum, dead_letter_exchange: ""}
+    - {name: e, type: quorum, dead_letter_routing_key: dead}
+    - {name: f, type: quorum, delivery_limit: 5, dead_letter_exchange: orders.dlx, arguments: {x-delivery-limit: 5, x-dead-letter-exchange: x}}
+    - {name: g, type: quorum, delivery_limit: many}
+`, []string{
+			"topology.queues[0].delivery_limit (line 6): only quorum queues count deliveries; set type: quorum",
+			"topology.queues[1].delivery_limit (line 7): must be at least 1, not 0",
+			`topology.queues[2].dead_letter_exchange (line 8): exchange "orders.dlq" is not declared in topology.exchanges nor one of RabbitMQ's predefined amq.* exchanges (did you mean "orders.dlx"?)`,
+			"topology.queues[3].dead_letter_exchange (line 9): the default exchange routes by routing key: name the dead-letter queue in dead_letter_routing_key",
+			"topology.queues[4].dead_letter_routing_key (line 10): needs dead_letter_exchange",
+			"topology.queues[5].arguments.x-delivery-limit (line 11): set by delivery_limit as well; keep one",
+			"topology.queues[5].arguments.x-dead-letter-exchange (line 11): set by dead_letter_exchange as well; keep one",
+			`topology.queues[6].delivery_limit (line 12): want an integer, not "many"`,
+		}},
 		{"topology bindings", base + `topology:
   exchanges: [{name: orders, type: topic}]
   queues:

@@ -73,6 +73,16 @@
 // else runs, and at shutdown. If the worker dies meanwhile, those requests
 // are redelivered, as every unacked request is.
 //
+// # Poison requests
+//
+// A request whose handler crashes the process is handed back by the broker
+// when the connection closes, and would crash every worker it reaches. On
+// a quorum queue, which counts deliveries (x-delivery-count), a request
+// delivered more than [Config.MaxDeliveries] times (3 by default) is not
+// run: it is answered INTERNAL "poison request …" and rejected without
+// requeue — dead-lettered if the queue has a dead-letter exchange — and
+// counted in [Stats].Poisoned. The call fails alone; the pool serves on.
+//
 // # Concurrency and flow control
 //
 // At most [Config.Concurrency] handlers run at once; the broker sends up to

@@ -26,7 +26,10 @@ type outcome struct {
 	// skipped: a shadow copy that the method's handler does not run
 	// (SkipShadows).
 	skipped bool
-	meta    wire.ReplyMeta
+	// poison: a request delivered more than Config.MaxDeliveries times,
+	// not run; st says so. It is rejected, not acked.
+	poison bool
+	meta   wire.ReplyMeta
 }
 
 // process decodes d, runs its handler under ctx and encodes the response.
@@ -42,6 +45,10 @@ func (w *Worker) process(ctx context.Context, d *amqp.Delivery) outcome {
 	// buffer or while waiting for a handler slot.
 	if hasDeadline && !time.Now().Before(deadline) {
 		return outcome{expired: true}
+	}
+	if n, yes := poisoned(d, w.cfg.MaxDeliveries); yes {
+		return outcome{poison: true, st: status.Newf(codes.Internal,
+			"poison request: delivered %d times before, and never settled (the worker died handling it?); not run again", n)}
 	}
 	h, ok := w.handlers[strings.TrimPrefix(d.Type, "/")]
 	if !ok {
@@ -103,6 +110,12 @@ func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
 		w.log.LogAttrs(ctx, slog.LevelDebug, "channel gone: request left for redelivery",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
 		return
+	}
+	if o.poison {
+		w.stats.poisoned.Add(1)
+		w.log.LogAttrs(ctx, slog.LevelError, "poison request: not run, rejected",
+			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId),
+			slog.String("event_id", d.MessageId), slog.String("error", o.st.Message()))
 	}
 	switch {
 	case o.expired:
@@ -168,17 +181,23 @@ func (s *session) reply(d *amqp.Delivery, o outcome) {
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "reply headers over the broker's frame_max: trimmed",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId), slog.Int("frame_max", s.frameMax))
 	}
+	// A poison request is rejected rather than acked, so that a queue
+	// with a dead-letter exchange keeps it for someone to look at.
+	settled := s.finish
+	if o.poison {
+		settled = func(d *amqp.Delivery) error { return s.acks.reject(d.DeliveryTag) }
+	}
 	if w.gone.has(d.ReplyTo) {
 		// A reply to this address crashed the channel before: its caller's
 		// channel is gone, and so is any use in replying.
 		w.stats.repliesDropped.Add(1)
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "caller's reply-to is gone: request acked without its reply",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
-		s.settle(d, func() error { return s.finish(d) })
+		s.settle(d, func() error { return settled(d) })
 		return
 	}
 	if d.Redelivered && strings.HasPrefix(d.ReplyTo, wire.DirectReplyTo+".") {
-		if s.settle(d, func() error { return s.replyAlone(d, &p) }) {
+		if s.settle(d, func() error { return s.replyAlone(d, &p, settled) }) {
 			w.stats.replied.Add(1)
 		}
 		return
@@ -192,7 +211,7 @@ func (s *session) reply(d *amqp.Delivery, o outcome) {
 		if err := s.ch.Publish("", d.ReplyTo, false, false, p); err != nil {
 			return fmt.Errorf("publish reply: %w", err)
 		}
-		return s.finish(d)
+		return settled(d)
 	})
 	if ok {
 		w.stats.replied.Add(1)
@@ -225,8 +244,9 @@ func (s *session) settle(d *amqp.Delivery, f func() error) bool {
 // already, so nothing changes) before the publish makes sure the frames
 // before it were taken; one after it answers only if the reply did not
 // crash the channel. If it did, the address is remembered as gone, and
-// the request is acked without a reply when it comes again.
-func (s *session) replyAlone(d *amqp.Delivery, p *amqp.Publishing) error {
+// the request is acked without a reply when it comes again. settled
+// settles d once the reply is out.
+func (s *session) replyAlone(d *amqp.Delivery, p *amqp.Publishing, settled func(*amqp.Delivery) error) error {
 	prefetch := s.w.cfg.Prefetch
 	const prefetchSize, global = 0, false
 	if err := s.ch.Qos(prefetch, prefetchSize, global); err != nil {
@@ -239,7 +259,7 @@ func (s *session) replyAlone(d *amqp.Delivery, p *amqp.Publishing) error {
 		s.w.gone.add(d.ReplyTo)
 		return fmt.Errorf("the broker closed the channel on the reply (the caller's channel is gone): %w", err)
 	}
-	return s.finish(d)
+	return settled(d)
 }
 
 // goneReplyTos are the direct reply-to addresses a reply to which made the

@@ -33,6 +33,10 @@ type Stats struct {
 	// died), and RabbitMQ 3.10 crashes the replying channel on such a
 	// reply. See docs/operations.md, "Running against a cluster".
 	RepliesDropped uint64
+	// Poisoned counts poison requests: delivered more than
+	// [Config.MaxDeliveries] times, answered INTERNAL without running and
+	// rejected.
+	Poisoned uint64
 	// Connects counts the times the worker connected and started
 	// consuming, the first included.
 	Connects uint64
@@ -44,7 +48,7 @@ type Stats struct {
 
 type counters struct {
 	received, replied, events, rejected, expired, panics, trimmed, connects, acks atomic.Uint64
-	shadowsSkipped, repliesDropped                                                atomic.Uint64
+	shadowsSkipped, repliesDropped, poisoned                                      atomic.Uint64
 }
 
 // Stats returns the worker's counters. It is safe to call at any time.
@@ -62,5 +66,6 @@ func (w *Worker) Stats() Stats {
 		ShadowsSkipped: c.shadowsSkipped.Load(),
 		Trimmed:        c.trimmed.Load(),
 		RepliesDropped: c.repliesDropped.Load(),
+		Poisoned:       c.poisoned.Load(),
 	}
 }

@@ -66,6 +66,16 @@ type Config struct {
 	// unacked one (at-least-once). If 0, 5ms is used; if negative, each
 	// request is acked alone as soon as it is done.
 	AckWindow time.Duration
+	// MaxDeliveries is how many times a request may be delivered before
+	// the worker stops running it: a request that comes back from a
+	// quorum queue delivered more than MaxDeliveries times (the
+	// x-delivery-count header) is a poison request — one whose handler
+	// took its worker down on every delivery — and is answered INTERNAL
+	// "poison request" without running, and rejected without requeue:
+	// dead-lettered if the queue has a dead-letter exchange, else dropped.
+	// Classic queues do not count deliveries, and their requests are
+	// always run. If 0, 3 is used; if negative, no request is refused.
+	MaxDeliveries int
 }
 
 // Queue says how to declare the queue a [Worker] consumes: it takes its
@@ -197,6 +207,9 @@ func New(cfg Config) *Worker {
 	}
 	if cfg.AckWindow == 0 {
 		cfg.AckWindow = defaultAckWindow
+	}
+	if cfg.MaxDeliveries == 0 {
+		cfg.MaxDeliveries = defaultMaxDeliveries
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -44,8 +44,27 @@ type Queue struct {
 	Bind []Binding
 
 	// Arguments are passed to queue.declare as they are, for instance
-	// x-message-ttl or x-dead-letter-exchange. Integers are int64.
+	// x-message-ttl or x-overflow. Integers are int64.
 	Arguments map[string]any
+
+	// DeliveryLimit, on a quorum queue, is how many times the queue
+	// delivers a message that comes back unsettled (its consumer died,
+	// or nacked it with requeue) before it dead-letters it, or drops it
+	// without a dead-letter exchange: the x-delivery-limit argument. It
+	// ends a poison request's loop even for workers that do not count
+	// deliveries themselves. If 0, the broker's default holds: none on
+	// RabbitMQ 3.x, 20 on 4.x.
+	DeliveryLimit int
+
+	// DeadLetterExchange, if non-nil, is the exchange the queue sends the
+	// messages it dead-letters to — past DeliveryLimit, rejected without
+	// requeue, or expired: the x-dead-letter-exchange argument. "" is the
+	// default exchange, which routes by DeadLetterRoutingKey.
+	DeadLetterExchange *string
+
+	// DeadLetterRoutingKey replaces the routing key of a dead-lettered
+	// message (x-dead-letter-routing-key). If empty, it keeps its own.
+	DeadLetterRoutingKey string
 }
 
 // Binding binds a queue to an exchange.
@@ -79,13 +98,7 @@ func declare(conn *amqp.Connection, t Topology) error {
 		}
 	}
 	for _, q := range t.Queues {
-		o := queueOpts{durable: q.Durable == nil || *q.Durable, args: tableOf(q.Arguments)}
-		if q.Type == "quorum" {
-			if o.args == nil {
-				o.args = amqp.Table{}
-			}
-			o.args["x-queue-type"] = "quorum"
-		}
+		o := queueOpts{durable: q.Durable == nil || *q.Durable, args: q.arguments()}
 		if _, err := o.declare(ch, q.Name); err != nil {
 			return fmt.Errorf("declare queue %q: %w", q.Name, err)
 		}
@@ -96,6 +109,31 @@ func declare(conn *amqp.Connection, t Topology) error {
 		}
 	}
 	return nil
+}
+
+// arguments returns the queue.declare arguments of q: its Arguments and
+// those its named settings stand for.
+func (q *Queue) arguments() amqp.Table {
+	args := tableOf(q.Arguments)
+	set := func(k string, v any) {
+		if args == nil {
+			args = amqp.Table{}
+		}
+		args[k] = v
+	}
+	if q.Type == "quorum" {
+		set("x-queue-type", "quorum")
+	}
+	if q.DeliveryLimit > 0 {
+		set("x-delivery-limit", int64(q.DeliveryLimit))
+	}
+	if q.DeadLetterExchange != nil {
+		set("x-dead-letter-exchange", *q.DeadLetterExchange)
+	}
+	if q.DeadLetterRoutingKey != "" {
+		set("x-dead-letter-routing-key", q.DeadLetterRoutingKey)
+	}
+	return args
 }
 
 // tableOf converts YAML-decoded arguments to AMQP field values: amqp091-go

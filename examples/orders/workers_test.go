@@ -68,6 +68,7 @@ func TestPolyglotWorkers(t *testing.T) {
 			t.Run("rest", func(t *testing.T) { demoREST(t, a.http) })
 			t.Run("expired requests are dropped", func(t *testing.T) { expiredDropped(t, url, w.encoding) })
 			t.Run("replies to a gone reply-to are dropped", func(t *testing.T) { replyToGoneDropped(t, url, w.encoding, a.grpc, log) })
+			t.Run("poison requests are refused", func(t *testing.T) { poisonRefused(t, url, w.encoding, w.cmd) })
 		})
 	}
 }

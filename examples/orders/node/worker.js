@@ -10,9 +10,11 @@
 //
 // It answers like the Go worker (examples/orders/worker) and the legacy
 // service: the same store, the same errors. Like the Go SDK it connects
-// again when its connection is lost, and acks without a reply a request
-// whose reply-to names a dead node's channel (docs/wire-protocol.md, "A
-// reply to a dead node's channel").
+// again when its connection is lost, acks without a reply a request whose
+// reply-to names a dead node's channel (docs/wire-protocol.md, "A reply to
+// a dead node's channel"), and refuses a poison request: one a quorum queue
+// has delivered more than --max-deliveries times (docs/wire-protocol.md,
+// "Poison requests").
 'use strict';
 
 const amqp = require('amqplib');
@@ -181,10 +183,19 @@ function handle(store, msg) {
 
 // Worker answers the requests of one queue. It outlives connections: the
 // store, and the reply-to addresses found gone, are kept across them.
+// deliveryCount returns the number of earlier deliveries a quorum queue
+// counted (x-delivery-count), or null when the queue counts none.
+function deliveryCount(headers) {
+  const n = headers?.['x-delivery-count'];
+  return Number.isInteger(n) ? n : null;
+}
+
 class Worker {
-  constructor(store, prefetch) {
+  constructor(store, prefetch, maxDeliveries = 3) {
     this.store = store;
     this.prefetch = prefetch;
+    this.maxDeliveries = maxDeliveries; // 0 or less: never refuse
+    this.poisoned = 0; // poison requests refused
     this.gone = new Map(); // reply-to address → when a reply to it closed the connection
     this.dropped = 0; // replies dropped because their address was gone
   }
@@ -202,7 +213,22 @@ class Worker {
         console.error(`bad figway-deadline: ${e.message}`);
       }
     }
-    const [body, code, message] = handle(this.store, msg);
+    const count = deliveryCount(p.headers);
+    const poison = count !== null && this.maxDeliveries > 0 && count >= this.maxDeliveries;
+    let body, code, message;
+    if (poison) {
+      // Delivered more than maxDeliveries times, never settled: it took
+      // its worker down each time. Not run again.
+      this.poisoned++;
+      console.error(`poison request: ${p.type} delivered ${count} times before; not run, rejected ` +
+        `(correlation_id ${p.correlationId}, message_id ${p.messageId}; ${this.poisoned} refused)`);
+      [body, code, message] = [Buffer.alloc(0), INTERNAL, `poison request: delivered ${count} times before, and never settled; not run again`];
+    } else {
+      [body, code, message] = handle(this.store, msg);
+    }
+    // A poison request is rejected without requeue, so that a queue with
+    // a dead-letter exchange keeps it; any other is acked.
+    const settle = () => (poison ? ch.reject(msg, false) : ch.ack(msg));
     if (!rpc) { // an event: acked once handled, rejected (dead-lettered) if it failed
       if (code === OK) ch.ack(msg); else { console.error(`event failed: ${message}`); ch.reject(msg, false); }
       return;
@@ -212,7 +238,7 @@ class Worker {
       // channel is gone, and nobody can receive the reply.
       this.dropped++;
       console.error(`reply dropped: reply-to ${p.replyTo} is gone (correlation_id ${p.correlationId}; ${this.dropped} dropped)`);
-      ch.ack(msg);
+      settle();
       return;
     }
     const headers = code === OK ? {} : { 'figway-status': code, 'figway-message': message };
@@ -224,7 +250,7 @@ class Worker {
     }
     // Ack after the reply is out: a worker dying in between gets the
     // request redelivered (at-least-once).
-    ch.ack(msg);
+    settle();
   }
 
   // replyAlone replies to a redelivered request with nothing else of the
@@ -264,9 +290,11 @@ async function main() {
       amqp: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672/' },
       queue: { type: 'string', default: 'orders.requests' },
       prefetch: { type: 'string', default: '32' },
+      'queue-type': { type: 'string', default: 'classic' }, // as figway's topology declares it
+      'max-deliveries': { type: 'string', default: '3' }, // 0: never refuse
     },
   });
-  const worker = new Worker(new Store(), Number(args.prefetch));
+  const worker = new Worker(new Store(), Number(args.prefetch), Number(args['max-deliveries']));
   let conn = null, stopping = false;
   const stop = async () => {
     stopping = true;
@@ -288,10 +316,12 @@ async function main() {
       const ch = await conn.createChannel();
       ch.on('error', (e) => console.error(`channel error: ${e.message}`));
       const closed = new Promise((resolve) => ch.on('close', resolve)); // with its connection too
-      // The queue as figway's topology declares it (durable, classic, no
-      // arguments): a declare with other arguments fails with PRECONDITION_FAILED.
+      // The queue as figway's topology declares it (durable, classic unless
+      // --queue-type, no arguments): a declare with other arguments fails
+      // with PRECONDITION_FAILED.
       await ch.assertExchange('orders', 'topic', { durable: true });
-      await ch.assertQueue(args.queue, { durable: true });
+      const queueArgs = args['queue-type'] === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
+      await ch.assertQueue(args.queue, { durable: true, arguments: queueArgs });
       await ch.bindQueue(args.queue, 'orders', 'orders.#');
       await ch.prefetch(worker.prefetch);
       // One delivery at a time, in order: a reply sent alone must have the

@@ -12,9 +12,10 @@ in the content type of the request.
 
 It answers like the Go worker (examples/orders/worker) and the legacy service:
 the same store, the same errors. Like the Go SDK it connects again when its
-connection is lost, and acks without a reply a request whose reply-to names a
+connection is lost, acks without a reply a request whose reply-to names a
 dead node's channel (docs/wire-protocol.md, "A reply to a dead node's
-channel").
+channel"), and refuses a poison request: one a quorum queue has delivered
+more than --max-deliveries times (docs/wire-protocol.md, "Poison requests").
 """
 
 import argparse
@@ -195,10 +196,19 @@ class Store:
         return c
 
 
+def delivery_count(headers):
+    """The number of earlier deliveries a quorum queue counted
+    (x-delivery-count), or None when the queue counts none."""
+    n = (headers or {}).get("x-delivery-count")
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
 class Worker:
-    def __init__(self, store, msg, prefetch):
+    def __init__(self, store, msg, prefetch, max_deliveries=3):
         self.msg = msg
         self.prefetch = prefetch
+        self.max_deliveries = max_deliveries  # 0 or less: never refuse
+        self.poisoned = 0  # poison requests refused
         self.gone = {}  # reply-to address → when a reply to it closed the connection
         self.dropped = 0  # replies dropped because their address was gone
         self.handlers = {
@@ -221,7 +231,17 @@ class Worker:
             except ValueError as e:
                 log.warning("bad figway-deadline: %s", e)
         content_type = props.content_type or PROTOBUF
+        count = delivery_count(props.headers)
+        poison = count is not None and 0 < self.max_deliveries <= count
         try:
+            if poison:
+                # Delivered more than max_deliveries times, never settled:
+                # it took its worker down each time. Not run again.
+                self.poisoned += 1
+                log.error("poison request: %s delivered %d times before; not run, rejected "
+                          "(correlation_id %s, message_id %s; %d refused)",
+                          props.type, count, props.correlation_id, props.message_id, self.poisoned)
+                raise Status(INTERNAL, "poison request: delivered %d times before, and never settled; not run again" % count)
             body, code, message = self.handle(props, body, content_type), OK, ""
         except Status as s:
             body, code, message = b"", s.code, s.message
@@ -243,7 +263,7 @@ class Worker:
             self.dropped += 1
             log.warning("reply dropped: reply-to %s is gone (correlation_id %s; %d dropped)",
                         props.reply_to, props.correlation_id, self.dropped)
-            ch.basic_ack(method.delivery_tag)
+            self.settle(ch, method, poison)
             return
         headers = {}
         if code != OK:
@@ -263,7 +283,16 @@ class Worker:
             reply()
         # Ack after the reply is out: if the worker dies in between, the
         # request is redelivered (at-least-once).
-        ch.basic_ack(method.delivery_tag)
+        self.settle(ch, method, poison)
+
+    @staticmethod
+    def settle(ch, method, poison):
+        """Acks a request; a poison one is rejected without requeue instead,
+        so that a queue with a dead-letter exchange keeps it."""
+        if poison:
+            ch.basic_reject(method.delivery_tag, requeue=False)
+        else:
+            ch.basic_ack(method.delivery_tag)
 
     def reply_alone(self, ch, reply_to, reply):
         """Replies to a redelivered request with nothing else of the channel
@@ -331,11 +360,12 @@ def serve(args, worker):
             conn = pika.BlockingConnection(params)
             ch = conn.channel()
             # The queue as figway's topology declares it in figway.yaml
-            # (durable, classic, no arguments): a declare with other
-            # arguments fails with PRECONDITION_FAILED. Whoever starts first
-            # creates it.
+            # (durable, classic unless --queue-type, no arguments): a
+            # declare with other arguments fails with PRECONDITION_FAILED.
+            # Whoever starts first creates it.
             ch.exchange_declare("orders", exchange_type="topic", durable=True)
-            ch.queue_declare(args.queue, durable=True)
+            queue_args = {"x-queue-type": "quorum"} if args.queue_type == "quorum" else None
+            ch.queue_declare(args.queue, durable=True, arguments=queue_args)
             ch.queue_bind(args.queue, "orders", routing_key="orders.#")
             ch.basic_qos(prefetch_count=args.prefetch)
             ch.basic_consume(args.queue, worker.on_request)
@@ -360,6 +390,10 @@ def main():
     p.add_argument("--descriptors", default=os.path.join(os.path.dirname(__file__), "..", "orders.binpb"),
                    help="the FileDescriptorSet figway loads")
     p.add_argument("--prefetch", type=int, default=32)
+    p.add_argument("--queue-type", choices=["classic", "quorum"], default="classic",
+                   help="type of the queue, as figway's topology declares it")
+    p.add_argument("--max-deliveries", type=int, default=3,
+                   help="refuse a request a quorum queue delivered more than this many times (0: never)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # pika logs each connect, and each failure with a traceback; serve logs
@@ -368,7 +402,7 @@ def main():
 
     msg = load_messages(args.descriptors)
     log.info("orders worker (python) for %s", args.queue)
-    serve(args, Worker(Store(msg), msg, args.prefetch))
+    serve(args, Worker(Store(msg), msg, args.prefetch, args.max_deliveries))
     return 0
 
 

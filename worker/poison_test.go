@@ -1,0 +1,148 @@
+package worker_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
+	"github.com/figway/figway/wire"
+	"github.com/figway/figway/worker"
+)
+
+// bounce takes the request at the head of queue and lets it go unsettled
+// times times, each time by closing the channel that got it — as a worker
+// process that dies in the handler does — and returns the x-delivery-count
+// each delivery carried (nil for none).
+func bounce(t *testing.T, url, queue string, times int) []any {
+	t.Helper()
+	conn := dial(t, url)
+	var counts []any
+	for range times {
+		ch := channel(t, conn)
+		const autoAck = false
+		var d amqp.Delivery
+		poll.Until(t, waitFor, "the request in "+queue, func() bool {
+			var ok bool
+			var err error
+			d, ok, err = ch.Get(queue, autoAck)
+			if err != nil {
+				t.Fatalf("Get(%s): %v", queue, err)
+			}
+			return ok
+		})
+		counts = append(counts, d.Headers["x-delivery-count"])
+		if err := ch.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	}
+	return counts
+}
+
+// TestPoisonRequest: a request that comes back from a quorum queue
+// delivered more than MaxDeliveries times — its earlier deliveries never
+// settled, as when the handler crashes its process — is answered INTERNAL
+// "poison request" without running its handler, and rejected: the queue's
+// dead-letter exchange gets it. One delivered MaxDeliveries times or
+// fewer runs; a classic queue counts nothing, and its requests always run.
+func TestPoisonRequest(t *testing.T) {
+	t.Parallel()
+	url := rabbitmq.ForTest(t).NewVHost(t)
+	admin := channel(t, dial(t, url))
+	// name, durable, autoDelete, exclusive, noWait, args
+	if _, err := admin.QueueDeclare("poison.dead", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	quorum := amqp.Table{"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "poison.dead"}
+
+	tests := []struct {
+		name          string
+		args          amqp.Table
+		bounces, max  int
+		wantPoison    bool
+		wantDeadLeter bool
+	}{
+		{name: "quorum, 3 deliveries before, default max", args: quorum, bounces: 3, wantPoison: true, wantDeadLeter: true},
+		{name: "quorum, 2 deliveries before, default max", args: quorum, bounces: 2},
+		{name: "quorum, 3 deliveries before, max 4", args: quorum, bounces: 3, max: 4},
+		{name: "quorum, 3 deliveries before, max -1", args: quorum, bounces: 3, max: -1},
+		{name: "classic, 3 deliveries before", bounces: 3},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			queue := "poison." + string(rune('a'+i))
+			if _, err := admin.QueueDeclare(queue, true, false, false, false, tt.args); err != nil {
+				t.Fatal(err)
+			}
+			c := newCaller(t, url)
+			id := c.publish(queue, request(t, echoMethod, wrapperspb.String("crashes its worker")))
+			counts := bounce(t, url, queue, tt.bounces)
+			t.Logf("x-delivery-count of the bounced deliveries: %v", counts)
+
+			var echoes atomic.Int64
+			w, _ := startWorker(t, worker.Config{URL: url, Queue: queue, MaxDeliveries: tt.max}, func(w *worker.Worker) {
+				worker.Handle(w, echoMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+					echoes.Add(1)
+					return wrapperspb.String("echo: " + req.GetValue()), nil
+				})
+			})
+			d := c.next()
+			if d.CorrelationId != id {
+				t.Fatalf("reply correlation_id = %q; want %q", d.CorrelationId, id)
+			}
+			st, err := wire.ReplyStatus(d.Headers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := w.Stats()
+			if tt.wantPoison {
+				if st.Code() != codes.Internal || !strings.Contains(st.Message(), "poison request") {
+					t.Errorf("reply status = %v %q; want INTERNAL \"poison request...\"", st.Code(), st.Message())
+				}
+				if echoes.Load() != 0 || got.Poisoned != 1 {
+					t.Errorf("handler ran %d times, Poisoned = %d; want 0 and 1", echoes.Load(), got.Poisoned)
+				}
+			} else {
+				if st.Code() != codes.OK || echoes.Load() != 1 || got.Poisoned != 0 {
+					t.Errorf("reply status %v, handler ran %d times, Poisoned = %d; want OK, 1, 0", st.Code(), echoes.Load(), got.Poisoned)
+				}
+			}
+			if tt.wantDeadLeter {
+				dl, ok := get(t, admin, "poison.dead")
+				if !ok || dl.MessageId == "" {
+					t.Fatalf("dead-letter queue: got %v; want the poison request", ok)
+				}
+				t.Logf("dead-lettered with x-death %v", dl.Headers["x-death"])
+			}
+			// The queue holds nothing more once the request is settled.
+			poll.Until(t, waitFor, "queue "+queue+" empty", func() bool {
+				q, err := admin.QueueDeclarePassive(queue, true, false, false, false, tt.args)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return q.Messages == 0
+			})
+		})
+	}
+}
+
+// get takes one message from queue, within waitFor.
+func get(t *testing.T, ch *amqp.Channel, queue string) (amqp.Delivery, bool) {
+	t.Helper()
+	var d amqp.Delivery
+	ok := false
+	for end := time.Now().Add(waitFor); !ok && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var err error
+		if d, ok, err = ch.Get(queue, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d, ok
+}
