@@ -83,6 +83,15 @@
 // requeue — dead-lettered if the queue has a dead-letter exchange — and
 // counted in [Stats].Poisoned. The call fails alone; the pool serves on.
 //
+// The queue counts a delivery against every request a dying worker held,
+// not only the one that killed it. So that the others are not refused in
+// turn, a redelivered request is quarantined: the worker narrows its
+// prefetch to 1 and runs it only when nothing else of its own runs or
+// waits for an ack, one at a time. A new connection starts narrow too, and
+// the prefetch widens again once fresh requests come and no redelivered
+// one has for 2 s. After a lost connection, the requests it held therefore
+// run one at a time until they are through.
+//
 // # Concurrency and flow control
 //
 // At most [Config.Concurrency] handlers run at once; the broker sends up to

@@ -146,3 +146,73 @@ func get(t *testing.T, ch *amqp.Channel, queue string) (amqp.Delivery, bool) {
 	}
 	return d, ok
 }
+
+// TestQuarantine: requests handed back by a worker that died holding them
+// (each one's x-delivery-count now 1) are run one at a time, since any of
+// them may be the one that killed it and would take the others down again
+// (their count with it); fresh requests that come once none has for 2 s
+// run concurrently again.
+func TestQuarantine(t *testing.T) {
+	t.Parallel()
+	url := rabbitmq.ForTest(t).NewVHost(t)
+	const queue, n = "quarantine", 20
+	admin := channel(t, dial(t, url))
+	// name, durable, autoDelete, exclusive, noWait, args
+	if _, err := admin.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	c := newCaller(t, url)
+	publish := func() map[string]bool {
+		ids := map[string]bool{}
+		for range n {
+			ids[c.publish(queue, request(t, echoMethod, wrapperspb.String("x")))] = true
+		}
+		return ids
+	}
+	answered := func(ids map[string]bool) {
+		t.Helper()
+		for range n {
+			d := c.next()
+			if !ids[d.CorrelationId] || d.Headers[wire.HeaderStatus] != nil {
+				t.Fatalf("reply %q, headers %v; want one of the requests answered OK", d.CorrelationId, d.Headers)
+			}
+			delete(ids, d.CorrelationId)
+		}
+	}
+
+	// A worker takes all of them and dies: its channel closes.
+	returned := publish()
+	dead := channel(t, dial(t, url))
+	if err := dead.Qos(n, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dead.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		<-got
+	}
+	dead.Close()
+
+	var running, peak atomic.Int64
+	startWorker(t, worker.Config{URL: url, Queue: queue, Concurrency: 8}, func(w *worker.Worker) {
+		worker.Handle(w, echoMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(20 * time.Millisecond)
+			return req, nil
+		})
+	})
+	answered(returned)
+	if p := peak.Swap(0); p != 1 {
+		t.Errorf("handed-back requests: peak concurrent handlers = %d; want 1", p)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	answered(publish())
+	if p := peak.Load(); p < 2 {
+		t.Errorf("fresh requests 2.5 s later: peak concurrent handlers = %d; want more than 1", p)
+	}
+}

@@ -160,6 +160,12 @@ type session struct {
 	// frameMax is the connection's negotiated frame_max, which no reply's
 	// headers may exceed (see reply).
 	frameMax int
+	// q is the quarantine of suspects (quarantine.go); only the dispatch
+	// loop uses it.
+	q quarantine
+	// prefetch is the channel's prefetch now (see quarantine), guarded by
+	// mu.
+	prefetch int
 }
 
 // session connects, consumes and dispatches deliveries to handlers until
@@ -201,7 +207,7 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 		<-watched
 	}()
 
-	s := &session{w: w, ch: ch, tag: "figway-worker-" + wire.NewID(), frameMax: conn.Config.FrameSize}
+	s := &session{w: w, ch: ch, frameMax: conn.Config.FrameSize}
 	s.acks = newAcks(ch, w.cfg.AckWindow, &w.stats.acks)
 	defer s.end()
 	deliveries, err := s.consume()
@@ -211,12 +217,48 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 	w.stats.connects.Add(1)
 	w.log.Info("consuming", "queue", w.cfg.Queue, "prefetch", w.cfg.Prefetch, "concurrency", w.cfg.Concurrency)
 
+	// wake is signalled when a handler returns, aloneDone when a suspect
+	// run alone does: a suspect in quarantine may run now.
+	wake, aloneDone := make(chan struct{}, 1), make(chan struct{}, 1)
+	// take dispatches a delivery: a suspect goes to quarantine, narrowing
+	// the prefetch, anything else to a handler, widening it when the
+	// quarantine is over.
+	var pending []amqp.Delivery
+	take := func(d *amqp.Delivery) (ended bool, err error) {
+		var more []amqp.Delivery
+		if w.cfg.MaxDeliveries > 0 && suspect(d) {
+			deliveries, more, err = s.hold(d, deliveries)
+		} else {
+			deliveries, more, err = s.widen(deliveries)
+			if err == nil {
+				ended, err = s.start(ctx, sctx, sem, d, wake, aloneDone)
+			}
+		}
+		pending = append(pending, more...)
+		return ended || err != nil, err
+	}
 	for {
+		if len(pending) > 0 {
+			d := pending[0]
+			pending = pending[1:]
+			if ended, err := take(&d); ended {
+				return true, err
+			}
+			continue
+		}
+		if d := s.nextAlone(); d != nil {
+			if ended, err := s.start(ctx, sctx, sem, d, wake, aloneDone); ended {
+				return true, err
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return true, s.drain(sem)
 		case <-sctx.Done():
 			return true, context.Cause(sctx)
+		case <-wake:
+		case <-aloneDone:
+			s.doneAlone()
 		case d, ok := <-deliveries:
 			if !ok {
 				// The channel closed or the broker cancelled the consumer;
@@ -228,26 +270,47 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 					return true, errors.New("deliveries stopped")
 				}
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				// d stays unacked: the queue gets it back on close.
-				return true, s.drain(sem)
-			case <-sctx.Done():
-				return true, context.Cause(sctx)
+			if ended, err := take(&d); ended {
+				return true, err
 			}
-			if ctx.Err() != nil { // both were ready and select chose sem
-				<-sem
-				return true, s.drain(sem)
-			}
-			s.running.Add(1)
-			go func() {
-				defer func() { <-sem }()
-				defer s.running.Add(-1)
-				s.serve(sctx, &d)
-			}()
 		}
 	}
+}
+
+// start runs d's handler once a slot of sem is free; when it returns, it
+// signals aloneDone if d is a suspect run alone (s.q.alone), else wake.
+// If the session ends first, start reports ended, with the session's
+// error, and leaves d unacked for the broker to deliver again.
+func (s *session) start(ctx, sctx context.Context, sem chan struct{}, d *amqp.Delivery, wake, aloneDone chan<- struct{}) (ended bool, err error) {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		// d stays unacked: the queue gets it back on close.
+		return true, s.drain(sem)
+	case <-sctx.Done():
+		return true, context.Cause(sctx)
+	}
+	if ctx.Err() != nil { // both were ready and select chose sem
+		<-sem
+		return true, s.drain(sem)
+	}
+	done := wake
+	if s.q.alone {
+		done = aloneDone // holds one: one suspect runs alone at a time
+	}
+	s.running.Add(1)
+	go func() {
+		defer func() {
+			select {
+			case done <- struct{}{}:
+			default: // wake is signalled already
+			}
+		}()
+		defer func() { <-sem }()
+		defer s.running.Add(-1)
+		s.serve(sctx, d)
+	}()
+	return false, nil
 }
 
 // dial connects to the broker at url. ctx bounds the TCP connect.
@@ -282,14 +345,32 @@ func (s *session) consume() (<-chan amqp.Delivery, error) {
 			return nil, err
 		}
 	}
-	const prefetchSize, global = 0, false
-	if err := s.ch.Qos(cfg.Prefetch, prefetchSize, global); err != nil {
-		return nil, fmt.Errorf("set prefetch: %w", err)
+	// A session starts narrow when it refuses poison requests: the first
+	// deliveries of a restarted worker are what its crashed predecessor
+	// held (see quarantine).
+	prefetch := cfg.Prefetch
+	if cfg.MaxDeliveries > 0 {
+		prefetch, s.q.narrow = 1, true
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.consumeWith(prefetch)
+}
+
+// consumeWith sets the prefetch to n and starts consuming, under s.mu.
+// basic.qos (global false) sets the prefetch of the consumers started
+// after it: a consumer's own never changes.
+func (s *session) consumeWith(n int) (<-chan amqp.Delivery, error) {
+	const prefetchSize, global = 0, false
+	if err := s.ch.Qos(n, prefetchSize, global); err != nil {
+		return nil, fmt.Errorf("set prefetch %d: %w", n, err)
+	}
+	s.prefetch = n
+	s.tag = "figway-worker-" + wire.NewID()
 	const autoAck, exclusive, noLocal, noWait = false, false, false, false
-	d, err := s.ch.Consume(cfg.Queue, s.tag, autoAck, exclusive, noLocal, noWait, nil)
+	d, err := s.ch.Consume(s.w.cfg.Queue, s.tag, autoAck, exclusive, noLocal, noWait, nil)
 	if err != nil {
-		return nil, fmt.Errorf("consume %s: %w", cfg.Queue, err)
+		return nil, fmt.Errorf("consume %s: %w", s.w.cfg.Queue, err)
 	}
 	return d, nil
 }

@@ -247,7 +247,7 @@ func (s *session) settle(d *amqp.Delivery, f func() error) bool {
 // the request is acked without a reply when it comes again. settled
 // settles d once the reply is out.
 func (s *session) replyAlone(d *amqp.Delivery, p *amqp.Publishing, settled func(*amqp.Delivery) error) error {
-	prefetch := s.w.cfg.Prefetch
+	prefetch := s.prefetch
 	const prefetchSize, global = 0, false
 	if err := s.ch.Qos(prefetch, prefetchSize, global); err != nil {
 		return fmt.Errorf("before the reply: %w", err)
