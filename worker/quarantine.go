@@ -33,8 +33,10 @@ import (
 // that charge innocent requests come right after a crash, and a worker
 // that widened in between would take the next one (a new session's first
 // delivery may well be a fresh one, another worker having taken what was
-// handed back). The price is paid only after a connection was lost somewhere: the
-// requests it hands back run one at a time.
+// handed back). The price is paid only after a connection was lost
+// somewhere: the requests it hands back run one at a time. Restarting the
+// consumer to change its prefetch has a cost of its own: a delivery on its
+// way to the cancelled consumer may go back to the queue, counted.
 type quarantine struct {
 	held     []*amqp.Delivery // suspects waiting to run alone
 	narrow   bool             // the channel's prefetch is 1
