@@ -26,6 +26,8 @@ type Cluster struct {
 	// Nodes are the cluster's nodes; the others joined Nodes[0]. The
 	// slice never changes.
 	Nodes []*Node
+	// cut serializes Partition and Heal.
+	cut sync.Mutex
 }
 
 // StartCluster starts size private nodes (as [Start] does, but sharing

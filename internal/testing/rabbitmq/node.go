@@ -178,8 +178,13 @@ func startOn(ctx context.Context, cookie string, ports func() (amqpPort, distPor
 
 // prepareDir writes the files that keep the node away from the machine's
 // RabbitMQ configuration: an empty plugin list (starting no plugin halves the
-// start time), an empty rabbitmq-env.conf instead of /etc/rabbitmq's, and an
-// Erlang cookie, found through HOME by the node and rabbitmqctl alike.
+// start time), an empty rabbitmq-env.conf instead of /etc/rabbitmq's, a
+// rabbitmq.conf, and an Erlang cookie, found through HOME by the node and
+// rabbitmqctl alike. rabbitmq.conf sets the partition handling RabbitMQ
+// recommends with quorum queues, pause_minority (a node that loses sight
+// of the majority of its cluster stops serving until it sees it again; a
+// node alone is its own majority), so that [Cluster.Partition] meets what
+// users run.
 func (n *Node) prepareDir(cookie string) error {
 	files := []struct {
 		name string
@@ -188,6 +193,7 @@ func (n *Node) prepareDir(cookie string) error {
 	}{
 		{"enabled_plugins", "[].\n", 0o644},
 		{"rabbitmq-env.conf", "", 0o644},
+		{"rabbitmq.conf", "cluster_partition_handling = pause_minority\n", 0o644},
 		{".erlang.cookie", cookie, 0o400},
 	}
 	for _, f := range files {
