@@ -87,9 +87,9 @@
 // not only the one that killed it. So that the others are not refused in
 // turn, a redelivered request is quarantined: the worker narrows its
 // prefetch to 1 and runs it only when nothing else of its own runs or
-// waits for an ack, one at a time. A new connection starts narrow too, for
-// at least 2 s, and the prefetch widens again once fresh requests come and
-// no redelivered one has for 2 s. After a lost connection, the requests it held therefore
+// waits for an ack, one at a time. A new connection starts narrow too, and
+// the prefetch widens again once fresh requests come and no redelivered
+// one has for 2 s. After a lost connection, the requests it held therefore
 // run one at a time until they are through.
 //
 // # Concurrency and flow control

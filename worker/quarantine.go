@@ -26,17 +26,18 @@ import (
 // nothing more while it holds one; it runs a suspect only when nothing
 // else of it runs or waits for an ack, and starts nothing else until the
 // suspect is done; and it runs held suspects one at a time, the least
-// counted first. A new session starts narrow, as if it had just seen a
-// suspect, since a restarted worker is the first to receive what its
-// crashed predecessor held. It widens again on the first delivery that is
-// not a suspect, once no suspect has come for quarantineFor: the bursts
-// that charge innocent requests come right after a crash, and a worker
-// that widened in between would take the next one (a new session's first
-// delivery may well be a fresh one, another worker having taken what was
-// handed back). The price is paid only after a connection was lost
-// somewhere: the requests it hands back run one at a time. Restarting the
-// consumer to change its prefetch has a cost of its own: a delivery on its
-// way to the cancelled consumer may go back to the queue, counted.
+// counted first. A new session starts narrow, since a restarted worker is
+// the first to receive what its crashed predecessor held. It widens again
+// on the first delivery that is not a suspect, once no suspect has come
+// for quarantineFor: the bursts that charge innocent requests come right
+// after a crash, and a worker that widened in between would take the next
+// one. (A new session widens on its first fresh delivery: holding it
+// narrow longer would make every worker of a classic queue, which counts
+// nothing, run one request at a time after each connect.) The price is
+// paid only after a connection was lost somewhere: the requests it hands
+// back run one at a time. Restarting the consumer to change its prefetch
+// has a cost of its own: a delivery on its way to the cancelled consumer
+// may go back to the queue, counted.
 type quarantine struct {
 	held     []*amqp.Delivery // suspects waiting to run alone
 	narrow   bool             // the channel's prefetch is 1

@@ -345,13 +345,12 @@ func (s *session) consume() (<-chan amqp.Delivery, error) {
 			return nil, err
 		}
 	}
-	// A session starts narrow when it refuses poison requests, and stays
-	// so for quarantineFor: the first deliveries of a restarted worker
-	// are what its crashed predecessor held, and the next crash, if one
-	// of them is poison, comes within that time (see quarantine).
+	// A session starts narrow when it refuses poison requests: the first
+	// deliveries of a restarted worker are what its crashed predecessor
+	// held (see quarantine).
 	prefetch := cfg.Prefetch
 	if cfg.MaxDeliveries > 0 {
-		prefetch, s.q.narrow, s.q.lastSeen = 1, true, time.Now()
+		prefetch, s.q.narrow = 1, true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
