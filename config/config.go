@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/figway/figway/adapters/amqp"
+	"github.com/figway/figway/auth"
 	"github.com/figway/figway/gateway"
 )
 
@@ -243,6 +244,11 @@ type Defaults struct {
 	// ResponseHeaders is what each route's ResponseHeaders is when it
 	// leaves the key out (YAML response_headers).
 	ResponseHeaders []string
+
+	// Auth and RateLimit are what each route's are when it leaves the
+	// key out, each whole (YAML auth, rate_limit).
+	Auth      *auth.JWT
+	RateLimit *RateLimit
 }
 
 // Wire shapes the messages a route publishes, where the wire protocol
@@ -415,6 +421,21 @@ type Route struct {
 	// Async.After with 202 Accepted and an operation to poll. If Async is
 	// nil, Defaults.Async is used on rpc routes to the broker.
 	Async *Async
+
+	// Auth, if not nil, requires a valid bearer token of every call, on
+	// any target, and turns its claims into headers (YAML auth.jwt). If
+	// the key is left out, Defaults.Auth is used; YAML auth: off uses
+	// none.
+	Auth *auth.JWT
+
+	// RateLimit, if not nil, bounds the calls of each caller (YAML
+	// rate_limit). If the key is left out, Defaults.RateLimit is used;
+	// YAML rate_limit: off uses none.
+	RateLimit *RateLimit
+
+	// AuthOff and RateLimitOff: the route wrote auth: off or
+	// rate_limit: off, and inherits none from defaults.
+	AuthOff, RateLimitOff bool
 }
 
 // HTTPRule is a REST binding in the shape of google.api.HttpRule: exactly

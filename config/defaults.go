@@ -110,6 +110,7 @@ func (c *Config) applyDefaults() {
 			r.ResponseHeaders = slices.Clone(d.ResponseHeaders)
 		}
 		setZero(&r.PinBy, d.PinBy)
+		edgeDefaults(r, d)
 	}
 
 	for i := range c.Topology.Exchanges {

@@ -3,18 +3,29 @@ package config
 import (
 	"slices"
 
+	"github.com/figway/figway/auth"
 	"github.com/figway/figway/gateway"
 )
 
 // Table builds the gateway's route table of c. When prev is not nil, the
 // routes that a reload leaves alone keep their bulkheads and breakers, as
-// [gateway.NewTable] says.
+// [gateway.NewTable] says. Its routes with auth refuse every token: a
+// table that serves calls is [Config.ServingTable]'s.
 func (c *Config) Table(prev *gateway.Table) (*gateway.Table, error) {
-	return gateway.NewTable(c.Files, c.GatewayRoutes(), prev)
+	return c.ServingTable(prev, nil)
 }
 
-// GatewayRoutes translates c.Routes into the gateway's own route type.
-func (c *Config) GatewayRoutes() []gateway.RouteSpec {
+// ServingTable is [Config.Table] whose routes with auth verify tokens
+// with the key sets of keys.
+func (c *Config) ServingTable(prev *gateway.Table, keys *auth.Keys) (*gateway.Table, error) {
+	return gateway.NewTable(c.Files, c.gatewayRoutes(keys), prev)
+}
+
+// GatewayRoutes translates c.Routes into the gateway's own route type
+// (with verifiers that refuse every token, as [Config.Table]'s).
+func (c *Config) GatewayRoutes() []gateway.RouteSpec { return c.gatewayRoutes(nil) }
+
+func (c *Config) gatewayRoutes(keys *auth.Keys) []gateway.RouteSpec {
 	specs := make([]gateway.RouteSpec, len(c.Routes))
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -49,6 +60,11 @@ func (c *Config) GatewayRoutes() []gateway.RouteSpec {
 			Breaker:         r.Breaker,
 			Retry:           r.Retry,
 			Queues:          c.Queues(r),
+			Auth:            gatewayAuth(r.Auth, keys),
+		}
+		if r.RateLimit != nil {
+			rl := *r.RateLimit
+			specs[i].RateLimit = &rl
 		}
 		if r.Async != nil {
 			a := gateway.Async(*r.Async)

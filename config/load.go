@@ -103,8 +103,10 @@ func Parse(data []byte, dir string) (*Config, error) {
 	c.Descriptors, c.Files = loadDescriptors(d.descriptors, dir, p)
 	checkTLS(c, dir, p)
 	validateResilience(c, p, d.broken)
+	edgeFiles(c, dir, p)
 	c.applyDefaults()
 	validateRoutes(c, p, d.broken)
+	validateEdge(c, p)
 	validateAsync(c, dir, p)
 	validateTopology(&c.Topology, p, d.broken)
 	if err := joinProblems(p); err != nil {

@@ -14,7 +14,7 @@ var routeKeys = []string{
 	"method", "to", "exchange", "routing_key", "pattern", "timeout", "encoding",
 	"fallback", "shadow", "max_in_flight", "breaker", "forward_headers", "http",
 	"retry", "weight", "sticky_by", "compare", "ignore_fields", "wire", "async",
-	"pin_by", "response_headers", "ignore_metadata", "queue",
+	"pin_by", "response_headers", "ignore_metadata", "queue", "auth", "rate_limit",
 }
 
 func (d *decoder) routes(v *yamlfile.Value, path string) []Route {
@@ -29,7 +29,13 @@ func (d *decoder) routes(v *yamlfile.Value, path string) []Route {
 func (d *decoder) route(v *yamlfile.Value, path string) Route {
 	f := d.object(v, path, routeKeys...)
 	shadow, percent := d.shadow(f["shadow"], yamlfile.Field(path, "shadow"))
+	jwt, authOff := d.auth(f["auth"], yamlfile.Field(path, "auth"))
+	limit, limitOff := d.rateLimit(f["rate_limit"], yamlfile.Field(path, "rate_limit"))
 	return Route{
+		Auth:            jwt,
+		AuthOff:         authOff,
+		RateLimit:       limit,
+		RateLimitOff:    limitOff,
 		Method:          d.Str(f["method"], yamlfile.Field(path, "method")),
 		To:              yamlfile.Enum(d.Decoder, f["to"], yamlfile.Field(path, "to"), TargetBroker, TargetLegacy),
 		Exchange:        d.Str(f["exchange"], yamlfile.Field(path, "exchange")),

@@ -177,8 +177,13 @@ func (d *decoder) legacy(v *yamlfile.Value, path string) Legacy {
 }
 
 func (d *decoder) defaults(v *yamlfile.Value, path string) Defaults {
-	f := d.Fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire", "async", "pin_by", "response_headers")
+	f := d.Fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire", "async", "pin_by", "response_headers",
+		"auth", "rate_limit")
+	jwt, _ := d.auth(f["auth"], yamlfile.Field(path, "auth"))
+	limit, _ := d.rateLimit(f["rate_limit"], yamlfile.Field(path, "rate_limit"))
 	return Defaults{
+		Auth:            jwt,
+		RateLimit:       limit,
 		Timeout:         d.Duration(f["timeout"], yamlfile.Field(path, "timeout")),
 		MaxInFlight:     d.Positive(f["max_in_flight"], yamlfile.Field(path, "max_in_flight"), maxInFlight, ""),
 		Breaker:         d.breaker(f["breaker"], yamlfile.Field(path, "breaker")),

@@ -131,7 +131,9 @@ func Code(err error) codes.Code {
 		return codes.Canceled
 	case errors.Is(err, ErrUnavailable):
 		return codes.Unavailable
-	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrTooLarge), errors.Is(err, ErrHeadersTooLarge):
+	case errors.Is(err, ErrUnauthenticated):
+		return codes.Unauthenticated
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrTooLarge), errors.Is(err, ErrHeadersTooLarge), errors.Is(err, ErrRateLimited):
 		return codes.ResourceExhausted
 	case errors.Is(err, ErrBadRequest):
 		return codes.InvalidArgument
@@ -156,6 +158,18 @@ func LogLevel(c codes.Code) slog.Level {
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo
+}
+
+// ErrorLogLevel is the level an ingress logs a call that failed with err
+// at: [LogLevel] of its code, but debug for calls its route's edge checks
+// refused (auth, rate_limit), which a flood of them must not turn into a
+// flood of log lines: figway_auth_refused_total and
+// figway_rate_limited_total count them.
+func ErrorLogLevel(err error) slog.Level {
+	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrRateLimited) {
+		return slog.LevelDebug
+	}
+	return LogLevel(Code(err))
 }
 
 // ReplyError is a non-OK status that the service replied with. The gateway

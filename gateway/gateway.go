@@ -77,6 +77,8 @@ type Gateway struct {
 	consumers ConsumerCounter
 	// migration holds a *migrationStats per method, across reloads.
 	migration sync.Map
+	// edge holds an *edgeStats per method, across reloads.
+	edge sync.Map
 }
 
 // New returns a Gateway. It starts nothing.

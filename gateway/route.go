@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/figway/figway/ratelimit"
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
@@ -36,6 +38,7 @@ type Route struct {
 	// back, in Unix nanoseconds: proof that its queues have a consumer,
 	// whatever a count says (see Gateway.idle). Kept across reloads.
 	answered *atomic.Int64
+	limiter  *ratelimit.Limiter // nil without RateLimit
 }
 
 // cloudEvents reports whether the route's messages carry the
@@ -95,7 +98,7 @@ func NewTable(files *protoregistry.Files, specs []RouteSpec, prev *Table) (*Tabl
 		}
 		r := &Route{RouteSpec: *rc, Input: rc.Desc.Input(), Output: rc.Desc.Output()}
 		// The slices are the route's own: a spec may be built again.
-		r.Forward = slices.Clone(rc.Forward)
+		r.Forward = forwarded(rc)
 		r.ResponseHeaders = slices.Clone(rc.ResponseHeaders)
 		r.IgnoreFields = slices.Clone(rc.IgnoreFields)
 		r.IgnoreMetadata = slices.Clone(rc.IgnoreMetadata)
@@ -124,6 +127,7 @@ func NewTable(files *protoregistry.Files, specs []RouteSpec, prev *Table) (*Tabl
 		} else {
 			r.breaker = newBreaker(r.Method, rc.Breaker, t.breakers)
 		}
+		r.limiter = limiter(rc.RateLimit, old)
 		t.routes[r.Method] = r
 		t.order = append(t.order, r)
 	}
@@ -172,6 +176,35 @@ func (t *Table) Files() *protoregistry.Files { return t.files }
 // Types resolves the message and extension types of the descriptors (for
 // google.protobuf.Any in JSON).
 func (t *Table) Types() *dynamicpb.Types { return t.types }
+
+// forwarded is what a route's calls forward to the worker: its forward
+// list, the headers its claims become, and the token if it forwards it.
+func forwarded(rc *RouteSpec) []string {
+	fw := slices.Clone(rc.Forward)
+	if a := rc.Auth; a != nil {
+		for _, h := range slices.Sorted(maps.Values(a.ClaimsToHeaders)) {
+			if !slices.Contains(fw, h) {
+				fw = append(fw, h)
+			}
+		}
+		if a.ForwardToken && !slices.Contains(fw, "authorization") {
+			fw = append(fw, "authorization")
+		}
+	}
+	return fw
+}
+
+// limiter returns the rate limiter of rl: old's when its route had the
+// same limit (a reload keeps the callers' buckets), else a new one.
+func limiter(rl *RateLimit, old *Route) *ratelimit.Limiter {
+	if rl == nil {
+		return nil
+	}
+	if old != nil && old.limiter != nil && old.RateLimit != nil && *old.RateLimit == *rl {
+		return old.limiter
+	}
+	return ratelimit.New(rl.Settings)
+}
 
 func keySet(keys []string) map[string]bool {
 	if len(keys) == 0 {

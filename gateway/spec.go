@@ -84,6 +84,11 @@ type RouteSpec struct {
 	MaxInFlight int // the route's bulkhead; 0 or less: unlimited
 	Breaker     Breaker
 	Retry       Retry
+
+	// Edge checks, before anything else of a call, on every target
+	// (docs/operations.md, "Authentication and rate limits").
+	Auth      *Auth      // nil: no token needed
+	RateLimit *RateLimit // nil: no limit per caller
 }
 
 // HeaderLimits bound what the forwarded headers of one call may put in its

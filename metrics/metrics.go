@@ -83,6 +83,7 @@ func New(version string, src Sources) *Metrics {
 	m.reg.MustRegister(
 		m.requests, m.duration, m.confirms, m.reloads, m.reloadOK, m.reloadOKTime, info,
 		newStateCollector(src),
+		newEdgeCollector(src),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -3,6 +3,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/figway/figway/auth"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/operations"
 	"github.com/figway/figway/resilience"
@@ -26,6 +27,10 @@ type Sources struct {
 	// Consumers returns the consumers of the queues of a route's method,
 	// and whether they are known.
 	Consumers func(method string) (n int, known bool)
+	// Edge returns the counts of a route's edge checks (auth, rate_limit).
+	Edge func(method string) gateway.Edge
+	// KeySets returns the state of the routes' JWT key sets.
+	KeySets func() []auth.State
 }
 
 // BrokerStats are the broker connection's counters, as the AMQP client

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
@@ -28,6 +30,10 @@ import (
 // HeaderEventID is the response header that carries the id of the event an
 // event route published.
 const HeaderEventID = "figway-event-id"
+
+// HeaderRetryAfter is the trailer of a call refused by its route's
+// rate_limit: whole seconds until the caller may call again.
+const HeaderRetryAfter = "retry-after"
 
 // Options configures a Server.
 type Options struct {
@@ -166,10 +172,15 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 	// change where the call goes.
 	r := s.gw.Route(method)
 	if r == nil {
-		if s.legacy != nil {
-			return s.legacy(srv, stream)
+		return s.passthrough(srv, stream, method)
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if r.Checked() {
+		// Before the message is read: a refused call costs no body.
+		var err error
+		if md, err = s.admit(ctx, r, md); err != nil {
+			return s.failed(ctx, stream, method, err)
 		}
-		return status.Errorf(codes.Unimplemented, "figway: no route for %s and no legacy upstream", method)
 	}
 	var req grpcframe.Frame
 	if err := stream.RecvMsg(&req); err != nil {
@@ -186,7 +197,6 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 	} else if !errors.Is(err, io.EOF) {
 		return err
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
 	c := &gateway.Call{
 		Method:      method,
 		Body:        req,
@@ -216,10 +226,71 @@ func (s *Server) failed(ctx context.Context, stream grpc.ServerStream, method st
 		}
 		stream.SetTrailer(re.Trailer)
 	}
+	var limited *gateway.RateLimitError
+	if errors.As(err, &limited) {
+		stream.SetTrailer(metadata.Pairs(HeaderRetryAfter, strconv.Itoa(limited.RetryAfterSeconds())))
+	}
 	st := gateway.Status(err)
-	s.log.LogAttrs(ctx, gateway.LogLevel(st.Code()), "call failed",
+	s.log.LogAttrs(ctx, gateway.ErrorLogLevel(err), "call failed",
 		slog.String("method", method), slog.String("code", st.Code().String()), slog.String("err", err.Error()))
 	return st.Err()
+}
+
+// passthrough hands a call that no route takes to legacy, after its
+// route's edge checks if it has any (auth on a to: legacy route).
+func (s *Server) passthrough(srv any, stream grpc.ServerStream, method string) error {
+	if s.legacy == nil {
+		return status.Errorf(codes.Unimplemented, "figway: no route for %s and no legacy upstream", method)
+	}
+	if r := s.gw.Checked(method); r != nil {
+		ctx := stream.Context()
+		md, _ := metadata.FromIncomingContext(ctx)
+		md, err := s.admit(ctx, r, md)
+		if err != nil {
+			return s.failed(ctx, stream, method, err)
+		}
+		stream = &admitted{ServerStream: stream, ctx: metadata.NewIncomingContext(ctx, md)}
+	}
+	return s.legacy(srv, stream)
+}
+
+// admit runs r's edge checks on a call whose metadata is md, and returns
+// the metadata as they leave it: the headers of the token's claims in
+// place of any the caller sent, the token removed unless forwarded.
+func (s *Server) admit(ctx context.Context, r *gateway.Route, md metadata.MD) (metadata.MD, error) {
+	adm, err := s.gw.Admit(ctx, r, gateway.Caller{Header: md.Get, IP: peerIP(ctx)})
+	if err != nil || adm == nil {
+		return md, err
+	}
+	md = md.Copy()
+	for _, k := range adm.Remove {
+		delete(md, k)
+	}
+	for _, kv := range adm.Add {
+		md.Append(kv[0], kv[1])
+	}
+	return md, nil
+}
+
+// admitted is a passthrough stream with the metadata its edge checks left.
+type admitted struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (a *admitted) Context() context.Context { return a.ctx }
+
+// peerIP is the address of the call's client, without its port.
+func peerIP(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(p.Addr.String())
+	if err != nil {
+		return p.Addr.String()
+	}
+	return host
 }
 
 // answer sends the result of a call that started at start.

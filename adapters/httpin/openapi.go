@@ -68,9 +68,21 @@ type tag struct {
 type pathItem map[string]any
 
 type components struct {
-	Schemas   map[string]*schema   `json:"schemas"`
-	Responses map[string]*response `json:"responses"`
+	Schemas         map[string]*schema         `json:"schemas"`
+	Responses       map[string]*response       `json:"responses"`
+	SecuritySchemes map[string]*securityScheme `json:"securitySchemes,omitempty"`
 }
+
+// securityScheme is the bearer scheme of the routes with auth.
+type securityScheme struct {
+	Type         string `json:"type"`
+	Scheme       string `json:"scheme"`
+	BearerFormat string `json:"bearerFormat,omitempty"`
+	Description  string `json:"description,omitempty"`
+}
+
+// bearerScheme names the security scheme of the routes with auth.
+const bearerScheme = "bearer"
 
 type operation struct {
 	OperationID string               `json:"operationId"`
@@ -81,6 +93,9 @@ type operation struct {
 	Parameters  []*parameter         `json:"parameters,omitempty"`
 	RequestBody *requestBody         `json:"requestBody,omitempty"`
 	Responses   map[string]*response `json:"responses"`
+	// Security, on an operation of a route with auth, requires the bearer
+	// scheme.
+	Security []map[string][]string `json:"security,omitempty"`
 }
 
 type parameter struct {
@@ -152,6 +167,15 @@ func (rt *router) openAPI(o Options) ([]byte, error) {
 			doc.Tags = append(doc.Tags, tag{Name: string(svc.FullName()), Description: comments(svc)})
 		}
 		op := ss.operation(b, md)
+		if b.route.Auth != nil {
+			op.Security = []map[string][]string{{bearerScheme: {}}}
+			doc.Components.SecuritySchemes = map[string]*securityScheme{bearerScheme: {Type: "http", Scheme: "bearer", BearerFormat: "JWT",
+				Description: "A JSON Web Token of the route's issuer and audiences: Authorization: Bearer <token> (docs/operations.md, \"Authentication and rate limits\")."}}
+			op.Responses["401"] = &response{Ref: "#/components/responses/Error"}
+		}
+		if b.route.RateLimit != nil {
+			op.Responses["429"] = &response{Ref: "#/components/responses/Error"}
+		}
 		if n := perMethod[b.method]; n > 0 {
 			op.OperationID += fmt.Sprintf("_%d", n+1)
 		}

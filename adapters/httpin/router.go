@@ -71,7 +71,8 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 		}
 	}
 	for _, r := range t.Routes() {
-		if !r.Publishes() {
+		guarded := !r.Publishes() && r.Checked() && s.opts.Passthrough != nil
+		if !r.Publishes() && !guarded {
 			continue // not migrated: the passthrough's, when there is one
 		}
 		md, err := methodOf(t.Files(), r.Method)
@@ -90,11 +91,18 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 				errs = append(errs, fmt.Errorf("%s: %s is bound by %s already", r.Method, key, other))
 				continue
 			}
-			if err := rt.mux.HandlePath(b.verb, b.template, s.handler(rt, b)); err != nil {
+			h := s.handler(rt, b)
+			if guarded {
+				h = s.guard(rt, b) // checked, then passed through
+			}
+			if err := rt.mux.HandlePath(b.verb, b.template, h); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %s: %v", r.Method, key, err))
 				continue
 			}
 			seen[key] = r.Method
+			if guarded {
+				continue // legacy's: not in figway's OpenAPI document
+			}
 			rt.bindings = append(rt.bindings, b)
 			rt.addVerb(b.verb)
 		}

@@ -244,7 +244,11 @@ func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
 	return probed(func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		s.onRoute(r.Context(), b.method)
 		start := time.Now()
-		if err := s.call(rt, b, w, r, params); err != nil {
+		adm, err := s.admit(b.route, r)
+		if err == nil {
+			err = s.call(rt, b, w, r, params, adm)
+		}
+		if err != nil {
 			s.failed(rt, b, w, r, err)
 			return
 		}
@@ -257,7 +261,7 @@ func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
 
 // call runs one request through the gateway and writes the answer; it
 // returns the error to answer instead.
-func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Request, params map[string]string) error {
+func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Request, params map[string]string, adm *gateway.Admission) error {
 	ctx := r.Context()
 	s.bound(w, b)
 	if tm := r.Header.Get(HeaderTimeout); tm != "" {
@@ -295,6 +299,7 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 		if actx, err := runtime.AnnotateIncomingContext(ctx, rt.mux, r, "/"+b.method); err == nil {
 			c.Metadata, _ = metadata.FromIncomingContext(actx)
 		}
+		c.Metadata = withClaims(c.Metadata, adm)
 	}
 	var res *gateway.Result
 	if a := rt.asyncOf(b); a != nil && s.opts.Operations != nil {
@@ -373,12 +378,13 @@ func encode(msg *dynamicpb.Message, contentType string, types resolver) ([]byte,
 // failed logs a failed call once, at the edge, and answers it.
 func (s *Server) failed(rt *router, b *binding, w http.ResponseWriter, r *http.Request, err error) {
 	code := gateway.Code(err)
-	s.log.LogAttrs(r.Context(), gateway.LogLevel(code), "call failed",
+	s.log.LogAttrs(r.Context(), gateway.ErrorLogLevel(err), "call failed",
 		slog.String("method", b.method), slog.String("code", code.String()),
 		slog.Int("http_status", httpStatus(err)), slog.String("err", err.Error()))
 	if re := (*gateway.ReplyError)(nil); errors.As(err, &re) {
 		replyHeaders(w, r, b.ownHeaders, re.Header, nil)
 	}
+	w = challenge(w, err)
 	if errors.Is(err, gateway.ErrTooLarge) {
 		// The rest of the body stays unread: end the connection rather
 		// than let net/http drain it for the next request.

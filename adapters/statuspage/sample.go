@@ -26,6 +26,7 @@ type routeSample struct {
 	count                          float64            // observations of the histogram
 	canary                         map[string]float64 // figway_canary_calls_total by side
 	fallbacks, mismatched, matched float64
+	authRefused, rateLimited       float64 // over every reason
 
 	// Gauges.
 	inFlight, maxInFlight float64
@@ -52,6 +53,8 @@ const (
 	seriesMax        = "figway_route_max_in_flight"
 	seriesBreaker    = "figway_breaker_state"
 	seriesConsumers  = "figway_route_consumers"
+	seriesRefused    = "figway_auth_refused_total"
+	seriesLimited    = "figway_rate_limited_total"
 )
 
 // take gathers g into a sample.
@@ -87,6 +90,10 @@ func take(g prometheus.Gatherer, at time.Time) (*sample, error) {
 				route(m).mismatched = m.GetCounter().GetValue()
 			case seriesMatches:
 				route(m).matched = m.GetCounter().GetValue()
+			case seriesRefused:
+				route(m).authRefused += m.GetCounter().GetValue()
+			case seriesLimited:
+				route(m).rateLimited = m.GetCounter().GetValue()
 			case seriesInFlight:
 				route(m).inFlight = m.GetGauge().GetValue()
 			case seriesMax:
@@ -148,6 +155,8 @@ type delta struct {
 	canary              map[string]float64
 	fallbacks           float64
 	mismatched, matched float64
+	authRefused         float64
+	rateLimited         float64
 }
 
 // between returns what route did from a to b; a nil a is the start.
@@ -187,6 +196,8 @@ func between(a, b *sample, route string) delta {
 	d.fallbacks = sub(rb.fallbacks, ra.fallbacks)
 	d.mismatched = sub(rb.mismatched, ra.mismatched)
 	d.matched = sub(rb.matched, ra.matched)
+	d.authRefused = sub(rb.authRefused, ra.authRefused)
+	d.rateLimited = sub(rb.rateLimited, ra.rateLimited)
 	d.buckets = make([]bucket, len(rb.buckets))
 	for i, bk := range rb.buckets {
 		var prev float64

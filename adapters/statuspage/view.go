@@ -53,6 +53,11 @@ type row struct {
 	InFlight, Max  int
 	Consumers      string // "" when figway does not count them
 
+	// Edge checks: whether the route has auth, rate_limit, and the calls
+	// each refused in the window.
+	Checked, Auth, Limited   bool
+	AuthRefused, RateLimited float64
+
 	Shadow         bool
 	Compared       float64 // shadow replies compared in the window
 	MismatchRate   float64 // 0..1
@@ -135,6 +140,8 @@ func (p *Page) routeRow(r *row, rt *gateway.Route, t *gateway.Table) {
 		r.Kind = "broker"
 	}
 	r.BreakerChanged = t.BreakerChanged(rt.Method)
+	r.Auth, r.Limited = rt.Auth != nil, rt.RateLimit != nil
+	r.Checked = r.Auth || r.Limited
 	if p.o.Migration != nil && rt.Shadow {
 		// The same fields differing again read as one line, with a count.
 		var order []string
@@ -174,6 +181,7 @@ func fill(r *row, d delta) {
 		r.Errors5 /= r.Calls
 	}
 	r.P50, r.P99 = d.quantile(.5), d.quantile(.99)
+	r.AuthRefused, r.RateLimited = d.authRefused, d.rateLimited
 	r.Compared = d.matched + d.mismatched
 	if r.Compared > 0 {
 		r.MismatchRate = d.mismatched / r.Compared

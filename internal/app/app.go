@@ -22,6 +22,7 @@ import (
 	"github.com/figway/figway/adapters/httpin"
 	"github.com/figway/figway/adapters/legacy"
 	"github.com/figway/figway/adapters/statuspage"
+	"github.com/figway/figway/auth"
 	"github.com/figway/figway/config"
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/internal/connlimit"
@@ -51,6 +52,7 @@ type App struct {
 	opts Options
 
 	ingressTLS *tls.Config
+	keys       *auth.Keys // the JWT key sets of the routes with auth
 	client     *amqp.Client
 	gw         *gateway.Gateway
 	legacyGRPC *legacy.GRPC // nil without legacy.grpc
@@ -75,7 +77,8 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &App{path: path, cfg: cfg, log: o.Logger, opts: o}
-	table, err := cfg.Table(nil)
+	a.keys = auth.NewKeys(auth.Timing{}, a.log)
+	table, err := cfg.ServingTable(nil, a.keys)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +102,8 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 			return a.ops.Stats(), true
 		},
 		Consumers: func(method string) (int, bool) { return a.gw.RouteConsumers(method) },
+		Edge:      func(method string) gateway.Edge { return a.gw.Edge(method) },
+		KeySets:   a.keys.States,
 	})
 	host, _ := os.Hostname()
 	broker.Name, broker.Logger, broker.OnConfirm = "figway "+host, a.log, a.metrics.ObserveConfirm
@@ -231,7 +236,8 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopBroker()
 	var wg sync.WaitGroup
 	wg.Go(func() { a.client.Run(brokerCtx) })
-	wg.Go(func() { a.gw.Run(brokerCtx) }) // shadow copies
+	wg.Go(func() { a.gw.Run(brokerCtx) })   // shadow copies
+	wg.Go(func() { a.keys.Run(brokerCtx) }) // JWT key sets, read and refreshed
 	// The operations' calls end before the broker stops: their outcome
 	// goes to the log.
 	opsCtx, stopOps := context.WithCancel(context.Background())

@@ -105,7 +105,7 @@ func (r *reloader) reload(trigger string) error {
 		r.refuse(trigger, "routes file invalid", err)
 		return err
 	}
-	t, err := cfg.Table(a.gw.Table())
+	t, err := cfg.ServingTable(a.gw.Table(), a.keys)
 	if err != nil {
 		r.refuse(trigger, "route table", err)
 		return err
@@ -115,6 +115,7 @@ func (r *reloader) reload(trigger string) error {
 		return err
 	}
 	a.gw.SetTable(t)
+	a.keys.Retain(cfg.JWKSources())
 	r.watched = watchList(a.path, cfg)
 	if want := cfg.AsyncRetention(); want > r.retention {
 		// The stream and its read-back window are set at start.
