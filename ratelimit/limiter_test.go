@@ -24,6 +24,34 @@ func TestAllowKeepsTheRate(t *testing.T) {
 	}
 }
 
+// TestAllowRealClock asks the limiter every half millisecond, by the wall
+// clock, for 10 s at 100/s: it allows 100 a second and its burst, ±10 %.
+// The burst is a second's worth: a loaded machine that stalls the asking
+// for longer than the bucket holds would lose tokens, as it should, and
+// measure the machine rather than the limiter.
+func TestAllowRealClock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 10 s")
+	}
+	const burst = 100
+	l := New(Settings{Rate: 100, Burst: burst})
+	allowed, asked := 0, 0
+	start := time.Now()
+	for time.Since(start) < 10*time.Second && asked < 1_000_000 {
+		if _, ok := l.Allow("k", time.Now()); ok {
+			allowed++
+		}
+		asked++
+		time.Sleep(500 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	rate := float64(allowed-burst) / elapsed.Seconds()
+	t.Logf("over %v, asked %d times: allowed %d, %.1f/s past the burst (limit 100/s)", elapsed.Round(time.Millisecond), asked, allowed, rate)
+	if rate < 90 || rate > 110 {
+		t.Errorf("allowed %.1f/s; want 100/s ±10%%", rate)
+	}
+}
+
 func TestAllowRetryAfter(t *testing.T) {
 	l := New(Settings{Rate: 2, Burst: 1})
 	now := time.Unix(1_000_000, 0)

@@ -183,11 +183,7 @@ func ManyKeys(n int) ([]byte, error) {
 func (i *Issuer) serve(w http.ResponseWriter, r *http.Request) {
 	i.fetches.Add(1)
 	i.mu.Lock()
-	hang, doc := i.hang, i.override
-	var err error
-	if doc == nil {
-		doc, err = setOf(i.keys)
-	}
+	hang := i.hang
 	i.mu.Unlock()
 	if hang != nil {
 		select {
@@ -196,6 +192,14 @@ func (i *Issuer) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// What is served is what the issuer holds once the fetch is let go.
+	i.mu.Lock()
+	doc := i.override
+	var err error
+	if doc == nil {
+		doc, err = setOf(i.keys)
+	}
+	i.mu.Unlock()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
