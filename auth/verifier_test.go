@@ -22,8 +22,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/figway/figway/auth"
-	"github.com/figway/figway/internal/jwttest"
-	"github.com/figway/figway/internal/polltest"
+	"github.com/figway/figway/internal/testing/idp"
+	"github.com/figway/figway/internal/testing/poll"
 )
 
 const aud = "orders-api"
@@ -31,7 +31,7 @@ const aud = "orders-api"
 // fixture is an issuer, and Keys reading its key set, run until the test
 // ends.
 type fixture struct {
-	iss  *jwttest.Issuer
+	iss  *idp.Issuer
 	keys *auth.Keys
 	jwt  auth.JWT
 	v    *auth.Verifier
@@ -39,7 +39,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, timing auth.Timing) *fixture {
 	t.Helper()
-	iss, err := jwttest.New("https://id.example.com/")
+	iss, err := idp.New("https://id.example.com/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func newFixture(t *testing.T, timing auth.Timing) *fixture {
 	var wg sync.WaitGroup
 	wg.Go(func() { f.keys.Run(ctx) })
 	t.Cleanup(func() { iss.Close(); cancel(); wg.Wait() })
-	polltest.Until(t, 10*time.Second, "the key set is read", func() bool { return f.keys.States()[0].Up })
+	poll.Until(t, 10*time.Second, "the key set is read", func() bool { return f.keys.States()[0].Up })
 	return f
 }
 
@@ -97,15 +97,15 @@ func TestHostileTokens(t *testing.T) {
 		token string
 		want  auth.Reason
 	}{
-		{"alg none", jwttest.Sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, f.iss.KID(), f.iss.Claims(aud, "u-1")), auth.ReasonAlgorithm},
-		{"HS256 signed with the RSA public key", jwttest.Sign(jwt.SigningMethodHS256, pubPEM, f.iss.KID(), f.iss.Claims(aud, "u-1")), auth.ReasonAlgorithm},
+		{"alg none", idp.Sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, f.iss.KID(), f.iss.Claims(aud, "u-1")), auth.ReasonAlgorithm},
+		{"HS256 signed with the RSA public key", idp.Sign(jwt.SigningMethodHS256, pubPEM, f.iss.KID(), f.iss.Claims(aud, "u-1")), auth.ReasonAlgorithm},
 		{"expired", f.iss.Mint(valid(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Minute).Unix() })), auth.ReasonExpired},
 		{"not yet valid", f.iss.Mint(valid(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Minute).Unix() })), auth.ReasonNotYetValid},
 		{"wrong issuer", f.iss.Mint(valid(func(c jwt.MapClaims) { c["iss"] = "https://evil.example.com/" })), auth.ReasonIssuer},
 		{"wrong audience", f.iss.Mint(valid(func(c jwt.MapClaims) { c["aud"] = "billing-api" })), auth.ReasonAudience},
 		{"no exp", f.iss.Mint(valid(func(c jwt.MapClaims) { delete(c, "exp") })), auth.ReasonClaims},
 		{"1 MB token", f.iss.Mint(valid(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("x", 1<<20) })), auth.ReasonTooLarge},
-		{"signed by another key, same kid", jwttest.Sign(jwt.SigningMethodES256, ec, f.iss.KID(), f.iss.Claims(aud, "u-1")), auth.ReasonUnknownKey},
+		{"signed by another key, same kid", idp.Sign(jwt.SigningMethodES256, ec, f.iss.KID(), f.iss.Claims(aud, "u-1")), auth.ReasonUnknownKey},
 		{"tampered claims", tamper(f.iss.Mint(f.iss.Claims(aud, "u-1"))), auth.ReasonSignature},
 		{"not a token", "not.a.token", auth.ReasonMalformed},
 	}
@@ -131,7 +131,7 @@ func tamper(tok string) string {
 	c := jwt.MapClaims{}
 	_, _, _ = jwt.NewParser().ParseUnverified(tok, c)
 	c["sub"] = "admin"
-	forged := jwttest.Sign(jwt.SigningMethodHS256, []byte("x"), "", c)
+	forged := idp.Sign(jwt.SigningMethodHS256, []byte("x"), "", c)
 	return parts[0] + "." + strings.Split(forged, ".")[1] + "." + parts[2]
 }
 
@@ -189,7 +189,7 @@ func TestHostileKeySets(t *testing.T) {
 	wait := 300 * time.Millisecond
 	f := newFixture(t, auth.Timing{Fetch: 2 * time.Second, Wait: wait, UnknownKID: time.Millisecond, Retry: time.Hour})
 	good := f.iss.Mint(f.iss.Claims(aud, "u-1"))
-	many, err := jwttest.ManyKeys(10_000)
+	many, err := idp.ManyKeys(10_000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestHostileKeySets(t *testing.T) {
 			t.Logf("token of a key read before verified in %v", time.Since(start))
 		})
 	}
-	polltest.Until(t, 10*time.Second, "the failed reads are counted", func() bool {
+	poll.Until(t, 10*time.Second, "the failed reads are counted", func() bool {
 		s := f.keys.States()[0]
 		return s.ReadsFailed >= 2 && s.Keys == 1
 	})
@@ -234,7 +234,7 @@ func TestHostileKeySets(t *testing.T) {
 // TestNoKeysYet: a set whose first read hangs refuses tokens with no_keys
 // within Timing.Wait, and serves them once the endpoint answers.
 func TestNoKeysYet(t *testing.T) {
-	iss, err := jwttest.New("https://id.example.com/")
+	iss, err := idp.New("https://id.example.com/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestNoKeysYet(t *testing.T) {
 		t.Errorf("State() = %+v; want not up", s)
 	}
 	iss.Hang(false)
-	polltest.Until(t, 10*time.Second, "the token verifies once the set answers", func() bool {
+	poll.Until(t, 10*time.Second, "the token verifies once the set answers", func() bool {
 		_, err := v.Verify(context.Background(), tok)
 		return err == nil
 	})
@@ -267,7 +267,7 @@ func TestNoKeysYet(t *testing.T) {
 // TestKeysFromFile reads a key set file, and reads it again when a token
 // names a kid it did not hold.
 func TestKeysFromFile(t *testing.T) {
-	iss, err := jwttest.New("https://id.example.com/")
+	iss, err := idp.New("https://id.example.com/")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
-// Package jwttest is a token issuer for tests: it signs JSON Web Tokens
+// Package idp is a token issuer for tests: it signs JSON Web Tokens
 // with keys it rotates, and serves their key set over HTTP on loopback,
 // counting the fetches, and can make that endpoint hang or serve any
 // document.
-package jwttest
+package idp
 
 import (
 	"crypto/rand"
@@ -118,7 +118,7 @@ func Sign(method jwt.SigningMethod, k any, kid string, claims jwt.MapClaims) str
 	}
 	s, err := t.SignedString(k)
 	if err != nil {
-		panic(fmt.Sprintf("jwttest: sign: %v", err))
+		panic(fmt.Sprintf("idp: sign: %v", err))
 	}
 	return s
 }
