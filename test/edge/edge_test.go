@@ -70,7 +70,7 @@ routes:
     routing_key: orders.get
     auth: {jwt: {issuer: %q, audiences: [orders-api], jwks: {url: %q, refresh: 1s}}}
 topology:
-  queues: [{name: orders.get, durable: false}]
+  queues: [{name: orders.get}]
 `
 
 // legacyOrders is the legacy gRPC service: it records the metadata of the
