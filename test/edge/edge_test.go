@@ -370,9 +370,9 @@ func do(t *testing.T, req *http.Request) *http.Response {
 
 // hostileTokens sends each hostile token while a good client, on a
 // connection of its own, calls every 20 ms: each is refused with
-// UNAUTHENTICATED within a second (the 1 MB token: within a second of
-// what 1 MB of headers takes to arrive at all; the key set that hangs:
-// the 1 s wait, and a margin), and the good client sees no failure.
+// UNAUTHENTICATED within a second (the 1 MB token: within twice what
+// 1 MB of headers takes to arrive at all, and a second; the key set that
+// hangs: the 1 s wait, and a margin), and the good client sees no failure.
 func hostileTokens(t *testing.T, f *authFixture) {
 	pub, _ := x509.MarshalPKIXPublicKey(f.iss.PublicKey())
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
@@ -387,7 +387,8 @@ func hostileTokens(t *testing.T, f *authFixture) {
 		t.Fatal(err)
 	}
 	// What it costs to send and receive 1 MB of headers at all, with a
-	// valid token: the bound of the 1 MB token is that and a second.
+	// valid token: the bound of the 1 MB token is twice that (it varies as
+	// much under load) and a second.
 	start := time.Now()
 	if _, _, err := f.get(f.token("big"), "big", "x-pad", strings.Repeat("x", 987_000)); err != nil {
 		t.Fatalf("GetOrder with a valid token and 1 MB of another header = %v", err)
@@ -405,7 +406,7 @@ func hostileTokens(t *testing.T, f *authFixture) {
 		{"not yet valid", f.refused(f.iss.Mint(claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(10 * time.Minute).Unix() }))), time.Second},
 		{"wrong issuer", f.refused(f.iss.Mint(claims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example.com/" }))), time.Second},
 		{"wrong audience", f.refused(f.iss.Mint(claims(func(c jwt.MapClaims) { c["aud"] = "billing-api" }))), time.Second},
-		{"1 MB token", f.refused(f.iss.Mint(claims(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("x", 740_000) }))), bigHeader + time.Second},
+		{"1 MB token", f.refused(f.iss.Mint(claims(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("x", 740_000) }))), 2*bigHeader + time.Second},
 		{"JWKS URL that hangs", f.cancel(f.other.Mint(f.other.Claims("orders-api", "x"))), 3 * time.Second},
 		{"JWKS with 10,000 keys", func() error {
 			f.other.Serve(many) // what the hanging fetch, let go, answers
@@ -573,7 +574,9 @@ func rateLimits(t *testing.T, f *authFixture) {
 	}
 	t.Logf("calm client: p50 %v, max %v before; p50 %v, p90 %v, max %v while the loud one looped (%d calls)",
 		p(before, .5), p(before, 1), p(during, .5), p(during, .9), p(during, 1), len(during))
-	if p(during, .5) > 10*p(before, .5)+100*time.Millisecond {
+	// The bound holds on a loaded two-core machine under -race; a calm
+	// client queued behind the loud one would wait seconds.
+	if p(during, .5) > 10*p(before, .5)+500*time.Millisecond {
 		t.Errorf("the calm client's median went from %v to %v while another looped", p(before, .5), p(during, .5))
 	}
 }
