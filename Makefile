@@ -20,6 +20,7 @@ test:
 	scripts/rabbitmq.sh ensure || [ "$${CI:-}" != true ]
 	scripts/workers.sh ensure || [ "$${CI:-}" != true ]
 	scripts/chromium.sh ensure || [ "$${CI:-}" != true ]
+	scripts/jaeger.sh ensure || [ "$${CI:-}" != true ]
 	$(GO) vet ./...
 	@unformatted="$$(git ls-files -co --exclude-standard -- '*.go' ':!:gen/' \
 		| while read -r f; do if [ -f "$$f" ]; then echo "$$f"; fi; done | xargs -r gofmt -l)"; \
