@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/figway/figway/resilience"
@@ -62,6 +63,11 @@ type Options struct {
 	// routes send to the legacy service.
 	Legacy Legacy
 	Logger *slog.Logger // if nil, slog.Default()
+	// Tracer, if set, makes the spans of docs/operations.md, "Tracing":
+	// attributes on the ingress's span in a call's context, a PRODUCER
+	// span per publish. If nil, the gateway makes none and passes the
+	// caller's trace context on as it comes.
+	Tracer trace.Tracer
 }
 
 // Gateway dispatches calls through its route table to a Publisher.
@@ -78,13 +84,14 @@ type Gateway struct {
 	// migration holds a *migrationStats per method, across reloads.
 	migration sync.Map
 	// edge holds an *edgeStats per method, across reloads.
-	edge sync.Map
+	edge   sync.Map
+	tracer trace.Tracer // nil: tracing off
 }
 
 // New returns a Gateway. It starts nothing.
 func New(o Options) *Gateway {
 	g := &Gateway{pub: o.Publisher, legacy: o.Legacy, source: o.Source, log: o.Logger,
-		shadows: make(chan *shadowJob, shadowQueue)}
+		shadows: make(chan *shadowJob, shadowQueue), tracer: o.Tracer}
 	if g.source == "" {
 		g.source = "figway"
 	}
@@ -146,6 +153,13 @@ func (g *Gateway) Route(method string) *Route {
 
 // InvokeRoute is [Gateway.Invoke] on r, a route [Gateway.Route] returned.
 func (g *Gateway) InvokeRoute(ctx context.Context, r *Route, c *Call) (*Result, error) {
+	if g.tracer != nil {
+		return g.traceInvoke(ctx, r, c)
+	}
+	return g.invokeRoute(ctx, r, c)
+}
+
+func (g *Gateway) invokeRoute(ctx context.Context, r *Route, c *Call) (*Result, error) {
 	if r.Shadow {
 		return g.shadow(ctx, r, c)
 	}
@@ -179,6 +193,7 @@ func (g *Gateway) InvokeRoute(ctx context.Context, r *Route, c *Call) (*Result, 
 // viaBroker runs a call through the broker path of its route: bulkhead,
 // deadline, breaker, publish.
 func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, error) {
+	g.traceSide(ctx, TargetBroker)
 	if !r.bulkhead.Acquire() {
 		return nil, fmt.Errorf("%s: %w (max_in_flight %d)", r.Method, ErrOverloaded, r.bulkhead.Limit())
 	}
@@ -224,6 +239,10 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 	// stays stuck; done ignores all but the first report, so this deferred
 	// one only counts if dispatch panicked.
 	defer done(resilience.Ignored)
+	var span trace.Span // the publish's PRODUCER span; the events go on ctx's
+	if g.tracer != nil {
+		_, span = g.produce(ctx, r, req, trace.SpanContext{})
+	}
 	res, err := g.dispatch(ctx, r, c, req, deadline)
 	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, now), context.DeadlineExceeded) {
 		// The caller's own deadline passed: a gRPC client resets its
@@ -231,6 +250,9 @@ func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, er
 		err = fmt.Errorf("%s: no answer before the caller's deadline: %w", r.Method, context.DeadlineExceeded)
 	}
 	done(breakerOutcome(err))
+	if span != nil {
+		produced(span, req, err)
+	}
 	return res, err
 }
 
@@ -310,7 +332,7 @@ func (g *Gateway) retry(ctx context.Context, r *Route, req *wire.Request, err er
 		if ctx.Err() != nil {
 			break
 		}
-		g.log.Debug("publishing the call again", "route", r.Method, "correlation_id", req.CorrelationID, "err", err)
+		g.log.DebugContext(ctx, "publishing the call again", "route", r.Method, "correlation_id", req.CorrelationID, "err", err)
 		rep, err = g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
 	}
 	return rep, err

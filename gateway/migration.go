@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -148,6 +149,7 @@ func (g *Gateway) noteFallback(r *Route, on bool, cause error) {
 // viaLegacy sends a call to the legacy service, as protobuf, within the
 // route's deadline.
 func (g *Gateway) viaLegacy(ctx context.Context, r *Route, c *Call) (*Result, error) {
+	g.traceSide(ctx, TargetLegacy)
 	now := time.Now()
 	if deadline, ok := resilience.Deadline(ctx, now, r.Timeout); ok {
 		var cancel context.CancelFunc
@@ -172,10 +174,13 @@ func (g *Gateway) viaLegacy(ctx context.Context, r *Route, c *Call) (*Result, er
 
 // shadowJob is one call mirrored to the broker off the caller's path.
 type shadowJob struct {
-	route     *Route
-	body      []byte // protobuf
-	md        map[string][]string
-	trace     string
+	route *Route
+	body  []byte // protobuf
+	md    map[string][]string
+	trace string
+	// link is the caller's span, which the copy's span links to when
+	// tracing is on.
+	link      trace.SpanContext
 	legacy    []byte // protobuf reply of legacy, when it succeeded
 	legacyErr error
 	// legacyHeader and legacyTrailer are legacy's reply metadata.
@@ -203,6 +208,9 @@ func (g *Gateway) shadow(ctx context.Context, r *Route, c *Call) (*Result, error
 		return res, err
 	}
 	job := &shadowJob{route: r, md: md, trace: c.Traceparent, legacyErr: err}
+	if g.tracer != nil {
+		job.link = trace.SpanContextFromContext(ctx)
+	}
 	job.body, _ = transcode(c.Body, c.ContentType, wire.ContentTypeProtobuf, r.Input, r.types)
 	if err == nil && r.Compare {
 		job.legacy, _ = transcode(res.Body, res.ContentType, wire.ContentTypeProtobuf, r.Output, r.types)
@@ -252,10 +260,16 @@ func (g *Gateway) mirror(ctx context.Context, job *shadowJob) {
 		Source: g.source, CloudEvents: r.cloudEvents(), Metadata: job.md, Shadow: true,
 	}
 	req.Traceparent, _ = traceContext(job.trace, "")
+	if g.tracer != nil {
+		var span trace.Span
+		ctx, span = g.produce(ctx, r, req, job.link)
+		defer func() { produced(span, req, nil) }()
+	}
 	if !r.Compare {
 		req.Persistent = true
 		if err := g.pub.Publish(ctx, r.Exchange, r.RoutingKey, req); err != nil {
 			s.shadowFailed.Add(1)
+			trace.SpanFromContext(ctx).RecordError(err)
 			return
 		}
 		s.shadowSent.Add(1)
@@ -265,6 +279,7 @@ func (g *Gateway) mirror(ctx context.Context, job *shadowJob) {
 	req.Deadline = deadline
 	rep, err := g.pub.Call(ctx, r.Exchange, r.RoutingKey, req)
 	if err != nil {
+		trace.SpanFromContext(ctx).RecordError(err)
 		s.shadowFailed.Add(1)
 		return
 	}
@@ -272,7 +287,7 @@ func (g *Gateway) mirror(ctx context.Context, job *shadowJob) {
 	if d := g.compare(r, job, rep); len(d) > 0 {
 		s.shadowMismatched.Add(1)
 		s.recent.add(d)
-		g.log.Warn("shadow reply differs from legacy's", "route", r.Method, "correlation_id", req.CorrelationID,
+		g.log.WarnContext(ctx, "shadow reply differs from legacy's", "route", r.Method, "correlation_id", req.CorrelationID,
 			"fields", strings.Join(d, ","), "legacy", g.render(r, job.legacy, job.legacyErr), "broker", g.render(r, rep.Body, replyErr(rep)))
 		return
 	}

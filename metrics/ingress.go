@@ -26,7 +26,7 @@ func (m *Metrics) StreamInterceptor(route func(fullMethod string) (label string,
 		}
 		start := time.Now()
 		err := handler(srv, ss)
-		m.ObserveRequest(label, IngressGRPC, status.Code(err).String(), time.Since(start))
+		m.observe(ss.Context(), label, IngressGRPC, status.Code(err).String(), time.Since(start))
 		return err
 	}
 }
@@ -71,7 +71,7 @@ func (m *Metrics) HTTP(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		m.ObserveRequest(route, IngressHTTP, strconv.Itoa(sw.status), time.Since(start))
+		m.observe(r.Context(), route, IngressHTTP, strconv.Itoa(sw.status), time.Since(start))
 	})
 }
 

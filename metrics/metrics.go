@@ -34,6 +34,7 @@ type Metrics struct {
 	reloads      *prometheus.CounterVec
 	reloadOK     prometheus.Gauge
 	reloadOKTime prometheus.Gauge
+	exemplars    bool // set by Tracing before serving
 }
 
 // New returns figway's metrics, registered with the Go runtime and
@@ -90,9 +91,10 @@ func New(version string, src Sources) *Metrics {
 	return m
 }
 
-// Handler serves the registry in the Prometheus exposition formats.
+// Handler serves the registry in the Prometheus exposition formats: text,
+// or OpenMetrics (with exemplars) to a scraper whose Accept asks for it.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
 }
 
 // Registry returns the registry, for tests and for collectors of other

@@ -13,6 +13,7 @@ import (
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -105,8 +106,28 @@ func (w *Worker) call(ctx context.Context, h handler, c codec, d *amqp.Delivery)
 func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
 	w := s.w
 	w.stats.received.Add(1)
-	o := w.process(ctx, d)
+	if w.tracer != nil {
+		s.serveTraced(ctx, d)
+		return
+	}
+	s.settleOutcome(ctx, d, w.process(ctx, d), nil)
+}
+
+// serveTraced is serve under the request's CONSUMER span.
+func (s *session) serveTraced(ctx context.Context, d *amqp.Delivery) {
+	ctx, span := s.w.consumerSpan(ctx, d)
+	defer span.End()
+	o := s.w.process(ctx, d)
+	traced(span, &o)
+	s.settleOutcome(ctx, d, o, span)
+}
+
+// settleOutcome replies to d and settles it as o says, recording what it
+// did on span, if not nil.
+func (s *session) settleOutcome(ctx context.Context, d *amqp.Delivery, o outcome, span trace.Span) {
+	w := s.w
 	if ctx.Err() != nil {
+		event(span, eventLeft)
 		w.log.LogAttrs(ctx, slog.LevelDebug, "channel gone: request left for redelivery",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
 		return
@@ -122,13 +143,21 @@ func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
 		w.stats.expired.Add(1)
 		w.log.LogAttrs(ctx, slog.LevelDebug, "request expired before it ran: dropped",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
-		s.settle(d, func() error { return s.finish(d) })
+		event(span, eventExpired)
+		if s.settle(d, func() error { return s.finish(d) }) {
+			event(span, eventAcked)
+		}
 	case d.ReplyTo != "":
-		s.reply(d, o)
+		if s.reply(d, o) {
+			event(span, eventReplied)
+			event(span, settledEvent(o))
+		}
 	case o.skipped:
 		// A shadow event the method does not run: done, as if handled.
 		w.stats.shadowsSkipped.Add(1)
-		s.settle(d, func() error { return d.Ack(false) })
+		if s.settle(d, func() error { return d.Ack(false) }) {
+			event(span, eventAcked)
+		}
 	case o.st != nil:
 		// An event: nobody waits for an answer, so the failure goes to the
 		// queue's dead-letter exchange, if it has one, or is dropped.
@@ -140,12 +169,29 @@ func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
 	default:
 		if s.settle(d, func() error { return s.finish(d) }) {
 			w.stats.events.Add(1)
+			event(span, eventAcked)
 		}
 	}
 }
 
+// settledEvent names how a request answered with o was settled.
+func settledEvent(o outcome) string {
+	if o.poison {
+		return eventRejected
+	}
+	return eventAcked
+}
+
+// event records name on span, if not nil.
+func event(span trace.Span, name string) {
+	if span != nil {
+		span.AddEvent(name)
+	}
+}
+
 // reply publishes o as the reply to d, then acks d (gathered: see acks).
-func (s *session) reply(d *amqp.Delivery, o outcome) {
+// It reports whether it did both.
+func (s *session) reply(d *amqp.Delivery, o outcome) bool {
 	w := s.w
 	h, err := wire.SetReplyMetadata(nil, o.meta)
 	if err != nil { // SetHeader and SetTrailer checked the keys already
@@ -194,13 +240,14 @@ func (s *session) reply(d *amqp.Delivery, o outcome) {
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "caller's reply-to is gone: request acked without its reply",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
 		s.settle(d, func() error { return settled(d) })
-		return
+		return false
 	}
 	if d.Redelivered && strings.HasPrefix(d.ReplyTo, wire.DirectReplyTo+".") {
-		if s.settle(d, func() error { return s.replyAlone(d, &p, settled) }) {
+		ok := s.settle(d, func() error { return s.replyAlone(d, &p, settled) })
+		if ok {
 			w.stats.replied.Add(1)
 		}
-		return
+		return ok
 	}
 	ok := s.settle(d, func() error {
 		// The default exchange routes to the queue named by reply_to,
@@ -216,6 +263,7 @@ func (s *session) reply(d *amqp.Delivery, o outcome) {
 	if ok {
 		w.stats.replied.Add(1)
 	}
+	return ok
 }
 
 // settle runs f, which uses s's channel, under s.mu. It reports whether f

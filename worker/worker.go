@@ -12,6 +12,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -76,6 +77,14 @@ type Config struct {
 	// Classic queues do not count deliveries, and their requests are
 	// always run. If 0, 3 is used; if negative, no request is refused.
 	MaxDeliveries int
+	// TracerProvider, if set, gives each request a CONSUMER span, a child
+	// of the traceparent figway wrote on it, in the handler's context: the
+	// handler's own spans nest under it. The reply, the ack and a request
+	// dropped as expired are recorded on it. Pass otel.GetTracerProvider()
+	// to use the program's global provider. If nil, the worker makes no
+	// span and costs nothing for tracing; [TraceContext] still gives the
+	// handler the trace context.
+	TracerProvider trace.TracerProvider
 }
 
 // Queue says how to declare the queue a [Worker] consumes: it takes its
@@ -191,6 +200,7 @@ type Worker struct {
 	running  atomic.Bool
 	stats    counters
 	gone     goneReplyTos
+	tracer   trace.Tracer // nil without Config.TracerProvider
 }
 
 // New returns a Worker for cfg. It does not connect: [Worker.Run] does,
@@ -214,7 +224,11 @@ func New(cfg Config) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger, handlers: make(map[string]handler)}
+	w := &Worker{cfg: cfg, log: cfg.Logger, handlers: make(map[string]handler)}
+	if cfg.TracerProvider != nil {
+		w.tracer = cfg.TracerProvider.Tracer(instrumentation)
+	}
+	return w
 }
 
 // handler decodes a request body with c, runs the typed handler and

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
@@ -20,6 +21,9 @@ type call struct {
 	msgID         string
 	corrID        string
 	sentAt        time.Time // owner-local: when the lane wrote the publish
+	// span, if not nil, is the recording span of the call's context, on
+	// which the lane records the publish's events (Config.Tracing).
+	span trace.Span
 
 	done      chan outcome // buffered 1; written once by resolve
 	resolved  atomic.Bool

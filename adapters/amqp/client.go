@@ -10,6 +10,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/resilience"
@@ -76,6 +77,10 @@ type Config struct {
 	// publisher confirm and whether the broker acked it (metrics). It runs
 	// on the lane's goroutine and must not block.
 	OnConfirm func(d time.Duration, ack bool)
+	// Tracing records, on the recording span of each call's context, the
+	// events gateway.EventPublished, gateway.EventConfirmed and
+	// gateway.EventReplyReceived. If false, no span is looked at.
+	Tracing bool
 }
 
 // Client publishes requests to RabbitMQ and brings back their replies. It
@@ -213,6 +218,9 @@ func (c *Client) Call(ctx context.Context, exchange, key string, req *wire.Reque
 	req.ReplyTo = l.replyTo
 	cl := newCall(exchange, key, req)
 	cl.corrID = req.CorrelationID
+	if c.cfg.Tracing {
+		cl.span = recording(ctx)
+	}
 	c.pending.add(cl.corrID, cl)
 	defer c.pending.remove(cl.corrID)
 
@@ -256,7 +264,11 @@ func (c *Client) Publish(ctx context.Context, exchange, key string, req *wire.Re
 	if err != nil {
 		return err
 	}
-	_, err = c.await(ctx, l, newEvent(exchange, key, req))
+	ev := newEvent(exchange, key, req)
+	if c.cfg.Tracing {
+		ev.span = recording(ctx)
+	}
+	_, err = c.await(ctx, l, ev)
 	if !errors.Is(err, gateway.ErrChannelLost) && !errors.Is(err, gateway.ErrNotPublished) ||
 		errors.Is(err, errBlocked) || l.conn.IsClosed() {
 		return err
@@ -384,5 +396,16 @@ func (c *Client) deliver(d *amqp.Delivery) {
 		c.log.Debug("reply matches no waiting call", "correlation_id", d.CorrelationId)
 		return
 	}
+	if cl.span != nil {
+		cl.span.AddEvent(gateway.EventReplyReceived)
+	}
 	cl.resolve(outcome{body: d.Body, contentType: d.ContentType, headers: d.Headers})
+}
+
+// recording returns the span of ctx if it records, or nil.
+func recording(ctx context.Context) trace.Span {
+	if s := trace.SpanFromContext(ctx); s.IsRecording() {
+		return s
+	}
+	return nil
 }

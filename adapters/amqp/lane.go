@@ -9,6 +9,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/wire"
@@ -219,6 +221,9 @@ func (l *lane) publish(cl *call) {
 		return
 	}
 	cl.published.Store(true)
+	if cl.span != nil {
+		cl.span.AddEvent(gateway.EventPublished)
+	}
 	if l.c.afterPublish != nil {
 		l.c.afterPublish(l.ch, cl.event)
 	}
@@ -319,6 +324,9 @@ func (l *lane) confirm(conf amqp.Confirmation) {
 		delete(l.events, cl.msgID)
 	}
 	l.noteConfirm(cl, conf.Ack)
+	if cl.span != nil {
+		cl.span.AddEvent(gateway.EventConfirmed, trace.WithAttributes(attribute.Bool("ack", conf.Ack)))
+	}
 	switch {
 	case !conf.Ack:
 		cl.resolve(outcome{err: fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrNacked)})

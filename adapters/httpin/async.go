@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/status"
 
 	"github.com/figway/figway/gateway"
@@ -41,6 +42,12 @@ func (s *Server) invokeAsync(w http.ResponseWriter, r *http.Request, rt *router,
 	c.Async = true
 	ac := &asyncCall{done: make(chan struct{})}
 	cancel := ops.Go(r.Context(), func(ctx context.Context) {
+		if s.opts.Tracer != nil {
+			var span trace.Span
+			ctx, span = s.opts.Tracer.Start(ctx, "operation "+b.method, trace.WithNewRoot(),
+				trace.WithLinks(trace.LinkFromContext(r.Context())))
+			defer span.End()
+		}
 		res, err := s.gw.Invoke(ctx, c)
 		ac.mu.Lock()
 		ac.res, ac.err, ac.finished = res, err, true

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -97,6 +98,11 @@ type Options struct {
 	// — before the call runs: the hook through which Middleware learns the
 	// route (metrics.SetRoute).
 	OnRoute func(ctx context.Context, method string)
+	// Tracer, if set, gives each call of an async route a span of its own
+	// (docs/operations.md, "Tracing"): the request's span ends with its
+	// answer, a 202 perhaps, and the call's is a new trace linked to it. If
+	// nil, no span is made here; Middleware makes the SERVER span.
+	Tracer trace.Tracer
 }
 
 // Server is the REST/JSON ingress. It serves the HTTP bindings of the

@@ -17,8 +17,9 @@ import (
 // It is net/http/httputil.ReverseProxy: hop-by-hop headers are dropped,
 // X-Forwarded-For/-Host/-Proto set, bodies streamed both ways without
 // buffering. An upstream that cannot be reached answers 502; one that does
-// not answer before the request's deadline, 504.
-func NewHTTP(target string, log *slog.Logger) (http.Handler, error) {
+// not answer before the request's deadline, 504. Each wrap, if any, wraps
+// the transport to the upstream (tracing's CLIENT span).
+func NewHTTP(target string, log *slog.Logger, wrap ...func(http.RoundTripper) http.RoundTripper) (http.Handler, error) {
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("legacy HTTP upstream %q: want an absolute http(s) URL", target)
@@ -26,21 +27,25 @@ func NewHTTP(target string, log *slog.Logger) (http.Handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	var transport http.RoundTripper = &http.Transport{
+		Proxy:                 nil, // the legacy service is reached directly
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	for _, w := range wrap {
+		transport = w(transport)
+	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
 			r.SetXForwarded()
 		},
 		FlushInterval: -1, // flush at once: streaming responses stay streaming
-		Transport: &http.Transport{
-			Proxy:                 nil, // the legacy service is reached directly
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
+		Transport:     transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			code := http.StatusBadGateway
 			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {

@@ -33,6 +33,18 @@ type routeSample struct {
 	breaker               string // the figway_breaker_state at 1
 	consumers             float64
 	hasConsumers          bool // figway_route_consumers exists for the route
+
+	// slowest is the slowest call of the route's histogram exemplars
+	// (with tracing on, each bucket keeps its latest sampled call).
+	slowest exemplar
+}
+
+// exemplar is a call a histogram kept as an exemplar: its latency, trace
+// id and time.
+type exemplar struct {
+	seconds float64
+	traceID string
+	at      time.Time
 }
 
 // bucket is a cumulative histogram bucket.
@@ -82,6 +94,7 @@ func take(g prometheus.Gatherer, at time.Time) (*sample, error) {
 				r, h := route(m), m.GetHistogram()
 				r.count += float64(h.GetSampleCount())
 				r.buckets = addBuckets(r.buckets, h.GetBucket())
+				slowest(&r.slowest, h.GetBucket())
 			case seriesCanary:
 				route(m).canary[label(m, "to")] += m.GetCounter().GetValue()
 			case seriesFallbacks:
@@ -118,6 +131,22 @@ func take(g prometheus.Gatherer, at time.Time) (*sample, error) {
 		}
 	}
 	return s, err
+}
+
+// slowest keeps in e the slowest of the buckets' exemplars that carry a
+// trace id.
+func slowest(e *exemplar, buckets []*dto.Bucket) {
+	for _, b := range buckets {
+		x := b.GetExemplar()
+		if x == nil || x.GetValue() <= e.seconds {
+			continue
+		}
+		for _, l := range x.GetLabel() {
+			if l.GetName() == "trace_id" {
+				*e = exemplar{seconds: x.GetValue(), traceID: l.GetValue(), at: x.GetTimestamp().AsTime()}
+			}
+		}
+	}
 }
 
 func label(m *dto.Metric, name string) string {

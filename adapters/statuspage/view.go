@@ -47,6 +47,9 @@ type row struct {
 	Rate             float64 // calls per second
 	Errors4, Errors5 float64 // shares of the calls, 0..1
 	P50, P99         float64 // seconds; NaN without calls
+	// Slowest is the slowest sampled call of the window, with its trace
+	// id, when tracing is on; nil otherwise.
+	Slowest *slowCall
 
 	Breaker        string // closed, half_open, open
 	BreakerChanged time.Time
@@ -106,6 +109,9 @@ func (p *Page) view(now time.Time) *view {
 			if rs.hasConsumers {
 				r.Consumers = strconv.Itoa(int(rs.consumers))
 			}
+			if e := rs.slowest; e.traceID != "" && now.Sub(e.at) <= p.o.Window {
+				r.Slowest = &slowCall{Seconds: e.seconds, TraceID: e.traceID}
+			}
 		}
 		r.Broker, r.Legacy = sides(t.Lookup(m), d)
 		v.Totals.Broker += r.Broker
@@ -122,6 +128,12 @@ func (p *Page) view(now time.Time) *view {
 		v.Unrouted.Chart = chartOf(points, metrics.Unrouted)
 	}
 	return v
+}
+
+// slowCall is a route's slowest recent sampled call.
+type slowCall struct {
+	Seconds float64
+	TraceID string
 }
 
 // routeRow fills what the route itself says.

@@ -68,6 +68,7 @@ type App struct {
 	configLog *statuspage.ConfigLog
 	reloader  *reloader
 	draining  atomic.Bool
+	tracer    *tracer // nil: tracing off
 }
 
 // New builds the figway of cfg, the routes file at path loaded. It opens
@@ -82,6 +83,10 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.tracer, err = newTracer(os.Getenv, a.log); err != nil {
+		return nil, err
+	}
+	a.log = a.tracer.logger(a.log)
 	if a.ingressTLS, err = serverTLS(cfg); err != nil {
 		return nil, err
 	}
@@ -105,13 +110,15 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 		Edge:      func(method string) gateway.Edge { return a.gw.Edge(method) },
 		KeySets:   a.keys.States,
 	})
+	a.tracer.metrics(a.metrics)
 	host, _ := os.Hostname()
 	broker.Name, broker.Logger, broker.OnConfirm = "figway "+host, a.log, a.metrics.ObserveConfirm
+	broker.Tracing = a.tracer != nil
 	a.client = amqp.New(broker)
-	gwOpts := gateway.Options{Publisher: a.client, Table: table, Source: "figway://" + host, Logger: a.log}
+	gwOpts := gateway.Options{Publisher: a.client, Table: table, Source: "figway://" + host, Logger: a.log, Tracer: a.tracer.tracer()}
 	var legacyGRPC grpc.StreamHandler // gRPC calls that no route takes
 	if cfg.Legacy.GRPC != "" {
-		if a.legacyGRPC, err = legacy.DialGRPC(cfg.Legacy.GRPC); err != nil {
+		if a.legacyGRPC, err = legacy.DialGRPC(cfg.Legacy.GRPC, a.tracer.legacyGRPC()...); err != nil {
 			return nil, err
 		}
 		legacyGRPC, gwOpts.Legacy = a.legacyGRPC.Proxy, a.legacyGRPC
@@ -133,7 +140,7 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 		Logger:          a.log,
 		Legacy:          legacyGRPC,
 		AccessLog:       o.AccessLog,
-		ServerOptions:   grpcServerOptions(a.metrics, a.gw, a.ingressTLS),
+		ServerOptions:   append(grpcServerOptions(a.metrics, a.gw, a.ingressTLS), a.tracer.serverOptions()...),
 		Register: func(s *grpc.Server) {
 			a.health = grpcin.RegisterHealth(s)
 			// Reflection follows reloads: it answers from the table serving.
@@ -147,14 +154,15 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 	})
 	var legacyHTTP http.Handler // REST calls that no binding takes
 	if cfg.Legacy.HTTP != "" {
-		if legacyHTTP, err = legacy.NewHTTP(cfg.Legacy.HTTP, a.log); err != nil {
+		if legacyHTTP, err = legacy.NewHTTP(cfg.Legacy.HTTP, a.log, a.tracer.legacyHTTP()...); err != nil {
 			a.closeLegacy()
 			return nil, err
 		}
 	}
 	restOpts := RESTOptions(cfg, o.Version)
 	restOpts.Logger, restOpts.Passthrough, restOpts.AccessLog = a.log, legacyHTTP, o.AccessLog
-	restOpts.Middleware, restOpts.OnRoute = a.metrics.HTTP, metrics.SetRoute
+	restOpts.Middleware, restOpts.OnRoute = a.tracer.middleware(a.metrics.HTTP), metrics.SetRoute
+	restOpts.Tracer = a.tracer.tracer()
 	restOpts.Operations, restOpts.OperationsPath, restOpts.CORS = a.ops, cfg.Server.Operations.Path, restCORS(cfg.Server.CORS)
 	if a.rest, err = httpin.New(a.gw, restOpts); err != nil {
 		a.closeLegacy()
@@ -289,6 +297,7 @@ func (a *App) Run(ctx context.Context) error {
 	admin.Shutdown(shutdownCtx)
 	cancel()
 	wg.Wait()
+	a.tracer.shutdown()
 	log.Info("figway stopped")
 	return err
 }
