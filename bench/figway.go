@@ -56,8 +56,13 @@ func freeAddr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
-// startFigway builds cmd/figway and runs it against url.
-func startFigway(dir, url string, channels int) (*figwayProc, error) {
+// startFigway builds cmd/figway and runs it against url, with env added
+// to the bench's environment. Each figway has its files of its own in dir.
+func startFigway(dir, url string, channels int, env ...string) (*figwayProc, error) {
+	dir, err := os.MkdirTemp(dir, "figway-")
+	if err != nil {
+		return nil, err
+	}
 	bin := filepath.Join(dir, "figway")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/figway")
 	build.Stderr = os.Stderr
@@ -79,6 +84,7 @@ func startFigway(dir, url string, channels int) (*figwayProc, error) {
 	}
 	p.cmd = exec.Command(bin, "serve", "-config", cfg, "-log-level", "warn", "-pprof")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		return nil, err

@@ -13,6 +13,8 @@
 //	figway-grpc    gRPC client → figway → RabbitMQ → worker (SDK) → back
 //	figway-rest    the same through REST/JSON
 //	figway-event   event pattern (publish + confirm) through gRPC
+//	figway-grpc-traced  figway-grpc through a figway with tracing on, every
+//	               call sampled, spans exported over OTLP to a local receiver
 //	figway-rawecho figway-grpc's path with amqp-raw's echo responder in place
 //	               of the SDK worker: figway's own cost, apart from the SDK's
 //	bare-bridge    the least a gateway process can do: grpc-go → amqp-wire's
@@ -242,6 +244,9 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 		return err
 	})
 
+	if err := measureTraced(dir, url, channels, id, ps, measure); err != nil {
+		return err
+	}
 	if err := measureBridge("bare-bridge", func() (string, int, func(), error) { return startBareBridge(url, channels) }, id, ps, measure); err != nil {
 		return err
 	}
@@ -410,6 +415,12 @@ func report(w io.Writer, rs []result, hr holdResult, acks worker.Stats) {
 	}
 	if w1, ok := find(rs, "watermill-bridge", 1); ok {
 		fmt.Fprintf(w, "c=1 p50: figway-grpc %v vs watermill-bridge %v\n", f1.p50.Round(time.Microsecond), w1.p50.Round(time.Microsecond))
+	}
+	if t1, ok := find(rs, "figway-grpc-traced", 1); ok {
+		t64, _ := find(rs, "figway-grpc-traced", 64)
+		fmt.Fprintf(w, "tracing (always sampled, OTLP to a local receiver): figway cpu/call c=64 %.0fµs vs %.0fµs off (%+.1f%%); c=1 p50 %v vs %v off (%+v)\n",
+			t64.cpu.figway, fg.cpu.figway, 100*(t64.cpu.figway/fg.cpu.figway-1), t1.p50.Round(time.Microsecond), f1.p50.Round(time.Microsecond),
+			(t1.p50 - f1.p50).Round(time.Microsecond))
 	}
 	fmt.Fprintf(w, "efficiency=%.2f vs-tutorial=%.2f rest/grpc=%s vs-watermill=%s cpu-figway-us=%.0f\n",
 		fg.rps()/ideal, fg.rps()/tut.rps(), ratio(fr, fg, haveREST), ratio(fg, wm, haveWM), fg.cpu.figway)
