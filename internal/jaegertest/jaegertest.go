@@ -28,7 +28,6 @@ type Jaeger struct {
 	// OTLPGRPC and OTLPHTTP are the OTLP receivers' host:port; Query is
 	// the query API's and UI's base URL, http://host:port.
 	OTLPGRPC, OTLPHTTP, Query string
-	health                    string
 	cmd                       *exec.Cmd
 	exited                    chan struct{}
 	log                       *os.File
@@ -71,17 +70,16 @@ func Start(t testing.TB) *Jaeger {
 		}
 		t.Skipf("jaegertest: %v (skipped; with CI=true it would fail)", err)
 	}
-	ports := make([]int, 6)
+	ports := make([]int, 4)
 	for i := range ports {
 		if ports[i], err = rabbitmqtest.FreePort(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	j := &Jaeger{bin: bin, OTLPGRPC: addr(0), OTLPHTTP: addr(1), Query: "http://" + addr(2), health: "http://" + addr(4)}
+	j := &Jaeger{bin: bin, OTLPGRPC: addr(0), OTLPHTTP: addr(1), Query: "http://" + addr(2)}
 	j.config = filepath.Join(t.TempDir(), "jaeger.yaml")
-	cfg := strings.NewReplacer("OTLPGRPC", addr(0), "OTLPHTTP", addr(1), "QUERYHTTP", addr(2), "QUERYGRPC", addr(3),
-		"HEALTH", addr(4), "SAMPLING", addr(5)).Replace(configTemplate)
+	cfg := strings.NewReplacer("OTLPGRPC", addr(0), "OTLPHTTP", addr(1), "QUERYHTTP", addr(2), "QUERYGRPC", addr(3)).Replace(configTemplate)
 	if err := os.WriteFile(j.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +106,7 @@ func Start(t testing.TB) *Jaeger {
 // its own, no telemetry port, and memory storage.
 const configTemplate = `
 service:
-  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  extensions: [jaeger_storage, jaeger_query]
   pipelines:
     traces:
       receivers: [otlp]
@@ -132,10 +130,6 @@ extensions:
       mem:
         memory:
           max_traces: 10000
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: HEALTH
 receivers:
   otlp:
     protocols:

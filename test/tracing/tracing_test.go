@@ -263,6 +263,19 @@ func TestTraces(t *testing.T) {
 		if !strings.Contains(body, `trace_id="`+id+`"`) {
 			t.Errorf("figway_request_duration_seconds has no exemplar of trace %s:\n%s", id, grep(body, "figway_request_duration_seconds_bucket"))
 		}
+		// The status page names the slowest sampled call of each route.
+		polltest.Until(t, 20*time.Second, "the status page's slowest GetOrder call and its trace", func() bool {
+			resp, err := http.Get("http://" + e.admin + "/?part=body")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			_, row, _ := strings.Cut(string(b), `data-method="orders.v1.OrderService/GetOrder"`)
+			row, _, _ = strings.Cut(row, "</tr>")
+			_, rest, ok := strings.Cut(row, `data-col="slowest-trace">`)
+			return ok && len(rest) > 32 && rest[32] == '<'
+		})
 	})
 
 	t.Run("jaeger stopped", func(t *testing.T) { jaegerStopped(t, e) })
