@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Jaeger all-in-one (OTLP in, query API and UI out) for the tracing tests
-# (test/tracing... see docs/development.md).
+# (test/tracing; docs/development.md, "Tests against a real Jaeger").
 #
 #   scripts/jaeger.sh ensure   build Jaeger v1.75.0 from its Go module into .bin/jaeger
 #                              unless that binary is there already

@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
 	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
@@ -34,7 +34,7 @@ func TestConsumerSpan(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { tp.Shutdown(context.Background()) })
-	url := rabbitmqtest.ForTest(t).NewVHost(t)
+	url := rabbitmq.ForTest(t).NewVHost(t)
 	startWorker(t, worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{}, TracerProvider: tp}, func(w *worker.Worker) {
 		worker.Handle(w, echoMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
 			_, span := tp.Tracer("handler").Start(ctx, "handler")
@@ -58,7 +58,7 @@ func TestConsumerSpan(t *testing.T) {
 	p.Expiration = ""
 	c.publishRaw("", testQueue, p)
 
-	polltest.Until(t, waitFor, "three spans ended", func() bool { return len(rec.Ended()) >= 3 })
+	poll.Until(t, waitFor, "three spans ended", func() bool { return len(rec.Ended()) >= 3 })
 	var consumers []sdktrace.ReadOnlySpan
 	var handler sdktrace.ReadOnlySpan
 	for _, s := range rec.Ended() {

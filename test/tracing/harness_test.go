@@ -32,10 +32,10 @@ import (
 	"github.com/figway/figway/config"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/app"
-	"github.com/figway/figway/internal/faulttest"
-	"github.com/figway/figway/internal/jaegertest"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/jaeger"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/proc"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
 )
 
@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 	// The test's own exporters fail once Jaeger is stopped, on purpose;
 	// OpenTelemetry would log each failure.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {}))
-	rabbitmqtest.Main(m)
+	rabbitmq.Main(m)
 }
 
 // routes is the routes file of the tracing tests. GetOrder goes to the
@@ -71,7 +71,7 @@ topology:
 // env is one figway with tracing on, its worker and legacy service, and
 // the Jaeger they export to.
 type env struct {
-	jaeger         *jaegertest.Jaeger
+	jaeger         *jaeger.Server
 	grpcAddr, rest string
 	admin          string
 	orders         ordersv1.OrderServiceClient
@@ -86,8 +86,8 @@ type env struct {
 func start(t *testing.T) *env {
 	t.Helper()
 	// The package's one test has its node's default vhost to itself.
-	url := rabbitmqtest.ForTest(t).URL()
-	e := &env{jaeger: jaegertest.Start(t), logs: &syncBuffer{}}
+	url := rabbitmq.ForTest(t).URL()
+	e := &env{jaeger: jaeger.Start(t), logs: &syncBuffer{}}
 
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+e.jaeger.OTLPGRPC)
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
@@ -97,7 +97,7 @@ func start(t *testing.T) *env {
 	t.Setenv("OTEL_BSP_MAX_QUEUE_SIZE", "256")
 
 	legacy := startLegacy(t)
-	e.grpcAddr, e.rest, e.admin = faulttest.FreeAddr(t), faulttest.FreeAddr(t), faulttest.FreeAddr(t)
+	e.grpcAddr, e.rest, e.admin = proc.FreeAddr(t), proc.FreeAddr(t), proc.FreeAddr(t)
 	path := writeRoutes(t, e, url, legacy)
 	serve(t, path, e)
 
@@ -117,7 +117,7 @@ func start(t *testing.T) *env {
 
 	// The worker consumes once figway has declared the queue; a call
 	// before that waits out its deadline.
-	polltest.Until(t, 30*time.Second, "the worker answers through figway", func() bool {
+	poll.Until(t, 30*time.Second, "the worker answers through figway", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := e.orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "warm-up"})
@@ -170,7 +170,7 @@ func serve(t *testing.T, path string, e *env) {
 			t.Error("figway did not stop within 15s")
 		}
 	})
-	polltest.Until(t, 30*time.Second, "figway ready", func() bool {
+	poll.Until(t, 30*time.Second, "figway ready", func() bool {
 		resp, err := http.Get("http://" + e.admin + "/readyz")
 		if err != nil {
 			return false
@@ -183,7 +183,7 @@ func serve(t *testing.T, path string, e *env) {
 // provider is a tracer provider of service that exports to j over OTLP
 // HTTP, in batches every 100ms: a call never waits for it, so that the
 // latencies measured with Jaeger stopped are figway's.
-func provider(t *testing.T, j *jaegertest.Jaeger, service string) *sdktrace.TracerProvider {
+func provider(t *testing.T, j *jaeger.Server, service string) *sdktrace.TracerProvider {
 	t.Helper()
 	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpoint(j.OTLPHTTP), otlptracehttp.WithInsecure(),
 		otlptracehttp.WithTimeout(500*time.Millisecond), otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}))

@@ -16,9 +16,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/jaegertest"
-	"github.com/figway/figway/internal/polltest"
-	"github.com/figway/figway/internal/promtest"
+	"github.com/figway/figway/internal/testing/jaeger"
+	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/prom"
 )
 
 // spanWant is one span a trace must hold: found by service, kind and
@@ -33,11 +33,11 @@ type spanWant struct {
 
 // check finds each wanted span in tr and checks its parent, tags and
 // events; it returns the spans found, in the order of wants.
-func check(t *testing.T, tr *jaegertest.Trace, wants []spanWant) []jaegertest.Span {
+func check(t *testing.T, tr *jaeger.Trace, wants []spanWant) []jaeger.Span {
 	t.Helper()
-	found := make([]jaegertest.Span, len(wants))
+	found := make([]jaeger.Span, len(wants))
 	for i, w := range wants {
-		k := slices.IndexFunc(tr.Spans, func(s jaegertest.Span) bool {
+		k := slices.IndexFunc(tr.Spans, func(s jaeger.Span) bool {
 			return tr.Processes[s.ProcessID].ServiceName == w.service && s.Kind() == w.kind && s.OperationName == w.name
 		})
 		if k < 0 {
@@ -183,7 +183,7 @@ func TestTraces(t *testing.T) {
 		// ListOrders' queue has no consumer: once figway has counted
 		// them, the call goes to legacy without publishing.
 		var root trace.Span
-		polltest.Until(t, 20*time.Second, "ListOrders answered by legacy", func() bool {
+		poll.Until(t, 20*time.Second, "ListOrders answered by legacy", func() bool {
 			var ctx2 context.Context
 			ctx2, root = e.tracer.Start(ctx, "caller")
 			defer root.End()
@@ -251,7 +251,7 @@ func TestTraces(t *testing.T) {
 			t.Fatal("GetOrder(missing) succeeded")
 		}
 		id := root.SpanContext().TraceID().String()
-		polltest.Until(t, 5*time.Second, "the failed call's log line", func() bool {
+		poll.Until(t, 5*time.Second, "the failed call's log line", func() bool {
 			return strings.Contains(e.logs.String(), `"trace_id":"`+id+`"`)
 		})
 		for line := range strings.Lines(e.logs.String()) {
@@ -264,7 +264,7 @@ func TestTraces(t *testing.T) {
 			t.Errorf("figway_request_duration_seconds has no exemplar of trace %s:\n%s", id, grep(body, "figway_request_duration_seconds_bucket"))
 		}
 		// The status page names the slowest sampled call of each route.
-		polltest.Until(t, 20*time.Second, "the status page's slowest GetOrder call and its trace", func() bool {
+		poll.Until(t, 20*time.Second, "the status page's slowest GetOrder call and its trace", func() bool {
 			resp, err := http.Get("http://" + e.admin + "/?part=body")
 			if err != nil {
 				return false
@@ -283,10 +283,10 @@ func TestTraces(t *testing.T) {
 
 // linkedTrace returns the trace of the span that links to s (Jaeger's
 // FOLLOWS_FROM reference), searching figway's recent traces.
-func (e *env) linkedTrace(t *testing.T, s jaegertest.Span) *jaegertest.Trace {
+func (e *env) linkedTrace(t *testing.T, s jaeger.Span) *jaeger.Trace {
 	t.Helper()
-	var found *jaegertest.Trace
-	polltest.Until(t, 20*time.Second, "a trace linked to span "+s.SpanID, func() bool {
+	var found *jaeger.Trace
+	poll.Until(t, 20*time.Second, "a trace linked to span "+s.SpanID, func() bool {
 		traces, err := e.jaeger.FindTraces(context.Background(), "figway", 100)
 		if err != nil {
 			return false
@@ -305,7 +305,7 @@ func (e *env) linkedTrace(t *testing.T, s jaegertest.Span) *jaegertest.Trace {
 		}
 		// Wait for the worker's span too.
 		tr, err := e.jaeger.GetTrace(context.Background(), found.TraceID)
-		if err != nil || !slices.ContainsFunc(tr.Spans, func(s jaegertest.Span) bool { return s.Kind() == "consumer" }) {
+		if err != nil || !slices.ContainsFunc(tr.Spans, func(s jaeger.Span) bool { return s.Kind() == "consumer" }) {
 			found = nil
 			return false
 		}
@@ -335,7 +335,7 @@ func jaegerStopped(t *testing.T, e *env) {
 		return d[len(d)/2]
 	}
 	up := lat()
-	before := promtest.Get(t, "http://"+e.admin+"/metrics")
+	before := prom.Get(t, "http://"+e.admin+"/metrics")
 	exported := before.Value("figway_trace_spans_exported_total")
 	dropped := before.Value("figway_trace_spans_dropped_total", "reason", "queue_full") +
 		before.Value("figway_trace_spans_dropped_total", "reason", "export_failed")
@@ -354,13 +354,13 @@ func jaegerStopped(t *testing.T, e *env) {
 	}
 	// Every call made at least its SERVER and PRODUCER spans; with the
 	// exporter down none goes out, and each is counted when dropped.
-	polltest.Until(t, 20*time.Second, "figway counts the spans it drops", func() bool {
-		s := promtest.Get(t, "http://"+e.admin+"/metrics")
+	poll.Until(t, 20*time.Second, "figway counts the spans it drops", func() bool {
+		s := prom.Get(t, "http://"+e.admin+"/metrics")
 		d := s.Value("figway_trace_spans_dropped_total", "reason", "queue_full") +
 			s.Value("figway_trace_spans_dropped_total", "reason", "export_failed")
 		return d-dropped >= 2*n
 	})
-	after := promtest.Get(t, "http://"+e.admin+"/metrics")
+	after := prom.Get(t, "http://"+e.admin+"/metrics")
 	t.Logf("spans: exported %v → %v; dropped queue_full %v, export_failed %v", exported, after.Value("figway_trace_spans_exported_total"),
 		after.Value("figway_trace_spans_dropped_total", "reason", "queue_full"), after.Value("figway_trace_spans_dropped_total", "reason", "export_failed"))
 }

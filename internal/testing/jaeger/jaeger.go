@@ -1,8 +1,8 @@
-// Package jaegertest runs a private Jaeger all-in-one for tests: OTLP in
+// Package jaeger runs a private Jaeger all-in-one for tests: OTLP in
 // (gRPC and HTTP), the query API out, spans kept in memory, every port a
 // free loopback port. scripts/jaeger.sh builds the binary into .bin/jaeger;
 // FIGWAY_JAEGER names another one.
-package jaegertest
+package jaeger
 
 import (
 	"context"
@@ -19,11 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/figway/figway/internal/rabbitmqtest"
+	"github.com/figway/figway/internal/testing/rabbitmq"
 )
 
-// Jaeger is one running Jaeger all-in-one.
-type Jaeger struct {
+// Server is one running Jaeger all-in-one.
+type Server struct {
 	bin, config string
 	// OTLPGRPC and OTLPHTTP are the OTLP receivers' host:port; Query is
 	// the query API's and UI's base URL, http://host:port.
@@ -61,23 +61,23 @@ func Binary() (string, error) {
 
 // Start starts a Jaeger for t on free loopback ports and stops it when t
 // ends. Without a binary it skips t, or fails it when CI=true.
-func Start(t testing.TB) *Jaeger {
+func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatalf("jaegertest: %v (CI=true: a missing Jaeger fails the test)", err)
+			t.Fatalf("jaeger: %v (CI=true: a missing Jaeger fails the test)", err)
 		}
-		t.Skipf("jaegertest: %v (skipped; with CI=true it would fail)", err)
+		t.Skipf("jaeger: %v (skipped; with CI=true it would fail)", err)
 	}
 	ports := make([]int, 4)
 	for i := range ports {
-		if ports[i], err = rabbitmqtest.FreePort(); err != nil {
+		if ports[i], err = rabbitmq.FreePort(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	j := &Jaeger{bin: bin, OTLPGRPC: addr(0), OTLPHTTP: addr(1), Query: "http://" + addr(2)}
+	j := &Server{bin: bin, OTLPGRPC: addr(0), OTLPHTTP: addr(1), Query: "http://" + addr(2)}
 	j.config = filepath.Join(t.TempDir(), "jaeger.yaml")
 	cfg := strings.NewReplacer("OTLPGRPC", addr(0), "OTLPHTTP", addr(1), "QUERYHTTP", addr(2), "QUERYGRPC", addr(3)).Replace(configTemplate)
 	if err := os.WriteFile(j.config, []byte(cfg), 0o600); err != nil {
@@ -98,7 +98,7 @@ func Start(t testing.TB) *Jaeger {
 	if err := j.start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("jaegertest: Jaeger up in %v (OTLP gRPC %s, HTTP %s; query %s)", time.Since(begin).Round(time.Millisecond), j.OTLPGRPC, j.OTLPHTTP, j.Query)
+	t.Logf("jaeger: Jaeger up in %v (OTLP gRPC %s, HTTP %s; query %s)", time.Since(begin).Round(time.Millisecond), j.OTLPGRPC, j.OTLPHTTP, j.Query)
 	return j
 }
 
@@ -146,11 +146,11 @@ exporters:
 `
 
 // start runs the binary and waits until the query API answers.
-func (j *Jaeger) start() error {
+func (j *Server) start() error {
 	j.cmd = exec.Command(j.bin, "--config", j.config)
 	j.cmd.Stdout, j.cmd.Stderr = j.log, j.log
 	if err := j.cmd.Start(); err != nil {
-		return fmt.Errorf("jaegertest: start %s: %w", j.bin, err)
+		return fmt.Errorf("jaeger: start %s: %w", j.bin, err)
 	}
 	j.exited = make(chan struct{})
 	go func() { j.cmd.Wait(); close(j.exited) }()
@@ -159,7 +159,7 @@ func (j *Jaeger) start() error {
 		select {
 		case <-j.exited:
 			b, _ := os.ReadFile(j.log.Name())
-			return fmt.Errorf("jaegertest: Jaeger exited at start: %s", tail(b, 2000))
+			return fmt.Errorf("jaeger: Jaeger exited at start: %s", tail(b, 2000))
 		case <-time.After(100 * time.Millisecond):
 		}
 		if resp, err := http.Get(j.Query + "/api/services"); err == nil {
@@ -170,12 +170,12 @@ func (j *Jaeger) start() error {
 		}
 	}
 	j.Stop()
-	return errors.New("jaegertest: Jaeger's query API did not answer within 60s")
+	return errors.New("jaeger: Jaeger's query API did not answer within 60s")
 }
 
 // Stop stops Jaeger (SIGKILL: nothing it holds needs saving). It may be
 // called more than once.
-func (j *Jaeger) Stop() {
+func (j *Server) Stop() {
 	if j.cmd == nil || j.cmd.Process == nil {
 		return
 	}
@@ -282,7 +282,7 @@ func (s Span) Events() []string {
 
 // GetTrace returns the trace id as Jaeger holds it now, or an error
 // (not found included).
-func (j *Jaeger) GetTrace(ctx context.Context, id string) (*Trace, error) {
+func (j *Server) GetTrace(ctx context.Context, id string) (*Trace, error) {
 	var out struct {
 		Data   []Trace `json:"data"`
 		Errors []struct {
@@ -299,7 +299,7 @@ func (j *Jaeger) GetTrace(ctx context.Context, id string) (*Trace, error) {
 }
 
 // FindTraces returns the traces of service, newest first, at most limit.
-func (j *Jaeger) FindTraces(ctx context.Context, service string, limit int) ([]Trace, error) {
+func (j *Server) FindTraces(ctx context.Context, service string, limit int) ([]Trace, error) {
 	var out struct {
 		Data []Trace `json:"data"`
 	}
@@ -307,7 +307,7 @@ func (j *Jaeger) FindTraces(ctx context.Context, service string, limit int) ([]T
 	return out.Data, err
 }
 
-func (j *Jaeger) get(ctx context.Context, path string, v any) error {
+func (j *Server) get(ctx context.Context, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.Query+path, nil)
 	if err != nil {
 		return err
@@ -329,7 +329,7 @@ func (j *Jaeger) get(ctx context.Context, path string, v any) error {
 
 // WaitTrace polls for trace id until it has at least spans spans, or
 // fails t after 20s with what it found.
-func (j *Jaeger) WaitTrace(t testing.TB, id string, spans int) *Trace {
+func (j *Server) WaitTrace(t testing.TB, id string, spans int) *Trace {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

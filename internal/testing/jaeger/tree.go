@@ -1,4 +1,4 @@
-package jaegertest
+package jaeger
 
 import (
 	"fmt"
