@@ -358,16 +358,32 @@ func result(r *Route, c *Call, rep *Reply) (*Result, error) {
 // at its deadline.
 const retryWait = 5 * time.Second
 
-// awaitReconnect waits, on a retry: idempotent route, until the publisher
-// is connected again, at most retryWait and never past ctx. Other routes
-// retry only what never reached the broker, and at once: their callers
-// learn of an outage without delay.
+// redialWait bounds how long a call that was never published waits, on a
+// route without retry: idempotent, while figway dials the next node after
+// losing its connection: a rolling restart of a cluster stops one node at
+// a time, and its calls need not fail for the moment the next dial takes.
+// Once every node has failed in turn, figway backs off and such calls fail
+// at once.
+const redialWait = time.Second
+
+// awaitReconnect waits until the publisher is connected again, never past
+// ctx: on a retry: idempotent route at most retryWait; on others at most
+// redialWait, and only while the publisher is redialing (nothing is known
+// to be down yet). Otherwise it returns at once: callers learn of an
+// outage without delay.
 func (g *Gateway) awaitReconnect(ctx context.Context, r *Route) {
 	rc, ok := g.pub.(Reconnector)
-	if !ok || r.Retry != RetryIdempotent {
+	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, retryWait)
+	wait := retryWait
+	if r.Retry != RetryIdempotent {
+		if !rc.Redialing() {
+			return
+		}
+		wait = redialWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	_ = rc.AwaitConnected(ctx) // on timeout, the retry fails as the first attempt did
 }

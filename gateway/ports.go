@@ -25,12 +25,18 @@ type Publisher interface {
 
 // A Reconnector is a Publisher that can tell when it may publish again
 // after losing its broker connection. A retry: idempotent call that the
-// loss failed waits for it (at most retryWait) before publishing again.
-// adapters/amqp implements it.
+// loss failed waits for it (at most retryWait) before publishing again;
+// a call on any route that was never published waits (at most redialWait)
+// while the Publisher is Redialing. adapters/amqp implements it.
 type Reconnector interface {
 	// AwaitConnected returns nil once the Publisher is connected and not
 	// blocked, or ctx's error.
 	AwaitConnected(ctx context.Context) error
+	// Redialing reports whether the Publisher has lost its connection and
+	// is dialing the next broker address at once — not every address has
+	// failed in turn, so a connection is most likely a moment away (another
+	// node of a cluster) — rather than backing off after an outage.
+	Redialing() bool
 }
 
 // ConsumerCounter is what a Publisher may also implement to tell the

@@ -606,3 +606,63 @@ func TestRetryNackedUntilDeadline(t *testing.T) {
 		}
 	})
 }
+
+// redialer is a publisher that has lost its connection: its calls fail
+// unpublished until reconnected; Redialing says whether it is dialing the
+// next node at once, and AwaitConnected waits for the reconnect.
+type redialer struct {
+	*publisher
+	redialing   bool
+	reconnected chan struct{}
+}
+
+func (r *redialer) Redialing() bool { return r.redialing }
+
+func (r *redialer) AwaitConnected(ctx context.Context) error {
+	select {
+	case <-r.reconnected:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestNotPublishedWaitsForRedial: a call that was never published because
+// figway lost its connection waits, on a route without retry: idempotent,
+// for the reconnect while figway is dialing the next node (a rolling
+// restart), at most 1 s, and is published then; once every node has
+// failed in turn (not redialing), it fails at once.
+func TestNotPublishedWaitsForRedial(t *testing.T) {
+	notConnected := fmt.Errorf("%w: %w: not connected to RabbitMQ", gateway.ErrUnavailable, gateway.ErrNotPublished)
+	for _, tc := range []struct {
+		name        string
+		redialing   bool
+		reconnectIn time.Duration
+		ok          bool
+		took        time.Duration
+	}{
+		{"redialing, back in 300ms", true, 300 * time.Millisecond, true, 300 * time.Millisecond},
+		{"redialing, back in 3s", true, 3 * time.Second, false, time.Second},
+		{"backing off", false, 300 * time.Millisecond, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := &redialer{redialing: tc.redialing, reconnected: make(chan struct{})}
+				connected := false
+				r.publisher = &publisher{fn: func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
+					if !connected {
+						return nil, notConnected
+					}
+					return &gateway.Reply{}, nil
+				}}
+				time.AfterFunc(tc.reconnectIn, func() { connected = true; close(r.reconnected) })
+				g := gateway.New(gateway.Options{Publisher: r, Table: table(t, "  - {method: "+getOrder+", routing_key: k, timeout: 5s}\n", nil)})
+				start := time.Now()
+				_, err := g.Invoke(context.Background(), call(getOrder))
+				if took := time.Since(start); (err == nil) != tc.ok || took != tc.took {
+					t.Errorf("Invoke = %v after %v; want ok=%v after %v", err, took, tc.ok, tc.took)
+				}
+			})
+		})
+	}
+}

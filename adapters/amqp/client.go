@@ -104,6 +104,7 @@ type Client struct {
 	reconnects  atomic.Uint64
 	republished atomic.Uint64
 	renewed     atomic.Uint64 // channels renewed (renew.go)
+	redialing   atomic.Bool   // see Redialing
 }
 
 // Stats is a snapshot of a Client's counters.
@@ -164,6 +165,11 @@ func (c *Client) Ready() bool {
 	s := c.sess.Load()
 	return s != nil && !s.blocked.Load()
 }
+
+// Redialing reports whether the client lost its connection and is dialing
+// the next URL at once, before every URL has failed in turn; see
+// gateway.Reconnector.
+func (c *Client) Redialing() bool { return c.redialing.Load() && !c.Ready() }
 
 // AwaitConnected returns nil once the client is Ready, or ctx's error; see
 // gateway.Reconnector.

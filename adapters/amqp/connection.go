@@ -77,14 +77,15 @@ var errBlocked = errors.New("connection blocked by the broker")
 // Run connects, serves until the connection is lost, and reconnects, until
 // ctx is cancelled. It returns nil after closing everything it opened.
 func (c *Client) Run(ctx context.Context) error {
-	return c.supervise(ctx, c.cfg.Name, &c.reconnects, c.serve)
+	return c.supervise(ctx, c.cfg.Name, &c.reconnects, &c.redialing, c.serve)
 }
 
 // supervise dials the broker as name and runs serve on each connection,
 // reconnecting with backoff when it is lost, until ctx is cancelled;
-// reconnects counts the connections after the first. It returns nil after
-// closing everything it opened.
-func (c *Client) supervise(ctx context.Context, name string, reconnects *atomic.Uint64,
+// reconnects counts the connections after the first; redialing is true
+// while a lost connection is being replaced by dialing the next URL at
+// once. It returns nil after closing everything it opened.
+func (c *Client) supervise(ctx context.Context, name string, reconnects *atomic.Uint64, redialing *atomic.Bool,
 	serve func(context.Context, *amqp.Connection, string) error) error {
 	if len(c.cfg.URLs) == 0 {
 		return errors.New("amqp: no broker URL")
@@ -127,8 +128,10 @@ func (c *Client) supervise(ctx context.Context, name string, reconnects *atomic.
 			c.log.Warn("cannot connect to RabbitMQ", "broker", addr, "connection", name, "err", err)
 		}
 		if failed++; failed < len(c.cfg.URLs) {
+			redialing.Store(connected)
 			continue
 		}
+		redialing.Store(false)
 		failed = 0
 		wait := c.cfg.Backoff.Delay(attempt)
 		attempt++

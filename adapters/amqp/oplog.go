@@ -127,7 +127,7 @@ func mdStrings(md map[string][][]byte) map[string][]string {
 // connecting.
 func (l *OperationLog) Run(ctx context.Context, store *operations.Store) error {
 	l.store = store
-	return l.c.supervise(ctx, l.c.cfg.Name+" operations", &l.reconnects, l.serve)
+	return l.c.supervise(ctx, l.c.cfg.Name+" operations", &l.reconnects, new(atomic.Bool), l.serve)
 }
 
 // Append publishes r on the stream and waits for the broker's confirm.
