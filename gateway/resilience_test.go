@@ -648,14 +648,14 @@ func TestNotPublishedWaitsForRedial(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := &redialer{redialing: tc.redialing, reconnected: make(chan struct{})}
-				connected := false
+				var connected atomic.Bool
 				r.publisher = &publisher{fn: func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
-					if !connected {
+					if !connected.Load() {
 						return nil, notConnected
 					}
 					return &gateway.Reply{}, nil
 				}}
-				time.AfterFunc(tc.reconnectIn, func() { connected = true; close(r.reconnected) })
+				time.AfterFunc(tc.reconnectIn, func() { connected.Store(true); close(r.reconnected) })
 				g := gateway.New(gateway.Options{Publisher: r, Table: table(t, "  - {method: "+getOrder+", routing_key: k, timeout: 5s}\n", nil)})
 				start := time.Now()
 				_, err := g.Invoke(context.Background(), call(getOrder))

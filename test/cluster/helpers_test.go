@@ -330,8 +330,10 @@ type summary struct {
 	codes         map[codes.Code]int
 	firstErr      error
 	// inFlightEnded is how long after the fault the last call in flight
-	// at the fault ended.
-	inFlightEnded time.Duration
+	// at the fault ended; inFlightFailed, the last of those that failed
+	// (one that had not been published yet may wait for the reconnect,
+	// and succeed).
+	inFlightEnded, inFlightFailed time.Duration
 	// servedAgain is how long after the fault the first call that started
 	// after it succeeded; -1 if none did.
 	servedAgain time.Duration
@@ -362,6 +364,9 @@ func summarize(outs []outcome, fault time.Time) summary {
 		}
 		if o.start.Before(fault) && o.end.After(fault) {
 			s.inFlightEnded = max(s.inFlightEnded, o.end.Sub(fault))
+			if o.err != nil {
+				s.inFlightFailed = max(s.inFlightFailed, o.end.Sub(fault))
+			}
 		}
 		if o.err == nil && o.end.After(fault) {
 			s.longestGap = max(s.longestGap, o.end.Sub(last))
