@@ -60,7 +60,7 @@ show_logs() {
 }
 
 # 1. A broker on 127.0.0.1:5672: an existing one, a private node, or Docker.
-scripts/rabbitmq.sh ensure || say "continuing: start-demo reuses a running broker or falls back to Docker"
+scripts/rabbitmq.sh ensure 3.10 || say "continuing: start-demo reuses a running broker or falls back to Docker"
 BROKER_STARTED=1
 scripts/rabbitmq.sh start-demo
 

@@ -27,10 +27,40 @@
 // URL: [Node.Ctl] and every method built on it return [ErrExternal], and
 // [Node.NewVHost] treats the missing control as an unavailable broker (below).
 //
+// # Which RabbitMQ
+//
+// The environment variable FIGWAY_TEST_RABBITMQ chooses the version every
+// node of the process runs ([Version]), so that every test runs unchanged on
+// either:
+//
+//   - "3.10" (or unset): the machine's own rabbitmq-server package, Debian
+//     12's RabbitMQ 3.10.
+//   - "4.0": Debian 13's RabbitMQ 4.0, installed by `scripts/rabbitmq.sh
+//     ensure` in a minimal Debian 13 root outside the checkout
+//     ($FIGWAY_RABBITMQ_CACHE/rabbitmq-4.0, by default
+//     /var/cache/figway/rabbitmq-4.0) and run there chrooted: the node's
+//     directory is under the root's /tmp, the kernel chroots the child
+//     before the script runs (so the VM is still the child: Kill, Stop and
+//     the parent-death signal work as on 3.10), and [Node.Ctl] runs the
+//     root's rabbitmqctl the same way. Needs root. Clusters join with the
+//     same calls on both versions.
+//
+// Any other value fails the test. [Node.ServerVersion] is the exact version
+// the broker announced.
+//
+// # Deprecated features
+//
+// RabbitMQ 4 logs a warning when a client uses a deprecated feature
+// (transient non-exclusive queues, global QoS, ...). [Node.Close] reads the
+// node's log for them, and [Main] fails the test binary, naming each
+// feature, if any node logged one. A test that uses one on purpose takes a
+// node of its own and calls [Node.AllowDeprecatedFeatures];
+// [Node.DeprecatedFeatures] reads the log at any time.
+//
 // # When there is no broker
 //
-// If the broker cannot be had (rabbitmq-server is not installed, or the node
-// did not start), [ForTest], [Own] and [Node.NewVHost] skip the test, with a
+// If the broker cannot be had (rabbitmq-server is not installed, RabbitMQ
+// 4.0's root is not prepared, or the node did not start), [ForTest], [Own] and [Node.NewVHost] skip the test, with a
 // message that names what is missing and how to install it. When the
 // environment variable CI is "true", they fail the test instead, so a CI run
 // can never pass by skipping every broker test.
@@ -60,7 +90,7 @@
 // The node's output (it includes the broker's log) goes to console.log in its
 // directory; when a start fails, the error ends with the last lines of it.
 //
-// The environment variable FIGWAY_RABBITMQ_SERVER names the rabbitmq-server
-// script to use; otherwise it is looked up in PATH and then in /usr/sbin and
-// /usr/local/sbin.
+// The environment variable FIGWAY_RABBITMQ_SERVER names a rabbitmq-server
+// script of the machine to use whatever the version; otherwise RabbitMQ 3.10's
+// is looked up in PATH and then in /usr/sbin and /usr/local/sbin.
 package rabbitmq

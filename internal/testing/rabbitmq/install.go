@@ -123,11 +123,11 @@ func findScripts() (installation, error) {
 	return installation{}, notFound
 }
 
-// Root40 returns the directory of the Debian 13 root that RabbitMQ 4.0 runs
+// root40 returns the directory of the Debian 13 root that RabbitMQ 4.0 runs
 // in: $FIGWAY_RABBITMQ_CACHE/rabbitmq-4.0, by default
 // /var/cache/figway/rabbitmq-4.0, where `scripts/rabbitmq.sh ensure`
 // makes it (the two must agree).
-func Root40() string {
+func root40() string {
 	cache := os.Getenv("FIGWAY_RABBITMQ_CACHE")
 	if cache == "" {
 		cache = "/var/cache/figway"
@@ -141,7 +141,7 @@ func findRoot() (installation, error) {
 	// Debian's real scripts, not the /usr/sbin wrappers (see findScripts).
 	in := installation{
 		version: V4_0,
-		root:    Root40(),
+		root:    root40(),
 		server:  "/usr/lib/rabbitmq/bin/rabbitmq-server",
 		ctl:     "/usr/lib/rabbitmq/bin/rabbitmqctl",
 	}
