@@ -222,13 +222,15 @@ build_40() {
 # mounted. Two runs at once (two checkouts' make test) take turns on a lock;
 # the second finds the root made.
 ensure_40() {
+	# Not root: even a prepared root is of no use, since nodes run in it
+	# with chroot.
 	if [ "$(id -u)" != 0 ]; then
 		if ready_40 "$ROOT40" && [ -e "$ROOT40/proc/self" ]; then
-			say "RabbitMQ 4.0: found in $ROOT40 (running it needs root: the tests run it with chroot)"
-			return 0
+			say "RabbitMQ 4.0: found in $ROOT40, but only root can run it (the tests run it with chroot)."
+		else
+			say "RabbitMQ 4.0 is not installed in $ROOT40 (or /proc is not mounted there), and only root can"
+			say "  prepare it (debootstrap, chroot, mount) and run it: run 'sudo scripts/rabbitmq.sh ensure 4.0'."
 		fi
-		say "RabbitMQ 4.0 is not installed in $ROOT40 (or /proc is not mounted there), and only root can"
-		say "  prepare it (debootstrap, chroot, mount): run 'sudo scripts/rabbitmq.sh ensure 4.0'."
 		say "Without it, tests on RabbitMQ 4.0 are skipped (with CI=true they fail)."
 		return 1
 	fi
