@@ -38,15 +38,15 @@ test:
 	@if scripts/rabbitmq.sh ensure 4.0; then \
 		rc=0; \
 		echo "==== make test 1/2: every package, on RabbitMQ 4.0 (FIGWAY_TEST_RABBITMQ=4.0)"; \
-		FIGWAY_TEST_RABBITMQ=4.0 $(GO) test -race -count=1 -timeout 12m ./... || rc=1; \
+		FIGWAY_TEST_RABBITMQ=4.0 $(GO) test -race -count=1 -timeout 25m ./... || rc=1; \
 		echo "==== make test 2/2: $(TEST_ON_3_10) again, on RabbitMQ 3.10 (FIGWAY_TEST_RABBITMQ=3.10)"; \
-		FIGWAY_TEST_RABBITMQ=3.10 $(GO) test -race -count=1 -timeout 12m $(TEST_ON_3_10) || rc=1; \
+		FIGWAY_TEST_RABBITMQ=3.10 $(GO) test -race -count=1 -timeout 25m $(TEST_ON_3_10) || rc=1; \
 		exit $$rc; \
 	elif [ "$${CI:-}" = true ]; then \
 		echo "==== make test: RabbitMQ 4.0 cannot be had, and CI=true: failing"; exit 1; \
 	else \
 		echo "==== make test: RabbitMQ 4.0 cannot be had (see above): every package, on RabbitMQ 3.10 only"; \
-		FIGWAY_TEST_RABBITMQ=3.10 $(GO) test -race -count=1 -timeout 12m ./...; \
+		FIGWAY_TEST_RABBITMQ=3.10 $(GO) test -race -count=1 -timeout 25m ./...; \
 	fi
 
 demo:

@@ -39,12 +39,14 @@ func TestRenewNackedChannel(t *testing.T) {
 	cfg := clientConfig(url, config.ReplyDirect)
 	cfg.Channels = 1
 	c := startClient(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// The channels of the test's virtual host, counted live (a
 	// connection's channel count in list_connections is a statistic,
 	// refreshed every few seconds). figway's are the only ones that change.
 	channels := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a rabbitmqctl run of its own
+		defer cancel()
 		out, err := node.Ctl(ctx, "-q", "--no-table-headers", "list_channels", "vhost", "name")
 		if err != nil {
 			t.Fatal(err)
