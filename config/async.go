@@ -1,39 +1,23 @@
 package config
 
 import (
-	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/figway/figway/config/yamlfile"
+	"github.com/figway/figway/gateway"
 	"github.com/figway/figway/operations"
 )
 
 // Async makes a REST call of an rpc route that is not answered within
-// After an asynchronous operation: the caller gets 202 Accepted and a
-// status resource to poll, the call goes on with Timeout as its deadline,
-// and its outcome is kept for Keep once it has one (YAML async; see
-// docs/rest.md, "Long calls").
-type Async struct {
-	// After is how long a call is answered synchronously before it becomes
-	// an operation. If After is 0, 2s is used.
-	After time.Duration
-
-	// Keep is how long an operation is kept once it is done. If Keep is
-	// 0, 15m is used.
-	Keep time.Duration
-
-	// Timeout is the deadline of an async call, for the worker, in place
-	// of the route's timeout. If Timeout is 0, 10m is used.
-	Timeout time.Duration
-
-	// OwnerBy, if set, names a request header (YAML owner_by, lower case)
-	// whose value owns the operation: only a request with the same value
-	// reads or deletes it. figway keeps a keyed hash of the value
-	// (server.operations_key_file), never the value.
-	OwnerBy string
-}
+// After an asynchronous operation (YAML async; see docs/rest.md, "Long
+// calls"), in the gateway's own type. YAML keys: after (if 0, 2s), keep
+// (how long a done operation is kept; if 0, 15m), timeout (the deadline of
+// an async call in place of the route's; if 0, 10m) and owner_by (a
+// request header, lower case, whose value owns the operation: figway keeps
+// a keyed hash of it, server.operations_key_file, never the value).
+type Async = gateway.Async
 
 // Built-in defaults of async and of the operations index.
 const (
@@ -118,22 +102,11 @@ func (d *decoder) operations(f map[string]*yamlfile.Value, path string) Operatio
 	return o
 }
 
-// asyncDefaults makes r inherit the async settings it leaves out from
-// defaults, and gives the rest their built-in values. Only rpc routes to
-// the broker take defaults.async; a route that names async itself keeps
-// it, for validateAsync to judge.
-func asyncDefaults(r *Route, d *Defaults) {
+// asyncDefaults gives an async route's settings that neither it nor
+// defaults.async set their built-in values.
+func asyncDefaults(r *Route) {
 	if r.Async == nil {
-		if d.Async == nil || r.To != TargetBroker || r.Pattern != PatternRPC {
-			return
-		}
-		r.Async = &Async{}
-	}
-	if d.Async != nil {
-		setZero(&r.Async.After, d.Async.After)
-		setZero(&r.Async.Keep, d.Async.Keep)
-		setZero(&r.Async.Timeout, d.Async.Timeout)
-		setZero(&r.Async.OwnerBy, d.Async.OwnerBy)
+		return
 	}
 	setZero(&r.Async.After, defaultAsyncAfter)
 	setZero(&r.Async.Keep, defaultAsyncKeep)
@@ -192,12 +165,4 @@ func (c *Config) AsyncRetention() time.Duration {
 		}
 	}
 	return longest
-}
-
-func (a *Async) String() string {
-	s := fmt.Sprintf("after %s, keep %s, timeout %s", a.After, a.Keep, a.Timeout)
-	if a.OwnerBy != "" {
-		s += ", owner_by " + a.OwnerBy
-	}
-	return s
 }

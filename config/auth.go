@@ -213,19 +213,6 @@ func edgeFiles(c *Config, dir string, p *yamlfile.Problems) {
 	}
 }
 
-// edgeDefaults makes r inherit auth and rate_limit from d, each whole,
-// unless it sets its own or turns them off.
-func edgeDefaults(r *Route, d *Defaults) {
-	if r.Auth == nil && !r.AuthOff && d.Auth != nil {
-		j := *d.Auth
-		r.Auth = &j
-	}
-	if r.RateLimit == nil && !r.RateLimitOff && d.RateLimit != nil {
-		rl := *d.RateLimit
-		r.RateLimit = &rl
-	}
-}
-
 // validateEdge checks what auth and rate_limit ask of the rest of a
 // route, defaults applied.
 func validateEdge(c *Config, p *yamlfile.Problems) {
@@ -234,7 +221,7 @@ func validateEdge(c *Config, p *yamlfile.Problems) {
 		if rl := r.RateLimit; rl != nil && strings.HasPrefix(rl.Per, "claim:") && r.Auth == nil {
 			p.Once(yamlfile.Field(path, "rate_limit"), "per: %s needs auth on the route: a claim comes from a verified token", rl.Per)
 		}
-		if r.Auth != nil && !r.Auth.ForwardToken && slices.Contains(r.ForwardHeaders, "authorization") {
+		if r.Auth != nil && !r.Auth.ForwardToken && slices.Contains(r.Forward, "authorization") {
 			p.Once(yamlfile.Field(path, "forward_headers"), "authorization is the caller's token, which auth removes unless auth.jwt.forward_token is true")
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/figway/figway/adapters/amqp"
@@ -27,9 +26,12 @@ type Config struct {
 	// google/api/*.proto).
 	Files *protoregistry.Files
 
-	Broker   Broker
-	Legacy   Legacy
-	Defaults Defaults
+	Broker Broker
+	Legacy Legacy
+	// Defaults are what every route inherits for the settings it leaves
+	// out (YAML key: defaults): a Route that sets only the keys marked
+	// inherited in the schema, with their built-in defaults applied.
+	Defaults Route
 	Routes   []Route
 	Topology Topology
 }
@@ -209,48 +211,6 @@ type Legacy struct {
 	HTTP string
 }
 
-// Defaults are what every route inherits for the settings it leaves out.
-// YAML key: defaults.
-type Defaults struct {
-	// Timeout bounds a call end to end: publish, wait for the reply,
-	// answer. If Timeout is 0, 5s is used.
-	Timeout time.Duration
-
-	// MaxInFlight is how many calls of one route may wait at once; the
-	// next is refused at once (YAML max_in_flight). If MaxInFlight is 0,
-	// 1024 is used.
-	MaxInFlight int
-
-	// Breaker is the circuit breaker of each route; each of its fields
-	// has its own default.
-	Breaker Breaker
-
-	// ForwardHeaders are the gRPC metadata keys and HTTP header names,
-	// lower-case, copied onto the message as figway-md-<name> (YAML
-	// forward_headers). If ForwardHeaders is empty, none are.
-	ForwardHeaders []string
-
-	// Wire is what every route's messages carry beyond what the wire
-	// protocol requires; each field left empty takes its own default.
-	Wire Wire
-
-	// Async, if not nil, makes every rpc route to the broker async, each
-	// field being the default of the routes' own async.
-	Async *Async
-
-	// PinBy is what each route's PinBy is when it sets none (YAML pin_by).
-	PinBy string
-
-	// ResponseHeaders is what each route's ResponseHeaders is when it
-	// leaves the key out (YAML response_headers).
-	ResponseHeaders []string
-
-	// Auth and RateLimit are what each route's are when it leaves the
-	// key out, each whole (YAML auth, rate_limit).
-	Auth      *auth.JWT
-	RateLimit *RateLimit
-}
-
 // Wire shapes the messages a route publishes, where the wire protocol
 // (docs/wire-protocol.md) leaves a choice.
 type Wire struct {
@@ -299,24 +259,11 @@ const (
 )
 
 // Route says what becomes of the calls of one gRPC method. YAML: one item
-// of routes. A method without a route goes to the legacy service.
+// of routes, decoded with the schema of config/routes.go. Its settings are
+// the gateway's own [gateway.RouteSpec], which documents each with its
+// YAML key and default; Route adds what only the routes file says.
 type Route struct {
-	// Method is the full method name, "orders.v1.OrderService/GetOrder".
-	Method string
-
-	// Desc is Method as found in Config.Files.
-	Desc protoreflect.MethodDescriptor
-
-	// To is where calls go. If To is empty, TargetBroker is used.
-	To Target
-
-	// Exchange is the exchange a broker route publishes to; empty means
-	// RabbitMQ's default exchange, where the routing key names a queue.
-	Exchange string
-
-	// RoutingKey is the routing key of the published message (YAML
-	// routing_key). A broker route and a shadowing legacy route need one.
-	RoutingKey string
+	gateway.RouteSpec
 
 	// Queue names the queue whose consumers serve the route, for when
 	// figway's topology does not bind it (YAML queue). If Queue is empty,
@@ -325,112 +272,19 @@ type Route struct {
 	// have none fails at once (docs/errors.md).
 	Queue string
 
-	// Pattern is how a broker route answers. If Pattern is empty,
-	// PatternRPC is used for a broker route and PatternEvent for a
-	// shadowing one; it stays empty on other legacy routes.
-	Pattern Pattern
-
-	// Timeout bounds each call. If Timeout is 0, Defaults.Timeout is used.
-	Timeout time.Duration
-
-	// Encoding is the body format on the wire. If Encoding is empty,
-	// EncodingProtobuf is used on routes that publish; it stays empty on
-	// legacy routes that do not shadow.
-	Encoding Encoding
-
-	// Fallback is where calls go while the breaker is open or the broker
-	// is down: empty (answer UNAVAILABLE) or TargetLegacy.
-	Fallback Target
-
-	// Shadow, on a legacy route, also publishes calls as events, off the
-	// caller's path: YAML shadow: true mirrors every call, shadow:
-	// {percent: N} a sample.
-	Shadow bool
-
-	// ShadowPercent is the share of calls a shadowing route mirrors, 0 to
-	// 100: 100 for shadow: true. The sample is by hash of the StickyBy
-	// header's value when the call has one, at random otherwise.
-	ShadowPercent int
-
-	// PinBy names a request header (YAML pin_by, lower case) whose value
-	// "broker" or "legacy" sends the call to that side, before Weight and
-	// StickyBy apply; other values are ignored, and so is a pin to a side
-	// the route does not have. If PinBy is empty, Defaults.PinBy is used.
-	PinBy string
-
-	// ResponseHeaders are the reply metadata keys (YAML response_headers,
-	// lower case, such as location or etag) that REST callers get as HTTP
-	// headers of the same name; other keys come as Grpc-Metadata-<key>
-	// and Grpc-Trailer-<key>. If ResponseHeaders is nil,
-	// Defaults.ResponseHeaders is used; YAML [] names none.
-	ResponseHeaders []string
-
-	// IgnoreMetadata are the reply metadata keys (YAML ignore_metadata,
-	// lower case) left out of a shadow comparison, such as date or
-	// x-request-id.
-	IgnoreMetadata []string
-
-	// Compare, on a shadowing route, publishes the shadow copy as an rpc
-	// call, waits for its reply off the caller's path, and compares it
-	// field by field with legacy's answer. Needs legacy.grpc.
-	Compare bool
-
-	// IgnoreFields are the output message's fields left out of the
-	// comparison (YAML ignore_fields): proto field names, dot-separated
-	// for nested ones, such as updated_at or items.sku.
-	IgnoreFields []string
-
-	// Weight, on a broker route, is the percentage of calls (0 to 100)
-	// sent to the broker; the others go to legacy (a canary). If Weight is
-	// nil, every call goes to the broker. Needs legacy.grpc.
-	Weight *int
-
-	// StickyBy names a metadata key or header (YAML sticky_by, lower
-	// case): calls with the same value go to the same side of the canary,
-	// by hash. Calls without it are split at random.
-	StickyBy string
-
-	// MaxInFlight is how many calls may wait at once (YAML
-	// max_in_flight). If MaxInFlight is 0, Defaults.MaxInFlight is used.
-	MaxInFlight int
-
-	// Breaker is the route's circuit breaker; each field left 0 takes
-	// the value of Defaults.Breaker.
-	Breaker Breaker
-
-	// Retry, on an rpc route, allows a second publish of a call that may
-	// have reached the broker already (YAML retry). If Retry is empty, a
-	// call is published again only when it provably never left figway.
-	Retry Retry
-
-	// ForwardHeaders are the header names copied onto the message, lower
-	// case (YAML forward_headers). If ForwardHeaders is nil,
-	// Defaults.ForwardHeaders is used; an empty, non-nil list (YAML [])
-	// forwards none.
-	ForwardHeaders []string
-
-	// HTTP, if not nil, adds a REST binding to the method or replaces the
-	// google.api.http rule it has in the descriptors.
-	HTTP *HTTPRule
-
 	// Wire is what the route's messages carry beyond what the wire
-	// protocol requires; each field left empty takes Defaults.Wire's.
+	// protocol requires; each field left empty takes defaults.wire's.
 	Wire Wire
 
-	// Async, if not nil, answers REST calls that take longer than
-	// Async.After with 202 Accepted and an operation to poll. If Async is
-	// nil, Defaults.Async is used on rpc routes to the broker.
-	Async *Async
-
 	// Auth, if not nil, requires a valid bearer token of every call, on
-	// any target, and turns its claims into headers (YAML auth.jwt). If
-	// the key is left out, Defaults.Auth is used; YAML auth: off uses
-	// none.
+	// any target, and turns its claims into headers (YAML auth.jwt); it
+	// becomes the gateway's RouteSpec.Auth with the key sets. If the key is
+	// left out, defaults.auth is used whole; YAML auth: off uses none.
 	Auth *auth.JWT
 
 	// RateLimit, if not nil, bounds the calls of each caller (YAML
-	// rate_limit). If the key is left out, Defaults.RateLimit is used;
-	// YAML rate_limit: off uses none.
+	// rate_limit). If the key is left out, defaults.rate_limit is used
+	// whole; YAML rate_limit: off uses none.
 	RateLimit *RateLimit
 
 	// AuthOff and RateLimitOff: the route wrote auth: off or
@@ -438,25 +292,10 @@ type Route struct {
 	AuthOff, RateLimitOff bool
 }
 
-// HTTPRule is a REST binding in the shape of google.api.HttpRule: exactly
-// one of Get, Put, Post, Delete, Patch or Custom holds the path template.
-type HTTPRule struct {
-	Get, Put, Post, Delete, Patch string
-	Custom                        *CustomPattern
-
-	// Body is the request field that the HTTP body maps to: "" (no body),
-	// "*" (the whole request) or the name of a top-level field.
-	Body string
-
-	// ResponseBody is the response field that becomes the HTTP body
-	// (YAML response_body). If ResponseBody is empty, the whole response is.
-	ResponseBody string
-}
-
-// CustomPattern is an HTTP verb outside of HTTPRule's five, such as HEAD.
-type CustomPattern struct {
-	Kind, Path string
-}
+// HTTPRule is a REST binding (YAML http: one of get, put, post, delete,
+// patch or custom: {kind, path}, with body and response_body), in the
+// gateway's own type.
+type HTTPRule = gateway.HTTPRule
 
 // Topology is what figway declares on RabbitMQ at start and after every
 // reconnect (YAML key: topology), in the AMQP adapter's own types. It may

@@ -1,7 +1,7 @@
 package config
 
 import (
-	"slices"
+	"reflect"
 	"time"
 
 	"github.com/figway/figway/adapters/amqp"
@@ -81,8 +81,7 @@ func (c *Config) applyDefaults() {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		setZero(&r.To, TargetBroker)
-		publishes := r.To == TargetBroker || (r.To == TargetLegacy && r.Shadow)
-		if publishes {
+		if r.Publishes() {
 			pattern := PatternRPC
 			if r.To == TargetLegacy && !r.Compare {
 				pattern = PatternEvent // a shadow copy: nobody waits for a reply
@@ -90,27 +89,9 @@ func (c *Config) applyDefaults() {
 			setZero(&r.Pattern, pattern)
 			setZero(&r.Encoding, EncodingProtobuf)
 		}
-		setZero(&r.Timeout, d.Timeout)
-		setZero(&r.MaxInFlight, d.MaxInFlight)
-		setZero(&r.Breaker.Failures, d.Breaker.Failures)
-		setZero(&r.Breaker.OpenFor, d.Breaker.OpenFor)
-		setZero(&r.Breaker.HalfOpenRequests, d.Breaker.HalfOpenRequests)
-		setZero(&r.Breaker.FailureRatio, d.Breaker.FailureRatio)
-		setZero(&r.Breaker.Window, d.Breaker.Window)
-		setZero(&r.Breaker.MinRequests, d.Breaker.MinRequests)
+		r.inherit(*d)
 		windowDefaults(&r.Breaker)
-		if r.To == TargetBroker || r.Shadow {
-			setZero(&r.Wire.CloudEvents, d.Wire.CloudEvents)
-		}
-		asyncDefaults(r, d)
-		if r.ForwardHeaders == nil {
-			r.ForwardHeaders = slices.Clone(d.ForwardHeaders)
-		}
-		if r.ResponseHeaders == nil {
-			r.ResponseHeaders = slices.Clone(d.ResponseHeaders)
-		}
-		setZero(&r.PinBy, d.PinBy)
-		edgeDefaults(r, d)
+		asyncDefaults(r)
 	}
 
 	for i := range c.Topology.Exchanges {
@@ -126,6 +107,61 @@ func (c *Config) applyDefaults() {
 			q.Durable = ptr(true)
 		}
 	}
+}
+
+// inherit gives r every setting it leaves out from d, defaults decoded as a
+// Route: a zero field (nil for lists, so that YAML [] stays "none") takes
+// d's value, and a struct or pointer to one that r sets in part takes d's
+// values for the fields it leaves zero. Only a route that publishes takes
+// defaults.wire, only an rpc route to the broker defaults.async; auth and
+// rate_limit are taken whole, and not at all by a route that writes off.
+func (r *Route) inherit(d Route) {
+	if !r.Publishes() {
+		d.Wire = Wire{}
+	}
+	if r.Async == nil && (r.To != TargetBroker || r.Pattern != PatternRPC) {
+		d.Async = nil
+	}
+	if r.Auth != nil || r.AuthOff { // auth and rate_limit are inherited whole
+		d.Auth = nil
+	}
+	if r.RateLimit != nil || r.RateLimitOff {
+		d.RateLimit = nil
+	}
+	fill(reflect.ValueOf(r).Elem(), reflect.ValueOf(d))
+}
+
+// fill sets each zero part of dst to a copy of src's.
+func fill(dst, src reflect.Value) {
+	switch {
+	case src.IsZero():
+	case dst.IsZero():
+		dst.Set(clone(src))
+	case dst.Kind() == reflect.Struct:
+		for i := range dst.NumField() {
+			if dst.Type().Field(i).IsExported() {
+				fill(dst.Field(i), src.Field(i))
+			}
+		}
+	case dst.Kind() == reflect.Pointer && dst.Elem().Kind() == reflect.Struct:
+		fill(dst.Elem(), src.Elem())
+	}
+}
+
+// clone copies v deep enough that a route and its defaults share no list
+// or pointer.
+func clone(v reflect.Value) reflect.Value {
+	switch v.Kind() {
+	case reflect.Slice:
+		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(c, v)
+		return c
+	case reflect.Pointer:
+		c := reflect.New(v.Type().Elem())
+		c.Elem().Set(clone(v.Elem()))
+		return c
+	}
+	return v
 }
 
 func setZero[T comparable](p *T, v T) {

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"slices"
-
 	"github.com/figway/figway/auth"
 	"github.com/figway/figway/gateway"
 )
@@ -21,78 +19,37 @@ func (c *Config) ServingTable(prev *gateway.Table, keys *auth.Keys) (*gateway.Ta
 	return gateway.NewTable(c.Files, c.gatewayRoutes(keys), prev)
 }
 
-// GatewayRoutes translates c.Routes into the gateway's own route type
-// (with verifiers that refuse every token, as [Config.Table]'s).
+// GatewayRoutes returns the gateway's RouteSpec of each route (with
+// verifiers that refuse every token, as [Config.Table]'s).
 func (c *Config) GatewayRoutes() []gateway.RouteSpec { return c.gatewayRoutes(nil) }
 
+// gatewayRoutes returns the RouteSpec of each route: the settings as
+// decoded, and what the gateway takes from elsewhere in the file — the
+// limits of server, the queues of the topology, the key sets of auth — or
+// in its own words (wire.cloudevents).
 func (c *Config) gatewayRoutes(keys *auth.Keys) []gateway.RouteSpec {
 	specs := make([]gateway.RouteSpec, len(c.Routes))
 	for i := range c.Routes {
 		r := &c.Routes[i]
-		specs[i] = gateway.RouteSpec{
-			Method:     r.Method,
-			Desc:       r.Desc,
-			To:         r.To,
-			Exchange:   r.Exchange,
-			RoutingKey: r.RoutingKey,
-			Pattern:    r.Pattern,
-			Timeout:    r.Timeout,
-			Encoding:   r.Encoding,
-			Forward:    slices.Clone(r.ForwardHeaders),
-			ForwardLimits: gateway.HeaderLimits{
-				Value: c.Server.MaxForwardedValueBytes,
-				Total: c.Server.MaxForwardedBytes,
-			},
-			HTTP:        r.HTTP.gateway(),
-			CloudEvents: r.Wire.CloudEvents == CloudEventsAlways,
-
-			ResponseHeaders: slices.Clone(r.ResponseHeaders),
-			Fallback:        r.Fallback,
-			Shadow:          r.Shadow,
-			ShadowPercent:   r.ShadowPercent,
-			Compare:         r.Compare,
-			IgnoreFields:    slices.Clone(r.IgnoreFields),
-			IgnoreMetadata:  slices.Clone(r.IgnoreMetadata),
-			Weight:          r.Weight,
-			StickyBy:        r.StickyBy,
-			PinBy:           r.PinBy,
-			MaxInFlight:     r.MaxInFlight,
-			Breaker:         r.Breaker,
-			Retry:           r.Retry,
-			Queues:          c.Queues(r),
-			Auth:            gatewayAuth(r.Auth, keys),
-		}
+		specs[i] = r.RouteSpec
+		specs[i].ForwardLimits = gateway.HeaderLimits{Value: c.Server.MaxForwardedValueBytes, Total: c.Server.MaxForwardedBytes}
+		specs[i].CloudEvents = r.Wire.CloudEvents == CloudEventsAlways
+		specs[i].Queues = c.Queues(r)
+		specs[i].Auth = gatewayAuth(r.Auth, keys)
 		if r.RateLimit != nil {
 			rl := *r.RateLimit
 			specs[i].RateLimit = &rl
-		}
-		if r.Async != nil {
-			a := gateway.Async(*r.Async)
-			specs[i].Async = &a
 		}
 	}
 	return specs
 }
 
-// gateway returns the rule with its one verb and path, or nil.
-func (h *HTTPRule) gateway() *gateway.HTTPRule {
-	if h == nil {
+// Queues returns the queues whose consumers serve route r, as the AMQP
+// adapter's [amqp.Topology.ServingQueues] finds them in c's topology; nil
+// for a route that publishes nothing.
+func (c *Config) Queues(r *Route) []string {
+	if !r.Publishes() {
 		return nil
 	}
-	g := &gateway.HTTPRule{Body: h.Body, ResponseBody: h.ResponseBody}
-	switch {
-	case h.Get != "":
-		g.Verb, g.Path = "GET", h.Get
-	case h.Put != "":
-		g.Verb, g.Path = "PUT", h.Put
-	case h.Post != "":
-		g.Verb, g.Path = "POST", h.Post
-	case h.Delete != "":
-		g.Verb, g.Path = "DELETE", h.Delete
-	case h.Patch != "":
-		g.Verb, g.Path = "PATCH", h.Patch
-	case h.Custom != nil:
-		g.Verb, g.Path = h.Custom.Kind, h.Custom.Path
-	}
-	return g
+	return c.Topology.ServingQueues(r.Queue, r.Exchange, r.RoutingKey)
 }

@@ -23,39 +23,21 @@ func (d *decoder) httpRule(v *yamlfile.Value, path string) *HTTPRule {
 		return nil
 	}
 	h := &HTTPRule{
-		Get:          d.Str(f["get"], yamlfile.Field(path, "get")),
-		Put:          d.Str(f["put"], yamlfile.Field(path, "put")),
-		Post:         d.Str(f["post"], yamlfile.Field(path, "post")),
-		Delete:       d.Str(f["delete"], yamlfile.Field(path, "delete")),
-		Patch:        d.Str(f["patch"], yamlfile.Field(path, "patch")),
 		Body:         d.Str(f["body"], yamlfile.Field(path, "body")),
 		ResponseBody: d.Str(f["response_body"], yamlfile.Field(path, "response_body")),
 	}
-	if c := f["custom"]; c != nil {
-		cp := yamlfile.Field(path, "custom")
-		cf := d.Fields(c, cp, "kind", "path")
-		h.Custom = &CustomPattern{
-			Kind: d.Str(cf["kind"], yamlfile.Field(cp, "kind")),
-			Path: d.Str(cf["path"], yamlfile.Field(cp, "path")),
-		}
-		if h.Custom.Kind == "" {
-			d.P.Once(yamlfile.Field(cp, "kind"), "required: the HTTP method, such as HEAD")
-		} else if !isToken(h.Custom.Kind) {
-			d.P.At(yamlfile.Field(cp, "kind"), "%q is not an HTTP method name", h.Custom.Kind)
-		}
-	}
 	var set []string
-	for _, b := range h.bindings() {
-		if b.path == "" && f[b.verb] == nil {
+	for _, verb := range verbs {
+		if f[verb] == nil {
 			continue
 		}
-		set = append(set, b.verb)
-		p := yamlfile.Field(path, b.verb)
-		if b.verb == "custom" {
-			p = yamlfile.Field(p, "path")
+		set = append(set, verb)
+		kind, tmpl, p := d.verbBinding(f[verb], yamlfile.Field(path, verb), verb)
+		if len(set) == 1 {
+			h.Verb, h.Path = kind, tmpl
 		}
-		if !strings.HasPrefix(b.path, "/") {
-			d.P.At(p, "path template %q must start with \"/\"", b.path)
+		if !strings.HasPrefix(tmpl, "/") {
+			d.P.At(p, "path template %q must start with \"/\"", tmpl)
 		}
 	}
 	switch len(set) {
@@ -68,38 +50,44 @@ func (d *decoder) httpRule(v *yamlfile.Value, path string) *HTTPRule {
 	return h
 }
 
-type binding struct{ verb, path string }
-
-func (h *HTTPRule) bindings() []binding {
-	b := []binding{{"get", h.Get}, {"put", h.Put}, {"post", h.Post}, {"delete", h.Delete}, {"patch", h.Patch}}
-	if h.Custom != nil {
-		b = append(b, binding{"custom", h.Custom.Path})
-	} else {
-		b = append(b, binding{"custom", ""})
+// verbBinding decodes the value of one verb key of a rule: its HTTP method,
+// its path template and the path of the template in the file.
+func (d *decoder) verbBinding(v *yamlfile.Value, path, verb string) (kind, tmpl, tmplPath string) {
+	if verb != "custom" {
+		return strings.ToUpper(verb), d.Str(v, path), path
 	}
-	return b
+	cf := d.Fields(v, path, "kind", "path")
+	kind = d.Str(cf["kind"], yamlfile.Field(path, "kind"))
+	if kind == "" {
+		d.P.Once(yamlfile.Field(path, "kind"), "required: the HTTP method, such as HEAD")
+	} else if !isToken(kind) {
+		d.P.At(yamlfile.Field(path, "kind"), "%q is not an HTTP method name", kind)
+	}
+	return kind, d.Str(cf["path"], yamlfile.Field(path, "path")), yamlfile.Field(path, "path")
+}
+
+// rulePath is the path in the file of h's path template, under path (the
+// route's http key).
+func rulePath(h *HTTPRule, path string) string {
+	if verb := strings.ToLower(h.Verb); verb != "custom" && slices.Contains(verbs, verb) {
+		return yamlfile.Field(path, verb)
+	}
+	return yamlfile.Field(yamlfile.Field(path, "custom"), "path")
 }
 
 // validateHTTPRule checks the fields that a rule names against the method:
 // path variables and body against the request message, response_body
 // against the response.
 func validateHTTPRule(h *HTTPRule, md protoreflect.MethodDescriptor, path string, p *yamlfile.Problems) {
-	for _, b := range h.bindings() {
-		if b.path == "" {
-			continue
-		}
-		vp := yamlfile.Field(path, b.verb)
-		if b.verb == "custom" {
-			vp = yamlfile.Field(vp, "path")
-		}
-		vars, err := templateVars(b.path)
-		if err != nil {
-			p.At(vp, "path template %q: %v", b.path, err)
-			continue
-		}
-		for _, v := range vars {
-			if err := fieldPath(md.Input(), v); err != nil {
-				p.At(vp, "path variable {%s}: %v", v, err)
+	if h.Path != "" {
+		vp := rulePath(h, path)
+		if vars, err := templateVars(h.Path); err != nil {
+			p.At(vp, "path template %q: %v", h.Path, err)
+		} else {
+			for _, v := range vars {
+				if err := fieldPath(md.Input(), v); err != nil {
+					p.At(vp, "path variable {%s}: %v", v, err)
+				}
 			}
 		}
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/figway/figway/gateway"
 )
 
 const fullFile = `# Every key of the routes file.
@@ -95,31 +97,30 @@ func TestLoadFull(t *testing.T) {
 			Reply: ReplyQueue, Channels: 8, Heartbeat: 10 * time.Second, DialTimeout: 2 * time.Second,
 		},
 		Legacy: Legacy{GRPC: "legacy.internal:50051", HTTP: "https://legacy.internal/api"},
-		Defaults: Defaults{
+		Defaults: Route{RouteSpec: gateway.RouteSpec{
 			Timeout: 3 * time.Second, MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2),
-			ForwardHeaders: []string{"x-tenant-id", "x-request-id"}, Wire: Wire{CloudEvents: CloudEventsAlways},
-		},
-		Routes: []Route{{
+			Forward: []string{"x-tenant-id", "x-request-id"},
+		}, Wire: Wire{CloudEvents: CloudEventsAlways}},
+		Routes: []Route{{RouteSpec: gateway.RouteSpec{
 			Method: "acme.v1.OrderService/GetOrder", To: TargetBroker, Exchange: "orders", RoutingKey: "orders.get",
 			Pattern: PatternRPC, Timeout: 1500 * time.Millisecond, Encoding: EncodingJSON, Fallback: TargetLegacy,
-			MaxInFlight: 10, Breaker: breaker(1, 20*time.Second, 2), ForwardHeaders: []string{"authorization"},
-			HTTP: &HTTPRule{Get: "/v2/orders/{order_id}", ResponseBody: "status"}, Wire: Wire{CloudEvents: CloudEventsEvents},
-		}, {
+			MaxInFlight: 10, Breaker: breaker(1, 20*time.Second, 2), Forward: []string{"authorization"},
+			HTTP: &HTTPRule{Verb: "GET", Path: "/v2/orders/{order_id}", ResponseBody: "status"},
+		}, Wire: Wire{CloudEvents: CloudEventsEvents}}, {RouteSpec: gateway.RouteSpec{
 			Method: "acme.v1.OrderService/PlaceOrder", To: TargetBroker, Exchange: "orders", RoutingKey: "orders.placed",
 			Pattern: PatternEvent, Timeout: 3 * time.Second, Encoding: EncodingProtobuf, Fallback: TargetLegacy,
-			MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2), ForwardHeaders: []string{},
-			HTTP: &HTTPRule{Post: "/v2/orders", Body: "order"}, Wire: Wire{CloudEvents: CloudEventsAlways},
-		}, {
+			MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2), Forward: []string{},
+			HTTP: &HTTPRule{Verb: "POST", Path: "/v2/orders", Body: "order"},
+		}, Wire: Wire{CloudEvents: CloudEventsAlways}}, {RouteSpec: gateway.RouteSpec{
 			Method: "acme.v1.OrderService/ListOrders", To: TargetLegacy, Shadow: true, ShadowPercent: 100, RoutingKey: "orders.listed",
 			Pattern: PatternEvent, Timeout: 3 * time.Second, Encoding: EncodingProtobuf,
-			MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2), ForwardHeaders: []string{"x-tenant-id", "x-request-id"},
-			Wire: Wire{CloudEvents: CloudEventsAlways},
-		}, {
+			MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2), Forward: []string{"x-tenant-id", "x-request-id"},
+		}, Wire: Wire{CloudEvents: CloudEventsAlways}}, {RouteSpec: gateway.RouteSpec{
 			Method: "acme.v1.OrderService/WatchOrders", To: TargetLegacy,
 			Timeout: 3 * time.Second, MaxInFlight: 100, Breaker: breaker(3, 20*time.Second, 2),
-			ForwardHeaders: []string{"x-tenant-id", "x-request-id"},
-			HTTP:           &HTTPRule{Custom: &CustomPattern{Kind: "HEAD", Path: "/v2/orders/{filter.status}"}},
-		}},
+			Forward: []string{"x-tenant-id", "x-request-id"},
+			HTTP:    &HTTPRule{Verb: "HEAD", Path: "/v2/orders/{filter.status}"},
+		}}},
 		Topology: Topology{
 			Exchanges: []Exchange{
 				{Name: "orders", Type: "topic", Durable: ptr(true)},
@@ -135,7 +136,7 @@ func TestLoadFull(t *testing.T) {
 			}},
 		},
 	}
-	opts := cmp.Options{cmpopts.IgnoreFields(Config{}, "Files"), cmpopts.IgnoreFields(Route{}, "Desc")}
+	opts := cmp.Options{cmpopts.IgnoreFields(Config{}, "Files"), cmpopts.IgnoreFields(gateway.RouteSpec{}, "Desc")}
 	if diff := cmp.Diff(want, got, opts); diff != "" {
 		t.Errorf("Load(%q) mismatch (-want +got):\n%s", path, diff)
 	}
@@ -169,14 +170,13 @@ routes:
 			Operations: Operations{Path: "/v1/operations", Stream: "figway.operations", Max: 100_000, MaxBytes: 256 << 20}, OpenAPIPath: "/openapi.json"},
 		Descriptors: []string{filepath.Join(dir, "api.binpb")},
 		Broker:      Broker{URLs: []string{"amqp://localhost"}, Reply: ReplyDirect, Channels: 4, Heartbeat: 2 * time.Second, DialTimeout: 5 * time.Second},
-		Defaults:    Defaults{Timeout: 5 * time.Second, MaxInFlight: 1024, Breaker: dflt, Wire: Wire{CloudEvents: CloudEventsEvents}},
-		Routes: []Route{{
+		Defaults:    Route{RouteSpec: gateway.RouteSpec{Timeout: 5 * time.Second, MaxInFlight: 1024, Breaker: dflt}, Wire: Wire{CloudEvents: CloudEventsEvents}},
+		Routes: []Route{{RouteSpec: gateway.RouteSpec{
 			Method: "acme.v1.OrderService/GetOrder", To: TargetBroker, RoutingKey: "orders.get", Pattern: PatternRPC,
 			Timeout: 5 * time.Second, Encoding: EncodingProtobuf, MaxInFlight: 1024, Breaker: dflt,
-			Wire: Wire{CloudEvents: CloudEventsEvents},
-		}},
+		}, Wire: Wire{CloudEvents: CloudEventsEvents}}},
 	}
-	opts := cmp.Options{cmpopts.IgnoreFields(Config{}, "Files"), cmpopts.IgnoreFields(Route{}, "Desc")}
+	opts := cmp.Options{cmpopts.IgnoreFields(Config{}, "Files"), cmpopts.IgnoreFields(gateway.RouteSpec{}, "Desc")}
 	if diff := cmp.Diff(want, got, opts); diff != "" {
 		t.Errorf("Parse(%q) mismatch (-want +got):\n%s", file, diff)
 	}

@@ -10,58 +10,101 @@ import (
 	"github.com/figway/figway/config/yamlfile"
 )
 
-var routeKeys = []string{
-	"method", "to", "exchange", "routing_key", "pattern", "timeout", "encoding",
-	"fallback", "shadow", "max_in_flight", "breaker", "forward_headers", "http",
-	"retry", "weight", "sticky_by", "compare", "ignore_fields", "wire", "async",
-	"pin_by", "response_headers", "ignore_metadata", "queue", "auth", "rate_limit",
+// A setting is one key of a route: how its YAML value decodes into the
+// Route, and whether defaults may set it for every route (a route then
+// inherits it as [Route.inherit] says). Adding a route setting is adding
+// its field to gateway.RouteSpec and its line here.
+type setting struct {
+	key       string
+	inherited bool
+	decode    func(d *decoder, v *yamlfile.Value, path string, r *Route)
+}
+
+// settings is the route schema, for defaults and for each item of routes.
+var settings = []setting{
+	{"shadow", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Shadow, r.ShadowPercent = d.shadow(v, p) }},
+	{"auth", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Auth, r.AuthOff = d.auth(v, p) }},
+	{"rate_limit", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.RateLimit, r.RateLimitOff = d.rateLimit(v, p)
+	}},
+	{"method", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Method = d.Str(v, p) }},
+	{"to", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.To = yamlfile.Enum(d.Decoder, v, p, TargetBroker, TargetLegacy)
+	}},
+	{"exchange", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Exchange = d.Str(v, p) }},
+	{"routing_key", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.RoutingKey = d.Str(v, p) }},
+	{"queue", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Queue = d.Str(v, p) }},
+	{"pattern", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.Pattern = yamlfile.Enum(d.Decoder, v, p, PatternRPC, PatternEvent)
+	}},
+	{"timeout", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Timeout = d.Duration(v, p) }},
+	{"encoding", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.Encoding = yamlfile.Enum(d.Decoder, v, p, EncodingProtobuf, EncodingJSON)
+	}},
+	{"fallback", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.Fallback = yamlfile.Enum(d.Decoder, v, p, TargetLegacy)
+	}},
+	{"max_in_flight", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.MaxInFlight = d.Positive(v, p, maxInFlight, "")
+	}},
+	{"breaker", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Breaker = d.breaker(v, p) }},
+	{"forward_headers", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Forward = d.headers(v, p) }},
+	{"http", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.HTTP = d.httpRule(v, p) }},
+	{"retry", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.Retry = yamlfile.Enum(d.Decoder, v, p, RetryIdempotent)
+	}},
+	{"weight", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.Weight = d.percent(v, p, "calls sent to the broker")
+	}},
+	{"sticky_by", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.StickyBy = strings.ToLower(d.Str(v, p)) }},
+	{"compare", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Compare = d.Bool(v, p) }},
+	{"wire", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Wire = d.wire(v, p) }},
+	{"async", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Async = d.async(v, p) }},
+	{"ignore_fields", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.IgnoreFields = d.fieldPaths(v, p) }},
+	{"pin_by", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.PinBy = d.header(v, p) }},
+	{"response_headers", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.ResponseHeaders = d.responseHeaders(v, p)
+	}},
+	{"ignore_metadata", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
+		r.IgnoreMetadata = d.metadataKeys(v, p)
+	}},
+}
+
+// keys returns the YAML keys of settings: all of them, or the inherited
+// ones only (those defaults may set).
+func keys(inheritedOnly bool) []string {
+	var ks []string
+	for _, s := range settings {
+		if s.inherited || !inheritedOnly {
+			ks = append(ks, s.key)
+		}
+	}
+	return ks
 }
 
 func (d *decoder) routes(v *yamlfile.Value, path string) []Route {
 	items, _ := d.Items(v, path)
 	var routes []Route
 	for i, it := range items {
-		routes = append(routes, d.route(it, yamlfile.Index(path, i)))
+		p := yamlfile.Index(path, i)
+		routes = append(routes, d.route(d.object(it, p, keys(false)...), p))
 	}
 	return routes
 }
 
-func (d *decoder) route(v *yamlfile.Value, path string) Route {
-	f := d.object(v, path, routeKeys...)
-	shadow, percent := d.shadow(f["shadow"], yamlfile.Field(path, "shadow"))
-	jwt, authOff := d.auth(f["auth"], yamlfile.Field(path, "auth"))
-	limit, limitOff := d.rateLimit(f["rate_limit"], yamlfile.Field(path, "rate_limit"))
-	return Route{
-		Auth:            jwt,
-		AuthOff:         authOff,
-		RateLimit:       limit,
-		RateLimitOff:    limitOff,
-		Method:          d.Str(f["method"], yamlfile.Field(path, "method")),
-		To:              yamlfile.Enum(d.Decoder, f["to"], yamlfile.Field(path, "to"), TargetBroker, TargetLegacy),
-		Exchange:        d.Str(f["exchange"], yamlfile.Field(path, "exchange")),
-		RoutingKey:      d.Str(f["routing_key"], yamlfile.Field(path, "routing_key")),
-		Queue:           d.Str(f["queue"], yamlfile.Field(path, "queue")),
-		Pattern:         yamlfile.Enum(d.Decoder, f["pattern"], yamlfile.Field(path, "pattern"), PatternRPC, PatternEvent),
-		Timeout:         d.Duration(f["timeout"], yamlfile.Field(path, "timeout")),
-		Encoding:        yamlfile.Enum(d.Decoder, f["encoding"], yamlfile.Field(path, "encoding"), EncodingProtobuf, EncodingJSON),
-		Fallback:        yamlfile.Enum(d.Decoder, f["fallback"], yamlfile.Field(path, "fallback"), TargetLegacy),
-		Shadow:          shadow,
-		ShadowPercent:   percent,
-		MaxInFlight:     d.Positive(f["max_in_flight"], yamlfile.Field(path, "max_in_flight"), maxInFlight, ""),
-		Breaker:         d.breaker(f["breaker"], yamlfile.Field(path, "breaker")),
-		ForwardHeaders:  d.headers(f["forward_headers"], yamlfile.Field(path, "forward_headers")),
-		HTTP:            d.httpRule(f["http"], yamlfile.Field(path, "http")),
-		Retry:           yamlfile.Enum(d.Decoder, f["retry"], yamlfile.Field(path, "retry"), RetryIdempotent),
-		Weight:          d.percent(f["weight"], yamlfile.Field(path, "weight"), "calls sent to the broker"),
-		StickyBy:        strings.ToLower(d.Str(f["sticky_by"], yamlfile.Field(path, "sticky_by"))),
-		Compare:         d.Bool(f["compare"], yamlfile.Field(path, "compare")),
-		Wire:            d.wire(f["wire"], yamlfile.Field(path, "wire")),
-		Async:           d.async(f["async"], yamlfile.Field(path, "async")),
-		IgnoreFields:    d.fieldPaths(f["ignore_fields"], yamlfile.Field(path, "ignore_fields")),
-		PinBy:           d.header(f["pin_by"], yamlfile.Field(path, "pin_by")),
-		ResponseHeaders: d.responseHeaders(f["response_headers"], yamlfile.Field(path, "response_headers")),
-		IgnoreMetadata:  d.metadataKeys(f["ignore_metadata"], yamlfile.Field(path, "ignore_metadata")),
+// defaults decodes the defaults key as a Route that sets only inherited
+// settings.
+func (d *decoder) defaults(v *yamlfile.Value, path string) Route {
+	return d.route(d.Fields(v, path, keys(true)...), path)
+}
+
+// route decodes the fields of a route, or of defaults, with settings.
+func (d *decoder) route(f map[string]*yamlfile.Value, path string) Route {
+	var r Route
+	for _, s := range settings {
+		s.decode(d, f[s.key], yamlfile.Field(path, s.key), &r)
 	}
+	return r
 }
 
 // validateRoutes checks what involves more than one value of a route, or

@@ -176,25 +176,6 @@ func (d *decoder) legacy(v *yamlfile.Value, path string) Legacy {
 	return l
 }
 
-func (d *decoder) defaults(v *yamlfile.Value, path string) Defaults {
-	f := d.Fields(v, path, "timeout", "max_in_flight", "breaker", "forward_headers", "wire", "async", "pin_by", "response_headers",
-		"auth", "rate_limit")
-	jwt, _ := d.auth(f["auth"], yamlfile.Field(path, "auth"))
-	limit, _ := d.rateLimit(f["rate_limit"], yamlfile.Field(path, "rate_limit"))
-	return Defaults{
-		Auth:            jwt,
-		RateLimit:       limit,
-		Timeout:         d.Duration(f["timeout"], yamlfile.Field(path, "timeout")),
-		MaxInFlight:     d.Positive(f["max_in_flight"], yamlfile.Field(path, "max_in_flight"), maxInFlight, ""),
-		Breaker:         d.breaker(f["breaker"], yamlfile.Field(path, "breaker")),
-		ForwardHeaders:  d.headers(f["forward_headers"], yamlfile.Field(path, "forward_headers")),
-		Wire:            d.wire(f["wire"], yamlfile.Field(path, "wire")),
-		Async:           d.async(f["async"], yamlfile.Field(path, "async")),
-		PinBy:           d.header(f["pin_by"], yamlfile.Field(path, "pin_by")),
-		ResponseHeaders: d.responseHeaders(f["response_headers"], yamlfile.Field(path, "response_headers")),
-	}
-}
-
 func (d *decoder) wire(v *yamlfile.Value, path string) Wire {
 	f := d.Fields(v, path, "cloudevents")
 	return Wire{

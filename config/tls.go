@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/figway/figway/config/yamlfile"
 )
@@ -48,88 +47,9 @@ type BrokerTLS struct {
 	ServerName string
 }
 
-// Config returns the server side TLS configuration: TLS 1.2 at least,
-// client certificates required and verified when ClientCA is set. The
-// certificate follows its files: when Cert or Key changes (a renewal), the
-// next handshake loads the pair again; a pair that does not load leaves the
-// previous one serving.
-func (s *ServerTLS) Config() (*tls.Config, error) {
-	r := &certReloader{cert: s.Cert, key: s.Key}
-	if _, err := r.load(); err != nil {
-		return nil, err
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.get}
-	if s.ClientCA != "" {
-		pool, err := loadPool(s.ClientCA)
-		if err != nil {
-			return nil, err
-		}
-		c.ClientCAs = pool
-		c.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return c, nil
-}
-
-// Config returns the client side TLS configuration for the broker.
-func (b *BrokerTLS) Config() (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: b.ServerName}
-	if b.CA != "" {
-		pool, err := loadPool(b.CA)
-		if err != nil {
-			return nil, err
-		}
-		c.RootCAs = pool
-	}
-	if b.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(b.Cert, b.Key)
-		if err != nil {
-			return nil, err
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
-}
-
-// certReloader serves a key pair from files, loading it again when their
-// size or modification time changes.
-type certReloader struct {
-	cert, key string
-
-	mu    sync.Mutex
-	stamp string
-	pair  *tls.Certificate
-}
-
-func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	pair, err := r.load()
-	if pair != nil {
-		return pair, nil // the previous pair, if the new files do not load
-	}
-	return nil, err
-}
-
-// load returns the current pair, loading the files again if they changed.
-func (r *certReloader) load() (*tls.Certificate, error) {
-	stamp := ""
-	for _, f := range []string{r.cert, r.key} {
-		if fi, err := os.Stat(f); err == nil {
-			stamp += fmt.Sprintf("%d:%d;", fi.Size(), fi.ModTime().UnixNano())
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.pair != nil && stamp == r.stamp {
-		return r.pair, nil
-	}
-	pair, err := tls.LoadX509KeyPair(r.cert, r.key)
-	if err != nil {
-		return r.pair, err
-	}
-	r.pair, r.stamp = &pair, stamp
-	return r.pair, nil
-}
-
-func loadPool(file string) (*x509.CertPool, error) {
+// CertPool reads a PEM file of CA certificates (server.tls.client_ca,
+// broker.tls.ca).
+func CertPool(file string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -192,7 +112,7 @@ func checkTLS(c *Config, dir string, p *yamlfile.Problems) {
 			}
 		}
 		if s.ClientCA != "" {
-			if _, err := loadPool(s.ClientCA); err != nil {
+			if _, err := CertPool(s.ClientCA); err != nil {
 				p.At("server.tls.client_ca", "%v", err)
 			}
 		}
@@ -203,7 +123,7 @@ func checkTLS(c *Config, dir string, p *yamlfile.Problems) {
 	}
 	b.CA, b.Cert, b.Key = abs(dir, b.CA), abs(dir, b.Cert), abs(dir, b.Key)
 	if b.CA != "" {
-		if _, err := loadPool(b.CA); err != nil {
+		if _, err := CertPool(b.CA); err != nil {
 			p.At("broker.tls.ca", "%v", err)
 		}
 	}

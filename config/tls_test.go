@@ -1,7 +1,6 @@
 package config
 
 import (
-	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,69 +53,11 @@ func TestParseTLS(t *testing.T) {
 		})
 	}
 
-	c, err := Parse([]byte(amqps), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc, err := c.Broker.TLS.Config()
-	if err != nil || bc.ServerName != "rabbit.internal" || len(bc.Certificates) != 1 || bc.RootCAs == nil {
-		t.Errorf("Broker.TLS.Config() = %+v, %v; want server name, client certificate and roots", bc, err)
-	}
-	c, err = Parse([]byte(base+"server: {tls: {cert: server.pem, key: server-key.pem, client_ca: "+tc.CA+"}}\n"), dir)
+	c, err := Parse([]byte(base+"server: {tls: {cert: server.pem, key: server-key.pem, client_ca: "+tc.CA+"}}\n"), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(c.Server.TLS.Cert, "/") {
 		t.Errorf("Server.TLS.Cert = %q; want an absolute path", c.Server.TLS.Cert)
 	}
-	sc, err := c.Server.TLS.Config()
-	if err != nil || sc.ClientAuth != tls.RequireAndVerifyClientCert || sc.MinVersion != tls.VersionTLS12 {
-		t.Errorf("Server.TLS.Config() = %+v, %v; want client certificates required, TLS 1.2+", sc, err)
-	}
-}
-
-// TestServerCertificateRenewal renews the certificate files under a
-// running configuration: the next handshake serves the new certificate; a
-// half-written renewal leaves the old one serving.
-func TestServerCertificateRenewal(t *testing.T) {
-	old, renewed := certs.Make(t), certs.Make(t)
-	s := &ServerTLS{Cert: filepath.Join(t.TempDir(), "cert.pem"), Key: filepath.Join(t.TempDir(), "key.pem")}
-	copyFile := func(from, to string) {
-		if err := os.WriteFile(to, []byte(mustRead(t, from)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	copyFile(old.ServerCert, s.Cert)
-	copyFile(old.ServerKey, s.Key)
-	c, err := s.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serving := func() string {
-		t.Helper()
-		pair, err := c.GetCertificate(&tls.ClientHelloInfo{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(pair.Certificate[0])
-	}
-	first := serving()
-	copyFile(renewed.ServerCert, s.Cert) // the key not yet: a mismatched pair
-	if serving() != first {
-		t.Error("a half-renewed pair (new certificate, old key) replaced the serving one")
-	}
-	copyFile(renewed.ServerKey, s.Key)
-	want, _ := tls.X509KeyPair([]byte(mustRead(t, renewed.ServerCert)), []byte(mustRead(t, renewed.ServerKey)))
-	if got := serving(); got != string(want.Certificate[0]) {
-		t.Error("after the renewal the old certificate still serves")
-	}
-}
-
-func mustRead(t *testing.T, file string) string {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

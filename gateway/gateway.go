@@ -145,7 +145,7 @@ func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
 // cannot change the answer.
 func (g *Gateway) Route(method string) *Route {
 	r := g.table.Load().Lookup(method)
-	if r == nil || (r.To != TargetBroker && !r.Shadow) || (r.Shadow && g.legacy == nil) {
+	if r == nil || !r.Publishes() || (r.Shadow && g.legacy == nil) {
 		return nil
 	}
 	return r

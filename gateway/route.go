@@ -217,11 +217,6 @@ func keySet(keys []string) map[string]bool {
 	return m
 }
 
-// Publishes reports whether the gateway takes the route's calls: a broker
-// route, or a legacy route that shadows its calls to the broker. The calls
-// of any other route go to the legacy passthrough, untouched.
-func (r *Route) Publishes() bool { return r.To == TargetBroker || r.Shadow }
-
 // Canary reports whether the route splits its calls between the broker and
 // legacy by weight.
 func (r *Route) Canary() bool { return r.Weight != nil }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -34,35 +35,61 @@ const (
 )
 
 // RouteSpec is one route as the gateway takes it: what becomes of the calls
-// of one method. The config package translates the routes file into
-// RouteSpecs, defaults applied and validated (see docs/configuration.md for
+// of one method. It is also the routes file's schema: config decodes each
+// item of routes (and defaults) into it, under the YAML key named on each
+// field, applies the defaults and validates (docs/configuration.md says
 // what each setting means in the file).
 type RouteSpec struct {
-	Method string                        // "orders.v1.OrderService/GetOrder"
-	Desc   protoreflect.MethodDescriptor // Method, resolved in the table's files
+	// Method is the full method name, "orders.v1.OrderService/GetOrder".
+	Method string
+	// Desc is Method as found in the table's descriptors.
+	Desc protoreflect.MethodDescriptor
 
-	To         Target
-	Exchange   string // "" is RabbitMQ's default exchange
+	// To is where calls go (YAML to). If To is empty, TargetBroker is used.
+	To Target
+	// Exchange is the exchange a route that publishes publishes to; empty
+	// means RabbitMQ's default exchange, where the routing key names a
+	// queue.
+	Exchange string
+	// RoutingKey is the routing key of the published message (YAML
+	// routing_key). A broker route and a shadowing legacy route need one.
 	RoutingKey string
-	Pattern    Pattern
-	Timeout    time.Duration // bounds each call; 0 leaves only the caller's deadline
-	Encoding   Encoding
+	// Pattern is how a broker route answers. If Pattern is empty,
+	// PatternRPC is used for a broker route and PatternEvent for a
+	// shadowing one; it stays empty on other legacy routes.
+	Pattern Pattern
+	// Timeout bounds each call; 0 leaves only the caller's deadline. In
+	// the routes file, a route that leaves it out inherits defaults.timeout
+	// (5s if that is left out too).
+	Timeout time.Duration
+	// Encoding is the body format on the wire. If Encoding is empty,
+	// EncodingProtobuf is used on routes that publish; it stays empty on
+	// legacy routes that do not shadow.
+	Encoding Encoding
 	// Forward lists the lower-case metadata keys / header names copied to
-	// the message as figway-md-<key>.
+	// the message as figway-md-<key> (YAML forward_headers). A route that
+	// leaves the key out inherits defaults.forward_headers; YAML [] forwards
+	// none.
 	Forward []string
-	// ForwardLimits bound what Forward may put in one call's message.
+	// ForwardLimits bound what Forward may put in one call's message
+	// (server.max_forwarded_value_bytes, server.max_forwarded_bytes).
 	ForwardLimits HeaderLimits
 	// HTTP, if not nil, adds a REST binding to the method or replaces its
-	// google.api.http rule.
+	// google.api.http rule (YAML http).
 	HTTP *HTTPRule
 	// CloudEvents puts the cloudEvents:* headers on rpc requests too;
-	// events always carry them.
+	// events always carry them (YAML wire: {cloudevents: always}).
 	CloudEvents bool
-	// ResponseHeaders are the reply metadata keys, lower case, that REST
-	// callers get as HTTP headers of the same name.
+	// ResponseHeaders are the reply metadata keys (YAML response_headers,
+	// lower case, such as location or etag) that REST callers get as HTTP
+	// headers of the same name; other keys come as Grpc-Metadata-<key> and
+	// Grpc-Trailer-<key>. A route that leaves the key out inherits
+	// defaults.response_headers; YAML [] names none.
 	ResponseHeaders []string
 	// Async, if not nil, lets the REST ingress answer a long call with an
-	// operation to poll.
+	// operation to poll (YAML async). An rpc route to the broker that leaves
+	// it out inherits defaults.async; a route that sets it in part takes
+	// the rest from defaults.async.
 	Async *Async
 	// Queues are the queues whose consumers serve the route (its queue,
 	// or the topology's bindings that match its exchange and routing key);
@@ -71,25 +98,69 @@ type RouteSpec struct {
 	Queues []string
 
 	// Strangler-fig settings (docs/migration.md).
-	Fallback       Target // "" or TargetLegacy
-	Shadow         bool
-	ShadowPercent  int // share of calls a shadowing route mirrors, 0 to 100
-	Compare        bool
-	IgnoreFields   []string // dot-separated output fields left out of Compare
-	IgnoreMetadata []string // reply metadata keys left out of Compare
-	Weight         *int     // percent of calls to the broker; nil: all
-	StickyBy       string   // lower-case header whose value picks the canary side or the shadow sample
-	PinBy          string   // lower-case header whose value "broker" or "legacy" pins the call
 
-	MaxInFlight int // the route's bulkhead; 0 or less: unlimited
-	Breaker     Breaker
-	Retry       Retry
+	// Fallback is where calls go while the breaker is open or the broker
+	// is down: empty (answer UNAVAILABLE) or TargetLegacy.
+	Fallback Target
+	// Shadow, on a legacy route, also publishes calls as events, off the
+	// caller's path: YAML shadow: true mirrors every call, shadow:
+	// {percent: N} a sample.
+	Shadow bool
+	// ShadowPercent is the share of calls a shadowing route mirrors, 0 to
+	// 100: 100 for shadow: true. The sample is by hash of the StickyBy
+	// header's value when the call has one, at random otherwise.
+	ShadowPercent int
+	// Compare, on a shadowing route, publishes the shadow copy as an rpc
+	// call, waits for its reply off the caller's path, and compares it
+	// field by field with legacy's answer. Needs legacy.grpc.
+	Compare bool
+	// IgnoreFields are the output message's fields left out of Compare
+	// (YAML ignore_fields): proto field names, dot-separated for nested
+	// ones, such as updated_at or items.sku.
+	IgnoreFields []string
+	// IgnoreMetadata are the reply metadata keys (YAML ignore_metadata,
+	// lower case) left out of Compare, such as date or x-request-id.
+	IgnoreMetadata []string
+	// Weight, on a broker route, is the percentage of calls (0 to 100)
+	// sent to the broker; the others go to legacy (a canary). If Weight is
+	// nil, every call goes to the broker. Needs legacy.grpc.
+	Weight *int
+	// StickyBy names a metadata key or header (YAML sticky_by, lower
+	// case): calls with the same value go to the same side of the canary,
+	// or are always in or always out of the shadow sample, by hash.
+	StickyBy string
+	// PinBy names a request header (YAML pin_by, lower case) whose value
+	// "broker" or "legacy" sends the call to that side, before Weight and
+	// StickyBy apply; other values are ignored, and so is a pin to a side
+	// the route does not have. A route that leaves it out inherits
+	// defaults.pin_by.
+	PinBy string
+
+	// MaxInFlight is how many calls may wait at once, the route's bulkhead
+	// (YAML max_in_flight); 0 or less: unlimited. In the routes file, a
+	// route that leaves it out inherits defaults.max_in_flight (1024 if
+	// that is left out too).
+	MaxInFlight int
+	// Breaker is the route's circuit breaker; in the routes file, each
+	// field a route leaves 0 takes defaults.breaker's.
+	Breaker Breaker
+	// Retry, on an rpc route, allows a second publish of a call that may
+	// have reached the broker already (YAML retry). If Retry is empty, a
+	// call is published again only when it provably never left figway.
+	Retry Retry
 
 	// Edge checks, before anything else of a call, on every target
-	// (docs/operations.md, "Authentication and rate limits").
+	// (docs/operations.md, "Authentication and rate limits"). In the
+	// routes file (YAML auth, rate_limit), a route that leaves a key out
+	// inherits defaults' whole; auth: off and rate_limit: off inherit none.
 	Auth      *Auth      // nil: no token needed
 	RateLimit *RateLimit // nil: no limit per caller
 }
+
+// Publishes reports whether the gateway takes the route's calls: a broker
+// route, or a legacy route that shadows its calls to the broker. The calls
+// of any other route go to the legacy passthrough, untouched.
+func (s *RouteSpec) Publishes() bool { return s.To == TargetBroker || s.Shadow }
 
 // HeaderLimits bound what the forwarded headers of one call may put in its
 // message, so that no caller can make figway publish a header table larger
@@ -195,4 +266,13 @@ type HTTPRule struct {
 	// ResponseBody is the response field that becomes the HTTP body; if
 	// empty, the whole response is.
 	ResponseBody string
+}
+
+// String is the async settings as figway routes prints them.
+func (a *Async) String() string {
+	s := fmt.Sprintf("after %s, keep %s, timeout %s", a.After, a.Keep, a.Timeout)
+	if a.OwnerBy != "" {
+		s += ", owner_by " + a.OwnerBy
+	}
+	return s
 }

@@ -2,37 +2,8 @@ package app
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net"
-
-	"github.com/figway/figway/config"
 )
-
-// serverTLS returns the TLS configuration of the ingress listeners, or nil
-// for plaintext.
-func serverTLS(cfg *config.Config) (*tls.Config, error) {
-	if cfg.Server.TLS == nil {
-		return nil, nil
-	}
-	c, err := cfg.Server.TLS.Config()
-	if err != nil {
-		return nil, fmt.Errorf("server.tls: %w", err)
-	}
-	return c, nil
-}
-
-// brokerTLS returns the TLS configuration of amqps:// connections, or nil
-// for the AMQP client's default (the system's roots).
-func brokerTLS(cfg *config.Config) (*tls.Config, error) {
-	if cfg.Broker.TLS == nil {
-		return nil, nil
-	}
-	c, err := cfg.Broker.TLS.Config()
-	if err != nil {
-		return nil, fmt.Errorf("broker.tls: %w", err)
-	}
-	return c, nil
-}
 
 // withTLS returns l, through TLS when tc is not nil: HTTP/2 and HTTP/1.1
 // by ALPN, and a client that does not start a handshake is disconnected,

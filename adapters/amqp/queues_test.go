@@ -1,4 +1,4 @@
-package config
+package amqp
 
 import (
 	"slices"
@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-func TestQueues(t *testing.T) {
-	c := &Config{Topology: Topology{
+func TestServingQueues(t *testing.T) {
+	top := &Topology{
 		Exchanges: []Exchange{{Name: "t", Type: "topic"}, {Name: "d", Type: "direct"}, {Name: "f", Type: "fanout"}, {Name: "h", Type: "headers"}},
 		Queues: []Queue{
 			{Name: "all", Bind: []Binding{{Exchange: "t", Key: "orders.#"}, {Exchange: "f"}}},
@@ -19,30 +19,29 @@ func TestQueues(t *testing.T) {
 			{Name: "sq", Arguments: map[string]any{"x-queue-type": "stream"}, Bind: []Binding{{Exchange: "d", Key: "orders.get"}}},
 			{Name: "cq", Arguments: map[string]any{"x-queue-type": "classic"}, Bind: []Binding{{Exchange: "d", Key: "orders.get"}}},
 		},
-	}}
+	}
 	for _, tc := range []struct {
-		route Route
-		want  []string
+		queue, exchange, key string
+		want                 []string
 	}{
-		{Route{Exchange: "t", RoutingKey: "orders.get"}, []string{"all", "get", "qq"}},
-		{Route{Exchange: "t", RoutingKey: "orders.get.v2"}, []string{"all", "star"}},
-		{Route{Exchange: "t", RoutingKey: "orders"}, []string{"all"}},
-		{Route{Exchange: "t", RoutingKey: "billing.pay"}, nil},
-		{Route{Exchange: "d", RoutingKey: "orders.get"}, []string{"get", "cq"}},
-		{Route{Exchange: "d", RoutingKey: "orders.put"}, nil},
-		{Route{Exchange: "f", RoutingKey: "anything"}, []string{"all"}},
-		{Route{Exchange: "amq.topic", RoutingKey: "x.y"}, []string{"star"}},
-		{Route{Exchange: "h", RoutingKey: "k"}, nil},
-		{Route{Exchange: "elsewhere", RoutingKey: "k"}, nil},
-		{Route{RoutingKey: "orders.get"}, []string{"orders.get"}},
-		{Route{RoutingKey: "qq"}, []string{"qq"}},
-		{Route{Exchange: "t", RoutingKey: "x", Queue: "qq"}, []string{"qq"}},
-		{Route{RoutingKey: "sq"}, nil},
-		{Route{Exchange: "t", RoutingKey: "billing.pay", Queue: "billing"}, []string{"billing"}},
-		{Route{To: TargetLegacy}, nil},
+		{"", "t", "orders.get", []string{"all", "get", "qq"}},
+		{"", "t", "orders.get.v2", []string{"all", "star"}},
+		{"", "t", "orders", []string{"all"}},
+		{"", "t", "billing.pay", nil},
+		{"", "d", "orders.get", []string{"get", "cq"}},
+		{"", "d", "orders.put", nil},
+		{"", "f", "anything", []string{"all"}},
+		{"", "amq.topic", "x.y", []string{"star"}},
+		{"", "h", "k", nil},
+		{"", "elsewhere", "k", nil},
+		{"", "", "orders.get", []string{"orders.get"}},
+		{"", "", "qq", []string{"qq"}},
+		{"qq", "t", "x", []string{"qq"}},
+		{"", "", "sq", nil},
+		{"billing", "t", "billing.pay", []string{"billing"}},
 	} {
-		if got := c.Queues(&tc.route); !slices.Equal(got, tc.want) {
-			t.Errorf("Queues(%+v) = %q; want %q", tc.route, got, tc.want)
+		if got := top.ServingQueues(tc.queue, tc.exchange, tc.key); !slices.Equal(got, tc.want) {
+			t.Errorf("ServingQueues(%q, %q, %q) = %q; want %q", tc.queue, tc.exchange, tc.key, got, tc.want)
 		}
 	}
 }
