@@ -3,6 +3,8 @@
 // the core (gateway, wire, resilience) knows neither the routes file's
 // format nor RabbitMQ's client library, no adapter reaches back into
 // config, metrics or the wiring, and no production package links the
-// tests' machinery (internal/testing) — and that no comment or doc cites a
-// file that is not in the repository.
+// tests' machinery (internal/testing); that the import diagram of
+// docs/architecture.md draws what each package imports, no more and no
+// less; and that no comment or doc cites a file that is not in the
+// repository.
 package layers
