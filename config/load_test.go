@@ -204,7 +204,7 @@ defaults:
 routes:
   - method: acme.v1.OrderService/GetOrdr
     routing_key: orders.get
-  - method: acme.v1.OrderService/WatchOrders
+  - method: acme.v1.OrderService/UploadOrders
     routing_key: orders.watch
     timout: 2s
   - method: acme.v1.OrderService/PlaceOrder
@@ -224,7 +224,7 @@ topology:
 		`broker.channels (line 7): must be at most 64`,
 		`defaults.timeout (line 9): invalid duration "5x"`,
 		`routes[0].method (line 11): acme.v1.OrderService/GetOrdr not found in descriptors (did you mean acme.v1.OrderService/GetOrder?)`,
-		`routes[1].method (line 13): acme.v1.OrderService/WatchOrders is server-streaming; only unary methods can be bridged to RabbitMQ; use to: legacy`,
+		`routes[1].method (line 13): acme.v1.OrderService/UploadOrders is client-streaming; only unary and server-streaming methods can be bridged to RabbitMQ; use to: legacy`,
 		`routes[1].timout (line 15): unknown field (did you mean "timeout"?)`,
 		`routes[2].to (line 17): to: legacy needs a legacy upstream`,
 		`routes[2].pattern (line 18): only for routes that publish`,

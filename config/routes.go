@@ -167,14 +167,7 @@ func resolveMethod(files *protoregistry.Files, r *Route, path string, p *yamlfil
 		return true
 	}
 	r.Desc = md
-	if kind := streaming(md); kind != "" {
-		switch {
-		case r.To == TargetBroker:
-			p.At(mp, "%s is %s; only unary methods can be bridged to RabbitMQ; use to: legacy", r.Method, kind)
-		case r.Shadow:
-			p.At(mp, "%s is %s; only the calls of unary methods can be shadowed as events", r.Method, kind)
-		}
-	}
+	validateStreaming(r, path, p)
 	return true
 }
 

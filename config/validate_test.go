@@ -100,13 +100,19 @@ f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
 			"routes[0].method (line 4): acme.v1.OrderService/GetOrdr not found in descriptors (did you mean acme.v1.OrderService/GetOrder?)"}},
 		{"service unknown", withLegacy + "routes: [{method: billing.v1.Invoices/Get, routing_key: k}]\n", []string{
 			"routes[0].method (line 4): billing.v1.Invoices/Get not found in descriptors"}},
-		{"server-streaming", withLegacy + "routes: [{method: acme.v1.OrderService/WatchOrders, routing_key: k}]\n", []string{
-			"routes[0].method (line 4): acme.v1.OrderService/WatchOrders is server-streaming; only unary methods can be bridged to RabbitMQ; use to: legacy"}},
-		{"client-streaming", withLegacy + "routes: [{method: acme.v1.OrderService/UploadOrders, routing_key: k}]\n", []string{"UploadOrders is client-streaming; only unary"}},
+		{"server-streaming", withLegacy + "routes: [{method: acme.v1.OrderService/WatchOrders, routing_key: k}]\n", nil},
+		{"server-streaming canary", withLegacy + "routes: [{method: acme.v1.OrderService/WatchOrders, routing_key: k, weight: 10, pin_by: x-side}]\n", nil},
+		{"server-streaming event", withLegacy + "routes: [{method: acme.v1.OrderService/WatchOrders, routing_key: k, pattern: event}]\n", []string{
+			"routes[0].pattern (line 4): acme.v1.OrderService/WatchOrders is server-streaming: its worker answers with a stream; leave pattern out or set it to rpc"}},
+		{"server-streaming fallback", withLegacy + "routes: [{method: acme.v1.OrderService/WatchOrders, routing_key: k, fallback: legacy}]\n", []string{
+			"routes[0].fallback (line 4): acme.v1.OrderService/WatchOrders is server-streaming: fallback: legacy is for unary routes"}},
+		{"server-streaming shadowed", withLegacy + "routes: [{method: acme.v1.OrderService/WatchOrders, to: legacy, shadow: true, routing_key: k}]\n", []string{
+			"routes[0].shadow (line 4): acme.v1.OrderService/WatchOrders is server-streaming: its calls cannot be shadowed; migrate it with weight or pin_by on a broker route"}},
+		{"client-streaming", withLegacy + "routes: [{method: acme.v1.OrderService/UploadOrders, routing_key: k}]\n", []string{"UploadOrders is client-streaming; only unary and server-streaming methods can be bridged"}},
 		{"bidi-streaming", withLegacy + "routes: [{method: acme.v1.OrderService/Chat, routing_key: k}]\n", []string{"Chat is bidirectional-streaming; only unary"}},
 		{"streaming to legacy", withLegacy + "routes: [{method: acme.v1.OrderService/Chat, to: legacy}]\n", nil},
 		{"streaming shadowed", withLegacy + "routes: [{method: acme.v1.OrderService/Chat, to: legacy, shadow: true, routing_key: k}]\n", []string{
-			"routes[0].method (line 4): acme.v1.OrderService/Chat is bidirectional-streaming; only the calls of unary methods can be shadowed"}},
+			"routes[0].shadow (line 4): acme.v1.OrderService/Chat is bidirectional-streaming: its calls cannot be shadowed"}},
 		{"method twice", route("routing_key: a") + "  - {method: " + get + ", to: legacy}\n", []string{
 			"routes[1].method (line 6): acme.v1.OrderService/GetOrder already has a route, routes[0]; a method may have one only"}},
 

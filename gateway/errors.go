@@ -115,7 +115,7 @@ func callerMessage(err error) string {
 
 // stableSentinels are the errors whose words make up a caller's message
 // for a failure of the broker path, in the order they are read.
-var stableSentinels = []error{ErrUnavailable, ErrBreakerOpen, ErrUnroutable, ErrNacked, ErrChannelLost, ErrNotPublished, ErrBadReply}
+var stableSentinels = []error{ErrUnavailable, ErrBreakerOpen, ErrUnroutable, ErrNacked, ErrChannelLost, ErrNotPublished, ErrBadReply, ErrStreamBroken, ErrStreamGap}
 
 // Code returns the gRPC code for err, as [Status] does.
 func Code(err error) codes.Code {
@@ -133,11 +133,12 @@ func Code(err error) codes.Code {
 		return codes.Unavailable
 	case errors.Is(err, ErrUnauthenticated):
 		return codes.Unauthenticated
-	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrTooLarge), errors.Is(err, ErrHeadersTooLarge), errors.Is(err, ErrRateLimited):
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrTooLarge), errors.Is(err, ErrHeadersTooLarge), errors.Is(err, ErrRateLimited),
+		errors.Is(err, ErrStreamBuffer):
 		return codes.ResourceExhausted
 	case errors.Is(err, ErrBadRequest):
 		return codes.InvalidArgument
-	case errors.Is(err, ErrNoRoute):
+	case errors.Is(err, ErrNoRoute), errors.Is(err, ErrStreamOnly):
 		return codes.Unimplemented
 	case errors.Is(err, ErrBadReply):
 		return codes.Internal

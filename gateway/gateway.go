@@ -68,6 +68,9 @@ type Options struct {
 	// span per publish. If nil, the gateway makes none and passes the
 	// caller's trace context on as it comes.
 	Tracer trace.Tracer
+	// StreamBounds bound each stream of a server-streaming route; zero
+	// fields take their defaults.
+	StreamBounds StreamBounds
 }
 
 // Gateway dispatches calls through its route table to a Publisher.
@@ -84,14 +87,15 @@ type Gateway struct {
 	// migration holds a *migrationStats per method, across reloads.
 	migration sync.Map
 	// edge holds an *edgeStats per method, across reloads.
-	edge   sync.Map
-	tracer trace.Tracer // nil: tracing off
+	edge         sync.Map
+	tracer       trace.Tracer // nil: tracing off
+	streamBounds StreamBounds
 }
 
 // New returns a Gateway. It starts nothing.
 func New(o Options) *Gateway {
 	g := &Gateway{pub: o.Publisher, legacy: o.Legacy, source: o.Source, log: o.Logger,
-		shadows: make(chan *shadowJob, shadowQueue), tracer: o.Tracer}
+		shadows: make(chan *shadowJob, shadowQueue), tracer: o.Tracer, streamBounds: o.StreamBounds.WithDefaults()}
 	if g.source == "" {
 		g.source = "figway"
 	}
@@ -153,6 +157,9 @@ func (g *Gateway) Route(method string) *Route {
 
 // InvokeRoute is [Gateway.Invoke] on r, a route [Gateway.Route] returned.
 func (g *Gateway) InvokeRoute(ctx context.Context, r *Route, c *Call) (*Result, error) {
+	if r.Streams() {
+		return nil, fmt.Errorf("%s: %w", r.Method, ErrStreamOnly)
+	}
 	if g.tracer != nil {
 		return g.traceInvoke(ctx, r, c)
 	}

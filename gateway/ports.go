@@ -61,6 +61,31 @@ type ConsumerCounter interface {
 	Recount(ctx context.Context)
 }
 
+// Streamer is what a Publisher also implements to carry the calls of
+// server-streaming routes (docs/wire-protocol.md, "Streaming replies").
+// adapters/amqp implements it.
+type Streamer interface {
+	// Stream publishes req as Call does and returns the stream of its
+	// replies, which holds at most what b allows for a caller that reads
+	// slowly. It fails at once, as Call does, when the broker cannot take
+	// the request; a publish refused later (nacked, returned) is the
+	// error of the stream's Next.
+	Stream(ctx context.Context, exchange, key string, req *wire.Request, b StreamBounds) (ReplyStream, error)
+}
+
+// ReplyStream is the stream of replies of one call. One goroutine reads it.
+type ReplyStream interface {
+	// Next returns the stream's next message in figway-seq order (Body,
+	// ContentType, and the reply's Header metadata), or, with end true,
+	// the end's Status, Header and Trailer. Its errors wrap
+	// ErrStreamBroken, ErrStreamGap, ErrStreamBuffer, ErrBadReply, or
+	// ctx's error when ctx ended before the first message.
+	Next(ctx context.Context) (rep *Reply, end bool, err error)
+	// Close stops the stream: later replies are unmatched and dropped.
+	// It must be called once the stream is no longer read.
+	Close()
+}
+
 // Reply is a service's answer to a call.
 type Reply struct {
 	Body        []byte

@@ -54,7 +54,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.cfg.validate(); err != nil {
 		return err
 	}
-	if len(w.handlers) == 0 {
+	if len(w.handlers) == 0 && len(w.streams) == 0 {
 		return errNoHandlers
 	}
 	if !w.running.CompareAndSwap(false, true) {
@@ -199,6 +199,14 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 		defer close(watched)
 		w.watch(lose, connClosed, chClosed, cancelled, blocked)
 	}()
+	// The cancel listener (cancel.go) ends with the connection: it is
+	// waited for once the connection is closed.
+	var cancelsDone <-chan struct{}
+	defer func() {
+		if cancelsDone != nil {
+			<-cancelsDone
+		}
+	}()
 	defer func() {
 		lose(errors.New("session ended"))
 		// Closing the connection hands every unacked request back to the
@@ -214,6 +222,7 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 	if err != nil {
 		return false, err
 	}
+	cancelsDone = w.listenCancels(conn)
 	w.stats.connects.Add(1)
 	w.log.Info("consuming", "queue", w.cfg.Queue, "prefetch", w.cfg.Prefetch, "concurrency", w.cfg.Concurrency)
 

@@ -61,6 +61,11 @@ func (w *Worker) process(ctx context.Context, d *amqp.Delivery) outcome {
 			"worker: content type %q is neither %s nor %s", d.ContentType, wire.ContentTypeProtobuf, wire.ContentTypeJSON)}
 	}
 	ctx, req := withRequest(ctx, d)
+	if d.ReplyTo != "" {
+		var untrack func()
+		ctx, untrack = w.runs.track(ctx, d.CorrelationId)
+		defer untrack()
+	}
 	if hasDeadline {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline)
@@ -105,6 +110,10 @@ func (w *Worker) call(ctx context.Context, h handler, c codec, d *amqp.Delivery)
 // stable across redeliveries.
 func (s *session) serve(ctx context.Context, d *amqp.Delivery) {
 	w := s.w
+	if h, ok := w.streams[strings.TrimPrefix(d.Type, "/")]; ok && d.ReplyTo != "" {
+		s.serveStream(ctx, d, h)
+		return
+	}
 	w.stats.received.Add(1)
 	if w.tracer != nil {
 		s.serveTraced(ctx, d)

@@ -44,11 +44,14 @@ type Stats struct {
 	// acked when acks are gathered, one ack with multiple set settling
 	// several requests.
 	Acks uint64
+	// Cancelled counts the handlers whose context ended because figway
+	// said their caller went away (docs/wire-protocol.md, "Cancellation").
+	Cancelled uint64
 }
 
 type counters struct {
 	received, replied, events, rejected, expired, panics, trimmed, connects, acks atomic.Uint64
-	shadowsSkipped, repliesDropped, poisoned                                      atomic.Uint64
+	shadowsSkipped, repliesDropped, poisoned, cancelled                           atomic.Uint64
 }
 
 // Stats returns the worker's counters. It is safe to call at any time.
@@ -67,5 +70,6 @@ func (w *Worker) Stats() Stats {
 		Trimmed:        c.trimmed.Load(),
 		RepliesDropped: c.repliesDropped.Load(),
 		Poisoned:       c.poisoned.Load(),
+		Cancelled:      c.cancelled.Load(),
 	}
 }

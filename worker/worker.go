@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -197,6 +196,8 @@ type Worker struct {
 	cfg      Config // defaults applied
 	log      *slog.Logger
 	handlers map[string]handler
+	streams  map[string]streamHandler // server-streaming methods
+	runs     running                  // the rpc handlers a cancel may end
 	running  atomic.Bool
 	stats    counters
 	gone     goneReplyTos
@@ -248,20 +249,8 @@ type handler func(ctx context.Context, c codec, body []byte) ([]byte, error)
 // when method is not of the form "package.Service/Method", or when method
 // already has a handler.
 func Handle[Req, Resp proto.Message](w *Worker, method string, h func(ctx context.Context, req Req) (Resp, error), opts ...HandleOption) {
-	method = strings.TrimPrefix(method, "/")
-	if w.running.Load() {
-		panic("worker: Handle(" + method + ") called after Run")
-	}
-	if svc, m, ok := strings.Cut(method, "/"); !ok || svc == "" || m == "" || strings.Contains(m, "/") {
-		panic("worker: Handle: method " + method + " is not of the form package.Service/Method")
-	}
-	if _, dup := w.handlers[method]; dup {
-		panic("worker: Handle: method " + method + " already has a handler")
-	}
+	method = checkHandle[Req](w, method, "Handle")
 	var zero Req
-	if any(zero) == nil {
-		panic("worker: Handle: Req must be a concrete message type, not an interface")
-	}
 	// A nil pointer of a generated type still knows its message type.
 	typ := zero.ProtoReflect().Type()
 	shadow := shadowHandler(method, h, opts)

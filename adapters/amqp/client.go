@@ -91,6 +91,7 @@ type Client struct {
 	cfg     Config
 	log     *slog.Logger
 	pending *pending
+	streams streams
 	sess    atomic.Pointer[session]
 	// consumers counts the consumers of the queues the gateway watches.
 	consumers *consumers
@@ -100,11 +101,12 @@ type Client struct {
 	// right after each publish is written.
 	afterPublish func(ch *amqp.Channel, event bool)
 
-	unmatched   atomic.Uint64
-	reconnects  atomic.Uint64
-	republished atomic.Uint64
-	renewed     atomic.Uint64 // channels renewed (renew.go)
-	redialing   atomic.Bool   // see Redialing
+	unmatched        atomic.Uint64
+	reconnects       atomic.Uint64
+	republished      atomic.Uint64
+	renewed          atomic.Uint64 // channels renewed (renew.go)
+	redialing        atomic.Bool   // see Redialing
+	streamDuplicates atomic.Uint64
 }
 
 // Stats is a snapshot of a Client's counters.
@@ -118,6 +120,11 @@ type Stats struct {
 	OpenChannels int
 	// Pending is the number of rpc calls waiting for a reply.
 	Pending int
+	// Streams is the number of streams open, and StreamDuplicates counts
+	// the replies of streams dropped as duplicates (a figway-seq already
+	// received, or past the end).
+	Streams          int
+	StreamDuplicates uint64
 	// UnmatchedReplies counts replies dropped because no call waited for
 	// their correlation id (late, duplicate or forged).
 	UnmatchedReplies uint64
@@ -204,6 +211,8 @@ func (c *Client) Stats() Stats {
 		Node:              node,
 		Blocked:           s != nil && s.blocked.Load(),
 		Pending:           c.pending.len(),
+		Streams:           c.streams.len(),
+		StreamDuplicates:  c.streamDuplicates.Load(),
 		UnmatchedReplies:  c.unmatched.Load(),
 		Reconnects:        c.reconnects.Load(),
 		EventsRepublished: c.republished.Load(),
@@ -232,6 +241,9 @@ func (c *Client) Call(ctx context.Context, exchange, key string, req *wire.Reque
 
 	o, err := c.await(ctx, l, cl)
 	if err != nil {
+		if errors.Is(err, context.Canceled) && cl.published.Load() {
+			c.sendCancel(l, req.Method, cl.corrID) // the caller went away
+		}
 		return nil, err
 	}
 	return reply(&o)
@@ -393,11 +405,16 @@ func (c *Client) otherLane(ctx context.Context, failed *lane) (*lane, error) {
 	}
 }
 
-// deliver hands a reply to the call waiting for it, or counts it as
-// unmatched. It never blocks: resolve writes to a buffered channel once.
+// deliver hands a reply to the call or stream waiting for it, or counts it
+// as unmatched. It never blocks: resolve writes to a buffered channel once,
+// and a stream's receive only buffers.
 func (c *Client) deliver(d *amqp.Delivery) {
 	cl := c.pending.take(d.CorrelationId)
 	if cl == nil {
+		if rs := c.streams.get(d.CorrelationId); rs != nil {
+			rs.receive(d)
+			return
+		}
 		c.unmatched.Add(1)
 		c.log.Debug("reply matches no waiting call", "correlation_id", d.CorrelationId)
 		return

@@ -31,6 +31,8 @@ type session struct {
 	node string
 	// renew takes the lanes to renew (renew.go).
 	renew chan *lane
+	// cancels says that the cancel exchange exists (see sendCancel).
+	cancels bool
 }
 
 func newSession(lanes int) *session {
@@ -189,6 +191,7 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	if err := declare(conn, c.cfg.Topology); err != nil {
 		return err
 	}
+	s.cancels = c.declareCancel(conn)
 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -302,6 +302,8 @@ func (l *lane) returned(r *amqp.Return) {
 		// An rpc request: fail its call now rather than at its deadline.
 		if cl := l.c.pending.take(r.CorrelationId); cl != nil {
 			cl.resolve(outcome{err: err})
+		} else if rs := l.c.streams.get(r.CorrelationId); rs != nil {
+			rs.cl.resolve(outcome{err: err})
 		}
 		return
 	}

@@ -182,31 +182,14 @@ func (s *Server) handle(srv any, stream grpc.ServerStream) error {
 			return s.failed(ctx, stream, method, err)
 		}
 	}
-	var req grpcframe.Frame
-	if err := stream.RecvMsg(&req); err != nil {
-		return err // grpc-go's status: cancelled, too large, ...
+	if r.Streams() {
+		return s.serveStream(ctx, srv, stream, method, r, md)
 	}
-	// A unary method takes one request message; a second one is a
-	// cardinality violation, answered INTERNAL as grpc-go's generated
-	// servers (and so the legacy service) answer it. Waiting for the end
-	// of the client's stream costs nothing: a unary client half-closes
-	// with its message.
-	var extra grpcframe.Frame
-	if err := stream.RecvMsg(&extra); err == nil {
-		return status.Errorf(codes.Internal, "grpc: received more than one request message for unary method %s", method)
-	} else if !errors.Is(err, io.EOF) {
+	req, err := recvOne(stream, method)
+	if err != nil {
 		return err
 	}
-	c := &gateway.Call{
-		Method:      method,
-		Body:        req,
-		ContentType: wire.ContentTypeProtobuf,
-		Accept:      wire.ContentTypeProtobuf,
-		Header:      md.Get,
-		Traceparent: first(md.Get(wire.HeaderTraceparent)),
-		Tracestate:  strings.Join(md.Get(wire.HeaderTracestate), ","), // W3C: one list across headers
-		Metadata:    md,
-	}
+	c := call(method, req, md)
 	start := time.Now()
 	res, err := s.gw.InvokeRoute(ctx, r, c)
 	if err != nil {
@@ -312,6 +295,41 @@ func (s *Server) answer(ctx context.Context, stream grpc.ServerStream, method st
 	}
 	resp := grpcframe.Frame(res.Body)
 	return stream.SendMsg(&resp)
+}
+
+// recvOne reads the one request message of a call of method.
+func recvOne(stream grpc.ServerStream, method string) (grpcframe.Frame, error) {
+	var req grpcframe.Frame
+	if err := stream.RecvMsg(&req); err != nil {
+		return nil, err // grpc-go's status: cancelled, too large, ...
+	}
+	// A unary or server-streaming method takes one request message; a
+	// second one is a cardinality violation, answered INTERNAL as
+	// grpc-go's generated servers (and so the legacy service) answer it.
+	// Waiting for the end of the client's stream costs nothing: such a
+	// client half-closes with its message.
+	var extra grpcframe.Frame
+	if err := stream.RecvMsg(&extra); err == nil {
+		return nil, status.Errorf(codes.Internal, "grpc: received more than one request message for unary method %s", method)
+	} else if !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return req, nil
+}
+
+// call is the gateway's call of method, with request req (nil until read)
+// and the caller's metadata md (as the edge's checks left it).
+func call(method string, req grpcframe.Frame, md metadata.MD) *gateway.Call {
+	return &gateway.Call{
+		Method:      method,
+		Body:        req,
+		ContentType: wire.ContentTypeProtobuf,
+		Accept:      wire.ContentTypeProtobuf,
+		Header:      md.Get,
+		Traceparent: first(md.Get(wire.HeaderTraceparent)),
+		Tracestate:  strings.Join(md.Get(wire.HeaderTracestate), ","), // W3C: one list across headers
+		Metadata:    md,
+	}
 }
 
 func first(vs []string) string {

@@ -307,6 +307,16 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 		}
 		c.Metadata = withClaims(c.Metadata, adm)
 	}
+	if gr := s.gw.Route(b.method); gr != nil && gr.Streams() {
+		if s.opts.Passthrough != nil && s.gw.StreamsToLegacy(gr, c) {
+			if raw != nil {
+				r.Body = io.NopCloser(bytes.NewReader(raw))
+			}
+			s.opts.Passthrough.ServeHTTP(w, r)
+			return nil
+		}
+		return s.stream(ctx, rt, b, w, r, gr, c)
+	}
 	var res *gateway.Result
 	if a := rt.asyncOf(b); a != nil && s.opts.Operations != nil {
 		var answered bool

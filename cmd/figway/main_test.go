@@ -26,7 +26,7 @@ func TestValidate(t *testing.T) {
 broker: {url: "amqp://guest:secret@127.0.0.1:5672/"}
 routes:
   - {method: orders.v1.OrderService/GetOrdr, routing_key: a}
-  - {method: orders.v1.OrderService/WatchOrder, routing_key: b}
+  - {method: orders.v1.OrderService/WatchOrder, routing_key: b, pattern: event}
   - {method: orders.v1.OrderService/ListOrders, routing_key: c, timeout: 5x}
   - {method: orders.v1.OrderService/PlaceOrder, routing_key: d, patern: event}
 `), 0o600)
@@ -34,7 +34,7 @@ routes:
 	if code != 1 {
 		t.Errorf("validate bad file = %d; want 1", code)
 	}
-	for _, want := range []string{"4 problem(s)", "routes[0].method", "GetOrder?", "routes[1].method", "server-streaming",
+	for _, want := range []string{"4 problem(s)", "routes[0].method", "GetOrder?", "routes[1].pattern", "server-streaming",
 		"routes[2].timeout", "routes[3].patern", `did you mean "pattern"`} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("validate output lacks %q:\n%s", want, errOut)

@@ -1,0 +1,190 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/figway/figway/resilience"
+	"github.com/figway/figway/wire"
+)
+
+// Errors of the streams of server-streaming routes (docs/wire-protocol.md,
+// "Streaming replies"). [Code] maps each to its gRPC code.
+var (
+	// ErrStreamBroken: a stream stopped before its end message came — no
+	// message for the idle bound, or none before the deadline after the
+	// first one (a dead worker, a lost connection). It is always wrapped
+	// together with ErrUnavailable: a stream never ends OK short.
+	ErrStreamBroken = errors.New("stream ended without its end message")
+	// ErrStreamGap: a message of a stream was still missing when its end
+	// came, or at the deadline. It is always wrapped together with
+	// ErrBadReply (INTERNAL).
+	ErrStreamGap = errors.New("stream has a gap")
+	// ErrStreamBuffer: the caller read a stream slower than the worker
+	// sent it, and the messages figway held for it went over
+	// StreamBounds (RESOURCE_EXHAUSTED). The caller's doing: it does not
+	// count for the route's breaker.
+	ErrStreamBuffer = errors.New("stream buffer full: the caller reads slower than the worker sends")
+	// ErrStreamOnly: a server-streaming route was asked for one answer
+	// (InvokeRoute) by an ingress that cannot stream it (UNIMPLEMENTED).
+	ErrStreamOnly = errors.New("server-streaming method: served as a stream only")
+)
+
+// Defaults of [StreamBounds] (docs/operations.md, "Limits and timeouts").
+const (
+	DefaultStreamMessages = 1024
+	DefaultStreamBytes    = 8 << 20
+	DefaultStreamIdle     = 30 * time.Second
+)
+
+// StreamBounds bound one stream of a server-streaming route.
+type StreamBounds struct {
+	// Messages and Bytes bound the replies figway holds for one stream:
+	// received and not yet sent to the caller, in order or waiting for a
+	// missing one. Over either, the stream fails with ErrStreamBuffer. If
+	// 0, 1024 messages and 8 MiB of bodies.
+	Messages int
+	Bytes    int
+	// Idle bounds the time between two messages of a stream, once its
+	// first has come (before it, the deadline alone waits for the
+	// worker). If 0, 30s.
+	Idle time.Duration
+}
+
+// WithDefaults returns b with its zero fields set to their defaults.
+func (b StreamBounds) WithDefaults() StreamBounds {
+	if b.Messages <= 0 {
+		b.Messages = DefaultStreamMessages
+	}
+	if b.Bytes <= 0 {
+		b.Bytes = DefaultStreamBytes
+	}
+	if b.Idle <= 0 {
+		b.Idle = DefaultStreamIdle
+	}
+	return b
+}
+
+// Streams reports whether r is a route of a server-streaming method: its
+// calls are served with [Gateway.StreamRoute], not InvokeRoute.
+func (r *Route) Streams() bool { return r.Desc != nil && r.Desc.IsStreamingServer() }
+
+// StreamsToLegacy reports whether a call c of the streaming route r goes to
+// legacy: pinned there by r's PinBy header, or left there by r's canary
+// weight. It looks at c's headers only, so that the ingress can pass the
+// call through untouched, before it reads the request.
+func (g *Gateway) StreamsToLegacy(r *Route, c *Call) bool {
+	switch pin := g.pin(r, c); {
+	case pin == TargetLegacy:
+		g.stats(r.Method).pinnedLegacy.Add(1)
+		return true
+	case pin == TargetBroker:
+		g.stats(r.Method).pinnedBroker.Add(1)
+	case r.Weight != nil && g.legacy != nil:
+		if !toBroker(r, c) {
+			g.stats(r.Method).canaryLegacy.Add(1)
+			return true
+		}
+		g.stats(r.Method).canaryBroker.Add(1)
+	}
+	return false
+}
+
+// StreamRoute runs a call of the server-streaming route r through the
+// broker path as viaBroker runs a unary one — bulkhead, deadline (over the
+// whole stream), no-consumer check, breaker — and calls send with each
+// message of the worker's stream, in order, transcoded to c.Accept; the
+// first carries the reply's header metadata. It returns the end's Result
+// (its trailer) when the worker ended the stream OK, or the call's error:
+// a ReplyError for the worker's own status, a send error as it came.
+func (g *Gateway) StreamRoute(ctx context.Context, r *Route, c *Call, send func(*Result) error) (*Result, error) {
+	st, ok := g.pub.(Streamer)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w: the publisher carries no streams", r.Method, ErrUnavailable)
+	}
+	if !r.bulkhead.Acquire() {
+		return nil, fmt.Errorf("%s: %w (max_in_flight %d)", r.Method, ErrOverloaded, r.bulkhead.Limit())
+	}
+	defer r.bulkhead.Release()
+
+	now := time.Now()
+	deadline, ok := resilience.Deadline(ctx, now, r.Timeout)
+	if ok {
+		if !deadline.After(now) {
+			return nil, fmt.Errorf("%s: deadline passed before publishing: %w", r.Method, context.DeadlineExceeded)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	req, err := g.request(r, c)
+	if err != nil {
+		return nil, err
+	}
+	req.Deadline = deadline
+	idle := g.idle(ctx, r)
+	done, err := r.breaker.Allow()
+	if err != nil {
+		return nil, breakerError(r, err)
+	}
+	defer done(resilience.Ignored)
+	if idle != nil {
+		done(resilience.Failure)
+		return nil, idle
+	}
+	res, err := g.relay(ctx, st, r, c, req, send)
+	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, now), context.DeadlineExceeded) {
+		err = fmt.Errorf("%s: no end before the caller's deadline: %w", r.Method, context.DeadlineExceeded)
+	}
+	done(streamOutcome(err))
+	return res, err
+}
+
+// streamOutcome is what a stream's error says about its route: as a unary
+// call's (breakerOutcome), except that a caller too slow for the stream,
+// or gone while figway sent to it, is no failure of the route.
+func streamOutcome(err error) resilience.Outcome {
+	if errors.Is(err, ErrStreamBuffer) || errors.As(err, new(errSend)) {
+		return resilience.Ignored
+	}
+	return breakerOutcome(err)
+}
+
+// errSend marks an error of the ingress's send: the caller went away or
+// its transport failed; the route is not to blame.
+type errSend struct{ err error }
+
+func (e errSend) Error() string { return "sending to the caller: " + e.err.Error() }
+func (e errSend) Unwrap() error { return e.err }
+
+// relay publishes req and passes the messages of its stream to send until
+// the end.
+func (g *Gateway) relay(ctx context.Context, st Streamer, r *Route, c *Call, req *wire.Request, send func(*Result) error) (*Result, error) {
+	rs, err := st.Stream(ctx, r.Exchange, r.RoutingKey, req, g.streamBounds)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Method, err)
+	}
+	defer rs.Close()
+	for {
+		rep, end, err := rs.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.Method, err)
+		}
+		r.noteAnswered(time.Now())
+		if end {
+			if rep.Status != nil {
+				return nil, &ReplyError{Method: r.Method, Status: rep.Status, Header: rep.Header, Trailer: rep.Trailer}
+			}
+			return &Result{Header: rep.Header, Trailer: rep.Trailer}, nil
+		}
+		res, err := result(r, c, rep)
+		if err != nil {
+			return nil, err
+		}
+		if err := send(res); err != nil {
+			return nil, errSend{err}
+		}
+	}
+}
