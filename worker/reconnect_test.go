@@ -67,6 +67,13 @@ func TestReconnect(t *testing.T) {
 		poll.Until(t, timeout, fmt.Sprintf("Stats().Connects = %d", connects), func() bool { return w.Stats().Connects >= connects })
 	}
 
+	// On a freshly booted RabbitMQ 4.0.5 node, the first request after the
+	// worker began consuming went unanswered in about half the runs (a
+	// later one is answered; 3 s after the start, the first is): an open
+	// question, noted in docs/development.md. This test is about
+	// reconnecting, so it starts once a request is answered.
+	warmUp(t, url)
+
 	t.Run("connection closed", func(t *testing.T) {
 		echo(t)
 		closeAll(t)
@@ -153,4 +160,29 @@ func TestReconnect(t *testing.T) {
 		reconnected(t, 4, 30*time.Second)
 		echo(t)
 	})
+}
+
+// warmUp sends echo requests until one is answered, each given 2 s, for at
+// most 30 s, and logs how long that took.
+func warmUp(t *testing.T, url string) {
+	t.Helper()
+	c := newCaller(t, url)
+	begin := time.Now()
+	for try := 1; time.Since(begin) < 30*time.Second; try++ {
+		id := c.publish(testQueue, request(t, echoMethod, wrapperspb.String("warm-up")))
+		deadline := time.After(2 * time.Second)
+		for {
+			select {
+			case d := <-c.replies:
+				if d.CorrelationId != id {
+					continue // an earlier try's reply
+				}
+				t.Logf("the worker answered its first request %v after the test began to ask (try %d)", time.Since(begin).Round(time.Millisecond), try)
+				return
+			case <-deadline:
+			}
+			break
+		}
+	}
+	t.Fatal("the worker answered no request within 30 s")
 }
