@@ -158,7 +158,9 @@ func TestReconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 		reconnected(t, 4, 30*time.Second)
-		echo(t)
+		// A freshly booted 4.0 node again (see warmUp above): the worker
+		// serves once one request has been answered.
+		warmUp(t, url)
 	})
 }
 

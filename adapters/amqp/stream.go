@@ -97,13 +97,16 @@ type replyStream struct {
 	bounds gateway.StreamBounds
 	wake   chan struct{} // buffered 1: receive has changed something
 
-	mu      sync.Mutex
-	held    map[int64]part // received, not yet read
-	bytes   int            // of the bodies in held
-	next    int64          // the seq Next returns next
-	end     *part          // the end message, once received
-	endSeq  int64
-	err     error     // the stream's failure, once known to receive
+	mu     sync.Mutex
+	held   map[int64]part // received, not yet read
+	bytes  int            // of the bodies in held
+	next   int64          // the seq Next returns next
+	end    *part          // the end message, once received
+	endSeq int64
+	err    error // the stream's failure, once known to receive
+	// gap is the failure of an end that came with messages missing: it
+	// is the stream's once the messages before the gap have been read.
+	gap     error
 	arrived int       // replies received, duplicates included
 	last    time.Time // when the last reply was received
 	closed  bool
@@ -116,7 +119,7 @@ func (rs *replyStream) receive(d *amqp.Delivery) {
 	seq, end, perr := wire.StreamPart(d.Headers)
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.closed || rs.err != nil {
+	if rs.closed || rs.err != nil || rs.gap != nil {
 		return
 	}
 	rs.arrived++
@@ -153,8 +156,8 @@ func (rs *replyStream) ended(seq int64, d *amqp.Delivery) {
 		}
 	}
 	if missing := int(seq-rs.next) - have; missing > 0 {
-		rs.fail(fmt.Errorf("%w: %w: %d of messages %d to %d missing at the end", gateway.ErrBadReply, gateway.ErrStreamGap,
-			missing, rs.next, seq-1))
+		rs.gap = fmt.Errorf("%w: %w: %d of messages %d to %d missing at the end", gateway.ErrBadReply, gateway.ErrStreamGap,
+			missing, rs.next, seq-1)
 		return
 	}
 	rs.end, rs.endSeq = &part{headers: d.Headers}, seq
@@ -226,6 +229,12 @@ func (rs *replyStream) take() (rep *gateway.Reply, end bool, last time.Time, err
 			return nil, false, last, fmt.Errorf("%w: %v", gateway.ErrBadReply, err)
 		}
 		return &gateway.Reply{Body: p.body, ContentType: p.contentType, Header: m.Header, HTTPStatus: m.HTTPStatus}, false, last, nil
+	}
+	if rs.gap != nil {
+		// The messages before the gap have been read: the caller gets them,
+		// then the gap.
+		rs.fail(rs.gap)
+		return nil, false, last, rs.err
 	}
 	if rs.end != nil && rs.endSeq == rs.next {
 		rep, err := reply(&outcome{headers: rs.end.headers})
