@@ -67,13 +67,7 @@ func StartCluster(ctx context.Context, size int) (*Cluster, error) {
 	join := fmt.Sprintf("ok = rabbit:stop(), ok = rabbit_mnesia:reset(), "+
 		"ok = rabbit_mnesia:join_cluster('%s', disc).", c.Nodes[0].name)
 	for i, n := range c.Nodes[1:] {
-		wg.Go(func() {
-			if _, err := n.Ctl(ctx, "eval", join); err != nil {
-				errs[i+1] = err
-				return
-			}
-			errs[i+1] = startApp(ctx, n)
-		})
+		wg.Go(func() { errs[i+1] = joinNode(ctx, n, join) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -85,15 +79,18 @@ func StartCluster(ctx context.Context, size int) (*Cluster, error) {
 	return c, nil
 }
 
-// startApp starts the RabbitMQ application of n, which has just joined
-// the cluster. On a loaded machine the start has failed now and then with
-// Mnesia's own start killed ({killed,{mnesia_app,start,...}}, seen on
-// 4.0.5): it is tried up to three times.
-func startApp(ctx context.Context, n *Node) error {
+// joinNode runs join (stop, reset, join_cluster) on n and starts its
+// RabbitMQ application. On a loaded machine the start has failed now and
+// then — Mnesia's own start killed ({killed,{mnesia_app,start,...}}, seen
+// on 4.0.5), or no disc schema after the reset (has_no_disc, seen on
+// 3.10.8) — so the whole join is tried up to three times.
+func joinNode(ctx context.Context, n *Node, join string) error {
 	var err error
 	for try := 0; try < 3; try++ {
-		if _, err = n.Ctl(ctx, "start_app"); err == nil || ctx.Err() != nil {
-			return err
+		if _, err = n.Ctl(ctx, "eval", join); err == nil {
+			if _, err = n.Ctl(ctx, "start_app"); err == nil {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
