@@ -118,9 +118,12 @@ func dialGRPC(addr string) (*grpc.ClientConn, error) {
 	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
-// responder echoes every request of a queue to its reply_to, from several
-// channels: the service side of the amqp baselines.
-func startResponder(url, queue string, channels int) (stop func(), err error) {
+// startResponder echoes every request of queue to its reply_to, from
+// several channels: the service side of the amqp baselines. Without ack
+// it consumes with autoAck (amqp-raw's); with ack it acks manually, as an
+// at-least-once worker must — a request only once its reply is published
+// — and as cheaply as RabbitMQ allows (amqp-raw-ack's): see echoAcking.
+func startResponder(url, queue string, channels int, ack bool) (stop func(), err error) {
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		return nil, err
@@ -141,10 +144,14 @@ func startResponder(url, queue string, channels int) (stop func(), err error) {
 			}
 		}
 		ch.Qos(256, 0, false)
-		ds, err := ch.Consume(queue, "", true, false, false, false, nil)
+		ds, err := ch.Consume(queue, "", !ack, false, false, false, nil)
 		if err != nil {
 			conn.Close()
 			return nil, err
+		}
+		if ack {
+			wg.Go(func() { echoAcking(ch, ds) })
+			continue
 		}
 		wg.Go(func() {
 			for d := range ds {
@@ -153,6 +160,44 @@ func startResponder(url, queue string, channels int) (stop func(), err error) {
 		})
 	}
 	return func() { conn.Close(); wg.Wait() }, nil
+}
+
+// rawAckEvery bounds how many replied requests echoAcking leaves unacked
+// while more keep coming: well under the prefetch (256), so that the
+// broker never waits for an ack to deliver.
+const rawAckEvery = 64
+
+// echoAcking echoes the deliveries ds of ch, one goroutine owning ch, and
+// acks them with multiple set: one basic.ack for every request replied to
+// since the last, sent when no delivery is waiting or rawAckEvery have
+// gathered. Deliveries are handled in order, so the last tag settles
+// every earlier one. At c=1 that is one ack per request, as it must be;
+// under load, one per many.
+func echoAcking(ch *amqp.Channel, ds <-chan amqp.Delivery) {
+	var last uint64
+	unacked := 0
+	for {
+		var d amqp.Delivery
+		var ok bool
+		select {
+		case d, ok = <-ds: // another request is waiting: its ack can join
+		default:
+			if unacked > 0 {
+				ch.Ack(last, true)
+				unacked = 0
+			}
+			d, ok = <-ds
+		}
+		if !ok {
+			return
+		}
+		ch.Publish("", d.ReplyTo, false, false, amqp.Publishing{CorrelationId: d.CorrelationId, Body: d.Body})
+		last = d.DeliveryTag
+		if unacked++; unacked >= rawAckEvery {
+			ch.Ack(last, true)
+			unacked = 0
+		}
+	}
 }
 
 // rawClient is the amqp-raw baseline: request-reply with direct reply-to

@@ -19,6 +19,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(bareEnv); spec != "" {
 		exitServingBare(spec) // this test binary, started as the bare bridge
 	}
+	if spec := os.Getenv(serviceEnv); spec != "" {
+		exitServingService(spec) // this test binary, started as the service process
+	}
 	os.Exit(m.Run())
 }
 
@@ -40,8 +43,8 @@ func TestBench(t *testing.T) {
 			t.Errorf("%s c=%s: %s calls, %s errors; want some calls and no errors", m[1], m[2], m[3], m[4])
 		}
 	}
-	for _, s := range []string{"grpc-echo", "grpc-echo-inproc", "amqp-raw", "amqp-wire", "amqp-tutorial",
-		"figway-grpc", "figway-rest", "figway-rawecho", "figway-event", "bare-bridge", "watermill-bridge"} {
+	for _, s := range []string{"grpc-echo", "grpc-echo-inproc", "amqp-raw", "amqp-wire", "amqp-raw-ack", "amqp-tutorial",
+		"figway-grpc", "figway-rest", "figway-rawecho", "figway-rawecho-ack", "figway-event", "bare-bridge", "watermill-bridge"} {
 		if seen[s] != 2 {
 			t.Errorf("scenario %s: %d rows; want 2 (c=1 and c=64)", s, seen[s])
 		}
@@ -51,7 +54,7 @@ func TestBench(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(report), "\n")
 	last := lines[len(lines)-1]
-	if !regexp.MustCompile(`^efficiency=\d+\.\d\d vs-tutorial=\d+\.\d\d rest/grpc=\d+\.\d\d vs-watermill=\d+\.\d\d cpu-figway-us=\d+$`).MatchString(last) {
-		t.Errorf("last line %q; want efficiency=<n> vs-tutorial=<n> rest/grpc=<n> vs-watermill=<n> cpu-figway-us=<n>", last)
+	if !regexp.MustCompile(`^efficiency=\d+\.\d\d vs-tutorial=\d+\.\d\d rest/grpc=\d+\.\d\d vs-watermill=\d+\.\d\d cpu-figway-us=\d+ sdk/raw-ack=\d+\.\d\d gateway/bare-cpu=\d+\.\d\d$`).MatchString(last) {
+		t.Errorf("last line %q; want efficiency=<n> vs-tutorial=<n> rest/grpc=<n> vs-watermill=<n> cpu-figway-us=<n> sdk/raw-ack=<n> gateway/bare-cpu=<n>", last)
 	}
 }

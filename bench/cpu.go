@@ -8,20 +8,23 @@ import (
 )
 
 // procs are the processes whose CPU time the bench charges to each call:
-// figway, the broker, and everything else on the path (this process — load
-// generator, in-process servers and workers — and the echo server's).
+// figway, the broker, the service process (SDK workers and raw
+// responders: service.go), and everything else on the path (this process
+// — load generator, in-process servers and workers — and the echo
+// server's).
 type procs struct {
-	figway, broker, echo int // pids; 0 while not running
+	figway, broker, worker, echo int // pids; 0 while not running
 }
 
-// cpuTime is CPU time in clock ticks (user + system) of figway, the broker
-// and the rest.
-type cpuTime struct{ figway, broker, other int64 }
+// cpuTime is CPU time in clock ticks (user + system) of figway, the
+// broker, the service process and the rest.
+type cpuTime struct{ figway, broker, worker, other int64 }
 
 func (p *procs) now() cpuTime {
 	return cpuTime{
 		figway: ticks(p.figway),
 		broker: ticks(p.broker),
+		worker: ticks(p.worker),
 		other:  ticks(os.Getpid()) + ticks(p.echo),
 	}
 }
@@ -36,13 +39,14 @@ func (b cpuTime) perCall(a cpuTime, calls int) cpuUse {
 		return cpuUse{}
 	}
 	us := func(t int64) float64 { return float64(t) * 1e6 / clockTick / float64(calls) }
-	return cpuUse{figway: us(b.figway - a.figway), broker: us(b.broker - a.broker), other: us(b.other - a.other)}
+	return cpuUse{figway: us(b.figway - a.figway), broker: us(b.broker - a.broker),
+		worker: us(b.worker - a.worker), other: us(b.other - a.other)}
 }
 
 // cpuUse is CPU µs per call, by process.
-type cpuUse struct{ figway, broker, other float64 }
+type cpuUse struct{ figway, broker, worker, other float64 }
 
-func (c cpuUse) total() float64 { return c.figway + c.broker + c.other }
+func (c cpuUse) total() float64 { return c.figway + c.broker + c.worker + c.other }
 
 // ticks reads the CPU time of pid from /proc; 0 if pid is 0 or gone.
 func ticks(pid int) int64 {

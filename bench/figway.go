@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,6 +40,7 @@ routes:
   - {method: orders.v1.OrderService/PlaceOrder, routing_key: bench.events, pattern: event}
   - {method: orders.v1.OrderService/ListOrders, routing_key: bench.slow}
   - {method: orders.v1.OrderService/CancelOrder, routing_key: bench.echo}
+  - {method: orders.v1.OrderService/ExportOrders, routing_key: bench.echo-ack}
 topology:
   queues: [{name: bench.figway}, {name: bench.events}, {name: bench.slow}]
 `
@@ -168,21 +168,11 @@ func (p *figwayProc) metric(name string) float64 {
 	return -1
 }
 
-// startWorkers runs the service side of the figway scenarios: an SDK
-// worker echoing GetOrder, one answering ListOrders after hold, and a
-// consumer draining the events.
-func startWorkers(ctx context.Context, url string, hold time.Duration, consumers int) (stop func(), stats func() worker.Stats, err error) {
+// startWorkers runs the rest of the figway scenarios' service side, in
+// the bench's process: an SDK worker answering ListOrders after hold (the
+// holding test), and a consumer draining the events.
+func startWorkers(ctx context.Context, url string, hold time.Duration) (stop func(), err error) {
 	log := slog.New(slog.DiscardHandler)
-	// As many echo workers as the amqp-raw responder has channels: a
-	// worker holds one channel, and services scale out by running more.
-	var echoes []*worker.Worker
-	for range consumers {
-		echo := worker.New(worker.Config{URL: url, Queue: "bench.figway", Concurrency: 64, Prefetch: 256, Logger: log})
-		worker.Handle(echo, "orders.v1.OrderService/GetOrder", func(_ context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
-			return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
-		})
-		echoes = append(echoes, echo)
-	}
 	slow := worker.New(worker.Config{URL: url, Queue: "bench.slow", Concurrency: 12000, Prefetch: 12000, Logger: log})
 	worker.Handle(slow, "orders.v1.OrderService/ListOrders", func(ctx context.Context, _ *ordersv1.ListOrdersRequest) (*ordersv1.ListOrdersResponse, error) {
 		select {
@@ -192,42 +182,20 @@ func startWorkers(ctx context.Context, url string, hold time.Duration, consumers
 		}
 		return &ordersv1.ListOrdersResponse{}, nil
 	})
-	stats = func() worker.Stats {
-		var sum worker.Stats
-		for _, e := range echoes {
-			s := e.Stats()
-			sum.Replied += s.Replied
-			sum.Acks += s.Acks
-		}
-		return sum
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, w := range append(echoes, slow) {
-		wg.Go(func() { w.Run(ctx) })
-	}
-	// figway fails an rpc call at once while its queue has no consumer
-	// (docs/errors.md): the scenarios start once every worker consumes.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		all := true
-		for _, w := range append(echoes, slow) {
-			all = all && w.Stats().Connects > 0
-		}
-		if all {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			wg.Wait()
-			return nil, nil, errors.New("the bench's workers did not consume within 20s")
-		}
+	wg.Go(func() { slow.Run(ctx) })
+	if err := waitConsuming([]*worker.Worker{slow}); err != nil {
+		cancel()
+		wg.Wait()
+		return nil, err
 	}
 
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		cancel()
 		wg.Wait()
-		return nil, nil, err
+		return nil, err
 	}
 	ch, _ := conn.Channel()
 	ds, err := ch.Consume("bench.events", "", true, false, false, false, nil)
@@ -235,11 +203,11 @@ func startWorkers(ctx context.Context, url string, hold time.Duration, consumers
 		cancel()
 		wg.Wait()
 		conn.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	go func() {
 		for range ds {
 		}
 	}()
-	return func() { cancel(); wg.Wait(); conn.Close() }, stats, nil
+	return func() { cancel(); wg.Wait(); conn.Close() }, nil
 }

@@ -9,6 +9,9 @@
 //	grpc-echo-inproc  the same echo server inside the bench's process (reference)
 //	amqp-wire      amqp-raw with figway's messages: wire headers, mandatory, confirms (reference)
 //	amqp-raw       amqp091-go request-reply, direct reply-to over a few channels, echo responder
+//	amqp-raw-ack   amqp-raw against an echo responder that acks manually, as
+//	               cheaply as RabbitMQ allows (multiple, gathered): the floor
+//	               of an at-least-once worker
 //	amqp-tutorial  RabbitMQ's tutorial RPC: a channel and exclusive reply queue per call
 //	figway-grpc    gRPC client → figway → RabbitMQ → worker (SDK) → back
 //	figway-rest    the same through REST/JSON
@@ -17,6 +20,8 @@
 //	               call sampled, spans exported over OTLP to a local receiver
 //	figway-rawecho figway-grpc's path with amqp-raw's echo responder in place
 //	               of the SDK worker: figway's own cost, apart from the SDK's
+//	figway-rawecho-ack  figway-rawecho with amqp-raw-ack's responder: the
+//	               floor figway-grpc's SDK workers are measured against
 //	bare-bridge    the least a gateway process can do: grpc-go → amqp-wire's
 //	               messages → the echo responder → back, nothing else
 //	               (bare.go): the floor of figway's CPU per call
@@ -55,7 +60,7 @@ func main() {
 	holding := flag.Int("holding", 10000, "concurrent calls in the holding test (0 skips it)")
 	hold := flag.Duration("hold", 2*time.Second, "how long the worker holds each call in the holding test")
 	channels := flag.Int("channels", 4, "AMQP channels of figway and of amqp-raw")
-	profile := flag.String("profile", "", "if set, write figway's CPU profile during figway-grpc c=64 to this file, and its allocation profile after figway-grpc to this file + .allocs")
+	profile := flag.String("profile", "", "if set, write figway's CPU profile during figway-grpc c=64 to this file, and its allocation profile after figway-grpc to this file + .allocs; the SDK workers' to this file + .worker and .worker.allocs")
 	trace := flag.String("trace", "", "if set, write figway's execution trace of 1s of figway-grpc c=1 to this file (go tool trace)")
 	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
 	flag.Parse()
@@ -67,6 +72,9 @@ func main() {
 	}
 	if spec := os.Getenv(bareEnv); spec != "" {
 		exitServingBare(spec)
+	}
+	if spec := os.Getenv(serviceEnv); spec != "" {
+		exitServingService(spec)
 	}
 	if *only != "" {
 		for _, s := range strings.Split(*only, ",") {
@@ -143,23 +151,27 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 		stop()
 	}
 
-	// 2. amqp-raw and 3. amqp-tutorial, against one echo responder; it
-	// serves figway-rawecho too.
-	stopResp, err := startResponder(url, "bench.echo", channels)
+	// 2. amqp-raw, amqp-wire, amqp-raw-ack and 3. amqp-tutorial, against
+	// the echo responders of the service process, which serve
+	// figway-rawecho(-ack) and bare-bridge too, beside the SDK workers.
+	svc, err := startService(url, channels)
 	if err != nil {
 		return err
 	}
-	defer stopResp()
-	for _, wire := range []bool{false, true} {
-		raw, err := newRawClient(url, channels, wire)
+	defer svc.stop()
+	ps.worker = svc.pid
+	for _, s := range []struct {
+		name, queue string
+		wire        bool
+	}{{"amqp-raw", rawQueue, false}, {"amqp-wire", rawQueue, true}, {"amqp-raw-ack", ackQueue, false}} {
+		if len(selected) > 0 && !selected[s.name] {
+			continue
+		}
+		raw, err := newRawClient(url, channels, s.wire)
 		if err != nil {
 			return err
 		}
-		name := "amqp-raw"
-		if wire {
-			name = "amqp-wire"
-		}
-		measure(name, func(ctx context.Context) error { return raw.call(ctx, "bench.echo", body) })
+		measure(s.name, func(ctx context.Context) error { return raw.call(ctx, s.queue, body) })
 		raw.conn.Close()
 	}
 	tconn, err := amqp.Dial(url)
@@ -167,7 +179,7 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 		return err
 	}
 	var seq atomic.Uint64
-	measure("amqp-tutorial", func(ctx context.Context) error { return tutorialCall(ctx, tconn, "bench.echo", body, &seq) })
+	measure("amqp-tutorial", func(ctx context.Context) error { return tutorialCall(ctx, tconn, rawQueue, body, &seq) })
 	tconn.Close()
 
 	// 4–6. figway, as its own process.
@@ -177,7 +189,7 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	}
 	defer fw.stop()
 	ps.figway = fw.cmd.Process.Pid
-	stopWorkers, workerStats, err := startWorkers(ctx, url, hold, channels)
+	stopWorkers, err := startWorkers(ctx, url, hold)
 	if err != nil {
 		return err
 	}
@@ -194,20 +206,21 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	// the c=64 run that follows.
 	var profiled sync.WaitGroup
 	if profile != "" {
-		profiled.Go(func() {
-			fetch(fw, profile, fmt.Sprintf("profile?seconds=%d", int(dur.Seconds())-1), dur+200*time.Millisecond)
-		})
+		cpu := fmt.Sprintf("profile?seconds=%d", int(dur.Seconds())-1)
+		profiled.Go(func() { fetch(fw.admin, profile, cpu, dur+200*time.Millisecond) })
+		profiled.Go(func() { fetch(svc.addr, profile+".worker", cpu, dur+200*time.Millisecond) })
 	}
 	if trace != "" {
-		profiled.Go(func() { fetch(fw, trace, "trace?seconds=1", 200*time.Millisecond) })
+		profiled.Go(func() { fetch(fw.admin, trace, "trace?seconds=1", 200*time.Millisecond) })
 	}
-	before := workerStats()
+	before := svc.stats()
 	measure("figway-grpc", getOrder)
 	profiled.Wait()
-	if profile != "" { // figway's allocations since its start, mostly figway-grpc's calls
-		fetch(fw, profile+".allocs", "allocs", 0)
+	if profile != "" { // allocations since the start, mostly figway-grpc's calls
+		fetch(fw.admin, profile+".allocs", "allocs", 0)
+		fetch(svc.addr, profile+".worker.allocs", "allocs", 0)
 	}
-	acks := workerStats()
+	acks := svc.stats()
 	acks.Replied -= before.Replied
 	acks.Acks -= before.Acks
 
@@ -234,6 +247,16 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	// customer_id}: the raw responder can answer it as it is.
 	measure("figway-rawecho", func(ctx context.Context) error {
 		o, err := fc.CancelOrder(ctx, &ordersv1.CancelOrderRequest{OrderId: id})
+		if err == nil && len(o.GetOrderId()) != len(id) {
+			return fmt.Errorf("wrong reply")
+		}
+		return err
+	})
+	// ExportOrders goes to the manual-ack responder (routesTmpl); the
+	// request is figway-grpc's, and so is the echo read back.
+	measure("figway-rawecho-ack", func(ctx context.Context) error {
+		o := new(ordersv1.Order)
+		err := fconn.Invoke(ctx, ordersv1.OrderService_ExportOrders_FullMethodName, &ordersv1.GetOrderRequest{OrderId: id}, o)
 		if err == nil && len(o.GetOrderId()) != len(id) {
 			return fmt.Errorf("wrong reply")
 		}
@@ -332,11 +355,11 @@ func restUp(addr string) bool {
 	return true
 }
 
-// fetch saves what figway's /debug/pprof/<what> serves to path, asking
-// after delay.
-func fetch(fw *figwayProc, path, what string, delay time.Duration) {
+// fetch saves what /debug/pprof/<what> on addr (figway's admin listener,
+// the service process's) serves to path, asking after delay.
+func fetch(addr, path, what string, delay time.Duration) {
 	time.Sleep(delay)
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", fw.admin, what))
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", addr, what))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
 		return
@@ -362,13 +385,13 @@ func find(rs []result, name string, conc int) (result, bool) {
 
 func report(w io.Writer, rs []result, hr holdResult, acks worker.Stats) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\tcpu:gateway\tcpu:broker\tcpu:other\tcpu:all\t")
+	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\tcpu:gateway\tcpu:broker\tcpu:worker\tcpu:other\tcpu:all\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.0f\t%.0f\t\n", r.scenario, r.conc, r.calls, r.errors, r.rps(),
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpu.figway, r.cpu.broker, r.cpu.other, r.cpu.total())
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", r.scenario, r.conc, r.calls, r.errors, r.rps(),
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpu.figway, r.cpu.broker, r.cpu.worker, r.cpu.other, r.cpu.total())
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of the gateway (figway; the bridge in bare-bridge and watermill-bridge), of the broker, and of the rest (load generator, workers, responder, echo server)")
+	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of the gateway (figway; the bridge in bare-bridge and watermill-bridge), of the broker, of the worker (the process of the SDK workers and the raw responders), and of the rest (load generator, echo server, Watermill workers)")
 	for _, r := range rs {
 		if r.firstErr != nil {
 			fmt.Fprintf(w, "first error of %s c=%d: %v\n", r.scenario, r.conc, r.firstErr)
@@ -422,6 +445,18 @@ func report(w io.Writer, rs []result, hr holdResult, acks worker.Stats) {
 			t64.cpu.figway, fg.cpu.figway, 100*(t64.cpu.figway/fg.cpu.figway-1), t1.p50.Round(time.Microsecond), f1.p50.Round(time.Microsecond),
 			(t1.p50 - f1.p50).Round(time.Microsecond))
 	}
-	fmt.Fprintf(w, "efficiency=%.2f vs-tutorial=%.2f rest/grpc=%s vs-watermill=%s cpu-figway-us=%.0f\n",
-		fg.rps()/ideal, fg.rps()/tut.rps(), ratio(fr, fg, haveREST), ratio(fg, wm, haveWM), fg.cpu.figway)
+	ra, haveRA := find(rs, "figway-rawecho-ack", 64)
+	if haveRA {
+		ra1, _ := find(rs, "figway-rawecho-ack", 1)
+		fmt.Fprintf(w, "sdk vs raw-ack (figway-grpc vs figway-rawecho-ack): calls/s c=64 %.0f vs %.0f (%.2f); c=1 p50 %v vs %v (%+v); worker cpu/reply c=64 %.0fµs vs %.0fµs (%.2f)\n",
+			fg.rps(), ra.rps(), fg.rps()/ra.rps(), f1.p50.Round(time.Microsecond), ra1.p50.Round(time.Microsecond),
+			(f1.p50 - ra1.p50).Round(time.Microsecond), fg.cpu.worker, ra.cpu.worker, fg.cpu.worker/ra.cpu.worker)
+	}
+	bareCPU := "n/a"
+	fe, haveFE := find(rs, "figway-rawecho", 64)
+	if bb, ok := find(rs, "bare-bridge", 64); ok && haveFE && bb.cpu.figway > 0 {
+		bareCPU = fmt.Sprintf("%.2f", fe.cpu.figway/bb.cpu.figway)
+	}
+	fmt.Fprintf(w, "efficiency=%.2f vs-tutorial=%.2f rest/grpc=%s vs-watermill=%s cpu-figway-us=%.0f sdk/raw-ack=%s gateway/bare-cpu=%s\n",
+		fg.rps()/ideal, fg.rps()/tut.rps(), ratio(fr, fg, haveREST), ratio(fg, wm, haveWM), fg.cpu.figway, ratio(fg, ra, haveRA), bareCPU)
 }
