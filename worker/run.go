@@ -225,7 +225,14 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 	cancelsDone = w.listenCancels(conn)
 	w.stats.connects.Add(1)
 	w.log.Info("consuming", "queue", w.cfg.Queue, "prefetch", w.cfg.Prefetch, "concurrency", w.cfg.Concurrency)
+	return true, s.dispatch(ctx, sctx, sem, deliveries)
+}
 
+// dispatch hands each delivery to a handler, at most Concurrency at once
+// (sem), and suspects to the quarantine, until ctx ends (the worker stops:
+// it drains the handlers) or sctx does (the session is lost: its cause).
+func (s *session) dispatch(ctx, sctx context.Context, sem chan struct{}, deliveries <-chan amqp.Delivery) error {
+	w := s.w
 	// wake is signalled when a handler returns, aloneDone when a suspect
 	// run alone does: a suspect in quarantine may run now.
 	wake, aloneDone := make(chan struct{}, 1), make(chan struct{}, 1)
@@ -251,38 +258,42 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 			d := pending[0]
 			pending = pending[1:]
 			if ended, err := take(&d); ended {
-				return true, err
+				return err
 			}
 			continue
 		}
 		if d := s.nextAlone(); d != nil {
 			if ended, err := s.start(ctx, sctx, sem, d, wake, aloneDone); ended {
-				return true, err
+				return err
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return true, s.drain(sem)
+			return s.drain(sem)
 		case <-sctx.Done():
-			return true, context.Cause(sctx)
+			return context.Cause(sctx)
 		case <-wake:
 		case <-aloneDone:
 			s.doneAlone()
 		case d, ok := <-deliveries:
 			if !ok {
-				// The channel closed or the broker cancelled the consumer;
-				// watch says which.
-				select {
-				case <-sctx.Done():
-					return true, context.Cause(sctx)
-				case <-time.After(time.Second):
-					return true, errors.New("deliveries stopped")
-				}
+				return stopped(sctx)
 			}
 			if ended, err := take(&d); ended {
-				return true, err
+				return err
 			}
 		}
+	}
+}
+
+// stopped is why a session's deliveries stopped: its channel closed or the
+// broker cancelled its consumer, and watch says which by ending sctx.
+func stopped(sctx context.Context) error {
+	select {
+	case <-sctx.Done():
+		return context.Cause(sctx)
+	case <-time.After(time.Second):
+		return errors.New("deliveries stopped")
 	}
 }
 

@@ -202,12 +202,57 @@ func event(span trace.Span, name string) {
 // It reports whether it did both.
 func (s *session) reply(d *amqp.Delivery, o outcome) bool {
 	w := s.w
+	if o.skipped {
+		w.stats.shadowsSkipped.Add(1)
+	}
+	p := s.replyMessage(d, o)
+	// A poison request is rejected rather than acked, so that a queue
+	// with a dead-letter exchange keeps it for someone to look at.
+	settled := s.finish
+	if o.poison {
+		settled = func(d *amqp.Delivery) error { return s.acks.reject(d.DeliveryTag) }
+	}
+	if w.gone.has(d.ReplyTo) {
+		// A reply to this address crashed the channel before: its caller's
+		// channel is gone, and so is any use in replying.
+		w.stats.repliesDropped.Add(1)
+		w.log.LogAttrs(context.Background(), slog.LevelWarn, "caller's reply-to is gone: request acked without its reply",
+			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
+		s.settle(d, func() error { return settled(d) })
+		return false
+	}
+	if d.Redelivered && strings.HasPrefix(d.ReplyTo, wire.DirectReplyTo+".") {
+		ok := s.settle(d, func() error { return s.replyAlone(d, p, settled) })
+		if ok {
+			w.stats.replied.Add(1)
+		}
+		return ok
+	}
+	ok := s.settle(d, func() error {
+		// The default exchange routes to the queue named by reply_to,
+		// including amq.rabbitmq.reply-to.* names. No confirm mode: the
+		// ack below travels on the same channel, so the broker has taken
+		// the reply before it sees the ack, and an unroutable reply (the
+		// caller's reply queue is gone) has nobody to go to anyway.
+		if err := s.ch.Publish("", d.ReplyTo, false, false, *p); err != nil {
+			return fmt.Errorf("publish reply: %w", err)
+		}
+		return settled(d)
+	})
+	if ok {
+		w.stats.replied.Add(1)
+	}
+	return ok
+}
+
+// replyMessage is the reply to d that carries o: its status and reply
+// metadata as headers, trimmed to the connection's frame_max. An error
+// status is logged, at warning level for the codes of a worker's bug.
+func (s *session) replyMessage(d *amqp.Delivery, o outcome) *amqp.Publishing {
+	w := s.w
 	h, err := wire.SetReplyMetadata(nil, o.meta)
 	if err != nil { // SetHeader and SetTrailer checked the keys already
 		h, o.st, o.body = nil, status.New(codes.Internal, "worker: "+err.Error()), nil
-	}
-	if o.skipped {
-		w.stats.shadowsSkipped.Add(1)
 	}
 	p := amqp.Publishing{
 		Headers:       wire.SetStatus(h, o.st),
@@ -236,43 +281,7 @@ func (s *session) reply(d *amqp.Delivery, o outcome) bool {
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "reply headers over the broker's frame_max: trimmed",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId), slog.Int("frame_max", s.frameMax))
 	}
-	// A poison request is rejected rather than acked, so that a queue
-	// with a dead-letter exchange keeps it for someone to look at.
-	settled := s.finish
-	if o.poison {
-		settled = func(d *amqp.Delivery) error { return s.acks.reject(d.DeliveryTag) }
-	}
-	if w.gone.has(d.ReplyTo) {
-		// A reply to this address crashed the channel before: its caller's
-		// channel is gone, and so is any use in replying.
-		w.stats.repliesDropped.Add(1)
-		w.log.LogAttrs(context.Background(), slog.LevelWarn, "caller's reply-to is gone: request acked without its reply",
-			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId))
-		s.settle(d, func() error { return settled(d) })
-		return false
-	}
-	if d.Redelivered && strings.HasPrefix(d.ReplyTo, wire.DirectReplyTo+".") {
-		ok := s.settle(d, func() error { return s.replyAlone(d, &p, settled) })
-		if ok {
-			w.stats.replied.Add(1)
-		}
-		return ok
-	}
-	ok := s.settle(d, func() error {
-		// The default exchange routes to the queue named by reply_to,
-		// including amq.rabbitmq.reply-to.* names. No confirm mode: the
-		// ack below travels on the same channel, so the broker has taken
-		// the reply before it sees the ack, and an unroutable reply (the
-		// caller's reply queue is gone) has nobody to go to anyway.
-		if err := s.ch.Publish("", d.ReplyTo, false, false, p); err != nil {
-			return fmt.Errorf("publish reply: %w", err)
-		}
-		return settled(d)
-	})
-	if ok {
-		w.stats.replied.Add(1)
-	}
-	return ok
+	return &p
 }
 
 // settle runs f, which uses s's channel, under s.mu. It reports whether f
