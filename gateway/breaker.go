@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/figway/figway/resilience"
+	"github.com/figway/figway/wire"
 )
 
 // breakerLog carries the transitions of a table's breakers to the
@@ -64,7 +65,8 @@ func breakerError(r *Route, err error) error {
 // about the route's destination — no reply before the deadline (whoever set
 // it), a nack, a return, a reply that does not decode, the service
 // replying UNAVAILABLE, INTERNAL or DEADLINE_EXCEEDED. Ignored: what says
-// nothing of the route — the caller cancelling, and figway's own link to
+// nothing of the route — a worker refusing one request as poison, the
+// caller cancelling, and figway's own link to
 // the broker failing (not connected, blocked, channel or connection lost,
 // shutting down), which fails every route alike and is the connection
 // supervisor's business; counting it would turn a reconnect of a few
@@ -77,7 +79,14 @@ func breakerOutcome(err error) resilience.Outcome {
 	var re *ReplyError
 	if errors.As(err, &re) {
 		switch re.Status.Code() {
-		case codes.Unavailable, codes.Internal, codes.DeadlineExceeded:
+		case codes.Internal:
+			if wire.IsPoisonRefusal(re.Status.Message()) {
+				// A worker refused this one request as poison: its own
+				// fault, not the route's, and the pool serves on.
+				return resilience.Ignored
+			}
+			return resilience.Failure
+		case codes.Unavailable, codes.DeadlineExceeded:
 			return resilience.Failure
 		}
 		return resilience.Success

@@ -149,6 +149,9 @@ func TestBreakerClassification(t *testing.T) {
 		{"service UNKNOWN", reply(codes.Unknown), false, false},
 		{"service UNAVAILABLE", reply(codes.Unavailable), false, true},
 		{"service INTERNAL", reply(codes.Internal), false, true},
+		{"a worker refusing a poison request", func(context.Context, int64, *wire.Request) (*gateway.Reply, error) {
+			return &gateway.Reply{Status: status.New(codes.Internal, wire.PoisonRefusal+": delivered 3 times before")}, nil
+		}, false, false},
 		{"service DEADLINE_EXCEEDED", reply(codes.DeadlineExceeded), false, true},
 		{"not connected", failWith(fmt.Errorf("%w: %w: not connected", gateway.ErrUnavailable, gateway.ErrNotPublished)), false, false},
 		{"blocked", failWith(fmt.Errorf("%w: %w: connection blocked by the broker: low on memory", gateway.ErrUnavailable, gateway.ErrNotPublished)), false, false},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -157,3 +158,12 @@ func SetStatus(h map[string]any, st *status.Status) map[string]any {
 	}
 	return h
 }
+
+// PoisonRefusal starts the figway-message of a worker's INTERNAL reply to
+// a request it refused to run because it had been delivered too many
+// times (docs/wire-protocol.md, "Poison requests").
+const PoisonRefusal = "poison request"
+
+// IsPoisonRefusal reports whether msg, the message of an INTERNAL reply,
+// is a worker refusing a poison request.
+func IsPoisonRefusal(msg string) bool { return strings.HasPrefix(msg, PoisonRefusal) }

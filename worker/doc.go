@@ -87,10 +87,13 @@
 // not only the one that killed it. So that the others are not refused in
 // turn, a redelivered request is quarantined: the worker narrows its
 // prefetch to 1 and runs it only when nothing else of its own runs or
-// waits for an ack, one at a time. A new connection starts narrow too, and
-// the prefetch widens again once fresh requests come and no redelivered
-// one has for 2 s. After a lost connection, the requests it held therefore
-// run one at a time until they are through.
+// waits for an ack, one at a time, handing the other redelivered requests
+// it holds back to the queue as copies that carry their count first (see
+// docs/wire-protocol.md, "Poison requests"). A new connection starts
+// narrow too, for a quarter of a second, and the prefetch widens again
+// once no redelivered request has come for 2 s. After a lost connection,
+// until the requests it held are through and for 2 s after, a worker runs
+// one request at a time.
 //
 // # Concurrency and flow control
 //

@@ -17,17 +17,38 @@ const defaultMaxDeliveries = 3
 // such header; they only flag a redelivery.
 const deliveryCountHeader = "x-delivery-count"
 
+// carriedCountHeader is the header in which a request set aside by a
+// worker (quarantine.go) carries the deliveries its queue had counted
+// against it: the copy starts the queue's count again from nothing, and
+// its count is the sum of both (docs/wire-protocol.md, "Poison requests").
+const carriedCountHeader = "figway-delivery-count"
+
 // deliveryCount returns the number of times d was delivered before, as
-// its queue counted them, and whether the queue counts at all.
+// its queue counted them plus what a set-aside copy carries, and whether
+// anything counts at all.
 func deliveryCount(d *amqp.Delivery) (n int64, ok bool) {
-	// RabbitMQ sends it as a long (int64 here); a signed int is taken too.
-	switch v := d.Headers[deliveryCountHeader].(type) {
+	queued, ok1 := countHeader(d.Headers[deliveryCountHeader])
+	carried, ok2 := countHeader(d.Headers[carriedCountHeader])
+	return queued + carried, ok1 || ok2
+}
+
+// countHeader reads a count header: RabbitMQ sends x-delivery-count as a
+// long (int64 here); a signed int is taken too, and a negative one is not
+// a count.
+func countHeader(v any) (int64, bool) {
+	var n int64
+	switch v := v.(type) {
 	case int64:
-		return v, true
+		n = v
 	case int32:
-		return int64(v), true
+		n = int64(v)
+	default:
+		return 0, false
 	}
-	return 0, false
+	if n < 0 {
+		return 0, false
+	}
+	return n, true
 }
 
 // poisoned reports whether d has been delivered more than max times: the

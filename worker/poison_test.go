@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/wire"
+	"github.com/figway/figway/wire/amqpwire"
 	"github.com/figway/figway/worker"
 )
 
@@ -66,6 +69,7 @@ func TestPoisonRequest(t *testing.T) {
 		name          string
 		args          amqp.Table
 		bounces, max  int
+		carried       int64 // figway-delivery-count
 		wantPoison    bool
 		wantDeadLeter bool
 	}{
@@ -74,6 +78,8 @@ func TestPoisonRequest(t *testing.T) {
 		{name: "quorum, 3 deliveries before, max 4", args: quorum, bounces: 3, max: 4},
 		{name: "quorum, 3 deliveries before, max -1", args: quorum, bounces: 3, max: -1},
 		{name: "classic, 3 deliveries before", bounces: 3},
+		{name: "quorum, 1 delivery before and 2 carried by a set-aside copy", args: quorum, bounces: 1, carried: 2, wantPoison: true, wantDeadLeter: true},
+		{name: "classic, 3 carried by a set-aside copy", carried: 3, wantPoison: true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +88,14 @@ func TestPoisonRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := newCaller(t, url)
-			id := c.publish(queue, request(t, echoMethod, wrapperspb.String("crashes its worker")))
+			r := request(t, echoMethod, wrapperspb.String("crashes its worker"))
+			r.CorrelationID, r.ReplyTo = wire.NewID(), wire.DirectReplyTo
+			p := amqpwire.Publishing(&r, time.Now())
+			if tt.carried > 0 {
+				p.Headers["figway-delivery-count"] = tt.carried
+			}
+			c.publishRaw("", queue, p)
+			id := r.CorrelationID
 			counts := bounce(t, url, queue, tt.bounces)
 			t.Logf("x-delivery-count of the bounced deliveries: %v", counts)
 
@@ -214,5 +227,73 @@ func TestQuarantine(t *testing.T) {
 	answered(publish())
 	if p := peak.Load(); p < 2 {
 		t.Errorf("fresh requests 2.5 s later: peak concurrent handlers = %d; want more than 1", p)
+	}
+}
+
+// TestSetAside: a worker holding several redelivered requests runs one of
+// them alone and hands the others back to the queue as copies carrying
+// their count (docs/wire-protocol.md, "Poison requests"), so that a crash
+// while it runs would charge nothing beside it. Each request is answered
+// once, its handler run once. (TestPoisonRequest's carried cases show that
+// a copy's count is read.)
+func TestSetAside(t *testing.T) {
+	t.Parallel()
+	url := rabbitmq.ForTest(t).NewVHost(t)
+	admin := channel(t, dial(t, url))
+	const queue = "setaside"
+	args := amqp.Table{"x-queue-type": "quorum"}
+	if _, err := admin.QueueDeclare(queue, true, false, false, false, args); err != nil {
+		t.Fatal(err)
+	}
+	runs := map[string]int{}
+	var mu sync.Mutex
+	w, _ := startWorker(t, worker.Config{URL: url, Queue: queue}, func(w *worker.Worker) {
+		worker.Handle(w, echoMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+			mu.Lock()
+			runs[req.GetValue()]++
+			mu.Unlock()
+			return wrapperspb.String("echo: " + req.GetValue()), nil
+		})
+	})
+	c := newCaller(t, url)
+	// A fresh request, answered once the session has widened (a new
+	// session stays narrow a quarter of a second).
+	time.Sleep(time.Second)
+	c.publish(queue, request(t, echoMethod, wrapperspb.String("fresh")))
+	c.next()
+
+	// A burst of requests counted once before — as a crashed worker's
+	// prefetch comes back — reaches the wide consumer at once.
+	const n = 16
+	ids := map[string]bool{}
+	for i := range n {
+		r := request(t, echoMethod, wrapperspb.String(fmt.Sprint("suspect ", i)))
+		r.CorrelationID, r.ReplyTo = wire.NewID(), wire.DirectReplyTo
+		p := amqpwire.Publishing(&r, time.Now())
+		p.Headers["figway-delivery-count"] = int64(1)
+		c.publishRaw("", queue, p)
+		ids[r.CorrelationID] = true
+	}
+	got := map[string]int{}
+	c.collect(ids, got)
+	for id, k := range got {
+		if k != 1 {
+			t.Errorf("request %s answered %d times; want once", id, k)
+		}
+	}
+	mu.Lock()
+	for v, k := range runs {
+		if k != 1 {
+			t.Errorf("handler ran %d times for %q; want once", k, v)
+		}
+	}
+	mu.Unlock()
+	st := w.Stats()
+	t.Logf("stats: %+v", st)
+	if st.SetAside == 0 {
+		t.Errorf("SetAside = 0; want the suspects held beside the one run alone set aside")
+	}
+	if st.Poisoned != 0 {
+		t.Errorf("Poisoned = %d; want 0", st.Poisoned)
 	}
 }

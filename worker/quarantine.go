@@ -1,12 +1,17 @@
 package worker
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/figway/figway/wire"
 )
 
 // The quarantine keeps a poison request from taking other requests down
@@ -26,28 +31,45 @@ import (
 // nothing more while it holds one; it runs a suspect only when nothing
 // else of it runs or waits for an ack, and starts nothing else until the
 // suspect is done; and it runs held suspects one at a time, the least
-// counted first. A new session starts narrow, since a restarted worker is
-// the first to receive what its crashed predecessor held. It widens again
-// on the first delivery that is not a suspect, once no suspect has come
-// for quarantineFor: the bursts that charge innocent requests come right
-// after a crash, and a worker that widened in between would take the next
-// one. (A new session widens on its first fresh delivery: holding it
-// narrow longer would make every worker of a classic queue, which counts
-// nothing, run one request at a time after each connect.) The price is
-// paid only after a connection was lost somewhere: the requests it hands
-// back run one at a time. Restarting the consumer to change its prefetch
-// has a cost of its own: a delivery on its way to the cancelled consumer
-// may go back to the queue, counted.
+// counted first. Before it runs one, it sets the other held suspects aside
+// (setAside): copies of them go to the queue's tail, carrying their count,
+// and the originals are acked, so that a crash charges the suspect that
+// ran and nothing beside it; a delivery that comes while the suspect runs
+// waits for it. A new session starts narrow for firstLook, since a
+// restarted worker is the first to receive what its crashed predecessor
+// held. A session widens again once no suspect has come for
+// quarantineFor (firstLook, when none came at all), when a fresh delivery
+// comes or the time is up: the bursts that charge innocent requests come
+// right after a crash, and a worker that widened in between would take
+// the next one. The price: after a connection was lost somewhere, a worker
+// runs one request at a time for a couple of seconds. Restarting the
+// consumer to change its prefetch has a cost of its own, which is why a
+// session does it as seldom as it can: a delivery on its way to the
+// cancelled consumer goes back to the queue, counted (RabbitMQ 3.10
+// returns a burst of them), and a restarted worker that widened on its
+// first fresh delivery and narrowed again at the next suspect charged
+// innocent requests more than the crashes did.
 type quarantine struct {
-	held     []*amqp.Delivery // suspects waiting to run alone
-	narrow   bool             // the channel's prefetch is 1
-	alone    bool             // a suspect is running
-	lastSeen time.Time        // when the last suspect arrived
+	held    []*amqp.Delivery // suspects waiting to run alone
+	narrow  bool             // the channel's prefetch is 1
+	alone   bool             // a suspect is running
+	waiting []amqp.Delivery  // deliveries that came while it ran
+	until   time.Time        // the prefetch stays narrow until then
+	timer   *time.Timer      // fires at until (see widenAt)
 }
 
 // quarantineFor is how long a session stays narrow after its last suspect
 // arrived: longer than a supervisor takes to restart a crashed worker.
 const quarantineFor = 2 * time.Second
+
+// firstLook is how long a new session stays narrow if no suspect comes:
+// what a crashed predecessor held is at the head of the queue, and comes
+// first.
+const firstLook = 250 * time.Millisecond
+
+// widening reports whether the session is narrow with no suspect held or
+// running: it widens once q.until has passed.
+func (q *quarantine) widening() bool { return q.narrow && len(q.held) == 0 && !q.alone }
 
 // suspect reports whether d was delivered before, as its queue counts.
 func suspect(d *amqp.Delivery) bool {
@@ -81,37 +103,54 @@ func (s *session) reconsume(old <-chan amqp.Delivery, n int) (deliveries <-chan 
 func (s *session) hold(d *amqp.Delivery, deliveries <-chan amqp.Delivery) (<-chan amqp.Delivery, []amqp.Delivery, error) {
 	q := &s.q
 	q.held = append(q.held, d)
-	q.lastSeen = time.Now()
+	q.until = time.Now().Add(quarantineFor)
 	if q.narrow {
 		return deliveries, nil, nil
 	}
 	q.narrow = true
+	n, _ := deliveryCount(d)
+	s.w.log.Info("redelivered request: prefetch narrowed to 1", "queue", s.w.cfg.Queue,
+		"correlation_id", d.CorrelationId, "delivery_count", n)
 	return s.reconsume(deliveries, 1)
+}
+
+// widenAt returns a channel that fires when the narrow session may widen,
+// or nil: it widens when its time is up even if nothing comes, since a long
+// request may hold its only prefetch slot.
+func (s *session) widenAt() <-chan time.Time {
+	if !s.q.widening() {
+		return nil
+	}
+	if s.q.timer == nil {
+		s.q.timer = time.NewTimer(time.Until(s.q.until))
+	} else {
+		s.q.timer.Reset(time.Until(s.q.until))
+	}
+	return s.q.timer.C
 }
 
 // widen restores the configured prefetch if the quarantine is over: no
 // suspect held or running, and none seen for quarantineFor.
 func (s *session) widen(deliveries <-chan amqp.Delivery) (<-chan amqp.Delivery, []amqp.Delivery, error) {
 	q := &s.q
-	if !q.narrow || len(q.held) > 0 || q.alone || time.Since(q.lastSeen) < quarantineFor {
+	if !q.widening() || time.Now().Before(q.until) {
 		return deliveries, nil, nil
 	}
 	q.narrow = false
+	s.w.log.Info("no redelivered request for a while: prefetch widened", "queue", s.w.cfg.Queue, "prefetch", s.w.cfg.Prefetch)
 	return s.reconsume(deliveries, s.w.cfg.Prefetch)
 }
 
 // nextAlone returns the held suspect to run now, alone, or nil: one runs
 // only when no handler of the session runs and no finished request waits
-// for its ack. The caller runs it and calls doneAlone when it returns.
+// for its ack. The other held suspects are set aside first, so that the
+// one run is the only request the session holds if it crashes the worker.
+// The caller runs it and calls doneAlone when it returns.
 func (s *session) nextAlone() *amqp.Delivery {
 	q := &s.q
 	if len(q.held) == 0 || q.alone || s.running.Load() > 0 {
 		return nil
 	}
-	// Acks gathered for requests already answered go out first: a request
-	// the broker still counts as unacked would be charged too if the
-	// suspect crashes the worker.
-	s.flushAcks(true)
 	least := slices.MinFunc(q.held, func(a, b *amqp.Delivery) int {
 		na, _ := deliveryCount(a)
 		nb, _ := deliveryCount(b)
@@ -130,9 +169,141 @@ func (s *session) nextAlone() *amqp.Delivery {
 	i := ties[rand.N(len(ties))]
 	d := q.held[i]
 	q.held = slices.Delete(q.held, i, i+1)
+	if len(q.held) > 0 {
+		before := len(q.held)
+		q.held = s.setAside(q.held)
+		s.w.log.Info("redelivered requests set aside while one runs alone", "queue", s.w.cfg.Queue,
+			"set_aside", before-len(q.held), "kept", len(q.held), "running", d.CorrelationId, "delivery_count", n)
+	}
+	// Acks gathered for requests already answered go out first: a request
+	// the broker still counts as unacked would be charged too if the
+	// suspect crashes the worker.
+	s.flushAcks(true)
 	q.alone = true
 	return d
 }
 
-// doneAlone records that the suspect nextAlone returned is done.
-func (s *session) doneAlone() { s.q.alone = false }
+// asideTimeout bounds the wait for the broker to confirm the copies of
+// the suspects set aside.
+const asideTimeout = 5 * time.Second
+
+// setAside hands the held suspects back to the queue as copies and acks
+// them, returning those it could not: the queue counts a delivery against
+// every request a dying worker held, and a suspect held while another
+// runs would be charged for that one's crash — after MaxDeliveries such
+// crashes it would be refused as poison with it. A copy carries the count
+// in figway-delivery-count and goes to the queue's tail; it is acked only
+// once the broker has confirmed its copy, so nothing is lost (a crash in
+// between delivers it twice, as at-least-once allows). A suspect whose
+// deadline has passed, or that names a user_id (which a copy published as
+// this worker could not keep), stays held.
+func (s *session) setAside(held []*amqp.Delivery) []*amqp.Delivery {
+	if len(held) == 0 {
+		return held
+	}
+	if s.aside == nil || s.aside.IsClosed() {
+		ch, err := s.conn.Channel()
+		if err == nil {
+			if err = ch.Confirm(false); err != nil {
+				_ = ch.Close()
+			}
+		}
+		if err != nil {
+			s.aside = nil
+			s.w.log.Warn("suspects not set aside: they stay held", "queue", s.w.cfg.Queue, "error", err.Error())
+			return held
+		}
+		s.aside = ch
+	}
+	type copied struct {
+		d  *amqp.Delivery
+		dc *amqp.DeferredConfirmation
+	}
+	var kept []*amqp.Delivery
+	var sent []copied
+	now := time.Now()
+	for _, d := range held {
+		p, ok := asideCopy(d, now)
+		if !ok {
+			kept = append(kept, d)
+			continue
+		}
+		dc, err := s.aside.PublishWithDeferredConfirm("", s.w.cfg.Queue, false, false, p)
+		if err != nil {
+			kept = append(kept, d)
+			continue
+		}
+		sent = append(sent, copied{d, dc})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), asideTimeout)
+	defer cancel()
+	for _, c := range sent {
+		if ok, err := c.dc.WaitContext(ctx); !ok || err != nil {
+			// Not confirmed: the original stays held. A copy confirmed
+			// late is a duplicate, which at-least-once allows.
+			kept = append(kept, c.d)
+			continue
+		}
+		s.mu.Lock()
+		err := s.acks.finish(c.d.DeliveryTag, now, true, s.armAcks)
+		s.mu.Unlock()
+		if err != nil {
+			// The channel is gone: the session ends, and the queue has
+			// the original back as well as the copy.
+			kept = append(kept, c.d)
+			continue
+		}
+		s.w.stats.setAside.Add(1)
+	}
+	return kept
+}
+
+// asideCopy returns the copy of d that setAside publishes, or false if d
+// should stay held: its deadline has passed, or it names a user_id.
+func asideCopy(d *amqp.Delivery, now time.Time) (amqp.Publishing, bool) {
+	if d.UserId != "" {
+		return amqp.Publishing{}, false
+	}
+	expiration := d.Expiration
+	deadline, ok, err := wire.Deadline(d.Headers)
+	if err == nil && ok {
+		left := deadline.Sub(now)
+		if left <= 0 {
+			return amqp.Publishing{}, false
+		}
+		expiration = strconv.FormatInt(int64((left+time.Millisecond-1)/time.Millisecond), 10)
+	}
+	n, _ := deliveryCount(d)
+	h := make(amqp.Table, len(d.Headers)+1)
+	for k, v := range d.Headers {
+		if strings.HasPrefix(k, "x-") { // the broker's: delivery count, deaths
+			continue
+		}
+		h[k] = v
+	}
+	h[carriedCountHeader] = n
+	return amqp.Publishing{
+		Headers:         h,
+		ContentType:     d.ContentType,
+		ContentEncoding: d.ContentEncoding,
+		DeliveryMode:    d.DeliveryMode,
+		Priority:        d.Priority,
+		CorrelationId:   d.CorrelationId,
+		ReplyTo:         d.ReplyTo,
+		Expiration:      expiration,
+		MessageId:       d.MessageId,
+		Timestamp:       d.Timestamp,
+		Type:            d.Type,
+		AppId:           d.AppId,
+		Body:            d.Body,
+	}, true
+}
+
+// doneAlone records that the suspect nextAlone returned is done, and
+// returns the deliveries that waited for it.
+func (s *session) doneAlone() []amqp.Delivery {
+	s.q.alone = false
+	waited := s.q.waiting
+	s.q.waiting = nil
+	return waited
+}

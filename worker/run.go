@@ -147,10 +147,15 @@ func permanent(err error) bool {
 // result channel per reply to say the same, and would serialize exactly as
 // much, since frames go out one at a time on the connection anyway.
 type session struct {
-	w   *Worker
-	mu  sync.Mutex
-	ch  *amqp.Channel
-	tag string // consumer tag
+	w    *Worker
+	mu   sync.Mutex
+	conn *amqp.Connection
+	ch   *amqp.Channel
+	tag  string // consumer tag
+	// aside is the channel, in confirm mode, on which held suspects are
+	// set aside (quarantine.go); opened when first needed, and again
+	// after it failed. Only the dispatch loop uses it.
+	aside *amqp.Channel
 	// acks gathers the channel's acks; ended says the session is over,
 	// for a gathering timer that fires late. Both are guarded by mu.
 	acks  *acks
@@ -215,7 +220,7 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 		<-watched
 	}()
 
-	s := &session{w: w, ch: ch, frameMax: conn.Config.FrameSize}
+	s := &session{w: w, conn: conn, ch: ch, frameMax: conn.Config.FrameSize}
 	s.acks = newAcks(ch, w.cfg.AckWindow, &w.stats.acks)
 	defer s.end()
 	deliveries, err := s.consume()
@@ -244,6 +249,10 @@ func (s *session) dispatch(ctx, sctx context.Context, sem chan struct{}, deliver
 		var more []amqp.Delivery
 		if w.cfg.MaxDeliveries > 0 && suspect(d) {
 			deliveries, more, err = s.hold(d, deliveries)
+		} else if s.q.alone {
+			// Nothing starts while a suspect runs alone: if it crashes
+			// the worker, this one is charged too.
+			s.q.waiting = append(s.q.waiting, *d)
 		} else {
 			deliveries, more, err = s.widen(deliveries)
 			if err == nil {
@@ -272,9 +281,16 @@ func (s *session) dispatch(ctx, sctx context.Context, sem chan struct{}, deliver
 			return s.drain(sem)
 		case <-sctx.Done():
 			return context.Cause(sctx)
+		case <-s.widenAt():
+			var more []amqp.Delivery
+			var err error
+			if deliveries, more, err = s.widen(deliveries); err != nil {
+				return err
+			}
+			pending = append(pending, more...)
 		case <-wake:
 		case <-aloneDone:
-			s.doneAlone()
+			pending = append(pending, s.doneAlone()...)
 		case d, ok := <-deliveries:
 			if !ok {
 				return stopped(sctx)
@@ -370,7 +386,7 @@ func (s *session) consume() (<-chan amqp.Delivery, error) {
 	// held (see quarantine).
 	prefetch := cfg.Prefetch
 	if cfg.MaxDeliveries > 0 {
-		prefetch, s.q.narrow = 1, true
+		prefetch, s.q.narrow, s.q.until = 1, true, time.Now().Add(firstLook)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -500,6 +516,9 @@ func (s *session) end() {
 	s.ended = true
 	s.acks.stop()
 	s.mu.Unlock()
+	if s.q.timer != nil {
+		s.q.timer.Stop()
+	}
 }
 
 // finish gathers the ack of d, done. s.mu is held.

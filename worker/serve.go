@@ -49,7 +49,7 @@ func (w *Worker) process(ctx context.Context, d *amqp.Delivery) outcome {
 	}
 	if n, yes := poisoned(d, w.cfg.MaxDeliveries); yes {
 		return outcome{poison: true, st: status.Newf(codes.Internal,
-			"poison request: delivered %d times before, and never settled (the worker died handling it?); not run again", n)}
+			"%s: delivered %d times before, and never settled (the worker died handling it?); not run again", wire.PoisonRefusal, n)}
 	}
 	h, ok := w.handlers[strings.TrimPrefix(d.Type, "/")]
 	if !ok {

@@ -37,6 +37,11 @@ type Stats struct {
 	// [Config.MaxDeliveries] times, answered INTERNAL without running and
 	// rejected.
 	Poisoned uint64
+	// SetAside counts redelivered requests a worker held beside the one
+	// it ran alone, handed back to the queue as copies so that they would
+	// not be charged if that one crashed the worker (docs/wire-protocol.md,
+	// "Poison requests").
+	SetAside uint64
 	// Connects counts the times the worker connected and started
 	// consuming, the first included.
 	Connects uint64
@@ -51,7 +56,7 @@ type Stats struct {
 
 type counters struct {
 	received, replied, events, rejected, expired, panics, trimmed, connects, acks atomic.Uint64
-	shadowsSkipped, repliesDropped, poisoned, cancelled                           atomic.Uint64
+	shadowsSkipped, repliesDropped, poisoned, cancelled, setAside                 atomic.Uint64
 }
 
 // Stats returns the worker's counters. It is safe to call at any time.
@@ -70,6 +75,7 @@ func (w *Worker) Stats() Stats {
 		Trimmed:        c.trimmed.Load(),
 		RepliesDropped: c.repliesDropped.Load(),
 		Poisoned:       c.poisoned.Load(),
+		SetAside:       c.setAside.Load(),
 		Cancelled:      c.cancelled.Load(),
 	}
 }

@@ -15,9 +15,11 @@ import (
 	"github.com/figway/figway/wire"
 )
 
-// poisonRefused: a request that a quorum queue has delivered three times
-// before, each delivery ending with its consumer's channel closing (as
-// when the handler crashes the worker's process), is answered INTERNAL
+// poisonRefused: a request delivered three times before, each delivery
+// ending with its consumer's channel closing (as when the handler crashes
+// the worker's process) — once before a worker set it aside, so that its
+// copy carries 1 in figway-delivery-count, and twice as counted by its
+// quorum queue — is answered INTERNAL
 // "poison request" by the worker cmd, which is started on that queue
 // afterwards, without running it, and rejected (docs/wire-protocol.md,
 // "Poison requests"); the next request is served.
@@ -32,15 +34,23 @@ func poisonRefused(t *testing.T, url, encoding string, cmd func(t *testing.T, ur
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := func() string {
+	send := func(carried int64) string {
 		p := getOrder(encoding, wire.DirectReplyTo, time.Now().Add(time.Minute))
+		if carried > 0 {
+			if p.Headers == nil {
+				p.Headers = amqp.Table{}
+			}
+			p.Headers["figway-delivery-count"] = carried
+		}
 		if err := ch.PublishWithContext(context.Background(), "", queue, false, false, p); err != nil {
 			t.Fatal(err)
 		}
 		return p.CorrelationId
 	}
-	poison := send()
-	for range 3 {
+	// A copy another worker set aside after the queue had counted one
+	// delivery, then delivered twice more.
+	poison := send(1)
+	for range 2 {
 		c := rabbitmq.Channel(t, url)
 		poll.Until(t, 10*time.Second, "the request in "+queue, func() bool {
 			_, ok, err := c.Get(queue, false)
@@ -75,7 +85,7 @@ func poisonRefused(t *testing.T, url, encoding string, cmd func(t *testing.T, ur
 	if !strings.Contains(log.String(), "poison request") || !strings.Contains(log.String(), poison) {
 		t.Errorf("the worker's log does not tell the poison request %s", poison)
 	}
-	live := send()
+	live := send(0)
 	if d := next(); d.CorrelationId != live || d.Headers[wire.HeaderStatus] != nil {
 		t.Errorf("reply to %s with headers %v; want %s answered OK", d.CorrelationId, d.Headers, live)
 	}

@@ -183,11 +183,13 @@ func TestPoisonRequest(t *testing.T) {
 		t.Errorf("%d crashes; want 1 to 3 (the poison request's first deliveries)", len(crashes))
 	}
 	// The queue charges a delivery to every request a dying worker held,
-	// not only to the poison one: the SDK's quarantine keeps the others
-	// from being held with it again (worker's doc, "Poison requests"), but
-	// a request handed back with it at each of its crashes is refused with
-	// it. That is rare (0 or 1 in 4,000 calls, measured); any other error,
-	// or more of these, is a failure.
+	// not only to the poison one. The SDK's quarantine runs a redelivered
+	// request alone and sets the others it holds aside first (worker's doc,
+	// "Poison requests"), so only the first crash charges innocent
+	// requests; a request is refused with the poison one only if it was
+	// also on its way to a consumer being cancelled and then held at a
+	// crash. None was in 14 runs on 3.10 and 4.0; any other error, or more
+	// than 2 of these, is a failure. The breaker ignores poison refusals.
 	for code, n := range s.codes {
 		if code != codes.Internal || n > 2 {
 			t.Errorf("%d of the other callers' calls failed with %v (first: %v); want none, or at most 2 refused as poison with it", n, code, s.firstErr)

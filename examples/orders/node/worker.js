@@ -184,10 +184,14 @@ function handle(store, msg) {
 // Worker answers the requests of one queue. It outlives connections: the
 // store, and the reply-to addresses found gone, are kept across them.
 // deliveryCount returns the number of earlier deliveries a quorum queue
-// counted (x-delivery-count), or null when the queue counts none.
+// counted (x-delivery-count) plus those a copy set aside by another worker
+// carries (figway-delivery-count), or null when nothing counts.
 function deliveryCount(headers) {
-  const n = headers?.['x-delivery-count'];
-  return Number.isInteger(n) ? n : null;
+  const count = (v) => (Number.isInteger(v) && v >= 0 ? v : null);
+  const queued = count(headers?.['x-delivery-count']);
+  const carried = count(headers?.['figway-delivery-count']);
+  if (queued === null && carried === null) return null;
+  return (queued ?? 0) + (carried ?? 0);
 }
 
 class Worker {

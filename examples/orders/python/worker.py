@@ -198,9 +198,17 @@ class Store:
 
 def delivery_count(headers):
     """The number of earlier deliveries a quorum queue counted
-    (x-delivery-count), or None when the queue counts none."""
-    n = (headers or {}).get("x-delivery-count")
-    return n if isinstance(n, int) and not isinstance(n, bool) else None
+    (x-delivery-count) plus those a copy set aside by another worker
+    carries (figway-delivery-count), or None when nothing counts."""
+
+    def count(v):
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+    queued = count((headers or {}).get("x-delivery-count"))
+    carried = count((headers or {}).get("figway-delivery-count"))
+    if queued is None and carried is None:
+        return None
+    return (queued or 0) + (carried or 0)
 
 
 class Worker:
