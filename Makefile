@@ -6,7 +6,7 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 GO ?= go
 
-.PHONY: build test demo bench generate clean
+.PHONY: build test soak demo bench generate clean
 
 build:
 	$(GO) build -o bin/figway ./cmd/figway
@@ -48,6 +48,20 @@ test:
 		echo "==== make test: RabbitMQ 4.0 cannot be had (see above): every package, on RabbitMQ 3.10 only"; \
 		FIGWAY_TEST_RABBITMQ=3.10 $(GO) test -race -count=1 -timeout 25m ./...; \
 	fi
+
+# The soak (test/soak, docs/operations.md "Soak"): two figways and two SDK
+# workers on a private three-node cluster under a mixed load, with reloads
+# and node restarts, for DURATION; it prints one table at the end. `make
+# test` runs the same test for 2 minutes. RabbitMQ 4.0 unless
+# FIGWAY_TEST_RABBITMQ says otherwise; without -race, whose shadow memory
+# would blur the replicas' figures (the replicas are built without it
+# anyway).
+DURATION ?= 30m
+SOAK_TIMEOUT ?= 3h
+soak:
+	scripts/rabbitmq.sh ensure "$${FIGWAY_TEST_RABBITMQ:-4.0}"
+	FIGWAY_TEST_RABBITMQ="$${FIGWAY_TEST_RABBITMQ:-4.0}" FIGWAY_SOAK_DURATION=$(DURATION) \
+		$(GO) test -count=1 -v -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) ./test/soak/
 
 demo:
 	scripts/demo.sh

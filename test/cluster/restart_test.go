@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -281,17 +280,5 @@ func failedOutsideStops(outs []outcome, stops []interval) int {
 // (rabbitmqctl list_queues online), and returns how long that took.
 func waitOnline(t *testing.T, ctx context.Context, c *rabbitmq.Cluster, name string) time.Duration {
 	t.Helper()
-	return poll.Until(t, 3*time.Minute, "queue "+name+" members online", func() bool {
-		out, err := c.Ctl(ctx, "-q", "--no-table-headers", "list_queues", "name", "members", "online")
-		if err != nil {
-			return false
-		}
-		for _, line := range strings.Split(out, "\n") {
-			f := strings.Split(line, "\t")
-			if len(f) == 3 && f[0] == name {
-				return strings.Count(f[1], "@") == len(c.Nodes) && strings.Count(f[2], "@") == len(c.Nodes)
-			}
-		}
-		return false
-	})
+	return poll.Until(t, 3*time.Minute, "queue "+name+" members online", func() bool { return c.QueueOnline(ctx, name) })
 }

@@ -249,6 +249,24 @@ func (c *Cluster) QueueLeader(ctx context.Context, vhost, name string) (*Node, e
 	return nil, fmt.Errorf("rabbitmqtest: no queue %q in vhost %q", name, vhost)
 }
 
+// QueueOnline reports whether quorum queue name, in the default virtual
+// host, has a member on every node of the cluster, each online
+// (rabbitmqctl list_queues members online): what an operator's rolling
+// restart waits for before it stops the next node.
+func (c *Cluster) QueueOnline(ctx context.Context, name string) bool {
+	out, err := c.Ctl(ctx, "-q", "--no-table-headers", "list_queues", "name", "members", "online")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) == 3 && f[0] == name {
+			return strings.Count(f[1], "@") == len(c.Nodes) && strings.Count(f[2], "@") == len(c.Nodes)
+		}
+	}
+	return false
+}
+
 // Close stops every node, in parallel, and removes their directories.
 func (c *Cluster) Close() error {
 	errs := make([]error, len(c.Nodes))

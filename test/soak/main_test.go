@@ -1,0 +1,9 @@
+package soak
+
+import (
+	"testing"
+
+	"github.com/figway/figway/internal/testing/rabbitmq"
+)
+
+func TestMain(m *testing.M) { rabbitmq.Main(m) }
