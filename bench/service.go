@@ -14,6 +14,7 @@ import (
 	"time"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/rawecho"
 	"github.com/figway/figway/worker"
 )
 
@@ -79,10 +80,10 @@ func exitServingService(spec string) {
 }
 
 func serveService(addr, url string, channels int) error {
-	if _, err := startResponder(url, rawQueue, channels, false); err != nil {
+	if _, err := rawecho.Start(url, rawQueue, channels, false); err != nil {
 		return err
 	}
-	if _, err := startResponder(url, ackQueue, channels, true); err != nil {
+	if _, err := rawecho.Start(url, ackQueue, channels, true); err != nil {
 		return err
 	}
 	stats, err := startEchoWorkers(url, channels)

@@ -171,7 +171,22 @@ type session struct {
 	// prefetch is the channel's prefetch now (see quarantine), guarded by
 	// mu.
 	prefetch int
+	// idle hands a delivery to a handler goroutine of the session that
+	// waits for one (see start); unbuffered.
+	idle chan job
 }
+
+// job is a delivery for a handler goroutine, and the channel to signal
+// when it is done (see start).
+type job struct {
+	d    *amqp.Delivery
+	sem  chan struct{}
+	done chan<- struct{}
+}
+
+// handlerIdle is how long a handler goroutine waits for another delivery
+// before it ends.
+const handlerIdle = time.Second
 
 // session connects, consumes and dispatches deliveries to handlers until
 // the connection or channel is lost, or until ctx is cancelled, in which
@@ -220,7 +235,7 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 		<-watched
 	}()
 
-	s := &session{w: w, conn: conn, ch: ch, frameMax: conn.Config.FrameSize}
+	s := &session{w: w, conn: conn, ch: ch, frameMax: conn.Config.FrameSize, idle: make(chan job)}
 	s.acks = newAcks(ch, w.cfg.AckWindow, &w.stats.acks)
 	defer s.end()
 	deliveries, err := s.consume()
@@ -335,18 +350,47 @@ func (s *session) start(ctx, sctx context.Context, sem chan struct{}, d *amqp.De
 		done = aloneDone // holds one: one suspect runs alone at a time
 	}
 	s.running.Add(1)
-	go func() {
-		defer func() {
-			select {
-			case done <- struct{}{}:
-			default: // wake is signalled already
-			}
-		}()
-		defer func() { <-sem }()
-		defer s.running.Add(-1)
-		s.serve(sctx, d)
-	}()
+	j := job{d: d, sem: sem, done: done}
+	select {
+	case s.idle <- j:
+	default:
+		go s.handle(sctx, j)
+	}
 	return false, nil
+}
+
+// handle runs j, then the jobs start hands it while it waits for them, up
+// to handlerIdle each, until ctx (the session's) ends. A handler goroutine
+// that serves delivery after delivery costs no goroutine start, and no
+// stack growth, per request: in a busy worker those were a tenth of its
+// CPU time.
+func (s *session) handle(ctx context.Context, j job) {
+	idle := time.NewTimer(handlerIdle)
+	defer idle.Stop()
+	for {
+		s.run(ctx, j)
+		idle.Reset(handlerIdle)
+		select {
+		case j = <-s.idle:
+		case <-idle.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// run serves j's delivery, then gives back its slot and signals j.done.
+func (s *session) run(ctx context.Context, j job) {
+	defer func() {
+		select {
+		case j.done <- struct{}{}:
+		default: // wake is signalled already
+		}
+	}()
+	defer func() { <-j.sem }()
+	defer s.running.Add(-1)
+	s.serve(ctx, j.d)
 }
 
 // dial connects to the broker at url. ctx bounds the TCP connect.
