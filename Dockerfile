@@ -11,7 +11,13 @@ ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION} AS build
 WORKDIR /src
+# Each module builds alone: figway's go.mod replaces the worker, wire and
+# batchconn modules with their directories (docs/development.md, "Modules").
+ENV GOWORK=off
 COPY go.mod go.sum ./
+COPY worker/go.mod worker/go.sum worker/
+COPY wire/go.mod wire/go.sum wire/
+COPY internal/batchconn/go.mod internal/batchconn/go.sum internal/batchconn/
 RUN go mod download
 COPY . .
 ARG VERSION=devel

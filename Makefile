@@ -13,10 +13,15 @@ build:
 	$(GO) build -o bin/orders-worker ./examples/orders/worker
 	$(GO) build -o bin/orders-legacy ./examples/orders/legacy
 
+# Every package of the repository's modules (docs/development.md,
+# "Modules"): go.work makes them one workspace, and ./... stops at a
+# module's edge.
+PKGS := ./... ./internal/batchconn/... ./wire/... ./worker/...
+
 # The packages whose tests run on RabbitMQ 3.10 as well: the whole suite runs
 # on 4.0, then these again on 3.10, where the broker behaves differently under
 # faults (see docs/operations.md, RabbitMQ versions).
-TEST_ON_3_10 := ./test/cluster/ ./test/breaker/ ./worker/ ./adapters/amqp/
+TEST_ON_3_10 := ./test/cluster/ ./test/breaker/ ./test/worker/ ./adapters/amqp/
 
 # Without a broker (or the other languages' worker packages, or chromium for
 # the status page's browser test) the tests skip, or fail when CI=true
@@ -29,7 +34,7 @@ test:
 	scripts/workers.sh ensure || [ "$${CI:-}" != true ]
 	scripts/chromium.sh ensure || [ "$${CI:-}" != true ]
 	scripts/jaeger.sh ensure || [ "$${CI:-}" != true ]
-	$(GO) vet ./...
+	$(GO) vet $(PKGS)
 	@unformatted="$$(git ls-files -co --exclude-standard -- '*.go' ':!:gen/' \
 		| while read -r f; do if [ -f "$$f" ]; then echo "$$f"; fi; done | xargs -r gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then \
@@ -38,7 +43,7 @@ test:
 	@if scripts/rabbitmq.sh ensure 4.0; then \
 		rc=0; \
 		echo "==== make test 1/2: every package, on RabbitMQ 4.0 (FIGWAY_TEST_RABBITMQ=4.0)"; \
-		FIGWAY_TEST_RABBITMQ=4.0 $(GO) test -race -count=1 -timeout 25m ./... || rc=1; \
+		FIGWAY_TEST_RABBITMQ=4.0 $(GO) test -race -count=1 -timeout 25m $(PKGS) || rc=1; \
 		echo "==== make test 2/2: $(TEST_ON_3_10) again, on RabbitMQ 3.10 (FIGWAY_TEST_RABBITMQ=3.10)"; \
 		FIGWAY_TEST_RABBITMQ=3.10 $(GO) test -race -count=1 -timeout 25m $(TEST_ON_3_10) || rc=1; \
 		exit $$rc; \
@@ -46,7 +51,7 @@ test:
 		echo "==== make test: RabbitMQ 4.0 cannot be had, and CI=true: failing"; exit 1; \
 	else \
 		echo "==== make test: RabbitMQ 4.0 cannot be had (see above): every package, on RabbitMQ 3.10 only"; \
-		FIGWAY_TEST_RABBITMQ=3.10 $(GO) test -race -count=1 -timeout 25m ./...; \
+		FIGWAY_TEST_RABBITMQ=3.10 $(GO) test -race -count=1 -timeout 25m $(PKGS); \
 	fi
 
 # The soak (test/soak, docs/operations.md "Soak"): two figways and two SDK

@@ -9,6 +9,9 @@ require (
 	github.com/ThreeDotsLabs/watermill v1.5.1
 	github.com/ThreeDotsLabs/watermill-amqp/v3 v3.0.2
 	github.com/chromedp/chromedp v0.23.0
+	github.com/figway/figway/internal/batchconn v0.0.0-00010101000000-000000000000
+	github.com/figway/figway/wire v0.0.0-00010101000000-000000000000
+	github.com/figway/figway/worker v0.0.0-00010101000000-000000000000
 	github.com/fullstorydev/grpcurl v1.9.4
 	github.com/goccy/go-yaml v1.19.2
 	github.com/golang-jwt/jwt/v5 v5.3.1
@@ -84,4 +87,13 @@ require (
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
+)
+
+// The modules of this repository that figway imports (the worker SDK, the
+// wire protocol, the batched writer), from their directories: see
+// docs/development.md, "Modules".
+replace (
+	github.com/figway/figway/internal/batchconn => ./internal/batchconn
+	github.com/figway/figway/wire => ./wire
+	github.com/figway/figway/worker => ./worker
 )

@@ -12,11 +12,24 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-
-	"github.com/figway/figway/internal/testing/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// eventually fails t unless cond holds within 5 s. The batchconn module
+// imports none of figway's test machinery (docs/development.md,
+// "Modules"), poll included.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("%s: not within 5s", what)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
 
 // pair returns both ends of a loopback TCP connection.
 func pair(t *testing.T) (client, server net.Conn) {
@@ -106,7 +119,7 @@ func stuck(t *testing.T, limit int, first []byte) (b *Conn, g *gate, server net.
 	b = New(g, limit)
 	g.set(true)
 	b.Write(first)
-	poll.Until(t, 5*time.Second, "the writer to take the first write", func() bool { return g.count() == 1 })
+	eventually(t, "the writer to take the first write", func() bool { return g.count() == 1 })
 	return b, g, server
 }
 
@@ -190,7 +203,7 @@ func TestWriteErrorClosesTheConnectionAndSticks(t *testing.T) {
 	if n, err := server.Read(make([]byte, 16)); err != io.EOF {
 		t.Fatalf("peer Read = %d, %v; want EOF", n, err)
 	}
-	poll.Until(t, 5*time.Second, "later writes to fail", func() bool {
+	eventually(t, "later writes to fail", func() bool {
 		_, err := b.Write([]byte("x"))
 		return err != nil
 	})
@@ -232,7 +245,7 @@ func TestCloseReleasesWaitingWriters(t *testing.T) {
 		_, err := b.Write(make([]byte, 1))
 		wrote <- err
 	}()
-	poll.Until(t, 5*time.Second, "the Write to wait for room", func() bool {
+	eventually(t, "the Write to wait for room", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.waiting == 1

@@ -34,7 +34,7 @@ import (
 // per request, which a shared machine disturbs far less than ns/op):
 // sdk's less raw-ack's is the SDK's own.
 //
-//	go test -run '^$' -bench Request -benchtime 2s ./worker/
+//	go test -run '^$' -bench Request -benchtime 2s ./test/worker/
 func BenchmarkRequest(b *testing.B) {
 	url := rabbitmq.ForTest(b).NewVHost(b)
 	const sdkQueue, rawQueue = "bench.sdk", "bench.raw-ack"
