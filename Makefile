@@ -16,7 +16,7 @@ build:
 # Every package of the repository's modules (docs/development.md,
 # "Modules"): go.work makes them one workspace, and ./... stops at a
 # module's edge.
-PKGS := ./... ./internal/batchconn/... ./wire/... ./worker/...
+PKGS := ./... ./bench/... ./internal/batchconn/... ./wire/... ./worker/...
 
 # The packages whose tests run on RabbitMQ 3.10 as well: the whole suite runs
 # on 4.0, then these again on 3.10, where the broker behaves differently under
