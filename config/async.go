@@ -143,15 +143,33 @@ func validateAsync(c *Config, dir string, p *yamlfile.Problems) {
 		return
 	}
 	o.KeyFile = abs(dir, o.KeyFile)
-	key, err := os.ReadFile(o.KeyFile)
+	o.Key = readSecret(o.KeyFile, "server.operations_key_file", "key", p)
+}
+
+// readSecret reads a key or token file named at path: its content,
+// trimmed, at least minKeyBytes long; nil, reported, otherwise.
+func readSecret(file, path, what string, p *yamlfile.Problems) []byte {
+	b, err := os.ReadFile(file)
+	secret := strings.TrimSpace(string(b))
 	switch {
 	case err != nil:
-		p.At("server.operations_key_file", "%v", err)
-	case len(strings.TrimSpace(string(key))) < minKeyBytes:
-		p.At("server.operations_key_file", "the key is %d bytes; want at least %d (such as the output of openssl rand -hex 32)", len(strings.TrimSpace(string(key))), minKeyBytes)
+		p.At(path, "%v", err)
+	case len(secret) < minKeyBytes:
+		p.At(path, "the %s is %d bytes; want at least %d (such as the output of openssl rand -hex 32)", what, len(secret), minKeyBytes)
 	default:
-		o.Key = []byte(strings.TrimSpace(string(key)))
+		return []byte(secret)
 	}
+	return nil
+}
+
+// validateAdminToken loads server.admin_token_file.
+func validateAdminToken(c *Config, dir string, p *yamlfile.Problems) {
+	s := &c.Server
+	if s.AdminTokenFile == "" {
+		return
+	}
+	s.AdminTokenFile = abs(dir, s.AdminTokenFile)
+	s.AdminToken = readSecret(s.AdminTokenFile, "server.admin_token_file", "token", p)
 }
 
 // AsyncRetention is how far back the operations stream must reach: the

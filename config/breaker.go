@@ -31,8 +31,23 @@ func (d *decoder) breaker(v *yamlfile.Value, path string) Breaker {
 
 // ratio returns a fraction in (0, 1]: breaker.failure_ratio.
 func (d *decoder) ratio(v *yamlfile.Value, path string) float64 {
-	if v == nil || v.Kind == yamlfile.Null {
+	f, ok := d.number(v, path, "a fraction such as 0.5")
+	if !ok {
 		return 0
+	}
+	if math.IsNaN(f) || f <= 0 || f > 1 {
+		d.P.Add(path, v.Line, fmt.Errorf("must be above 0 and at most 1, not %s (0.5 opens the breaker when half the calls fail)", v.Text))
+		return 0
+	}
+	return f
+}
+
+// number returns a number written as an integer or a decimal; want says
+// what is wanted when it is something else. A null v is absent: false,
+// nothing reported.
+func (d *decoder) number(v *yamlfile.Value, path, want string) (float64, bool) {
+	if v == nil || v.Kind == yamlfile.Null {
+		return 0, false
 	}
 	var f float64
 	switch x := v.V.(type) {
@@ -41,18 +56,14 @@ func (d *decoder) ratio(v *yamlfile.Value, path string) float64 {
 	case float64:
 		f = x
 	default:
-		d.WrongType(v, path, "a fraction such as 0.5")
-		return 0
+		d.WrongType(v, path, want)
+		return 0, false
 	}
 	if v.Kind != yamlfile.Scalar {
-		d.WrongType(v, path, "a fraction such as 0.5")
-		return 0
+		d.WrongType(v, path, want)
+		return 0, false
 	}
-	if math.IsNaN(f) || f <= 0 || f > 1 {
-		d.P.Add(path, v.Line, fmt.Errorf("must be above 0 and at most 1, not %s (0.5 opens the breaker when half the calls fail)", v.Text))
-		return 0
-	}
-	return f
+	return f, true
 }
 
 // checkWindow reports window and min_requests written without a

@@ -140,6 +140,21 @@ type Server struct {
 	// OpenAPI document of the REST bindings (YAML openapi_path). If
 	// OpenAPIPath is empty, /openapi.json is used; "off" serves none.
 	OpenAPIPath string
+
+	// RampStream is the RabbitMQ stream queue that holds the ramps' state
+	// (YAML ramp_stream), declared when a route has a ramp. If RampStream
+	// is empty, figway.ramps is used.
+	RampStream string
+
+	// AdminTokenFile is a file whose content (trimmed) an admin mutation,
+	// such as POST /v1/ramps/{method}:pause, must carry as a bearer token
+	// when the admin listener is not on loopback (YAML admin_token_file;
+	// relative to the routes file). Without it, such a listener refuses
+	// every mutation.
+	AdminTokenFile string
+
+	// AdminToken is the content of AdminTokenFile, read at load time.
+	AdminToken []byte
 }
 
 // OpenAPIOff is the OpenAPIPath that serves no OpenAPI document.

@@ -54,6 +54,7 @@ func (c *Config) applyDefaults() {
 	setZero(&s.ShutdownGrace, defaultShutdownGrace)
 	setZero(&s.Operations.Path, defaultOperationsPath)
 	setZero(&s.Operations.Stream, defaultOperationsStream)
+	setZero(&s.RampStream, defaultRampStream)
 	setZero(&s.Operations.Max, defaultOperationsMax)
 	setZero(&s.Operations.MaxBytes, defaultOperationsMaxBytes)
 	setZero(&s.OpenAPIPath, defaultOpenAPIPath)
@@ -92,6 +93,7 @@ func (c *Config) applyDefaults() {
 		r.inherit(*d)
 		windowDefaults(&r.Breaker)
 		asyncDefaults(r)
+		rampDefaults(r)
 	}
 
 	for i := range c.Topology.Exchanges {
@@ -121,6 +123,9 @@ func (r *Route) inherit(d Route) {
 	}
 	if r.Async == nil && (r.To != TargetBroker || r.Pattern != PatternRPC) {
 		d.Async = nil
+	}
+	if r.To != TargetBroker || r.Weight != nil {
+		d.Ramp = nil // a ramp is for broker routes without a weight of their own
 	}
 	if r.Auth != nil || r.AuthOff { // auth and rate_limit are inherited whole
 		d.Auth = nil

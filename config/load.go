@@ -108,6 +108,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	validateRoutes(c, p, d.broken)
 	validateEdge(c, p)
 	validateAsync(c, dir, p)
+	validateAdminToken(c, dir, p)
 	validateTopology(&c.Topology, p, d.broken)
 	if err := joinProblems(p); err != nil {
 		return nil, err

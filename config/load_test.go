@@ -90,7 +90,7 @@ func TestLoadFull(t *testing.T) {
 	}
 	want := &Config{
 		Server: Server{GRPC: "0.0.0.0:7080", HTTP: ":7081", Admin: "127.0.0.1:7090", MaxRequestBytes: 1 << 20, MaxForwardedValueBytes: 8 << 10, MaxForwardedBytes: 32 << 10, MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, ShutdownGrace: 30 * time.Second,
-			Operations: Operations{Path: "/v1/operations", Stream: "figway.operations", Max: 100_000, MaxBytes: 256 << 20}, OpenAPIPath: "/openapi.json"},
+			Operations: Operations{Path: "/v1/operations", Stream: "figway.operations", Max: 100_000, MaxBytes: 256 << 20}, OpenAPIPath: "/openapi.json", RampStream: "figway.ramps"},
 		Descriptors: []string{filepath.Join(dir, "api.binpb")},
 		Broker: Broker{
 			URLs:  []string{"amqp://figway:s3cret@rabbit-1:5672/shop", "amqps://rabbit-2/shop"},
@@ -167,7 +167,7 @@ routes:
 	dflt := Breaker{Failures: 5, OpenFor: 10 * time.Second, HalfOpenRequests: 1}
 	want := &Config{
 		Server: Server{GRPC: "127.0.0.1:8080", HTTP: "127.0.0.1:8081", Admin: "127.0.0.1:9090", MaxRequestBytes: 4 << 20, MaxForwardedValueBytes: 8 << 10, MaxForwardedBytes: 32 << 10, MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, ShutdownGrace: 10 * time.Second,
-			Operations: Operations{Path: "/v1/operations", Stream: "figway.operations", Max: 100_000, MaxBytes: 256 << 20}, OpenAPIPath: "/openapi.json"},
+			Operations: Operations{Path: "/v1/operations", Stream: "figway.operations", Max: 100_000, MaxBytes: 256 << 20}, OpenAPIPath: "/openapi.json", RampStream: "figway.ramps"},
 		Descriptors: []string{filepath.Join(dir, "api.binpb")},
 		Broker:      Broker{URLs: []string{"amqp://localhost"}, Reply: ReplyDirect, Channels: 4, Heartbeat: 2 * time.Second, DialTimeout: 5 * time.Second},
 		Defaults:    Route{RouteSpec: gateway.RouteSpec{Timeout: 5 * time.Second, MaxInFlight: 1024, Breaker: dflt}, Wire: Wire{CloudEvents: CloudEventsEvents}},

@@ -78,8 +78,8 @@ func validateMigration(c *Config, r *Route, path string, p *yamlfile.Problems) {
 		}
 	}
 	if r.StickyBy != "" {
-		if r.Weight == nil && (!r.Shadow || r.ShadowPercent == 100) {
-			p.Once(yamlfile.Field(path, "sticky_by"), "sticky_by keeps a caller on one side of a canary split, or in or out of a shadow sample: set weight, or shadow: {percent: N}")
+		if r.Weight == nil && r.Ramp == nil && (!r.Shadow || r.ShadowPercent == 100) {
+			p.Once(yamlfile.Field(path, "sticky_by"), "sticky_by keeps a caller on one side of a canary split, or in or out of a shadow sample: set weight, ramp, or shadow: {percent: N}")
 		} else if err := checkHeader(r.StickyBy); err != nil {
 			p.Once(yamlfile.Field(path, "sticky_by"), "%v", err)
 		}

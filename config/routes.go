@@ -61,6 +61,7 @@ var settings = []setting{
 	{"wire", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Wire = d.wire(v, p) }},
 	{"async", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Async = d.async(v, p) }},
 	{"ignore_fields", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.IgnoreFields = d.fieldPaths(v, p) }},
+	{"ramp", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Ramp = d.ramp(v, p) }},
 	{"pin_by", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.PinBy = d.header(v, p) }},
 	{"response_headers", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) {
 		r.ResponseHeaders = d.responseHeaders(v, p)
@@ -125,6 +126,7 @@ func validateRoutes(c *Config, p *yamlfile.Problems, broken map[string]bool) {
 		}
 		validateTarget(c, r, path, p)
 		validateMigration(c, r, path, p)
+		validateRamp(c, r, path, p)
 		if r.HTTP != nil && r.Desc != nil {
 			validateHTTPRule(r.HTTP, r.Desc, yamlfile.Field(path, "http"), p)
 		}
@@ -214,8 +216,8 @@ func validateTarget(c *Config, r *Route, path string, p *yamlfile.Problems) {
 		if r.RoutingKey == "" {
 			p.Once(yamlfile.Field(path, "routing_key"), "required when to is broker: the routing key to publish with (on the default exchange, the name of the queue)")
 		}
-		if r.Shadow {
-			p.Once(yamlfile.Field(path, "shadow"), "only a route with to: legacy can shadow; a broker route publishes every call already")
+		if r.Shadow && r.Ramp == nil {
+			p.Once(yamlfile.Field(path, "shadow"), "only a route with to: legacy, or a ramp's legacy side, can shadow; a broker route publishes every call already")
 		}
 	case TargetLegacy:
 		if !hasLegacy {

@@ -56,17 +56,23 @@ func (d *decoder) server(v *yamlfile.Value, path string) Server {
 	f := d.Fields(v, path, "grpc", "http", "admin", "max_request_bytes",
 		"max_forwarded_value_bytes", "max_forwarded_bytes", "max_header_bytes", "read_header_timeout", "read_timeout",
 		"write_timeout", "idle_timeout", "max_connections", "shutdown_grace", "tls", "json",
-		"operations_path", "operations_stream", "operations_max", "operations_max_bytes", "operations_key_file", "cors", "openapi_path")
+		"operations_path", "operations_stream", "operations_max", "operations_max_bytes", "operations_key_file", "cors", "openapi_path",
+		"ramp_stream", "admin_token_file")
 	s := Server{
-		GRPC:          d.listen(f["grpc"], yamlfile.Field(path, "grpc")),
-		HTTP:          d.listen(f["http"], yamlfile.Field(path, "http")),
-		Admin:         d.listen(f["admin"], yamlfile.Field(path, "admin")),
-		ShutdownGrace: d.Duration(f["shutdown_grace"], yamlfile.Field(path, "shutdown_grace")),
-		TLS:           d.serverTLS(f["tls"], yamlfile.Field(path, "tls")),
-		JSON:          d.json(f["json"], yamlfile.Field(path, "json")),
-		Operations:    d.operations(f, path),
-		CORS:          d.cors(f["cors"], yamlfile.Field(path, "cors")),
-		OpenAPIPath:   d.urlPath(f["openapi_path"], yamlfile.Field(path, "openapi_path")),
+		GRPC:           d.listen(f["grpc"], yamlfile.Field(path, "grpc")),
+		HTTP:           d.listen(f["http"], yamlfile.Field(path, "http")),
+		Admin:          d.listen(f["admin"], yamlfile.Field(path, "admin")),
+		ShutdownGrace:  d.Duration(f["shutdown_grace"], yamlfile.Field(path, "shutdown_grace")),
+		TLS:            d.serverTLS(f["tls"], yamlfile.Field(path, "tls")),
+		JSON:           d.json(f["json"], yamlfile.Field(path, "json")),
+		Operations:     d.operations(f, path),
+		CORS:           d.cors(f["cors"], yamlfile.Field(path, "cors")),
+		OpenAPIPath:    d.urlPath(f["openapi_path"], yamlfile.Field(path, "openapi_path")),
+		RampStream:     d.Str(f["ramp_stream"], yamlfile.Field(path, "ramp_stream")),
+		AdminTokenFile: d.Str(f["admin_token_file"], yamlfile.Field(path, "admin_token_file")),
+	}
+	if st := s.RampStream; strings.HasPrefix(st, "amq.") {
+		d.P.At(yamlfile.Field(path, "ramp_stream"), "%q starts with amq., RabbitMQ's reserved prefix", st)
 	}
 	s.MaxRequestBytes = d.Positive(f["max_request_bytes"], yamlfile.Field(path, "max_request_bytes"), maxMessageBytes,
 		" (128 MiB), RabbitMQ's default max_message_size: the broker would refuse a larger request")

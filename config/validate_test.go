@@ -134,7 +134,7 @@ f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
 			`defaults.wire.cloud_events (line 3): unknown field (did you mean "cloudevents"?)`}},
 		{"shadow", route("to: legacy, shadow: true, routing_key: k, exchange: x, encoding: json"), nil},
 		{"shadow needs routing key", route("to: legacy, shadow: true"), []string{"routes[0].routing_key (line 5): required with shadow: true"}},
-		{"shadow on broker", route("routing_key: k, shadow: true"), []string{"routes[0].shadow (line 5): only a route with to: legacy can shadow"}},
+		{"shadow on broker", route("routing_key: k, shadow: true"), []string{"routes[0].shadow (line 5): only a route with to: legacy, or a ramp's legacy side, can shadow"}},
 		{"shadow waits", route("to: legacy, shadow: true, routing_key: k, pattern: rpc"), []string{
 			"routes[0].pattern (line 5): a shadow copy is an event that nobody waits for"}},
 		{"server json", base + "server: {json: {proto_names: true, emit_unpopulated: false, discard_unknown: true}}\n", nil},

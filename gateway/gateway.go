@@ -71,6 +71,9 @@ type Options struct {
 	// StreamBounds bound each stream of a server-streaming route; zero
 	// fields take their defaults.
 	StreamBounds StreamBounds
+	// Ramps, if set, gives the weight of ramped routes and takes their
+	// calls' outcomes. Without it a ramped route stays at its first step.
+	Ramps Ramps
 }
 
 // Gateway dispatches calls through its route table to a Publisher.
@@ -90,12 +93,13 @@ type Gateway struct {
 	edge         sync.Map
 	tracer       trace.Tracer // nil: tracing off
 	streamBounds StreamBounds
+	ramps        Ramps // nil: ramped routes stay at their first step
 }
 
 // New returns a Gateway. It starts nothing.
 func New(o Options) *Gateway {
 	g := &Gateway{pub: o.Publisher, legacy: o.Legacy, source: o.Source, log: o.Logger,
-		shadows: make(chan *shadowJob, shadowQueue), tracer: o.Tracer, streamBounds: o.StreamBounds.WithDefaults()}
+		shadows: make(chan *shadowJob, shadowQueue), tracer: o.Tracer, streamBounds: o.StreamBounds.WithDefaults(), ramps: o.Ramps}
 	if g.source == "" {
 		g.source = "figway"
 	}
@@ -149,7 +153,7 @@ func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
 // cannot change the answer.
 func (g *Gateway) Route(method string) *Route {
 	r := g.table.Load().Lookup(method)
-	if r == nil || !r.Publishes() || (r.Shadow && g.legacy == nil) {
+	if r == nil || !r.Publishes() || (r.Shadow && r.To == TargetLegacy && g.legacy == nil) {
 		return nil
 	}
 	return r
@@ -167,7 +171,7 @@ func (g *Gateway) InvokeRoute(ctx context.Context, r *Route, c *Call) (*Result, 
 }
 
 func (g *Gateway) invokeRoute(ctx context.Context, r *Route, c *Call) (*Result, error) {
-	if r.Shadow {
+	if r.Shadow && r.To == TargetLegacy {
 		return g.shadow(ctx, r, c)
 	}
 	switch pin := g.pin(r, c); {
@@ -176,14 +180,23 @@ func (g *Gateway) invokeRoute(ctx context.Context, r *Route, c *Call) (*Result, 
 		return g.viaLegacy(ctx, r, c)
 	case pin == TargetBroker:
 		g.stats(r.Method).pinnedBroker.Add(1)
-	case r.Weight != nil && g.legacy != nil:
-		if !toBroker(r, c) {
+	case r.Canary() && g.legacy != nil:
+		if !g.toBroker(r, c) {
 			g.stats(r.Method).canaryLegacy.Add(1)
+			if r.Ramp != nil {
+				return g.rampLegacy(ctx, r, c)
+			}
 			return g.viaLegacy(ctx, r, c)
 		}
 		g.stats(r.Method).canaryBroker.Add(1)
 	}
-	res, err := g.viaBroker(ctx, r, c)
+	var res *Result
+	var err error
+	if r.Ramp != nil {
+		res, err = g.rampBroker(ctx, r, c)
+	} else {
+		res, err = g.viaBroker(ctx, r, c)
+	}
 	if r.Fallback == TargetLegacy && g.legacy != nil {
 		if err != nil && fallsBack(err) {
 			g.noteFallback(r, true, err)

@@ -82,8 +82,10 @@ func (g *Gateway) stats(method string) *migrationStats {
 	return s.(*migrationStats)
 }
 
-// toBroker decides the side of a canary call (see [sampled]).
-func toBroker(r *Route, c *Call) bool { return sampled(*r.Weight, r.StickyBy, c) }
+// toBroker decides the side of a canary call (see [sampled]). A caller
+// that a weight sends to the broker is sent there at every higher weight
+// too: a ramp's step moves only the callers it adds.
+func (g *Gateway) toBroker(r *Route, c *Call) bool { return sampled(g.weight(r), r.StickyBy, c) }
 
 // sampled reports whether a call falls within percent of the calls: by
 // hash of the stickyBy header's value when the call has one, so that a
@@ -286,12 +288,14 @@ func (g *Gateway) mirror(ctx context.Context, job *shadowJob) {
 	s.shadowSent.Add(1)
 	if d := g.compare(r, job, rep); len(d) > 0 {
 		s.shadowMismatched.Add(1)
+		g.observeCompare(r, true)
 		s.recent.add(d)
 		g.log.WarnContext(ctx, "shadow reply differs from legacy's", "route", r.Method, "correlation_id", req.CorrelationID,
 			"fields", strings.Join(d, ","), "legacy", g.render(r, job.legacy, job.legacyErr), "broker", g.render(r, rep.Body, replyErr(rep)))
 		return
 	}
 	s.shadowMatched.Add(1)
+	g.observeCompare(r, false)
 }
 
 func replyErr(rep *Reply) error {

@@ -218,8 +218,8 @@ func keySet(keys []string) map[string]bool {
 }
 
 // Canary reports whether the route splits its calls between the broker and
-// legacy by weight.
-func (r *Route) Canary() bool { return r.Weight != nil }
+// legacy by weight, fixed or ramped.
+func (r *Route) Canary() bool { return r.Weight != nil || r.Ramp != nil }
 
 // FallsBack reports whether the route sends to legacy the calls its broker
 // path refuses without publishing them.

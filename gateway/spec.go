@@ -125,6 +125,10 @@ type RouteSpec struct {
 	// sent to the broker; the others go to legacy (a canary). If Weight is
 	// nil, every call goes to the broker. Needs legacy.grpc.
 	Weight *int
+	// Ramp, if not nil, moves the weight of a broker route step by step
+	// while its gate holds (YAML ramp); it replaces Weight. A route that
+	// leaves it out inherits defaults.ramp, field by field.
+	Ramp *Ramp
 	// StickyBy names a metadata key or header (YAML sticky_by, lower
 	// case): calls with the same value go to the same side of the canary,
 	// or are always in or always out of the shadow sample, by hash.

@@ -20,6 +20,14 @@ func (r *Route) GoesTo() string {
 	}
 	var s string
 	switch {
+	case r.Ramp != nil:
+		s = fmt.Sprintf("ramp %v%%", r.Ramp.Steps)
+		if r.StickyBy != "" {
+			s += " by " + r.StickyBy
+		}
+		if r.Shadow {
+			s += ", legacy side shadowed"
+		}
 	case r.Shadow && r.Compare:
 		s = "legacy+shadow(compare)"
 	case r.Shadow:

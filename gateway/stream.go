@@ -83,7 +83,7 @@ func (g *Gateway) StreamsToLegacy(r *Route, c *Call) bool {
 	case pin == TargetBroker:
 		g.stats(r.Method).pinnedBroker.Add(1)
 	case r.Weight != nil && g.legacy != nil:
-		if !toBroker(r, c) {
+		if !g.toBroker(r, c) {
 			g.stats(r.Method).canaryLegacy.Add(1)
 			return true
 		}

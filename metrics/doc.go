@@ -36,6 +36,8 @@
 //	figway_shadow_copies_total{route,result}              counter, result sent|dropped|failed (pulled; shadow routes)
 //	figway_shadow_mismatches_total{route}                 counter (pulled; shadow routes with compare)
 //	figway_shadow_matches_total{route}                    counter (pulled; shadow routes with compare)
+//	figway_route_weight{route}                            gauge (pulled; routes that publish: a ramp's step, a weight, 100 or 0)
+//	figway_ramp_events_total{route,event}                 counter (pulled; ramped routes)
 //	figway_config_reloads_total{result}                   counter, result ok|failed
 //	figway_config_last_reload_successful                  gauge
 //	figway_config_last_reload_success_timestamp_seconds   gauge

@@ -3,9 +3,7 @@ package amqp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,25 +130,7 @@ func (l *OperationLog) Run(ctx context.Context, store *operations.Store) error {
 
 // Append publishes r on the stream and waits for the broker's confirm.
 func (l *OperationLog) Append(ctx context.Context, r *operations.Record) error {
-	p := l.pub.Load()
-	if p == nil {
-		return fmt.Errorf("%w: not connected to RabbitMQ", gateway.ErrUnavailable)
-	}
-	msg := encodeRecord(r)
-	p.mu.Lock()
-	dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, "", l.cfg.Stream, false, false, msg)
-	p.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("%w: append to %s: %v", gateway.ErrUnavailable, l.cfg.Stream, err)
-	}
-	ack, err := dc.WaitContext(ctx)
-	if err != nil {
-		return fmt.Errorf("append to %s: %w", l.cfg.Stream, err)
-	}
-	if !ack {
-		return fmt.Errorf("%w: %w: append to %s", gateway.ErrUnavailable, gateway.ErrNacked, l.cfg.Stream)
-	}
-	return nil
+	return appendRecord(ctx, &l.pub, l.cfg.Stream, encodeRecord(r))
 }
 
 // Sync appends a marker and waits until it has been read back: by then
@@ -187,76 +167,10 @@ func (l *OperationLog) BadRecords() uint64 { return l.bad.Load() }
 // Reconnects counts the log's connections after the first.
 func (l *OperationLog) Reconnects() uint64 { return l.reconnects.Load() }
 
-// streamSegmentBytes is the stream's segment size
-// (x-stream-max-segment-size-bytes): retention drops whole segments, so
-// smaller ones than the 500 MB default let x-max-age apply to a
-// low-volume stream of records.
-const streamSegmentBytes = 16 << 20
-
 // serve runs one connection of the log.
 func (l *OperationLog) serve(ctx context.Context, conn *amqp.Connection, addr string) error {
-	defer conn.CloseDeadline(time.Now().Add(closeTimeout))
-	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	if err := l.declare(conn); err != nil {
-		return err
-	}
-	cons, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("stream consumer channel: %w", err)
-	}
-	// A stream consumer needs a prefetch and manual acks.
-	if err := cons.Qos(512, 0, false); err != nil {
-		return fmt.Errorf("stream consumer qos: %w", err)
-	}
-	from := time.Now().Add(-l.cfg.Retention)
-	deliveries, err := cons.Consume(l.cfg.Stream, "", false, false, false, false,
-		amqp.Table{"x-stream-offset": from}) // a timestamp: whole seconds on the wire
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", l.cfg.Stream, err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("stream publisher channel: %w", err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		return fmt.Errorf("stream publisher confirms: %w", err)
-	}
-	// A channel that dies under a live connection ends this connection
-	// too: the next one starts afresh.
-	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	p := &logPublisher{ch: ch}
-	l.pub.Store(p)
-	defer l.pub.CompareAndSwap(p, nil)
-
-	marker := wire.NewID()
-	if _, err := ch.PublishWithDeferredConfirm("", l.cfg.Stream, false, false, amqp.Publishing{
-		Type: recordMarker, MessageId: marker, AppId: wire.AppID, Timestamp: time.Now(),
-	}); err != nil {
-		return fmt.Errorf("append marker: %w", err)
-	}
-	l.c.log.Info("reading the operations stream", "stream", l.cfg.Stream, "from", from.UTC().Format(time.RFC3339), "broker", addr)
-
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-closed:
-			if err == nil {
-				return errors.New("connection closed")
-			}
-			return err
-		case err := <-chClosed:
-			return fmt.Errorf("operations stream publisher channel closed: %v", err)
-		case d, ok := <-deliveries:
-			if !ok {
-				return errors.New("operations stream consumer stopped")
-			}
-			l.take(&d, marker)
-			if err := d.Ack(false); err != nil {
-				return fmt.Errorf("ack stream record: %w", err)
-			}
-		}
-	}
+	return l.c.serveStream(ctx, conn, addr, recordStream{what: "operations", stream: l.cfg.Stream, retention: l.cfg.Retention,
+		marker: recordMarker, pub: &l.pub, take: l.take})
 }
 
 // take hands one delivery of the stream to the Store.
@@ -276,42 +190,6 @@ func (l *OperationLog) take(d *amqp.Delivery, marker string) {
 		return
 	}
 	l.store.Apply(r)
-}
-
-// declare declares the stream. One that exists with other arguments (say,
-// another retention, from a figway configured otherwise) is used as it is.
-func (l *OperationLog) declare(conn *amqp.Connection) error {
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("stream declare channel: %w", err)
-	}
-	defer ch.Close()
-	secs := int64((l.cfg.Retention + time.Second - 1) / time.Second)
-	_, err = queueOpts{durable: true, args: amqp.Table{
-		"x-queue-type":                    "stream",
-		"x-max-age":                       strconv.FormatInt(secs, 10) + "s",
-		"x-stream-max-segment-size-bytes": int64(streamSegmentBytes),
-	}}.declare(ch, l.cfg.Stream)
-	var ae *amqp.Error
-	if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
-		// The failed declare closed the channel.
-		l.c.log.Warn("the operations stream exists with other arguments; using it as it is",
-			"stream", l.cfg.Stream, "err", ae.Reason)
-		ch2, err := conn.Channel()
-		if err != nil {
-			return fmt.Errorf("stream declare channel: %w", err)
-		}
-		defer ch2.Close()
-		_, err = ch2.QueueDeclarePassive(l.cfg.Stream, true, false, false, false, nil)
-		if err != nil {
-			return fmt.Errorf("declare stream %q: %w", l.cfg.Stream, err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("declare stream %q: %w", l.cfg.Stream, err)
-	}
-	return nil
 }
 
 func encodeRecord(r *operations.Record) amqp.Publishing {

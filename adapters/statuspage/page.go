@@ -28,7 +28,7 @@ import (
 //go:embed assets
 var assets embed.FS
 
-var page = template.Must(template.New("page.html").Funcs(funcs).ParseFS(assets, "assets/page.html"))
+var page = template.Must(template.New("page.html").Funcs(funcs).ParseFS(assets, "assets/*.html"))
 
 // Connection is one broker connection as the page shows it.
 type Connection struct {
@@ -73,6 +73,8 @@ type Options struct {
 	// Exposed says the admin listener is not bound to loopback: the footer
 	// says so.
 	Exposed bool
+	// Ramps returns the ramps of the routes serving now; nil: none.
+	Ramps func() []Ramp
 	// Every is how often Run samples the registry. If 0, 2s.
 	Every time.Duration
 	// Window is the span of the rates shown. If 0, one minute.

@@ -31,6 +31,7 @@ type view struct {
 	Unrouted    row // calls of methods without a route, together
 	HasUnrouted bool
 	Totals      struct{ Broker, Legacy float64 }
+	Ramps       []Ramp
 }
 
 // row is one method.
@@ -82,6 +83,7 @@ func (p *Page) view(now time.Time) *view {
 	if p.o.Config != nil {
 		v.Config = p.o.Config()
 	}
+	v.Ramps = p.ramps()
 	var start *sample
 	if len(hist) > 0 {
 		start = hist[0]
@@ -142,6 +144,8 @@ func (p *Page) routeRow(r *row, rt *gateway.Route, t *gateway.Table) {
 	r.Stage = rt.GoesTo()
 	r.Fallback = rt.FallsBack()
 	switch {
+	case rt.Ramp != nil: // a canary whose weight moves; its legacy side may be shadowed
+		r.Kind, r.Weight, r.Shadow = "canary", p.rampWeight(rt), rt.Shadow
 	case rt.Shadow:
 		r.Kind, r.Shadow = "shadow", true
 	case rt.To == gateway.TargetLegacy:
@@ -208,7 +212,7 @@ func sides(rt *gateway.Route, d delta) (broker, legacy float64) {
 	switch {
 	case rt == nil || rt.To == gateway.TargetLegacy:
 		return 0, calls
-	case rt.Weight != nil:
+	case rt.Canary():
 		broker, legacy = d.canary["broker"], d.canary["legacy"]
 	default:
 		broker = calls

@@ -5,6 +5,7 @@
 //	figway validate -config figway.yaml   # exit 0, or every problem with its field path, exit 1
 //	figway routes   -config figway.yaml   # print the resolved route table
 //	figway openapi  -config figway.yaml   # print the OpenAPI document of the REST bindings
+//	figway ramp status|pause|resume|promote|rollback [method]   # through the admin listener
 //	figway version
 package main
 
@@ -37,6 +38,7 @@ commands:
   validate  check a routes file: exit 0, or print every problem and exit 1
   routes    print the resolved route table
   openapi   print the OpenAPI 3.1 document of the REST bindings
+  ramp      status|pause|resume|promote|rollback: read or drive the ramps
   version   print figway's version
 
 Run 'figway <command> -h' for a command's flags.
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return routesCmd(args, stdout, stderr)
 	case "openapi":
 		return openapiCmd(args, stdout, stderr)
+	case "ramp":
+		return rampCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "figway %s %s\n", versionString(), runtime.Version())
 		return 0

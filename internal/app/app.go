@@ -28,6 +28,7 @@ import (
 	"github.com/figway/figway/internal/connlimit"
 	"github.com/figway/figway/metrics"
 	"github.com/figway/figway/operations"
+	"github.com/figway/figway/ramp"
 )
 
 // Options are what an App takes beside the routes file.
@@ -58,6 +59,8 @@ type App struct {
 	legacyGRPC *legacy.GRPC // nil without legacy.grpc
 	ops        *operations.Store
 	opLog      *amqp.OperationLog
+	ramps      *ramp.Controller // nil when no route ramps
+	rampLog    *amqp.RampLog
 	grpc       *grpcin.Server
 	health     interface {
 		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
@@ -116,6 +119,13 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 	broker.Tracing = a.tracer != nil
 	a.client = amqp.New(broker)
 	gwOpts := gateway.Options{Publisher: a.client, Table: table, Source: "figway://" + host, Logger: a.log, Tracer: a.tracer.tracer()}
+	// Ramped routes keep their state on a stream (docs/migration.md,
+	// "Ramps"); without one, nothing is declared.
+	a.newRamps(cfg.RampStream())
+	if a.ramps != nil {
+		gwOpts.Ramps = a.ramps
+	}
+	a.metrics.Ramps(func() *gateway.Table { return a.gw.Table() }, a.rampSource())
 	var legacyGRPC grpc.StreamHandler // gRPC calls that no route takes
 	if cfg.Legacy.GRPC != "" {
 		if a.legacyGRPC, err = legacy.DialGRPC(cfg.Legacy.GRPC, a.tracer.legacyGRPC()...); err != nil {
@@ -176,7 +186,7 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 // ready reports whether figway takes calls: the broker connected and not
 // blocking publishers, the operations caught up, and not draining.
 func (a *App) ready() bool {
-	return !a.draining.Load() && a.client.Ready() && (a.ops == nil || a.ops.Stats().CaughtUp)
+	return !a.draining.Load() && a.client.Ready() && (a.ops == nil || a.ops.Stats().CaughtUp) && (a.ramps == nil || a.ramps.Ready())
 }
 
 func (a *App) closeLegacy() {
@@ -230,6 +240,7 @@ func (a *App) Run(ctx context.Context) error {
 			return []statuspage.Connection{{Node: node, Connected: s.Connected, Blocked: s.Blocked, Reconnects: s.Reconnects}}
 		},
 		Config:  a.configLog.State,
+		Ramps:   a.statusRamps,
 		Version: a.opts.Version,
 		Exposed: !loopback(adminLis.Addr()),
 		Logger:  log,
@@ -237,7 +248,9 @@ func (a *App) Run(ctx context.Context) error {
 	// The admin listener answers probes, scrapes and the status page:
 	// nothing it serves takes long, but a CPU profile takes its ?seconds=
 	// (30 by default).
-	admin := &http.Server{Handler: adminMux(a.ready, a.metrics.Handler(), status, a.opts.Pprof), ReadHeaderTimeout: 5 * time.Second,
+	mux := adminMux(a.ready, a.metrics.Handler(), status, a.opts.Pprof)
+	a.handleRamps(mux, !loopback(adminLis.Addr()))
+	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: adminWriteTimeout, IdleTimeout: time.Minute}
 
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
@@ -254,6 +267,10 @@ func (a *App) Run(ctx context.Context) error {
 	if a.ops != nil {
 		wg.Go(func() { a.opLog.Run(brokerCtx, a.ops) })
 		opsDone.Go(func() { a.ops.Run(opsCtx) })
+	}
+	if a.ramps != nil {
+		wg.Go(func() { a.rampLog.Run(brokerCtx, a.ramps) })
+		wg.Go(func() { a.ramps.Run(brokerCtx) })
 	}
 	wg.Go(func() {
 		if err := admin.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -122,6 +122,9 @@ func (r *reloader) reload(trigger string) error {
 		a.log.Warn("async settings take effect at the next restart", "path", a.path,
 			"operations", r.retention > 0, "retention", r.retention.String(), "wanted", want.String())
 	}
+	if a.ramps == nil && cfg.RampStream() != "" {
+		a.log.Warn("ramps take effect at the next restart: figway started without a ramped route", "path", a.path)
+	}
 	a.metrics.Reloaded(true)
 	a.configLog.Loaded(trigger, r.watched)
 	a.log.Info("routes reloaded", "path", a.path, "trigger", trigger, "routes", len(t.Routes()))
