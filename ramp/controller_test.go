@@ -348,4 +348,3 @@ func TestRampReconfigure(t *testing.T) {
 		t.Errorf("events = %q; want one reconfigure", got)
 	}
 }
-

@@ -228,4 +228,3 @@ func TestRampRollsBackOnShadowMismatch(t *testing.T) {
 	rollsBack(t, breachCase{route: "shadow: true\n    compare: true\n    ignore_metadata: [x-served-by]",
 		gate: ", max_shadow_mismatch: 5%", mode: drifting, reason: "shadow mismatch"})
 }
-

@@ -61,10 +61,10 @@ topology:
 type mode int32
 
 const (
-	healthy mode = iota // as legacy does, from the same seeded store
-	failing             // UNAVAILABLE: a failure for the breaker
-	slow                // after 2s
-	drifting            // a reply whose note differs from legacy's
+	healthy  mode = iota // as legacy does, from the same seeded store
+	failing              // UNAVAILABLE: a failure for the breaker
+	slow                 // after 2s
+	drifting             // a reply whose note differs from legacy's
 )
 
 // rig is one RabbitMQ vhost, the demo's legacy service, an SDK worker and
