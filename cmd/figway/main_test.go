@@ -53,7 +53,7 @@ func TestRoutes(t *testing.T) {
 	for _, want := range []string{
 		"orders.v1.OrderService/GetOrder", "orders.get", "2s",
 		"orders.v1.OrderService/PlaceOrder", "orders.placed",
-		"split 50% broker/50% legacy by x-user", "legacy+shadow(compare)",
+		"ramp [10 25 50 100]% by x-user", "legacy+shadow(compare)",
 		"x-tenant-id",
 	} {
 		if !strings.Contains(out, want) {
@@ -71,5 +71,18 @@ func TestCommands(t *testing.T) {
 	}
 	if code, _, errOut := runCLI("validate", "-config", "/does/not/exist.yaml"); code != 1 || errOut == "" {
 		t.Errorf("validate missing file = %d, %q; want 1 and the reason", code, errOut)
+	}
+}
+
+func TestRampUsage(t *testing.T) {
+	for _, args := range [][]string{{"ramp"}, {"ramp", "pause"}, {"ramp", "jump", "x.v1.S/M"}, {"ramp", "status", "-nope"}} {
+		if code, _, errOut := runCLI(args...); code != 2 || errOut == "" {
+			t.Errorf("figway %v = %d, %q; want 2 and why", args, code, errOut)
+		}
+	}
+	// No admin listener there: the error says so, exit 1.
+	code, _, errOut := runCLI("ramp", "status", "-admin", "127.0.0.1:1", "-token-file", "main_test.go")
+	if code != 1 || !strings.Contains(errOut, "figway ramp:") {
+		t.Errorf("figway ramp status on a closed port = %d, %q; want 1", code, errOut)
 	}
 }

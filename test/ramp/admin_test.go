@@ -87,7 +87,9 @@ func TestRampAdminRefusedOffLoopback(t *testing.T) {
 		"shutdown_grace: 2s}", "shutdown_grace: 2s, admin_token_file: admin.token}").Replace(rampRoutes)
 	path := filepath.Join(dir, "figway.yaml")
 	os.WriteFile(path, []byte(yaml), 0o600)
+	begin := time.Now()
 	figway.Run(t, proc.BuildFigway(t), path, a)
+	t.Logf("figway ready in %v", time.Since(begin).Round(time.Millisecond))
 
 	post := func(auth string) (int, string) {
 		req, _ := http.NewRequest("POST", "http://"+a.Admin+"/v1/ramps/"+getOrder+":pause", nil)

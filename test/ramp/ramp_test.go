@@ -100,11 +100,11 @@ func TestRampWalksToTheEnd(t *testing.T) {
 		}
 		a0, b0 := r.status(0), r.status(1)
 		broker0, legacy0 := r.sides()
-		c.batch(60)
+		c.batch(100)
 		broker1, legacy1 := r.sides()
 		a1, b1 := r.status(0), r.status(1)
-		if a0.Epoch != a1.Epoch || b0.Epoch != b1.Epoch || a0.Epoch != b0.Epoch || a0.Done {
-			continue // the batch straddled a step
+		if a0.Epoch != a1.Epoch || b0.Epoch != b1.Epoch || a0.Epoch != b0.Epoch || a0.Done || broker1+legacy1-broker0-legacy0 != 100 {
+			continue // the batch straddled a step, or a call failed
 		}
 		if per[a0.Weight] == nil {
 			per[a0.Weight] = &count{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -231,8 +232,27 @@ func fetchStatus(admin string) (rampStatus, error) {
 	return all.Ramps[0], nil
 }
 
-// caller sends GetOrder calls to both figways in turn, each with an
-// x-user of its own from a cycle of 1,000, and counts the sides.
+// users are 100 callers whose x-user values hash (FNV-1a, mod 100, as
+// sticky_by splits) to 0, 1, … 99: a batch of 100 calls, one per caller,
+// sends exactly w % of its calls to the broker at weight w, so the share
+// per side can be held to the step without sampling noise.
+var users = func() []string {
+	out := make([]string, 100)
+	found := 0
+	for n := 0; found < 100; n++ {
+		name := fmt.Sprintf("user-%d", n)
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		if b := h.Sum64() % 100; out[b] == "" {
+			out[b] = name
+			found++
+		}
+	}
+	return out
+}()
+
+// caller sends GetOrder calls to both figways in turn, the k-th as
+// users[k%100], and counts the sides.
 type caller struct {
 	r       *rig
 	clients [2]ordersv1.OrderServiceClient
@@ -248,14 +268,15 @@ func (r *rig) caller() *caller {
 	return c
 }
 
-// batch sends n calls, four at a time, half to each figway.
+// batch sends n calls, ten at a time, half to each figway.
 func (c *caller) batch(n int) {
+	const conc = 10
 	var wg sync.WaitGroup
-	for g := range 4 {
+	for g := range conc {
 		wg.Go(func() {
-			for i := g; i < n; i += 4 {
+			for i := g; i < n; i += conc {
 				k := c.next.Add(1)
-				ctx, cancel := context.WithTimeout(figway.WithMetadata(context.Background(), "x-user", fmt.Sprintf("user-%d", k%1000)), 8*time.Second)
+				ctx, cancel := context.WithTimeout(figway.WithMetadata(context.Background(), "x-user", users[k%100]), 8*time.Second)
 				_, err := c.clients[k%2].GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o-1"})
 				cancel()
 				if err != nil {
