@@ -223,8 +223,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 30 canary calls from 30 callers (sticky by x-user): the split is
-	// what the two sides saw.
+	// 30 calls from 30 callers (sticky by x-user) of the demo's ramp, at
+	// its first step (10 %): the split is what the two sides saw.
 	for i := range 30 {
 		call(func(ctx context.Context) error {
 			_, err := client.ListOrders(figway.WithMetadata(ctx, "x-user", fmt.Sprintf("user-%d", i)), &ordersv1.ListOrdersRequest{})
@@ -272,13 +272,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 	list := rows[svc+"ListOrders"]
 	wantBroker, wantLegacy := side.list.Load(), legacy.list.Load()
 	if wantBroker == 0 || wantLegacy == 0 {
-		t.Errorf("the 30 canary calls went %d to the broker, %d to legacy; want both sides", wantBroker, wantLegacy)
+		t.Errorf("the 30 ramped calls went %d to the broker, %d to legacy; want both sides", wantBroker, wantLegacy)
 	}
 	if list.Calls != "30" || list.Broker != fmt.Sprint(wantBroker) || list.Legacy != fmt.Sprint(wantLegacy) {
 		t.Errorf("ListOrders row = %+v; want 30 calls, %d broker, %d legacy", list, wantBroker, wantLegacy)
 	}
-	if !strings.HasPrefix(list.Stage, "split 50% broker/50% legacy by x-user") {
-		t.Errorf("ListOrders stage = %q; want the canary split of figway routes", list.Stage)
+	if !strings.HasPrefix(list.Stage, "ramp [10 25 50 100]% by x-user") {
+		t.Errorf("ListOrders stage = %q; want the ramp of figway routes", list.Stage)
 	}
 	get := rows[svc+"GetOrder"]
 	if !strings.HasPrefix(get.Breaker, "open") || get.Stage != "broker, fallback legacy, pin by x-figway-pin" || get.Calls != "9" {

@@ -209,11 +209,13 @@ func rollsBack(t *testing.T, tc breachCase) {
 	}
 	// Paused: the ramp stays, however long the gate would hold.
 	r.mode.Store(int32(healthy))
+	held := time.Now()
 	c.batch(80)
 	time.Sleep(2500 * time.Millisecond)
 	if st := r.status(0); st.Weight != steps[1] || !st.Paused {
 		t.Errorf("a paused ramp moved: %+v", st)
 	}
+	t.Logf("held paused for %v", time.Since(held).Round(time.Millisecond))
 }
 
 func TestRampRollsBackOnErrors(t *testing.T) {

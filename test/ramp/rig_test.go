@@ -86,6 +86,7 @@ type rig struct {
 
 func newRig(t *testing.T, route, gate string) *rig {
 	begin := time.Now()
+	t.Cleanup(func() { t.Logf("rig's processes stopped in %v", time.Since(begin).Round(time.Millisecond)) })
 	r := &rig{t: t, url: rabbitmq.ForTest(t).NewVHost(t), bin: proc.BuildFigway(t)}
 	defer func() { t.Logf("rig ready in %v", time.Since(begin).Round(time.Millisecond)) }()
 	r.legacy = startLegacy(t)
