@@ -94,6 +94,7 @@ func TestRampWalksToTheEnd(t *testing.T) {
 	start := time.Now()
 	type count struct{ broker, legacy float64 }
 	per := map[int]*count{}
+	figways := 0 // the most figways whose figures a gate was judged on
 	for !r.status(0).Done || !r.status(1).Done {
 		if time.Since(start) > 90*time.Second {
 			t.Fatalf("the ramp is not done after %v: %+v", time.Since(start), r.status(0))
@@ -103,6 +104,7 @@ func TestRampWalksToTheEnd(t *testing.T) {
 		c.batch(100)
 		broker1, legacy1 := r.sides()
 		a1, b1 := r.status(0), r.status(1)
+		figways = max(figways, a1.Gate.Figways, b1.Gate.Figways)
 		if a0.Epoch != a1.Epoch || b0.Epoch != b1.Epoch || a0.Epoch != b0.Epoch || a0.Done || broker1+legacy1-broker0-legacy0 != 100 {
 			continue // the batch straddled a step, or a call failed
 		}
@@ -124,6 +126,9 @@ func TestRampWalksToTheEnd(t *testing.T) {
 		if share < float64(w)-5 || share > float64(w)+5 {
 			t.Errorf("at %d %%, %.1f %% of the calls went to the broker; want ±5 points", w, share)
 		}
+	}
+	if figways != 2 {
+		t.Errorf("the gates were judged on the figures of %d figways at most; want both", figways)
 	}
 	if f := c.failed.Load(); f != 0 {
 		t.Errorf("%d calls failed with a healthy worker", f)
