@@ -19,7 +19,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/testing/rabbitmq"
+	"github.com/figway/figway/internal/testing/broker"
 	"github.com/figway/figway/worker"
 )
 
@@ -46,10 +46,10 @@ topology:
 `
 
 // freeAddr returns a loopback address for a listener of a process the
-// bench starts, with a port from rabbitmq.FreePort: outside the
+// bench starts, with a port from broker.FreePort: outside the
 // kernel's ephemeral range, so no outgoing connection takes it first.
 func freeAddr() string {
-	port, err := rabbitmq.FreePort()
+	port, err := broker.FreePort()
 	if err != nil {
 		panic(err)
 	}

@@ -50,7 +50,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
-	"github.com/figway/figway/internal/testing/rabbitmq"
+	"github.com/figway/figway/internal/testing/broker"
 	"github.com/figway/figway/worker"
 )
 
@@ -97,7 +97,7 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 
 	fmt.Fprintf(out, "machine: %d CPU (GOMAXPROCS %d), %s; payload %d B; %v per scenario\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), payload, dur)
-	node, err := rabbitmq.Start(ctx)
+	node, err := broker.Start(ctx)
 	if err != nil {
 		return fmt.Errorf("start RabbitMQ: %w", err)
 	}

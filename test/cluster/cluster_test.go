@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/broker"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 )
@@ -76,7 +77,7 @@ func killFigwaysNode(t *testing.T, leaderWithFigway bool) {
 		t.Fatal(err)
 	}
 	killed := victim.KilledAt()
-	t.Logf("killed %s (figway's node; the queue's leader: %v) on RabbitMQ %s", victim.Name(), leaderWithFigway, rabbitmq.Version())
+	t.Logf("killed %s (figway's node; the queue's leader: %v) on RabbitMQ %s", victim.Name(), leaderWithFigway, broker.Version())
 	ps, rs := summarize(plain.wait(), killed), summarize(retried.wait(), killed)
 	breakers.end(t)
 	t.Logf("plain route: %v", ps)

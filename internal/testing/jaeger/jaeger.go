@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/figway/figway/internal/testing/rabbitmq"
+	"github.com/figway/figway/internal/testing/broker"
 )
 
 // Server is one running Jaeger all-in-one.
@@ -72,7 +72,7 @@ func Start(t testing.TB) *Server {
 	}
 	ports := make([]int, 4)
 	for i := range ports {
-		if ports[i], err = rabbitmq.FreePort(); err != nil {
+		if ports[i], err = broker.FreePort(); err != nil {
 			t.Fatal(err)
 		}
 	}

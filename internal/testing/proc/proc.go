@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/figway/figway/internal/testing/broker"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 )
 
@@ -39,11 +40,11 @@ func (s *SyncBuffer) String() string {
 
 // FreeAddr returns a loopback address with a port free at the time of the
 // call, for a listener of a process the test starts. The port comes from
-// [rabbitmq.FreePort]: outside the kernel's ephemeral range, so no
+// [broker.FreePort]: outside the kernel's ephemeral range, so no
 // outgoing connection takes it before the process binds it.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	port, err := rabbitmq.FreePort()
+	port, err := broker.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

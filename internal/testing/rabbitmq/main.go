@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/figway/figway/internal/testing/broker"
 )
 
 // afterTests are the functions AfterTests registered.
@@ -36,7 +38,7 @@ func Main(m *testing.M, opts ...goleak.Option) {
 		f()
 	}
 	afterTests.Unlock()
-	if report := deprecationReport(); report != "" {
+	if report := broker.DeprecationReport(); report != "" {
 		fmt.Fprintln(os.Stderr, report)
 		code = 1
 	}

@@ -13,6 +13,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/figway/figway/internal/testing/broker"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 )
 
@@ -278,7 +279,7 @@ func TestExternal(t *testing.T) {
 	}
 	dial(t, n.URL())
 	ctx := context.Background()
-	if _, err := n.Ctl(ctx, "status"); !errors.Is(err, rabbitmq.ErrExternal) {
+	if _, err := n.Ctl(ctx, "status"); !errors.Is(err, broker.ErrExternal) {
 		t.Errorf("Ctl = %v; want ErrExternal", err)
 	}
 	for name, err := range map[string]error{
@@ -288,7 +289,7 @@ func TestExternal(t *testing.T) {
 		"Restart":                n.Restart(ctx),
 		"Stop":                   n.Stop(ctx),
 	} {
-		if !errors.Is(err, rabbitmq.ErrExternal) {
+		if !errors.Is(err, broker.ErrExternal) {
 			t.Errorf("%s = %v; want ErrExternal", name, err)
 		}
 	}
@@ -306,7 +307,7 @@ func TestStartFailureShowsLog(t *testing.T) {
 		}
 	}
 	t.Setenv("FIGWAY_RABBITMQ_SERVER", filepath.Join(dir, "rabbitmq-server"))
-	n, err := rabbitmq.Start(context.Background())
+	n, err := broker.Start(context.Background())
 	if err == nil {
 		n.Close()
 		t.Fatal("Start with a failing rabbitmq-server = nil error")

@@ -2,15 +2,21 @@ package rabbitmq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/figway/figway/internal/testing/broker"
+)
+
+// Node and Cluster are broker's: this package hands them to tests.
+type (
+	Node    = broker.Node
+	Cluster = broker.Cluster
 )
 
 // shared is the node ForTest hands out, one per test binary.
@@ -33,7 +39,7 @@ var shared struct {
 func ForTest(t testing.TB) *Node {
 	t.Helper()
 	if u := os.Getenv("FIGWAY_TEST_AMQP_URL"); u != "" {
-		n, err := external(u)
+		n, err := broker.External(u)
 		if err != nil {
 			t.Fatalf("rabbitmqtest: FIGWAY_TEST_AMQP_URL: %v", err)
 		}
@@ -42,27 +48,27 @@ func ForTest(t testing.TB) *Node {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.err != nil {
-		unavailable(t, shared.err)
+		broker.Unavailable(t, shared.err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), broker.StartTimeout)
 	defer cancel()
 	switch {
 	case shared.node == nil:
 		begin := time.Now()
-		n, err := Start(ctx)
+		n, err := broker.Start(ctx)
 		if err != nil {
 			shared.err = err
-			unavailable(t, err)
+			broker.Unavailable(t, err)
 		}
 		shared.node = n
-		t.Logf("rabbitmqtest: shared node %s (RabbitMQ %s) on port %d started in %v", n.name, n.ServerVersion(), n.port, time.Since(begin).Round(time.Millisecond))
-	case !shared.node.running():
+		t.Logf("rabbitmqtest: shared node %s (RabbitMQ %s) on port %d started in %v", n.Name(), n.ServerVersion(), n.Port(), time.Since(begin).Round(time.Millisecond))
+	case !shared.node.Running():
 		begin := time.Now()
 		if err := shared.node.Restart(ctx); err != nil {
 			shared.err = err
-			unavailable(t, err)
+			broker.Unavailable(t, err)
 		}
-		t.Logf("rabbitmqtest: shared node %s had died; restarted in %v", shared.node.name, time.Since(begin).Round(time.Millisecond))
+		t.Logf("rabbitmqtest: shared node %s had died; restarted in %v", shared.node.Name(), time.Since(begin).Round(time.Millisecond))
 	}
 	return shared.node
 }
@@ -90,16 +96,16 @@ func ClusterForTest(t testing.TB) *Cluster {
 	sharedCluster.mu.Lock()
 	defer sharedCluster.mu.Unlock()
 	if sharedCluster.err != nil {
-		unavailable(t, sharedCluster.err)
+		broker.Unavailable(t, sharedCluster.err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterStartTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), broker.ClusterStartTimeout)
 	defer cancel()
 	begin := time.Now()
 	if sharedCluster.cluster == nil {
-		c, err := StartCluster(ctx, ClusterSize)
+		c, err := broker.StartCluster(ctx, ClusterSize)
 		if err != nil {
 			sharedCluster.err = err
-			unavailable(t, err)
+			broker.Unavailable(t, err)
 		}
 		sharedCluster.cluster = c
 		t.Logf("rabbitmqtest: shared %d-node cluster (RabbitMQ %s) started in %v", ClusterSize, c.Nodes[0].ServerVersion(), time.Since(begin).Round(time.Millisecond))
@@ -107,10 +113,10 @@ func ClusterForTest(t testing.TB) *Cluster {
 	}
 	c := sharedCluster.cluster
 	for _, n := range c.Nodes {
-		if !n.running() {
+		if !n.Running() {
 			if err := c.RestartDead(ctx); err != nil {
 				sharedCluster.err = err
-				unavailable(t, err)
+				broker.Unavailable(t, err)
 			}
 			t.Logf("rabbitmqtest: restarted the cluster's dead nodes in %v", time.Since(begin).Round(time.Millisecond))
 			break
@@ -125,14 +131,14 @@ func ClusterForTest(t testing.TB) *Cluster {
 // CI=true. It ignores FIGWAY_TEST_AMQP_URL.
 func Own(t testing.TB) *Node {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), broker.StartTimeout)
 	defer cancel()
 	begin := time.Now()
-	n, err := Start(ctx)
+	n, err := broker.Start(ctx)
 	if err != nil {
-		unavailable(t, err)
+		broker.Unavailable(t, err)
 	}
-	t.Logf("rabbitmqtest: node %s (RabbitMQ %s) on port %d started in %v", n.name, n.ServerVersion(), n.port, time.Since(begin).Round(time.Millisecond))
+	t.Logf("rabbitmqtest: node %s (RabbitMQ %s) on port %d started in %v", n.Name(), n.ServerVersion(), n.Port(), time.Since(begin).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if err := n.Close(); err != nil {
 			t.Errorf("rabbitmqtest: %v", err)
@@ -162,30 +168,6 @@ func Shutdown() {
 		}
 	}
 	shared.node, shared.err = nil, nil
-}
-
-// unavailable ends the test because it cannot have the broker it needs: a
-// failure when CI=true, else a skip. An unknown FIGWAY_TEST_RABBITMQ is a
-// mistake, not a missing broker: it always fails.
-func unavailable(t testing.TB, err error) {
-	t.Helper()
-	if errors.Is(err, errBadVersion) {
-		t.Fatalf("rabbitmqtest: %v", err)
-	}
-	msg := unavailableError(err)
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("%s\n(CI=true: a missing broker fails the test instead of skipping it)", msg)
-	}
-	t.Skipf("%s\n(the test is skipped; with CI=true it would fail)", msg)
-}
-
-// external returns a node wrapping a broker URL.
-func external(rawURL string) (*Node, error) {
-	u, err := amqp.ParseURI(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	return &Node{url: rawURL, port: u.Port, external: true}, nil
 }
 
 // Channel returns a channel on a new connection to url; the connection is

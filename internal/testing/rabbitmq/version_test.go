@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/figway/figway/internal/testing/broker"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 )
 
@@ -19,9 +20,9 @@ import (
 func TestVersion(t *testing.T) {
 	n := rabbitmq.ForTest(t)
 	v := n.ServerVersion()
-	t.Logf("FIGWAY_TEST_RABBITMQ=%q: Version() = %s, the node announces RabbitMQ %s", os.Getenv("FIGWAY_TEST_RABBITMQ"), rabbitmq.Version(), v)
-	if rabbitmq.Version() == rabbitmq.V4_0 && !strings.HasPrefix(v, "4.0.") {
-		t.Errorf("Version() = %s, but the node announces RabbitMQ %q", rabbitmq.Version(), v)
+	t.Logf("FIGWAY_TEST_RABBITMQ=%q: Version() = %s, the node announces RabbitMQ %s", os.Getenv("FIGWAY_TEST_RABBITMQ"), broker.Version(), v)
+	if broker.Version() == broker.V4_0 && !strings.HasPrefix(v, "4.0.") {
+		t.Errorf("Version() = %s, but the node announces RabbitMQ %q", broker.Version(), v)
 	}
 	if v == "" {
 		t.Error("ServerVersion() = \"\"; want the version the broker announced")
@@ -74,8 +75,8 @@ func TestDeprecatedFeatureFailsTheRun(t *testing.T) {
 		useDeprecatedFeatures(t, rabbitmq.Own(t).URL())
 		return
 	}
-	if rabbitmq.Version() != rabbitmq.V4_0 {
-		t.Skipf("RabbitMQ %s logs no deprecations: 4.0 is the first this project tests that does", rabbitmq.Version())
+	if broker.Version() != broker.V4_0 {
+		t.Skipf("RabbitMQ %s logs no deprecations: 4.0 is the first this project tests that does", broker.Version())
 	}
 	n := rabbitmq.Own(t)
 	n.AllowDeprecatedFeatures()

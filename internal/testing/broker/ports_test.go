@@ -1,4 +1,4 @@
-package rabbitmq
+package broker
 
 import (
 	"context"
@@ -125,7 +125,7 @@ func heldPort(t *testing.T) int {
 // selection cannot rule out. The node must come up on the third ports.
 func TestStartRetriesOnPortClash(t *testing.T) {
 	if _, err := findInstallation(); err != nil {
-		unavailable(t, err)
+		Unavailable(t, err)
 	}
 	t.Parallel()
 	held := heldPort(t)
@@ -171,7 +171,7 @@ func TestStartRetriesOnPortClash(t *testing.T) {
 // every attempt fails with an error that says so.
 func TestStartGivesUpOnPortClash(t *testing.T) {
 	if _, err := findInstallation(); err != nil {
-		unavailable(t, err)
+		Unavailable(t, err)
 	}
 	t.Parallel()
 	held := heldPort(t)

@@ -1,4 +1,4 @@
-package rabbitmq
+package broker
 
 import (
 	"context"
@@ -10,15 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
-// clusterStartTimeout bounds StartCluster when its context has no deadline.
+// ClusterStartTimeout bounds StartCluster when its context has no deadline.
 // Three nodes start in about 20 s on an idle two-core machine, in parallel;
 // the joins take a few rabbitmqctl runs more, each of which starts an
 // Erlang VM. A machine loaded by parallel test binaries has taken 1m50s.
-const clusterStartTimeout = 5 * time.Minute
+const ClusterStartTimeout = 5 * time.Minute
 
 // A Cluster is private nodes joined into one RabbitMQ cluster on loopback.
 // Its methods are safe for concurrent use.
@@ -34,7 +33,7 @@ type Cluster struct {
 // one Erlang cookie), in parallel, and joins every node but the first to the
 // first (rabbitmqctl stop_app, reset, join_cluster, start_app). It returns
 // when every node is a running member of the cluster. ctx bounds the whole
-// start; if it has no deadline, clusterStartTimeout is used. Call
+// start; if it has no deadline, ClusterStartTimeout is used. Call
 // [Cluster.Close] when done.
 func StartCluster(ctx context.Context, size int) (*Cluster, error) {
 	if size < 1 {
@@ -42,7 +41,7 @@ func StartCluster(ctx context.Context, size int) (*Cluster, error) {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, clusterStartTimeout)
+		ctx, cancel = context.WithTimeout(ctx, ClusterStartTimeout)
 		defer cancel()
 	}
 	c := &Cluster{Nodes: make([]*Node, size)}
@@ -126,7 +125,7 @@ func (c *Cluster) Node(nameOrPort string) *Node {
 // and act on the whole cluster.
 func (c *Cluster) Ctl(ctx context.Context, args ...string) (string, error) {
 	for _, n := range c.Nodes {
-		if n.running() {
+		if n.Running() {
 			return n.Ctl(ctx, args...)
 		}
 	}
@@ -139,7 +138,7 @@ func (c *Cluster) Ctl(ctx context.Context, args ...string) (string, error) {
 // cluster stops: deleting its quorum queues takes every replica a round
 // of work, which took minutes on a loaded machine after a test killed and
 // restarted a node.
-func (c *Cluster) NewVHost(t testing.TB) []string {
+func (c *Cluster) NewVHost(t T) []string {
 	t.Helper()
 	name := addVHost(t, c.Ctl, nil)
 	urls := make([]string, len(c.Nodes))
@@ -155,7 +154,7 @@ func (c *Cluster) RestartDead(ctx context.Context) error {
 	errs := make([]error, len(c.Nodes))
 	var wg sync.WaitGroup
 	for i, n := range c.Nodes {
-		if !n.running() {
+		if !n.Running() {
 			wg.Go(func() { errs[i] = n.Restart(ctx) })
 		}
 	}

@@ -1,4 +1,4 @@
-package rabbitmq
+package broker
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ import (
 //	...
 //
 // (one message of several lines, each with the same prefix). Close reads
-// the node's logs for them and [Main] fails the test binary if any node
+// the node's logs for them and rabbitmq.Main fails the test binary if any node
 // logged one.
 
 // deprecatedFeature finds the feature a "Deprecated features" warning names.
@@ -98,7 +98,7 @@ func scanDeprecations(r io.Reader, found []Deprecation) ([]Deprecation, error) {
 	return found, sc.Err()
 }
 
-// AllowDeprecatedFeatures exempts the node from the check [Main] makes: for
+// AllowDeprecatedFeatures exempts the node from the check rabbitmq.Main makes: for
 // a test that uses a deprecated feature on purpose, on a node of its own.
 func (n *Node) AllowDeprecatedFeatures() {
 	n.mu.Lock()
@@ -114,7 +114,7 @@ var deprecationsSeen struct {
 }
 
 // checkDeprecations reads the node's logs and records what they report for
-// [Main]. Called by Close, before the node's directory goes.
+// rabbitmq.Main. Called by Close, before the node's directory goes.
 func (n *Node) checkDeprecations() {
 	found, err := n.DeprecatedFeatures()
 	if err != nil {
@@ -128,9 +128,9 @@ func (n *Node) checkDeprecations() {
 	}
 }
 
-// deprecationReport returns what [Main] prints when nodes logged
+// DeprecationReport returns what the tests' rabbitmq.Main prints when nodes logged
 // deprecations, or "" when none did.
-func deprecationReport() string {
+func DeprecationReport() string {
 	deprecationsSeen.Lock()
 	defer deprecationsSeen.Unlock()
 	if len(deprecationsSeen.report) == 0 {

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package rabbitmq
+package broker
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-package rabbitmq
+package broker
 
 import (
 	"context"
@@ -22,10 +22,10 @@ import (
 )
 
 const (
-	// startTimeout bounds Start and Restart when their context has no
+	// StartTimeout bounds Start and Restart when their context has no
 	// deadline. A node starts in 3–8 s; parallel test binaries on a small
 	// machine can make it several times slower.
-	startTimeout = 2 * time.Minute
+	StartTimeout = 2 * time.Minute
 	// stopTimeout is how long Stop waits for a clean stop before it kills.
 	stopTimeout = 30 * time.Second
 	// logTailLines is how much of console.log a start error carries.
@@ -52,7 +52,7 @@ var portClashes = []string{"eaddrinuse", "dist_port_already_used"}
 var nodeSeq atomic.Int64
 
 // A Node is a RabbitMQ node: a private one started by [Start], or an external
-// broker named by FIGWAY_TEST_AMQP_URL (see [ForTest]). Its methods are safe
+// broker named by FIGWAY_TEST_AMQP_URL ([External]; the tests' rabbitmq.ForTest). Its methods are safe
 // for concurrent use.
 type Node struct {
 	url      string
@@ -246,7 +246,7 @@ func (n *Node) env() []string {
 func (n *Node) launch(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, startTimeout)
+		ctx, cancel = context.WithTimeout(ctx, StartTimeout)
 		defer cancel()
 	}
 	logPath := filepath.Join(n.dir, "console.log")
@@ -398,7 +398,7 @@ func (n *Node) PID() int {
 
 // running reports whether the node's VM is running (always true for an
 // external node, which this package cannot observe).
-func (n *Node) running() bool {
+func (n *Node) Running() bool {
 	if n.external {
 		return true
 	}
@@ -516,7 +516,7 @@ func (n *Node) Stop(ctx context.Context) error {
 }
 
 // Close stops the node and removes its directory. Before it removes the
-// directory it reads the node's log for deprecated features, which [Main]
+// directory it reads the node's log for deprecated features, which rabbitmq.Main
 // reports (see [Node.AllowDeprecatedFeatures]). Close of an external node
 // does nothing.
 func (n *Node) Close() error {

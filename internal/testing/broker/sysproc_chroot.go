@@ -1,6 +1,6 @@
 //go:build unix
 
-package rabbitmq
+package broker
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-package rabbitmq
+package broker
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -96,19 +95,19 @@ func (n *Node) SetMemoryHighWatermark(ctx context.Context, fraction float64) err
 //
 // NewVHost needs a private node: on an external one it skips the test, or
 // fails it when CI=true.
-func (n *Node) NewVHost(t testing.TB) string {
+func (n *Node) NewVHost(t T) string {
 	t.Helper()
 	if n.external {
-		unavailable(t, fmt.Errorf("NewVHost: %w", ErrExternal))
+		Unavailable(t, fmt.Errorf("NewVHost: %w", ErrExternal))
 	}
-	name := addVHost(t, n.Ctl, n.running)
+	name := addVHost(t, n.Ctl, n.Running)
 	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/%s", n.port, url.PathEscape(name))
 }
 
 // addVHost creates a virtual host named after the test with ctl, gives guest
 // every permission on it, and deletes it when the test ends if alive says
 // the broker still runs; a nil alive keeps it. It returns the name.
-func addVHost(t testing.TB, ctl func(context.Context, ...string) (string, error), alive func() bool) string {
+func addVHost(t T, ctl func(context.Context, ...string) (string, error), alive func() bool) string {
 	t.Helper()
 	name := fmt.Sprintf("figway-%d-%s", vhostSeq.Add(1), vhostName(t.Name()))
 	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
