@@ -23,8 +23,9 @@ PKGS := ./... ./bench/... ./internal/batchconn/... ./wire/... ./worker/...
 # faults (see docs/operations.md, RabbitMQ versions).
 TEST_ON_3_10 := ./test/cluster/ ./test/breaker/ ./test/worker/ ./adapters/amqp/
 
-# Without a broker (or the other languages' worker packages, or chromium for
-# the status page's browser test) the tests skip, or fail when CI=true
+# Without a broker (or the other languages' worker packages, chromium for
+# the status page's browser test, or iptables for the partition test) the
+# tests skip, or fail when CI=true
 # (internal/testing/rabbitmq decides); so a failed install stops the run only when
 # CI=true. Where RabbitMQ 4.0 cannot be had (it needs root), and CI is not
 # true, the whole suite runs on 3.10 instead. Both passes run even if the
@@ -34,6 +35,7 @@ test:
 	scripts/workers.sh ensure || [ "$${CI:-}" != true ]
 	scripts/chromium.sh ensure || [ "$${CI:-}" != true ]
 	scripts/jaeger.sh ensure || [ "$${CI:-}" != true ]
+	scripts/iptables.sh ensure || [ "$${CI:-}" != true ]
 	$(GO) vet $(PKGS)
 	@unformatted="$$(git ls-files -co --exclude-standard -- '*.go' ':!:gen/' \
 		| while read -r f; do if [ -f "$$f" ]; then echo "$$f"; fi; done | xargs -r gofmt -l)"; \

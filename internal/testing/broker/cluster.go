@@ -25,8 +25,10 @@ type Cluster struct {
 	// Nodes are the cluster's nodes; the others joined Nodes[0]. The
 	// slice never changes.
 	Nodes []*Node
-	// cut serializes Partition and Heal.
+	// cut serializes Partition and Heal, and guards rules.
 	cut sync.Mutex
+	// rules are the iptables rules of the partitions in force.
+	rules [][]string
 }
 
 // StartCluster starts size private nodes (as [Start] does, but sharing
