@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/figway/figway/internal/testing/broker"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
@@ -55,7 +56,7 @@ func TestPartition(t *testing.T) {
 		// back 90 s after the heal): not yet steady enough for make test.
 		t.Skip("set FIGWAY_TEST_PARTITION=1 to run it (as root, with iptables): docs/development.md")
 	}
-	if rabbitmq.Version() == rabbitmq.V3_10 {
+	if broker.Version() == broker.V3_10 {
 		// On 3.10.8 the cluster did not recover well from it: once the
 		// cut-off node never came back by itself, calls failed for
 		// minutes and confirmed events were not consumed within a minute;

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -38,25 +36,6 @@ func (n *Node) advancedConfig() string {
 // ErrNoIPTables is returned by [Cluster.Partition] when iptables is not
 // installed: `make test` installs it (scripts/iptables.sh).
 var ErrNoIPTables = errors.New("iptables is not installed (scripts/iptables.sh ensure installs it)")
-
-// NeedPartitions skips t, or fails it when CI=true, unless partitions can
-// be made here: iptables installed, and run as root.
-func NeedPartitions(t testing.TB) {
-	t.Helper()
-	var err error
-	if _, lerr := exec.LookPath("iptables"); lerr != nil {
-		err = ErrNoIPTables
-	} else if out, lerr := exec.Command("iptables", "-w", "10", "-S", "INPUT").CombinedOutput(); lerr != nil {
-		err = fmt.Errorf("iptables -S INPUT: %v: %s", lerr, out)
-	}
-	if err == nil {
-		return
-	}
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("rabbitmqtest: no partitions here: %v (CI=true: fails instead of skipping)", err)
-	}
-	t.Skipf("rabbitmqtest: no partitions here: %v (the test is skipped; with CI=true it would fail)", err)
-}
 
 // Partition cuts n off from the other nodes of the cluster without
 // stopping it, as a network would: iptables rules on loopback drop every
@@ -141,7 +120,7 @@ func iptables(ctx context.Context, op string, rule []string) error {
 func (c *Cluster) SetNetTicktime(ctx context.Context, seconds int) error {
 	var errs []error
 	for _, n := range c.Nodes {
-		if !n.running() {
+		if !n.Running() {
 			continue
 		}
 		out, err := n.Ctl(ctx, "eval", fmt.Sprintf("net_kernel:set_net_ticktime(%d, 0), net_kernel:get_net_ticktime().", seconds))
