@@ -60,6 +60,7 @@ var settings = []setting{
 	{"compare", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Compare = d.Bool(v, p) }},
 	{"wire", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Wire = d.wire(v, p) }},
 	{"async", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Async = d.async(v, p) }},
+	{"stream", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Stream = d.streamBounds(v, p) }},
 	{"ignore_fields", false, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.IgnoreFields = d.fieldPaths(v, p) }},
 	{"ramp", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.Ramp = d.ramp(v, p) }},
 	{"pin_by", true, func(d *decoder, v *yamlfile.Value, p string, r *Route) { r.PinBy = d.header(v, p) }},

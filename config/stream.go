@@ -1,6 +1,9 @@
 package config
 
-import "github.com/figway/figway/config/yamlfile"
+import (
+	"github.com/figway/figway/config/yamlfile"
+	"github.com/figway/figway/gateway"
+)
 
 // validateStreaming checks a route of a streaming method (r.Desc is set):
 // a server-streaming method may go to the broker, its replies a stream
@@ -29,5 +32,16 @@ func validateStreaming(r *Route, path string, p *yamlfile.Problems) {
 	}
 	if r.Fallback == TargetLegacy {
 		p.At(yamlfile.Field(path, "fallback"), "%s is server-streaming: fallback: legacy is for unary routes; a stream refused by the broker fails UNAVAILABLE", r.Method)
+	}
+}
+
+// streamBounds decodes a route's stream key: the bounds of each stream of
+// a server-streaming route (docs/operations.md, "Limits and timeouts").
+func (d *decoder) streamBounds(v *yamlfile.Value, path string) gateway.StreamBounds {
+	f := d.Fields(v, path, "max_messages", "max_bytes", "idle")
+	return gateway.StreamBounds{
+		Messages: d.Positive(f["max_messages"], yamlfile.Field(path, "max_messages"), 1_000_000, ""),
+		Bytes:    d.Positive(f["max_bytes"], yamlfile.Field(path, "max_bytes"), 1<<30, " (1 GiB)"),
+		Idle:     d.Duration(f["idle"], yamlfile.Field(path, "idle")),
 	}
 }

@@ -68,9 +68,6 @@ type Options struct {
 	// span per publish. If nil, the gateway makes none and passes the
 	// caller's trace context on as it comes.
 	Tracer trace.Tracer
-	// StreamBounds bound each stream of a server-streaming route; zero
-	// fields take their defaults.
-	StreamBounds StreamBounds
 	// Ramps, if set, gives the weight of ramped routes and takes their
 	// calls' outcomes. Without it a ramped route stays at its first step.
 	Ramps Ramps
@@ -90,16 +87,15 @@ type Gateway struct {
 	// migration holds a *migrationStats per method, across reloads.
 	migration sync.Map
 	// edge holds an *edgeStats per method, across reloads.
-	edge         sync.Map
-	tracer       trace.Tracer // nil: tracing off
-	streamBounds StreamBounds
-	ramps        Ramps // nil: ramped routes stay at their first step
+	edge   sync.Map
+	tracer trace.Tracer // nil: tracing off
+	ramps  Ramps        // nil: ramped routes stay at their first step
 }
 
 // New returns a Gateway. It starts nothing.
 func New(o Options) *Gateway {
 	g := &Gateway{pub: o.Publisher, legacy: o.Legacy, source: o.Source, log: o.Logger,
-		shadows: make(chan *shadowJob, shadowQueue), tracer: o.Tracer, streamBounds: o.StreamBounds.WithDefaults(), ramps: o.Ramps}
+		shadows: make(chan *shadowJob, shadowQueue), tracer: o.Tracer, ramps: o.Ramps}
 	if g.source == "" {
 		g.source = "figway"
 	}

@@ -91,6 +91,11 @@ type RouteSpec struct {
 	// it out inherits defaults.async; a route that sets it in part takes
 	// the rest from defaults.async.
 	Async *Async
+	// Stream bounds each stream of a server-streaming route (YAML stream:
+	// {max_messages, max_bytes, idle}); it does nothing on other routes. A
+	// route inherits each field it leaves 0 from defaults.stream; what is
+	// still 0 takes the default of StreamBounds.
+	Stream StreamBounds
 	// Queues are the queues whose consumers serve the route (its queue,
 	// or the topology's bindings that match its exchange and routing key);
 	// nil when figway cannot know them. The gateway watches their

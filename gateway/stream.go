@@ -39,12 +39,14 @@ const (
 	DefaultStreamIdle     = 30 * time.Second
 )
 
-// StreamBounds bound one stream of a server-streaming route.
+// StreamBounds bound one stream of a server-streaming route (a route's
+// Stream, YAML stream).
 type StreamBounds struct {
-	// Messages and Bytes bound the replies figway holds for one stream:
-	// received and not yet sent to the caller, in order or waiting for a
-	// missing one. Over either, the stream fails with ErrStreamBuffer. If
-	// 0, 1024 messages and 8 MiB of bodies.
+	// Messages and Bytes (YAML max_messages, max_bytes) bound the replies
+	// figway holds for one stream: received and not yet sent to the
+	// caller, in order or waiting for a missing one. Over either, the
+	// stream fails with ErrStreamBuffer. If 0, 1024 messages and 8 MiB of
+	// bodies.
 	Messages int
 	Bytes    int
 	// Idle bounds the time between two messages of a stream, once its
@@ -162,7 +164,7 @@ func (e errSend) Unwrap() error { return e.err }
 // relay publishes req and passes the messages of its stream to send until
 // the end.
 func (g *Gateway) relay(ctx context.Context, st Streamer, r *Route, c *Call, req *wire.Request, send func(*Result) error) (*Result, error) {
-	rs, err := st.Stream(ctx, r.Exchange, r.RoutingKey, req, g.streamBounds)
+	rs, err := st.Stream(ctx, r.Exchange, r.RoutingKey, req, r.Stream.WithDefaults())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Method, err)
 	}
