@@ -50,3 +50,28 @@ func (c *Client) sendCancel(l *lane, method, corrID string) {
 		c.log.Debug("cancel not sent", "correlation_id", corrID, "err", err)
 	}
 }
+
+// cancelQueue bounds the cancels waiting for sendCancels; one that does
+// not fit is sent when its stream is closed instead.
+const cancelQueue = 256
+
+// cancelReq is a cancel for sendCancels to send.
+type cancelReq struct {
+	l              *lane
+	method, corrID string
+}
+
+// sendCancels sends the cancels of s.cancelq until ctx is done: those of
+// streams failed while their caller's ingress may still be busy sending
+// to it, so that the worker stops at once rather than when the caller has
+// read what it was sent.
+func (c *Client) sendCancels(ctx context.Context, s *session) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.cancelq:
+			c.sendCancel(r.l, r.method, r.corrID)
+		}
+	}
+}

@@ -33,10 +33,15 @@ type session struct {
 	renew chan *lane
 	// cancels says that the cancel exchange exists (see sendCancel).
 	cancels bool
+	// cancelq takes the cancels of streams that figway failed on the
+	// goroutine that consumes replies, which must not wait to publish
+	// them (sendCancels).
+	cancelq chan cancelReq
 }
 
 func newSession(lanes int) *session {
-	s := &session{lanes: make([]atomic.Pointer[lane], lanes), renew: make(chan *lane, lanes)}
+	s := &session{lanes: make([]atomic.Pointer[lane], lanes), renew: make(chan *lane, lanes),
+		cancelq: make(chan cancelReq, cancelQueue)}
 	ch := make(chan struct{})
 	s.blocking.Store(&ch)
 	return s
@@ -206,6 +211,10 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 		}
 		replyTo = q
 		wg.Go(func() { c.consumeReplies(ctx, conn, replies) })
+	}
+
+	if s.cancels {
+		wg.Go(func() { c.sendCancels(ctx, s) })
 	}
 
 	died := make(chan *lane, c.cfg.Channels)

@@ -110,6 +110,8 @@ type replyStream struct {
 	arrived int       // replies received, duplicates included
 	last    time.Time // when the last reply was received
 	closed  bool
+	// cancelled: the worker was told to stop already (overflow).
+	cancelled bool
 }
 
 // receive puts one reply of the stream into the buffer: it drops a
@@ -136,6 +138,7 @@ func (rs *replyStream) receive(d *amqp.Delivery) {
 	case len(rs.held)+1 > rs.bounds.Messages || rs.bytes+len(d.Body) > rs.bounds.Bytes:
 		rs.fail(fmt.Errorf("%w (%d messages, %d bytes held; bounds %d, %d)", gateway.ErrStreamBuffer,
 			len(rs.held), rs.bytes, rs.bounds.Messages, rs.bounds.Bytes))
+		rs.cancelNow()
 	default:
 		rs.held[seq] = part{body: d.Body, contentType: d.ContentType, headers: d.Headers}
 		rs.bytes += len(d.Body)
@@ -167,6 +170,20 @@ func (rs *replyStream) ended(seq int64, d *amqp.Delivery) {
 func (rs *replyStream) fail(err error) {
 	rs.err = err
 	rs.held, rs.bytes = nil, 0
+}
+
+// cancelNow has the worker told to stop sending without waiting for the
+// stream's reader, which may be blocked in a send to its slow caller for
+// as long as that caller takes to read what it was sent. rs.mu is held.
+func (rs *replyStream) cancelNow() {
+	if !rs.l.s.cancels {
+		return
+	}
+	select {
+	case rs.l.s.cancelq <- cancelReq{l: rs.l, method: rs.method, corrID: rs.cl.corrID}:
+		rs.cancelled = true
+	default: // Close sends it
+	}
 }
 
 // Next returns the stream's next message, or its end; see
@@ -275,9 +292,9 @@ func (rs *replyStream) Close() {
 	rs.mu.Lock()
 	rs.closed = true
 	rs.held, rs.bytes = nil, 0
-	ended := rs.end != nil && rs.err == nil
+	stopped := rs.end != nil && rs.err == nil || rs.cancelled // the worker sends no more
 	rs.mu.Unlock()
-	if !ended && rs.cl.published.Load() {
+	if !stopped && rs.cl.published.Load() {
 		rs.c.sendCancel(rs.l, rs.method, rs.cl.corrID)
 	}
 	rs.l.users.Add(-1)

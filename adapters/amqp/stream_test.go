@@ -166,3 +166,57 @@ func TestStreamFailures(t *testing.T) {
 		t.Errorf("Streams = %d after every stream closed; want 0", n)
 	}
 }
+
+// TestOverflowCancelsAtOnce checks that a stream failed by its buffer
+// bound tells the worker to stop at once, while its reader has not come
+// back yet (an ingress blocked sending to a slow caller), and once only.
+func TestOverflowCancelsAtOnce(t *testing.T) {
+	url := rabbitmq.ForTest(t).NewVHost(t)
+	c := startClient(t, clientConfig(url, config.ReplyDirect))
+	conn, err := amqp091.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const method = "test.v1.Svc/Watch"
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err == nil {
+		err = ch.QueueBind(q.Name, method, wire.CancelExchange, false, nil)
+	}
+	cancels, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newResponder(t, url, "svc", 1, script(msgs(0, 1, 2, 3, 4, 5)...))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := request(method, "w")
+	start := time.Now()
+	s, err := c.Stream(ctx, "", "svc", req, gateway.StreamBounds{Messages: 3})
+	if err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	select { // nobody reads the stream meanwhile
+	case d := <-cancels:
+		t.Logf("cancel received %v after the stream began, unread", time.Since(start))
+		if d.CorrelationId != req.CorrelationID {
+			t.Errorf("cancel for %q; want %q", d.CorrelationId, req.CorrelationID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no cancel within 5s of an overflow")
+	}
+	if _, _, err := s.Next(ctx); !errors.Is(err, gateway.ErrStreamBuffer) {
+		t.Errorf("Next = %v; want ErrStreamBuffer", err)
+	}
+	s.Close()
+	select {
+	case d := <-cancels:
+		t.Errorf("a second cancel for %q after Close", d.CorrelationId)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
