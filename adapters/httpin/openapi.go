@@ -228,6 +228,10 @@ func (ss *schemas) operation(b *binding, md protoreflect.MethodDescriptor) *oper
 		out = ss.field(b.respField)
 		what = "The reply's " + string(b.respField.Name()) + " field."
 	}
+	if md.IsStreamingServer() {
+		op.Responses["200"] = ss.streamResponse(b, out)
+		return op
+	}
 	r := b.route
 	event := r.Pattern == gateway.PatternEvent && r.To == gateway.TargetBroker
 	if event {
@@ -242,6 +246,28 @@ func (ss *schemas) operation(b *binding, md protoreflect.MethodDescriptor) *oper
 		op.Responses["200"] = &response{Description: what, Content: map[string]mediaType{jsonType: {Schema: out}}}
 	}
 	return op
+}
+
+// streamResponse is the answer of a server-streaming method: one line of
+// newline-delimited JSON per message, or one server-sent event when the
+// caller asks for text/event-stream (docs/rest.md, "Streaming methods").
+func (ss *schemas) streamResponse(b *binding, out *schema) *response {
+	name := string(b.output.FullName())
+	line := &schema{
+		Type:        "object",
+		Description: `One line of the stream: {"result": message} for each message, then {"error": status} if the stream ends with an error.`,
+		Properties:  properties{{"result", out}, {"error", ss.status()}},
+	}
+	return &response{
+		Description: "A stream of " + name + " messages, each sent as the worker sends it: newline-delimited JSON, " +
+			`one {"result": …} line per message, and a last {"error": …} line when the stream fails after it began ` +
+			"(the HTTP status is then 200). With Accept: text/event-stream, server-sent events instead: " +
+			`"data: message" per message and an "error" event for a failed end.`,
+		Content: map[string]mediaType{
+			jsonType:               {Schema: line},
+			ContentTypeEventStream: {Schema: &schema{Type: "string", Description: "Server-sent events, one per message."}},
+		},
+	}
 }
 
 // summary is the first sentence of a method's comment, or its name.

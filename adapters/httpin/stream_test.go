@@ -147,3 +147,34 @@ func TestStreamOverREST(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamInOpenAPI checks that /openapi.json describes a streaming
+// route as the stream it answers: newline-delimited {"result"} and
+// {"error"} lines, or server-sent events.
+func TestStreamInOpenAPI(t *testing.T) {
+	cfg, _ := core.Load(t, streamRoutes, "amqp://guest:guest@127.0.0.1:1/", "../../examples/orders/orders.binpb")
+	table, err := cfg.Table(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := httpin.OpenAPI(table, httpin.Options{})
+	if err != nil {
+		t.Fatalf("OpenAPI: %v", err)
+	}
+	newValidator(t, raw)
+	doc := jsonValue(t, raw)
+	ok := jsonPath(t, doc, "paths", "/v1/orders/{order_id}:watch", "get", "responses", "200")
+	if d, _ := jsonPath(t, ok, "description").(string); !strings.HasPrefix(d, "A stream of orders.v1.OrderEvent messages") {
+		t.Errorf("200's description = %q; want it to say the answer is a stream", d)
+	}
+	line := jsonPath(t, ok, "content", "application/json", "schema", "properties")
+	if got := jsonPath(t, line, "result", "$ref"); got != "#/components/schemas/orders.v1.OrderEvent" {
+		t.Errorf("a line's result = %v; want the OrderEvent schema", got)
+	}
+	if got := jsonPath(t, line, "error", "$ref"); got != "#/components/schemas/google.rpc.Status" {
+		t.Errorf("a line's error = %v; want the Status schema", got)
+	}
+	if got := jsonPath(t, ok, "content", "text/event-stream", "schema", "type"); got != "string" {
+		t.Errorf("text/event-stream schema type = %v; want string", got)
+	}
+}

@@ -104,8 +104,12 @@ routes:
 	if list := row("ListOrders"); !strings.Contains(list, "split 30% broker/70% legacy by x-user") {
 		t.Errorf("ListOrders row lacks its stage:\n%s", list)
 	}
-	if watch := row("WatchOrder"); !strings.Contains(watch, `>legacy<`) || !strings.Contains(watch, `data-col="calls">0<`) {
-		t.Errorf("WatchOrder (no route) row:\n%s", watch)
+	if watch := row("WatchOrder"); !strings.Contains(watch, `>legacy<`) || !strings.Contains(watch, `data-col="calls">0<`) ||
+		!strings.Contains(watch, `data-col="streams"`) {
+		t.Errorf("WatchOrder (no route, server-streaming) row:\n%s", watch)
+	}
+	if strings.Contains(get, `data-col="streams"`) {
+		t.Errorf("GetOrder (unary) row shows a stream:\n%s", get)
 	}
 	for _, path := range []string{"/", "/status.css", "/status.js"} {
 		resp, err := http.Get(srv.URL + path)

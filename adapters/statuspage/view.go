@@ -38,6 +38,7 @@ type view struct {
 type row struct {
 	Service, Method, Full string
 	Routed                bool
+	Streams               bool   // a server-streaming method
 	Stage                 string // GoesTo's words
 	Kind                  string // legacy, shadow, canary, broker: the stage's colour
 	Fallback              bool
@@ -96,6 +97,7 @@ func (p *Page) view(now time.Time) *view {
 		if i := strings.LastIndexByte(r.Service, '.'); i >= 0 {
 			r.Service = r.Service[i+1:]
 		}
+		r.Streams = streamsServer(t, m)
 		if rt := t.Lookup(m); rt != nil {
 			p.routeRow(&r, rt, t)
 		} else {
@@ -247,6 +249,25 @@ var grpcCodes = func() map[string]codes.Code {
 
 // methods returns every method of the table's descriptors and of its
 // routes, sorted by service then declaration.
+// streamsServer reports whether method is server-streaming, by the
+// table's descriptors.
+func streamsServer(t *gateway.Table, method string) bool {
+	svc, name, _ := strings.Cut(method, "/")
+	if t.Files() == nil {
+		return false
+	}
+	d, err := t.Files().FindDescriptorByName(protoreflect.FullName(svc))
+	if err != nil {
+		return false
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return false
+	}
+	md := sd.Methods().ByName(protoreflect.Name(name))
+	return md != nil && md.IsStreamingServer() && !md.IsStreamingClient()
+}
+
 func methods(t *gateway.Table) []string {
 	var out []string
 	seen := map[string]bool{}

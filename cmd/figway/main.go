@@ -157,8 +157,12 @@ func printRoutes(w io.Writer, t *gateway.Table) {
 		if fwd == "" {
 			fwd = "-"
 		}
+		pattern := string(r.Pattern)
+		if r.Streams() {
+			pattern = "stream" // an rpc request answered by a stream of replies
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-			r.Method, r.GoesTo(), r.Pattern, ex, r.RoutingKey, r.Timeout, r.Encoding, r.MaxInFlight(), fwd)
+			r.Method, r.GoesTo(), pattern, ex, r.RoutingKey, r.Timeout, r.Encoding, r.MaxInFlight(), fwd)
 	}
 	tw.Flush()
 }

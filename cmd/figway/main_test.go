@@ -60,6 +60,15 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("routes output lacks %q:\n%s", want, out)
 		}
 	}
+	// A server-streaming route says so where the others name their pattern.
+	for _, want := range []string{
+		"orders.v1.OrderService/WatchOrder   broker, pin by x-figway-pin                                 stream",
+		"orders.v1.OrderService/GetOrder     broker, fallback legacy, pin by x-figway-pin                rpc",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("routes output lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 func TestCommands(t *testing.T) {
