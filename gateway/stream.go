@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/figway/figway/resilience"
 	"github.com/figway/figway/wire"
 )
@@ -136,12 +139,34 @@ func (g *Gateway) StreamRoute(ctx context.Context, r *Route, c *Call, send func(
 		done(resilience.Failure)
 		return nil, idle
 	}
-	res, err := g.relay(ctx, st, r, c, req, send)
+	var span trace.Span // the publish's PRODUCER span, over the whole stream
+	if g.tracer != nil {
+		_, span = g.produce(ctx, r, req, trace.SpanContext{})
+	}
+	res, n, err := g.relay(ctx, st, r, c, req, send)
 	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, now), context.DeadlineExceeded) {
 		err = fmt.Errorf("%s: no end before the caller's deadline: %w", r.Method, context.DeadlineExceeded)
 	}
 	done(streamOutcome(err))
+	if span != nil {
+		g.streamed(ctx, span, r, req, n, err)
+	}
 	return res, err
+}
+
+// streamed ends the PRODUCER span of a stream that passed n messages to
+// its caller and ended with err, and records the route, side and outcome
+// on the ingress's SERVER span in ctx, as traceInvoke does for a call.
+func (g *Gateway) streamed(ctx context.Context, span trace.Span, r *Route, req *wire.Request, n int, err error) {
+	span.SetAttributes(AttrStreamMessages.Int(n))
+	produced(span, req, err)
+	server := trace.SpanFromContext(ctx)
+	server.SetAttributes(AttrRoute.String(r.Method), AttrSide.String(string(TargetBroker)), AttrStreamMessages.Int(n))
+	st := Status(err)
+	if st != nil {
+		server.SetStatus(otelcodes.Error, st.Message())
+	}
+	server.SetAttributes(AttrOutcome.String(st.Code().String()))
 }
 
 // streamOutcome is what a stream's error says about its route: as a unary
@@ -162,31 +187,31 @@ func (e errSend) Error() string { return "sending to the caller: " + e.err.Error
 func (e errSend) Unwrap() error { return e.err }
 
 // relay publishes req and passes the messages of its stream to send until
-// the end.
-func (g *Gateway) relay(ctx context.Context, st Streamer, r *Route, c *Call, req *wire.Request, send func(*Result) error) (*Result, error) {
+// the end; it returns how many it passed.
+func (g *Gateway) relay(ctx context.Context, st Streamer, r *Route, c *Call, req *wire.Request, send func(*Result) error) (*Result, int, error) {
 	rs, err := st.Stream(ctx, r.Exchange, r.RoutingKey, req, r.Stream.WithDefaults())
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Method, err)
+		return nil, 0, fmt.Errorf("%s: %w", r.Method, err)
 	}
 	defer rs.Close()
-	for {
+	for n := 0; ; n++ {
 		rep, end, err := rs.Next(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", r.Method, err)
+			return nil, n, fmt.Errorf("%s: %w", r.Method, err)
 		}
 		r.noteAnswered(time.Now())
 		if end {
 			if rep.Status != nil {
-				return nil, &ReplyError{Method: r.Method, Status: rep.Status, Header: rep.Header, Trailer: rep.Trailer}
+				return nil, n, &ReplyError{Method: r.Method, Status: rep.Status, Header: rep.Header, Trailer: rep.Trailer}
 			}
-			return &Result{Header: rep.Header, Trailer: rep.Trailer}, nil
+			return &Result{Header: rep.Header, Trailer: rep.Trailer}, n, nil
 		}
 		res, err := result(r, c, rep)
 		if err != nil {
-			return nil, err
+			return nil, n, err
 		}
 		if err := send(res); err != nil {
-			return nil, errSend{err}
+			return nil, n, errSend{err}
 		}
 	}
 }

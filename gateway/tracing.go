@@ -22,6 +22,9 @@ const (
 	AttrOutcome = attribute.Key("figway.outcome")
 	// AttrShadow is true on a shadow copy's span.
 	AttrShadow = attribute.Key("figway.shadow")
+	// AttrStreamMessages is the number of messages a stream of a
+	// server-streaming route passed to its caller.
+	AttrStreamMessages = attribute.Key("figway.stream.messages")
 )
 
 // Names of the events figway records on the span of a call's context
