@@ -10,6 +10,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -87,6 +88,11 @@ func checkHandle[Req proto.Message](w *Worker, method, fn string) string {
 func (s *session) serveStream(ctx context.Context, d *amqp.Delivery, h streamHandler) {
 	w := s.w
 	w.stats.received.Add(1)
+	if w.tracer != nil {
+		var span trace.Span
+		ctx, span = w.consumerSpan(ctx, d)
+		defer span.End()
+	}
 	deadline, hasDeadline, err := wire.Deadline(d.Headers)
 	if err == nil && hasDeadline && !time.Now().Before(deadline) {
 		w.stats.expired.Add(1)
@@ -112,9 +118,11 @@ func (s *session) serveStream(ctx context.Context, d *amqp.Delivery, h streamHan
 		st := &streamSender{s: s, d: d, ctx: hctx, req: req}
 		err = w.runStream(hctx, h, c, d, st.send)
 		s.endStream(ctx, d, st, err)
+		streamTraced(ctx, st.seq, err)
 		return
 	}
 	s.endStream(ctx, d, &streamSender{s: s, d: d, ctx: ctx, req: &request{}}, err)
+	streamTraced(ctx, 0, err)
 }
 
 // runStream runs h, turning a panic into errPanic, as call does.

@@ -57,3 +57,18 @@ func traced(span trace.Span, o *outcome) {
 		span.SetAttributes(attribute.String("rpc.response.status_code", o.st.Code().String()))
 	}
 }
+
+// streamTraced records on the CONSUMER span of ctx, if it records, the
+// messages a stream sent before its end and the end's status, from err.
+func streamTraced(ctx context.Context, sent int64, err error) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.Int64("figway.stream.messages", sent))
+	if err != nil {
+		st := statusOf(err)
+		span.SetStatus(otelcodes.Error, st.Message())
+		span.SetAttributes(attribute.String("rpc.response.status_code", st.Code().String()))
+	}
+}

@@ -9,6 +9,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/figway/figway/internal/testing/poll"
@@ -87,5 +89,46 @@ func TestConsumerSpan(t *testing.T) {
 	}
 	if ev := events(expired); !slices.Equal(ev, []string{"expired: dropped", "acked"}) {
 		t.Errorf("expired request's events = %q; want expired: dropped, acked", ev)
+	}
+}
+
+// A streaming handler runs under a CONSUMER span too, which records how
+// many messages the stream sent and the end's status.
+func TestStreamConsumerSpan(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	url := rabbitmq.ForTest(t).NewVHost(t)
+	const watch = "test.v1.Echo/Watch"
+	startWorker(t, worker.Config{URL: url, Queue: testQueue, Declare: &worker.Queue{}, TracerProvider: tp}, func(w *worker.Worker) {
+		worker.HandleStream(w, watch, func(ctx context.Context, req *wrapperspb.StringValue, send func(*wrapperspb.StringValue) error) error {
+			for range 3 {
+				if err := send(req); err != nil {
+					return err
+				}
+			}
+			return status.Error(codes.NotFound, "gone")
+		})
+	})
+	c := newCaller(t, url)
+	const traceID, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	r := request(t, watch, wrapperspb.String("x"))
+	r.Traceparent = "00-" + traceID + "-" + parent + "-01"
+	c.publish(testQueue, r)
+	for range 4 { // three messages and the end
+		c.next()
+	}
+	poll.Until(t, waitFor, "the CONSUMER span ended", func() bool { return len(rec.Ended()) >= 1 })
+	s := rec.Ended()[0]
+	if s.SpanKind() != trace.SpanKindConsumer || s.Parent().SpanID().String() != parent || s.SpanContext().TraceID().String() != traceID {
+		t.Errorf("span %v, parent %v in trace %v; want CONSUMER, a child of %s in %s", s.SpanKind(), s.Parent().SpanID(), s.SpanContext().TraceID(), parent, traceID)
+	}
+	got := map[string]string{}
+	for _, kv := range s.Attributes() {
+		got[string(kv.Key)] = kv.Value.Emit()
+	}
+	if got["figway.stream.messages"] != "3" || got["rpc.response.status_code"] != "NotFound" {
+		t.Errorf("span attributes %v; want figway.stream.messages 3, rpc.response.status_code NotFound", got)
 	}
 }
