@@ -129,13 +129,14 @@ figway is running (logs: .demo/figway.log, .demo/worker.log, .demo/legacy.log).
 Where each method goes: bin/figway routes -config examples/orders/figway.yaml
 (GetOrder and PlaceOrder are migrated, ListOrders is a 50% canary sticky by
 x-user, CancelOrder is answered by legacy and shadowed to the worker with the
-replies compared, WatchOrder streams from legacy untouched). Try:
+replies compared, WatchOrder is migrated: the worker streams its events). Try:
 
   $GRPCURL -plaintext -protoset $PROTOSET -d '{"order_id":"o-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/GetOrder
   $GRPCURL -plaintext -protoset $PROTOSET -d '{"customer_id":"c-1","items":[{"sku":"book","quantity":2,"unit_price_cents":1250}]}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/PlaceOrder
   $GRPCURL -plaintext -v -H 'x-user: alice' -d '{"customer_id":"c-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/ListOrders   # x-served-by: legacy, or not
   $GRPCURL -plaintext -d '{"order_id":"o-1","reason":"changed my mind"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/CancelOrder  # legacy answers; the worker's copy is compared
-  $GRPCURL -plaintext -d '{"order_id":"o-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/WatchOrder                         # a stream, straight from legacy
+  $GRPCURL -plaintext -d '{"order_id":"o-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/WatchOrder                         # a stream from the worker: an event a second, ten in all
+  $GRPCURL -plaintext -H 'x-figway-pin: legacy' -d '{"order_id":"o-1"}' $GRPC_HOST:$GRPC_PORT orders.v1.OrderService/WatchOrder  # the same stream from legacy
 
 The same methods over REST/JSON, from the google.api.http rules in the descriptor set:
 
@@ -148,6 +149,8 @@ The same methods over REST/JSON, from the google.api.http rules in the descripto
   curl -s -H 'Grpc-Timeout: 1S' $REST/v1/orders/o-404                      # the worker's NOT_FOUND as 404
   curl -si $REST/v1/orders:export -d '{"customerId":"c-1"}'                # slow: 202 after 1s, Location: /v1/operations/<id>
   curl -s "$REST/v1/operations/<id>?wait=10s"                              # the export, once done (any figway answers)
+  curl -sN $REST/v1/orders/o-1:watch                                       # WatchOrder's stream: a {"result": ...} line per event, as it comes
+  curl -sN -H 'Accept: text/event-stream' $REST/v1/orders/o-1:watch        # the same as server-sent events
 
 Press Ctrl-C to stop figway, the worker and the demo broker.
 EOF

@@ -1,6 +1,8 @@
 package orders_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
@@ -55,7 +62,7 @@ func TestDemoParity(t *testing.T) {
 	}
 
 	runProcess(t, exec.Command(filepath.Join(dir, "legacy"), "-grpc", legacyGRPC, "-http", legacyHTTP))
-	runProcess(t, exec.Command(filepath.Join(dir, "worker"), "-amqp", url))
+	runProcess(t, exec.Command(filepath.Join(dir, "worker"), "-amqp", url, "-watch-every", "50ms"))
 	runProcess(t, exec.Command(figway, "serve", "-config", path))
 	waitReady(t, a.admin)
 	waitConsumers(t, a.admin)
@@ -77,6 +84,95 @@ func TestDemoParity(t *testing.T) {
 	if code, body := rest(t, "GET", "http://"+a.http+migrated.location, ""); code != http.StatusOK || !strings.Contains(body, `"note":"parity"`) {
 		t.Errorf("GET %s = %d %s; want the placed order", migrated.location, code, body)
 	}
+	t.Run("WatchOrder", func(t *testing.T) { watchParity(t, a, legacyGRPC) })
+}
+
+// watchParity checks the demo's migrated stream: WatchOrder through figway
+// is the worker's stream of ten events, whose first is legacy's first, and
+// the README's curl lines stream it over REST.
+func watchParity(t *testing.T, a addrs, legacyGRPC string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	watch := func(addr string) grpc.ServerStreamingClient[ordersv1.OrderEvent] {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		s, err := ordersv1.NewOrderServiceClient(conn).WatchOrder(ctx, &ordersv1.WatchOrderRequest{OrderId: "o-1"})
+		if err != nil {
+			t.Fatalf("WatchOrder at %s: %v", addr, err)
+		}
+		return s
+	}
+	legacy := watch(legacyGRPC)
+	first, err := legacy.Recv()
+	if err != nil {
+		t.Fatalf("legacy's WatchOrder: %v", err)
+	}
+	start := time.Now()
+	migrated := watch(a.grpc)
+	var events []*ordersv1.OrderEvent
+	for {
+		ev, err := migrated.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("WatchOrder through figway after %d events: %v", len(events), err)
+		}
+		events = append(events, ev)
+	}
+	if len(events) != 10 || !proto.Equal(events[0], first) {
+		t.Errorf("WatchOrder through figway = %d events, the first %v; want 10, the first as legacy's %v", len(events), events[0], first)
+	}
+	// The worker's pace is 50ms here; legacy's a second.
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("WatchOrder through figway took %v; want the worker's stream, 10 events 50ms apart", took)
+	}
+
+	// The README's lines.
+	for _, tc := range []struct {
+		args   []string
+		prefix string
+	}{
+		{[]string{"-sN", a.http + "/v1/orders/o-1:watch"}, `{"result":{"orderId":"o-1","status":"ORDER_STATUS_PLACED","at":"`},
+		{[]string{"-sN", "-H", "Accept: text/event-stream", a.http + "/v1/orders/o-1:watch"}, `data: {"orderId":"o-1","status":"ORDER_STATUS_PLACED","at":"`},
+	} {
+		out := curl(t, tc.args...)
+		var n int
+		for line := range strings.Lines(out) {
+			if line == "\n" {
+				continue // between two server-sent events
+			}
+			if !strings.HasPrefix(line, tc.prefix) {
+				t.Errorf("curl %s: line %q; want it to start %s", strings.Join(tc.args, " "), line, tc.prefix)
+			}
+			n++
+		}
+		if n != 10 {
+			t.Errorf("curl %s: %d events; want 10:\n%s", strings.Join(tc.args, " "), n, out)
+		}
+	}
+}
+
+// curl runs curl with args and returns what it wrote.
+func curl(t *testing.T, args ...string) string {
+	t.Helper()
+	path, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl not found")
+		}
+		t.Skip("curl not found")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, args...).Output()
+	if err != nil {
+		t.Fatalf("curl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }
 
 // answer is what a REST caller sees of an answer.

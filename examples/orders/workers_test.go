@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,11 +50,11 @@ var polyglot = []struct {
 }{
 	{"python", "protobuf", func(t *testing.T, url string) *exec.Cmd {
 		py := python(t)
-		return exec.Command(py, "python/worker.py", "--amqp", url, "--descriptors", "orders.binpb")
+		return exec.Command(py, "python/worker.py", "--amqp", url, "--descriptors", "orders.binpb", "--watch-every", "0.05")
 	}},
 	{"node", "json", func(t *testing.T, url string) *exec.Cmd {
 		node := nodeWorker(t)
-		return exec.Command(node, "node/worker.js", "--amqp", url)
+		return exec.Command(node, "node/worker.js", "--amqp", url, "--watch-every-ms", "50")
 	}},
 }
 
@@ -66,6 +67,7 @@ func TestPolyglotWorkers(t *testing.T) {
 			a := serveFigway(t, figway, url, w.encoding)
 			t.Run("grpc", func(t *testing.T) { demoGRPC(t, a.grpc) })
 			t.Run("rest", func(t *testing.T) { demoREST(t, a.http) })
+			t.Run("stream", func(t *testing.T) { demoStream(t, a.grpc, a.http) })
 			t.Run("expired requests are dropped", func(t *testing.T) { expiredDropped(t, url, w.encoding) })
 			t.Run("replies to a gone reply-to are dropped", func(t *testing.T) { replyToGoneDropped(t, url, w.encoding, a.grpc, log) })
 			t.Run("poison requests are refused", func(t *testing.T) { poisonRefused(t, url, w.encoding, w.cmd) })
@@ -160,6 +162,57 @@ func demoGRPC(t *testing.T, addr string) {
 		o, err := c.CancelOrder(ctx, &ordersv1.CancelOrderRequest{OrderId: ids[0], Reason: "test"})
 		if err != nil || o.GetStatus() != ordersv1.OrderStatus_ORDER_STATUS_CANCELLED {
 			t.Errorf("CancelOrder = %v, %v; want the order, cancelled", o, err)
+		}
+	}
+}
+
+// demoStream calls WatchOrder, which the workers answer with a stream of
+// ten events (50ms apart in these tests), over gRPC and REST.
+func demoStream(t *testing.T, grpcAddr, httpAddr string) {
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := ordersv1.NewOrderServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		id     string
+		events int
+		code   codes.Code
+	}{{"o-1", 10, codes.OK}, {"missing", 0, codes.NotFound}} {
+		s, err := c.WatchOrder(ctx, &ordersv1.WatchOrderRequest{OrderId: tc.id})
+		if err != nil {
+			t.Fatalf("WatchOrder(%s): %v", tc.id, err)
+		}
+		n := 0
+		for {
+			ev, err := s.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				if n != tc.events || status.Code(err) != tc.code {
+					t.Errorf("WatchOrder(%s) = %d events, %v; want %d, %v", tc.id, n, err, tc.events, tc.code)
+				}
+				break
+			}
+			if ev.GetOrderId() != tc.id || ev.GetStatus() == ordersv1.OrderStatus_ORDER_STATUS_UNSPECIFIED || ev.GetAt() == nil {
+				t.Errorf("WatchOrder(%s) event %d = %v; want the order's id, status and time", tc.id, n, ev)
+			}
+			n++
+		}
+	}
+
+	code, body := rest(t, "GET", "http://"+httpAddr+"/v1/orders/o-1:watch", "")
+	lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+	if code != http.StatusOK || len(lines) != 10 {
+		t.Fatalf("GET /v1/orders/o-1:watch = %d, %d lines; want 200 and 10:\n%s", code, len(lines), body)
+	}
+	for i, l := range lines {
+		if !strings.HasPrefix(l, `{"result":{"orderId":"o-1","status":"ORDER_STATUS_`) {
+			t.Errorf("line %d = %s; want an event of o-1", i, l)
 		}
 	}
 }
@@ -370,6 +423,7 @@ routes:
   - {method: orders.v1.OrderService/ListOrders, exchange: orders, routing_key: orders.list, encoding: %[5]s}
   - {method: orders.v1.OrderService/PlaceOrder, exchange: orders, routing_key: orders.placed, pattern: event, encoding: %[5]s}
   - {method: orders.v1.OrderService/CancelOrder, exchange: orders, routing_key: orders.cancel, encoding: %[5]s}
+  - {method: orders.v1.OrderService/WatchOrder, exchange: orders, routing_key: orders.watch, encoding: %[5]s, http: {get: "/v1/orders/{order_id}:watch"}}
 topology:
   exchanges: [{name: orders, type: topic}]
   queues: [{name: orders.requests, bind: {exchange: orders, key: "orders.#"}}]

@@ -105,23 +105,7 @@ func (s *service) CancelOrder(ctx context.Context, r *ordersv1.CancelOrderReques
 
 // WatchOrder sends the order's status now and then every second, ten times.
 func (s *service) WatchOrder(req *ordersv1.WatchOrderRequest, stream grpc.ServerStreamingServer[ordersv1.OrderEvent]) error {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for range 10 {
-		o, err := s.GetOrder(stream.Context(), &ordersv1.GetOrderRequest{OrderId: req.GetOrderId()})
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(&ordersv1.OrderEvent{OrderId: o.GetOrderId(), Status: o.GetStatus(), At: o.GetUpdatedAt()}); err != nil {
-			return err
-		}
-		select {
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		case <-t.C:
-		}
-	}
-	return nil
+	return s.store.WatchOrder(stream.Context(), req, stream.Send, time.Second, 10)
 }
 
 // servedBy marks every gRPC answer as the legacy service's, so the demo

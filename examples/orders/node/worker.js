@@ -14,7 +14,8 @@
 // reply-to names a dead node's channel (docs/wire-protocol.md, "A reply to
 // a dead node's channel"), and refuses a poison request: one a quorum queue
 // has delivered more than --max-deliveries times (docs/wire-protocol.md,
-// "Poison requests").
+// "Poison requests"). WatchOrder, server-streaming, is answered with a
+// stream (docs/wire-protocol.md, "Streaming replies").
 'use strict';
 
 const amqp = require('amqplib');
@@ -90,6 +91,12 @@ class Store {
 
   GetOrder(req) {
     return this.find(req.orderId).json;
+  }
+
+  // watchEvent is WatchOrder's event of the order's status now.
+  watchEvent(req) {
+    const o = this.find(req.orderId).json;
+    return { orderId: o.orderId, status: o.status, at: o.updatedAt };
   }
 
   ListOrders(req) {
@@ -195,8 +202,10 @@ function deliveryCount(headers) {
 }
 
 class Worker {
-  constructor(store, prefetch, maxDeliveries = 3) {
+  constructor(store, prefetch, maxDeliveries = 3, watchEveryMs = 1000, watchCount = 10) {
     this.store = store;
+    this.watchEveryMs = watchEveryMs;
+    this.watchCount = watchCount;
     this.prefetch = prefetch;
     this.maxDeliveries = maxDeliveries; // 0 or less: never refuse
     this.poisoned = 0; // poison requests refused
@@ -219,6 +228,10 @@ class Worker {
     }
     const count = deliveryCount(p.headers);
     const poison = count !== null && this.maxDeliveries > 0 && count >= this.maxDeliveries;
+    if (rpc && !poison && p.type === `${SERVICE}WatchOrder`) {
+      this.stream(ch, msg, deadline ? parseTime(deadline) : null);
+      return; // the stream goes on from timers; the next request is served meanwhile
+    }
     let body, code, message;
     if (poison) {
       // Delivered more than maxDeliveries times, never settled: it took
@@ -255,6 +268,55 @@ class Worker {
     // Ack after the reply is out: a worker dying in between gets the
     // request redelivered (at-least-once).
     settle();
+  }
+
+  // stream answers WatchOrder, a server-streaming method, with a stream
+  // (docs/wire-protocol.md, "Streaming replies"): the order's status now
+  // and then every --watch-every-ms, --watch-count events in all, each a
+  // message numbered by figway-seq from 0, then the end: one more number,
+  // figway-end, and the status. It ignores cancels, which the protocol
+  // allows, and stops at the call's deadline, when figway has given up.
+  stream(ch, msg, deadline) {
+    const p = msg.properties;
+    const publish = (body, headers) => ch.sendToQueue(p.replyTo, body,
+      { correlationId: p.correlationId, contentType: 'application/json', headers });
+    let seq = 0;
+    const end = (code, message) => {
+      const headers = { 'figway-seq': seq, 'figway-end': true };
+      if (code !== OK) Object.assign(headers, { 'figway-status': code, 'figway-message': message });
+      publish(Buffer.alloc(0), headers);
+      ch.ack(msg); // after the end: a worker that dies mid-stream leaves it for redelivery
+    };
+    let req;
+    if (p.contentType !== 'application/json') {
+      end(INVALID_ARGUMENT, 'this worker takes application/json: route it with encoding: json');
+      return;
+    }
+    try {
+      req = msg.content.length ? JSON.parse(msg.content.toString('utf8')) : {};
+    } catch (e) {
+      end(INVALID_ARGUMENT, `request does not decode: ${e.message}`);
+      return;
+    }
+    const step = () => {
+      try {
+        if (deadline !== null && deadline <= Date.now()) { ch.ack(msg); return; } // figway has ended the call
+        let ev;
+        try {
+          ev = this.store.watchEvent(req);
+        } catch (e) {
+          if (!(e instanceof Status)) throw e;
+          end(e.code, e.message);
+          return;
+        }
+        publish(Buffer.from(JSON.stringify(ev)), { 'figway-seq': seq });
+        seq++;
+        if (seq === this.watchCount) end(OK, ''); else setTimeout(step, this.watchEveryMs);
+      } catch (e) { // the channel closed: the request is redelivered
+        console.error(`stream stopped: ${e.message}`);
+      }
+    };
+    step();
   }
 
   // replyAlone replies to a redelivered request with nothing else of the
@@ -296,9 +358,12 @@ async function main() {
       prefetch: { type: 'string', default: '32' },
       'queue-type': { type: 'string', default: 'classic' }, // as figway's topology declares it
       'max-deliveries': { type: 'string', default: '3' }, // 0: never refuse
+      'watch-every-ms': { type: 'string', default: '1000' }, // between two events of a WatchOrder stream
+      'watch-count': { type: 'string', default: '10' }, // events in a WatchOrder stream
     },
   });
-  const worker = new Worker(new Store(), Number(args.prefetch), Number(args['max-deliveries']));
+  const worker = new Worker(new Store(), Number(args.prefetch), Number(args['max-deliveries']),
+    Number(args['watch-every-ms']), Number(args['watch-count']));
   let conn = null, stopping = false;
   const stop = async () => {
     stopping = true;

@@ -16,6 +16,8 @@ connection is lost, acks without a reply a request whose reply-to names a
 dead node's channel (docs/wire-protocol.md, "A reply to a dead node's
 channel"), and refuses a poison request: one a quorum queue has delivered
 more than --max-deliveries times (docs/wire-protocol.md, "Poison requests").
+WatchOrder, server-streaming, is answered with a stream (docs/wire-protocol.md,
+"Streaming replies").
 """
 
 import argparse
@@ -190,6 +192,12 @@ class Store:
                 o.updated_at.GetCurrentTime()
             return self._copy(o)
 
+    def watch_event(self, req):
+        """WatchOrder's event of the order's status now."""
+        with self.lock:
+            o = self._find(req.order_id)
+            return self.msg("orders.v1.OrderEvent")(order_id=o.order_id, status=o.status, at=o.updated_at)
+
     def _copy(self, o):
         c = self.Order()
         c.CopyFrom(o)
@@ -212,8 +220,10 @@ def delivery_count(headers):
 
 
 class Worker:
-    def __init__(self, store, msg, prefetch, max_deliveries=3):
+    def __init__(self, store, msg, prefetch, max_deliveries=3, watch_every=1.0, watch_count=10):
         self.msg = msg
+        self.store = store
+        self.watch_every, self.watch_count = watch_every, watch_count
         self.prefetch = prefetch
         self.max_deliveries = max_deliveries  # 0 or less: never refuse
         self.poisoned = 0  # poison requests refused
@@ -241,6 +251,9 @@ class Worker:
         content_type = props.content_type or PROTOBUF
         count = delivery_count(props.headers)
         poison = count is not None and 0 < self.max_deliveries <= count
+        if rpc and not poison and props.type == SERVICE + "WatchOrder":
+            self.stream(ch, method, props, body, content_type)
+            return
         try:
             if poison:
                 # Delivered more than max_deliveries times, never settled:
@@ -293,6 +306,60 @@ class Worker:
         # request is redelivered (at-least-once).
         self.settle(ch, method, poison)
 
+    def stream(self, ch, method, props, body, content_type):
+        """Answers WatchOrder, a server-streaming method, with a stream
+        (docs/wire-protocol.md, "Streaming replies"): the order's status now
+        and then every --watch-every seconds, --watch-count events in all,
+        each a message numbered by figway-seq from 0, then the end: one more
+        number, figway-end, and the status. The events are sent from the
+        connection's timers, so that the worker serves other requests in
+        between. It ignores cancels, which the protocol allows, and stops at
+        the call's deadline, when figway has given up on the stream."""
+        seq = 0
+        deadline = header_str(props.headers, "figway-deadline")
+        try:
+            deadline = parse_time(deadline) if deadline else None
+            req = self.decode("orders.v1.WatchOrderRequest", body, content_type)
+        except (Status, ValueError) as e:
+            code, message = (e.code, e.message) if isinstance(e, Status) else (INVALID_ARGUMENT, str(e))
+            deadline, req = None, None
+
+        def publish(body, headers):
+            ch.basic_publish(exchange="", routing_key=props.reply_to, body=body,
+                             properties=pika.BasicProperties(correlation_id=props.correlation_id,
+                                                             content_type=content_type, headers=headers))
+
+        def end(code, message):
+            headers = {"figway-seq": seq, "figway-end": True}
+            if code != OK:
+                headers.update({"figway-status": code, "figway-message": message})
+            publish(b"", headers)
+            ch.basic_ack(method.delivery_tag)  # after the end: a worker that dies mid-stream leaves it for redelivery
+
+        def step():
+            nonlocal seq
+            if not ch.is_open:
+                return  # the connection was lost: the request is redelivered
+            if deadline is not None and deadline <= datetime.datetime.now(datetime.timezone.utc):
+                ch.basic_ack(method.delivery_tag)  # figway has ended the call already
+                return
+            try:
+                ev = self.store.watch_event(req)
+            except Status as s:
+                end(s.code, s.message)
+                return
+            publish(self.encode(ev, content_type), {"figway-seq": seq})
+            seq += 1
+            if seq == self.watch_count:
+                end(OK, "")
+            else:
+                ch.connection.call_later(self.watch_every, step)
+
+        if req is None:
+            end(code, message)
+        else:
+            step()
+
     @staticmethod
     def settle(ch, method, poison):
         """Acks a request; a poison one is rejected without requeue instead,
@@ -332,7 +399,12 @@ class Worker:
         if not name.startswith(SERVICE) or name[len(SERVICE):] not in self.handlers:
             raise Status(UNIMPLEMENTED, "method %s not implemented by this worker" % name)
         req_name, handler = self.handlers[name[len(SERVICE):]]
-        req = self.msg(req_name)()
+        req = self.decode(req_name, body, content_type)
+        resp = handler(req, {"message_id": props.message_id})
+        return self.encode(resp, content_type)
+
+    def decode(self, name, body, content_type):
+        req = self.msg(name)()
         try:
             if content_type == JSON:
                 json_format.Parse(body or b"{}", req, ignore_unknown_fields=True)
@@ -340,7 +412,10 @@ class Worker:
                 req.ParseFromString(body)
         except Exception as e:
             raise Status(INVALID_ARGUMENT, "request does not decode: %s" % e)
-        resp = handler(req, {"message_id": props.message_id})
+        return req
+
+    @staticmethod
+    def encode(resp, content_type):
         if content_type == JSON:
             return json_format.MessageToJson(resp, indent=None).encode("utf-8")
         return resp.SerializeToString()
@@ -402,6 +477,8 @@ def main():
                    help="type of the queue, as figway's topology declares it")
     p.add_argument("--max-deliveries", type=int, default=3,
                    help="refuse a request a quorum queue delivered more than this many times (0: never)")
+    p.add_argument("--watch-every", type=float, default=1.0, help="seconds between two events of WatchOrder's stream")
+    p.add_argument("--watch-count", type=int, default=10, help="events in a WatchOrder stream")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # pika logs each connect, and each failure with a traceback; serve logs
@@ -410,7 +487,7 @@ def main():
 
     msg = load_messages(args.descriptors)
     log.info("orders worker (python) for %s", args.queue)
-    serve(args, Worker(Store(msg), msg, args.prefetch, args.max_deliveries))
+    serve(args, Worker(Store(msg), msg, args.prefetch, args.max_deliveries, args.watch_every, args.watch_count))
     return 0
 
 

@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	queue := flags.String("queue", "orders.requests", "`name` of the queue to consume")
 	exportPause := flags.Duration("export-pause", 3*time.Second, "how long ExportOrders takes, as a real export would (`duration`)")
 	queueType := flags.String("queue-type", "classic", "`type` of the queue: classic or quorum")
+	watchEvery := flags.Duration("watch-every", time.Second, "how often WatchOrder sends the order's status, ten times (`duration`)")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -77,6 +78,12 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	worker.Handle(w, ordersv1.OrderService_ExportOrders_FullMethodName,
 		func(ctx context.Context, req *ordersv1.ExportOrdersRequest) (*ordersv1.ExportOrdersResponse, error) {
 			return s.ExportOrders(ctx, req, *exportPause)
+		})
+	// Server-streaming: each event is a message to figway as it is sent;
+	// ctx ends when the caller goes away, and send fails then.
+	worker.HandleStream(w, ordersv1.OrderService_WatchOrder_FullMethodName,
+		func(ctx context.Context, req *ordersv1.WatchOrderRequest, send func(*ordersv1.OrderEvent) error) error {
+			return s.WatchOrder(ctx, req, send, *watchEvery, 10)
 		})
 
 	log.Info("orders worker starting", "queue", *queue) // never log the URL: it holds the password
