@@ -69,7 +69,7 @@ func TestRoutes(t *testing.T) {
 			pattern[cols[0]] = cols[2]
 		}
 	}
-	for method, want := range map[string]string{"orders.v1.OrderService/GetOrder": "rpc"} {
+	for method, want := range map[string]string{"orders.v1.OrderService/GetOrder": "rpc", "orders.v1.OrderService/WatchOrder": "stream"} {
 		if pattern[method] != want {
 			t.Errorf("routes output: %s's PATTERN = %q; want %q:\n%s", method, pattern[method], want, out)
 		}
