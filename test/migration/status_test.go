@@ -168,7 +168,7 @@ func statusDemoRoutes(t *testing.T, a figway.Addrs, broker, legacy string) strin
 
 // statusRow is a row of the status page as the browser shows it.
 type statusRow struct {
-	Stage, Calls, Broker, Legacy, Breaker, InFlight, Consumers, Shadow string
+	Stage, Calls, Broker, Legacy, Breaker, InFlight, Consumers, Shadow, Streams string
 }
 
 // readRows reads the page's rows, by method, from the DOM.
@@ -177,7 +177,7 @@ const readRows = `(() => {
   for (const tr of document.querySelectorAll("tr[data-method]")) {
     const c = (n) => { const e = tr.querySelector("[data-col=" + n + "]"); return e ? e.textContent.replace(/\s+/g, " ").trim() : ""; };
     out[tr.dataset.method] = {Stage: c("stage"), Calls: c("calls"), Broker: c("broker"), Legacy: c("legacy"),
-      Breaker: c("breaker"), InFlight: c("inflight"), Consumers: c("consumers"), Shadow: c("shadow")};
+      Breaker: c("breaker"), InFlight: c("inflight"), Consumers: c("consumers"), Shadow: c("shadow"), Streams: c("streams")};
   }
   return JSON.stringify(out);
 })()`
@@ -291,8 +291,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if cancel.Stage != "legacy+shadow(compare)" || cancel.Legacy != "4" || !strings.Contains(cancel.Shadow, "status") {
 		t.Errorf("CancelOrder row = %+v; want legacy+shadow(compare), 4 legacy calls, mismatches naming status", cancel)
 	}
-	if w := rows[svc+"WatchOrder"]; w.Stage != "legacy" || w.Calls != "0" {
-		t.Errorf("WatchOrder (no route) row = %+v; want legacy, no calls", w)
+	if w := rows[svc+"WatchOrder"]; w.Stage != "broker, pin by x-figway-pin" || w.Calls != "0" || w.Streams != "stream" {
+		t.Errorf("WatchOrder row = %+v; want broker, no calls, marked as a stream", w)
+	}
+	if get.Streams != "" {
+		t.Errorf("GetOrder row = %+v; want no stream mark", get)
 	}
 	if place := rows[svc+"PlaceOrder"]; place.Stage != "broker, pin by x-figway-pin" || place.InFlight != "0 / 1024" {
 		t.Errorf("PlaceOrder row = %+v; want broker, 0 / 1024 in flight", place)
