@@ -30,7 +30,7 @@ cmd_ensure() {
 	fi
 	say "building jaeger $version into $bin (takes minutes the first time)"
 	mkdir -p "$(dirname "$bin")"
-	(cd tools/jaeger && go build -o "$bin.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
+	(cd tools/jaeger && GOWORK=off go build -o "$bin.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
 	mv "$bin.tmp" "$bin"
 	echo "$version" >"$bin.version"
 	say "jaeger $version built: $bin"
