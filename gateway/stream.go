@@ -78,7 +78,8 @@ func (r *Route) Streams() bool { return r.Desc != nil && r.Desc.IsStreamingServe
 
 // StreamsToLegacy reports whether a call c of the streaming route r goes to
 // legacy: pinned there by r's PinBy header, or left there by r's canary
-// weight. It looks at c's headers only, so that the ingress can pass the
+// weight or its ramp's step (a stream's outcome does not count for the
+// ramp's gates). It looks at c's headers only, so that the ingress can pass the
 // call through untouched, before it reads the request.
 func (g *Gateway) StreamsToLegacy(r *Route, c *Call) bool {
 	switch pin := g.pin(r, c); {
@@ -87,7 +88,7 @@ func (g *Gateway) StreamsToLegacy(r *Route, c *Call) bool {
 		return true
 	case pin == TargetBroker:
 		g.stats(r.Method).pinnedBroker.Add(1)
-	case r.Weight != nil && g.legacy != nil:
+	case r.Canary() && g.legacy != nil: // a weight, or a ramp's step
 		if !g.toBroker(r, c) {
 			g.stats(r.Method).canaryLegacy.Add(1)
 			return true
