@@ -73,14 +73,17 @@ func TestSlowReaders(t *testing.T) {
 }
 
 // checkGrowth fails t if figway's RSS grew too much for slowStreams
-// streams bounded to 1 MiB each: 8 MiB held at most, what gRPC buffers for
-// each caller, and the garbage of the messages passed on or dropped before
-// the collector runs (Go lets the heap grow to twice what is live) stay
-// under 40 MiB.
+// streams bounded to 1 MiB each: 8 MiB held at most, plus what gRPC
+// buffers for each caller and the garbage of the messages passed on or
+// dropped before the collector runs (Go lets the heap grow to twice what
+// is live, and RSS keeps what the heap once had): 20–30 MiB measured. A
+// figway that held what the worker that ignores cancels sends would grow
+// by its 96 MiB; 48 MiB leaves room for a loaded machine's slower
+// collections.
 func checkGrowth(t *testing.T, base, peak int) {
 	t.Helper()
-	if growth := (peak - base) << 10; growth > 40<<20 {
-		t.Errorf("figway's RSS grew by %d MiB with %d slow streams bounded to 1 MiB each; want under 40 MiB", growth>>20, slowStreams)
+	if growth := (peak - base) << 10; growth > 48<<20 {
+		t.Errorf("figway's RSS grew by %d MiB with %d slow streams bounded to 1 MiB each; want under 48 MiB", growth>>20, slowStreams)
 	}
 }
 
