@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/figway/figway/config/yamlfile"
+	"github.com/figway/figway/gateway"
 )
 
 var verbs = []string{"get", "put", "post", "delete", "patch", "custom"}
@@ -81,7 +82,7 @@ func rulePath(h *HTTPRule, path string) string {
 func validateHTTPRule(h *HTTPRule, md protoreflect.MethodDescriptor, path string, p *yamlfile.Problems) {
 	if h.Path != "" {
 		vp := rulePath(h, path)
-		if vars, err := templateVars(h.Path); err != nil {
+		if vars, err := gateway.PathVars(h.Path); err != nil {
 			p.At(vp, "path template %q: %v", h.Path, err)
 		} else {
 			for _, v := range vars {
@@ -100,32 +101,6 @@ func validateHTTPRule(h *HTTPRule, md protoreflect.MethodDescriptor, path string
 		if err := topField(md.Output(), h.ResponseBody); err != nil {
 			p.At(yamlfile.Field(path, "response_body"), "want a field of the response, or nothing: %v", err)
 		}
-	}
-}
-
-// templateVars returns the field paths of the variables of a path
-// template, "/v1/{name=shelves/*}/books/{book_id}" → name, book_id.
-func templateVars(tmpl string) ([]string, error) {
-	var vars []string
-	rest := tmpl
-	for {
-		open := strings.IndexAny(rest, "{}")
-		if open < 0 {
-			return vars, nil
-		}
-		if rest[open] == '}' {
-			return nil, fmt.Errorf(`"}" without "{"`)
-		}
-		end := strings.IndexAny(rest[open+1:], "{}")
-		if end < 0 || rest[open+1+end] == '{' {
-			return nil, fmt.Errorf(`"{" without "}"`)
-		}
-		v := rest[open+1 : open+1+end]
-		if name, _, ok := strings.Cut(v, "="); ok {
-			v = name
-		}
-		vars = append(vars, v)
-		rest = rest[open+1+end+1:]
 	}
 }
 

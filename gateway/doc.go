@@ -2,8 +2,10 @@
 // file, and the dispatch of one call through a route to RabbitMQ and back.
 //
 // The ingress adapters (gRPC, REST) turn what arrives on the wire into a
-// [Call] and hand it to [Gateway.Invoke]; the gateway finds the call's
-// [Route], applies its resilience policies (bulkhead, deadline, circuit
+// [Call], take the call's [Route] once ([Gateway.Route]; REST from its
+// binding) and hand both to [Gateway.InvokeRoute], or [Gateway.StreamRoute]
+// for a server-streaming method; the gateway applies the route's
+// resilience policies (bulkhead, deadline, circuit
 // breaker, a retry where it is safe), renders the request per the wire
 // protocol (package wire) and hands it to a [Publisher], the port the AMQP
 // adapter implements. Every failure comes back as an error

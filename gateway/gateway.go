@@ -148,11 +148,18 @@ func (g *Gateway) Invoke(ctx context.Context, c *Call) (*Result, error) {
 // hands the route to [Gateway.InvokeRoute], so that a reload in between
 // cannot change the answer.
 func (g *Gateway) Route(method string) *Route {
-	r := g.table.Load().Lookup(method)
-	if r == nil || !r.Publishes() || (r.Shadow && r.To == TargetLegacy && g.legacy == nil) {
-		return nil
+	if r := g.table.Load().Lookup(method); r != nil && g.Serves(r) {
+		return r
 	}
-	return r
+	return nil
+}
+
+// Serves reports whether the gateway takes the calls of route r, of any
+// table: r publishes, and a legacy route that shadows has the Legacy port
+// to answer from. The calls of another route belong to the legacy
+// passthrough.
+func (g *Gateway) Serves(r *Route) bool {
+	return r.Publishes() && !(r.Shadow && r.To == TargetLegacy && g.legacy == nil)
 }
 
 // InvokeRoute is [Gateway.Invoke] on r, a route [Gateway.Route] returned.
@@ -206,70 +213,108 @@ func (g *Gateway) invokeRoute(ctx context.Context, r *Route, c *Call) (*Result, 
 	return res, err
 }
 
-// viaBroker runs a call through the broker path of its route: bulkhead,
-// deadline, breaker, publish.
+// viaBroker runs a call through the broker path of its route: the
+// preamble of [Gateway.enter] (bulkhead, deadline, message, no-consumer
+// check, breaker), then publish and wait.
 func (g *Gateway) viaBroker(ctx context.Context, r *Route, c *Call) (*Result, error) {
 	g.traceSide(ctx, TargetBroker)
-	if !r.bulkhead.Acquire() {
-		return nil, fmt.Errorf("%s: %w (max_in_flight %d)", r.Method, ErrOverloaded, r.bulkhead.Limit())
-	}
-	defer r.bulkhead.Release()
-
-	now := time.Now()
 	timeout := r.Timeout
 	if c.Async && r.Async != nil {
 		timeout = r.Async.Timeout
 	}
-	deadline, ok := resilience.Deadline(ctx, now, timeout)
-	if ok {
-		if !deadline.After(now) {
-			return nil, fmt.Errorf("%s: deadline passed before publishing: %w", r.Method, context.DeadlineExceeded)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
-	}
-
-	req, err := g.request(r, c)
+	ctx, p, err := g.enter(ctx, r, c, timeout)
 	if err != nil {
 		return nil, err
 	}
+	defer p.end()
+	var span trace.Span // the publish's PRODUCER span; the events go on ctx's
+	if g.tracer != nil {
+		_, span = g.produce(ctx, r, p.req, trace.SpanContext{})
+	}
+	res, err := g.dispatch(ctx, r, c, p.req, p.deadline)
+	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, p.start), context.DeadlineExceeded) {
+		// The caller's own deadline passed: a gRPC client resets its
+		// stream then, which cancels the call (resilience.Ended).
+		err = fmt.Errorf("%s: no answer before the caller's deadline: %w", r.Method, context.DeadlineExceeded)
+	}
+	p.done(breakerOutcome(err))
+	if span != nil {
+		produced(span, p.req, err)
+	}
+	return res, err
+}
 
+// passage is a call that [Gateway.enter] let onto the broker path: its
+// message and deadline, and what end gives back.
+type passage struct {
+	r        *Route
+	req      *wire.Request
+	start    time.Time // when the call entered
+	deadline time.Time // the effective deadline; zero if none
+	// done is the breaker's report. Every admitted call reports exactly
+	// once, or a half-open breaker stays stuck; done ignores all but the
+	// first report, so end's only counts if the call's path panicked.
+	done   func(resilience.Outcome)
+	cancel context.CancelFunc // the deadline's context's; nil if none
+}
+
+// end gives back what enter took, in the reverse order: the breaker's
+// report (see done), the deadline's context, the bulkhead's slot.
+func (p *passage) end() {
+	if p.done != nil {
+		p.done(resilience.Ignored)
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.r.bulkhead.Release()
+}
+
+// enter is the preamble of the broker path, unary (viaBroker) or
+// streaming (StreamRoute), for a call c on r: the bulkhead; the effective
+// deadline, the shorter of ctx's and timeout, which must not have passed;
+// the message; the no-consumer check; the breaker, asked last. It returns
+// ctx bounded by the deadline and the passage, whose end the caller
+// defers; when it fails, it has given back what it took and nothing is
+// published.
+func (g *Gateway) enter(ctx context.Context, r *Route, c *Call, timeout time.Duration) (_ context.Context, p passage, err error) {
+	if !r.bulkhead.Acquire() {
+		return ctx, p, fmt.Errorf("%s: %w (max_in_flight %d)", r.Method, ErrOverloaded, r.bulkhead.Limit())
+	}
+	p.r, p.start = r, time.Now()
+	defer func() {
+		if err != nil {
+			p.end()
+		}
+	}()
+	deadline, ok := resilience.Deadline(ctx, p.start, timeout)
+	if ok {
+		if !deadline.After(p.start) {
+			return ctx, p, fmt.Errorf("%s: deadline passed before publishing: %w", r.Method, context.DeadlineExceeded)
+		}
+		ctx, p.cancel = context.WithDeadline(ctx, deadline)
+	}
+	p.deadline = deadline
+	if p.req, err = g.request(r, c); err != nil {
+		return ctx, p, err
+	}
 	// An rpc call that nobody would answer is not published, and the
 	// breaker is not asked: the queue's state is looked at again at every
 	// call, so the first call after a worker returns is served, where an
 	// open breaker would refuse calls for open_for more. On a route that
 	// falls back, the call goes to legacy.
-	if err := g.idle(ctx, r); err != nil {
-		return nil, err
+	if err = g.idle(ctx, r); err != nil {
+		return ctx, p, err
 	}
-
 	// The breaker is asked last, once nothing but the broker can fail the
 	// call: a malformed request or a passed deadline must not take a
 	// half-open breaker's probe.
 	done, err := r.breaker.Allow()
 	if err != nil {
-		return nil, breakerError(r, err)
+		return ctx, p, breakerError(r, err)
 	}
-	// Every admitted call reports exactly once, or a half-open breaker
-	// stays stuck; done ignores all but the first report, so this deferred
-	// one only counts if dispatch panicked.
-	defer done(resilience.Ignored)
-	var span trace.Span // the publish's PRODUCER span; the events go on ctx's
-	if g.tracer != nil {
-		_, span = g.produce(ctx, r, req, trace.SpanContext{})
-	}
-	res, err := g.dispatch(ctx, r, c, req, deadline)
-	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, now), context.DeadlineExceeded) {
-		// The caller's own deadline passed: a gRPC client resets its
-		// stream then, which cancels the call (resilience.Ended).
-		err = fmt.Errorf("%s: no answer before the caller's deadline: %w", r.Method, context.DeadlineExceeded)
-	}
-	done(breakerOutcome(err))
-	if span != nil {
-		produced(span, req, err)
-	}
-	return res, err
+	p.done = done
+	return ctx, p, nil
 }
 
 // request returns the message of call c on r. (The functions of a call's

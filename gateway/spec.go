@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -284,4 +286,58 @@ func (a *Async) String() string {
 		s += ", owner_by " + a.OwnerBy
 	}
 	return s
+}
+
+// PathPart is a piece of an HTTP path template (google.api.http): a
+// literal, or a variable — Var, a field path, and the Pattern of segments
+// it matches ("*" when the template gives none).
+type PathPart struct {
+	Literal      string
+	Var, Pattern string
+}
+
+// ParsePath splits an HTTP path template into its parts, the one parser
+// of templates for the routes file's checks, the REST bindings and their
+// OpenAPI paths: "/v1/{name=shelves/*}/books/{book.id}" → "/v1/",
+// name=shelves/*, "/books/", book.id=*.
+func ParsePath(template string) ([]PathPart, error) {
+	var parts []PathPart
+	for rest := template; ; {
+		before, after, ok := strings.Cut(rest, "{")
+		if strings.Contains(before, "}") {
+			return nil, errors.New(`"}" without "{"`)
+		}
+		if before != "" {
+			parts = append(parts, PathPart{Literal: before})
+		}
+		if !ok {
+			return parts, nil
+		}
+		v, tail, ok := strings.Cut(after, "}")
+		if !ok || strings.Contains(v, "{") {
+			return nil, errors.New(`"{" without "}"`)
+		}
+		name, pattern, hasPattern := strings.Cut(v, "=")
+		if !hasPattern {
+			pattern = "*"
+		}
+		parts = append(parts, PathPart{Var: name, Pattern: pattern})
+		rest = tail
+	}
+}
+
+// PathVars returns the field paths of the variables of an HTTP path
+// template: "/v1/{name=shelves/*}/books/{book.id}" → name, book.id.
+func PathVars(template string) ([]string, error) {
+	parts, err := ParsePath(template)
+	if err != nil {
+		return nil, err
+	}
+	var vars []string
+	for _, p := range parts {
+		if p.Var != "" {
+			vars = append(vars, p.Var)
+		}
+	}
+	return vars, nil
 }

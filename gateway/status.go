@@ -15,7 +15,7 @@ import (
 // `figway routes` and the status page: "broker", "legacy", a canary split,
 // a shadowed legacy route (with its sample), with its fallback and pin.
 func (r *Route) GoesTo() string {
-	if r.To == TargetLegacy && !r.Shadow {
+	if !r.Publishes() {
 		return "legacy"
 	}
 	var s string

@@ -99,10 +99,11 @@ func (g *Gateway) StreamsToLegacy(r *Route, c *Call) bool {
 }
 
 // StreamRoute runs a call of the server-streaming route r through the
-// broker path as viaBroker runs a unary one — bulkhead, deadline (over the
-// whole stream), no-consumer check, breaker — and calls send with each
-// message of the worker's stream, in order, transcoded to c.Accept; the
-// first carries the reply's header metadata. It returns the end's Result
+// broker path as viaBroker runs a unary one — the same preamble,
+// [Gateway.enter]: bulkhead, deadline (over the whole stream), no-consumer
+// check, breaker — and calls send with each message of the worker's
+// stream, in order, transcoded to c.Accept; the first carries the reply's
+// header metadata. It returns the end's Result
 // (its trailer) when the worker ended the stream OK, or the call's error:
 // a ReplyError for the worker's own status, a send error as it came.
 func (g *Gateway) StreamRoute(ctx context.Context, r *Route, c *Call, send func(*Result) error) (*Result, error) {
@@ -110,47 +111,23 @@ func (g *Gateway) StreamRoute(ctx context.Context, r *Route, c *Call, send func(
 	if !ok {
 		return nil, fmt.Errorf("%s: %w: the publisher carries no streams", r.Method, ErrUnavailable)
 	}
-	if !r.bulkhead.Acquire() {
-		return nil, fmt.Errorf("%s: %w (max_in_flight %d)", r.Method, ErrOverloaded, r.bulkhead.Limit())
-	}
-	defer r.bulkhead.Release()
-
-	now := time.Now()
-	deadline, ok := resilience.Deadline(ctx, now, r.Timeout)
-	if ok {
-		if !deadline.After(now) {
-			return nil, fmt.Errorf("%s: deadline passed before publishing: %w", r.Method, context.DeadlineExceeded)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
-	}
-	req, err := g.request(r, c)
+	ctx, p, err := g.enter(ctx, r, c, r.Timeout)
 	if err != nil {
 		return nil, err
 	}
-	req.Deadline = deadline
-	idle := g.idle(ctx, r)
-	done, err := r.breaker.Allow()
-	if err != nil {
-		return nil, breakerError(r, err)
-	}
-	defer done(resilience.Ignored)
-	if idle != nil {
-		done(resilience.Failure)
-		return nil, idle
-	}
+	defer p.end()
+	p.req.Deadline = p.deadline
 	var span trace.Span // the publish's PRODUCER span, over the whole stream
 	if g.tracer != nil {
-		_, span = g.produce(ctx, r, req, trace.SpanContext{})
+		_, span = g.produce(ctx, r, p.req, trace.SpanContext{})
 	}
-	res, n, err := g.relay(ctx, st, r, c, req, send)
-	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, now), context.DeadlineExceeded) {
+	res, n, err := g.relay(ctx, st, r, c, p.req, send)
+	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, p.start), context.DeadlineExceeded) {
 		err = fmt.Errorf("%s: no end before the caller's deadline: %w", r.Method, context.DeadlineExceeded)
 	}
-	done(streamOutcome(err))
+	p.done(streamOutcome(err))
 	if span != nil {
-		g.streamed(ctx, span, r, req, n, err)
+		g.streamed(ctx, span, r, p.req, n, err)
 	}
 	return res, err
 }

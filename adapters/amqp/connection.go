@@ -199,43 +199,23 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	s.cancels = c.declareCancel(conn)
 
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait() // runs after cancel: every lane has stopped
+	ls := &lanes{c: c, conn: conn, s: s, replyTo: wire.DirectReplyTo, died: make(chan *lane, c.cfg.Channels)}
+	defer ls.wg.Wait() // runs after cancel: every lane has stopped
 	defer cancel()
 
-	replyTo := wire.DirectReplyTo
 	if c.cfg.Reply == ReplyQueue {
 		q, replies, err := replyQueue(conn)
 		if err != nil {
 			return err
 		}
-		replyTo = q
-		wg.Go(func() { c.consumeReplies(ctx, conn, replies) })
+		ls.replyTo = q
+		ls.wg.Go(func() { c.consumeReplies(ctx, conn, replies) })
 	}
-
 	if s.cancels {
-		wg.Go(func() { c.sendCancels(ctx, s) })
-	}
-
-	died := make(chan *lane, c.cfg.Channels)
-	start := func(i, renewals int) error {
-		l, err := c.openLane(conn, s, replyTo)
-		if err != nil {
-			return err
-		}
-		l.renewals = renewals
-		s.lanes[i].Store(l)
-		wg.Go(func() {
-			l.run(ctx)
-			select {
-			case died <- l:
-			case <-ctx.Done():
-			}
-		})
-		return nil
+		ls.wg.Go(func() { c.sendCancels(ctx, s) })
 	}
 	for i := range s.lanes {
-		if err := start(i, 0); err != nil {
+		if err := ls.start(ctx, i, 0); err != nil {
 			return err
 		}
 	}
@@ -243,7 +223,45 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	defer c.sess.Store(nil) // runs first: no new call picks a lane of this session
 	watch.Go(func() { c.watchConsumers(ctx, conn, s) })
 	c.log.Info("connected to RabbitMQ", "broker", addr, "channels", len(s.lanes), "reply", string(c.cfg.Reply))
+	return c.hold(ctx, ls, closed, blocked)
+}
 
+// lanes runs the lanes of session s on conn, each in a goroutine of wg
+// that ends with the context it was started with; a lane that stops on
+// its own (its channel died) is sent on died.
+type lanes struct {
+	c       *Client
+	conn    *amqp.Connection
+	s       *session
+	replyTo string
+	wg      sync.WaitGroup
+	died    chan *lane
+}
+
+// start opens a lane in slot i, renewed renewals times before, and runs it.
+func (ls *lanes) start(ctx context.Context, i, renewals int) error {
+	l, err := ls.c.openLane(ls.conn, ls.s, ls.replyTo)
+	if err != nil {
+		return err
+	}
+	l.renewals = renewals
+	ls.s.lanes[i].Store(l)
+	ls.wg.Go(func() {
+		l.run(ctx)
+		select {
+		case ls.died <- l:
+		case <-ctx.Done():
+		}
+	})
+	return nil
+}
+
+// hold keeps the lanes' session until ctx ends or the connection closes:
+// it follows the broker's blocking of the connection, reopens a lane whose
+// channel died under a live connection, and renews a lane the session
+// asks to.
+func (c *Client) hold(ctx context.Context, ls *lanes, closed <-chan *amqp.Error, blocked <-chan amqp.Blocking) error {
+	s := ls.s
 	for {
 		select {
 		case <-ctx.Done():
@@ -258,40 +276,45 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 				blocked = nil
 				continue
 			}
-			// Every call waiting on the connection fails now: the broker no
-			// longer reads what it publishes, and workers' replies are
-			// publishes that the same alarm blocks.
-			s.setBlocked(b.Active, b.Reason)
-			if b.Active {
-				c.log.Warn("RabbitMQ blocked the connection; refusing calls", "reason", b.Reason)
-			} else {
-				c.log.Info("RabbitMQ unblocked the connection")
-			}
-		case l := <-died:
+			c.setBlocked(s, b)
+		case l := <-ls.died:
 			// The channel died under a live connection (a channel error such
 			// as publishing to a missing exchange): its calls have failed;
 			// open a new one in its place — unless it was renewed, and its
 			// slot has a new lane already.
 			i := s.slot(l)
-			if conn.IsClosed() || i < 0 {
+			if ls.conn.IsClosed() || i < 0 {
 				continue
 			}
-			if err := start(i, 0); err != nil {
+			if err := ls.start(ctx, i, 0); err != nil {
 				return fmt.Errorf("reopen channel: %w", err)
 			}
 			c.log.Warn("reopened AMQP channel after a channel error", "lane", i)
 		case l := <-s.renew:
 			i := s.slot(l)
-			if conn.IsClosed() || i < 0 {
+			if ls.conn.IsClosed() || i < 0 {
 				continue
 			}
-			if err := start(i, l.nextRenewals()); err != nil {
+			if err := ls.start(ctx, i, l.nextRenewals()); err != nil {
 				return fmt.Errorf("renew channel: %w", err)
 			}
 			c.renewed.Add(1)
-			wg.Go(func() { l.retire(ctx) })
+			ls.wg.Go(func() { l.retire(ctx) })
 			c.log.Info("renewed an AMQP channel whose publishes a queue kept nacking", "lane", i, "renewals", l.renewals+1)
 		}
+	}
+}
+
+// setBlocked follows the broker's connection.blocked and unblocked. Every
+// call waiting on the connection fails while it is blocked: the broker no
+// longer reads what it publishes, and workers' replies are publishes that
+// the same alarm blocks.
+func (c *Client) setBlocked(s *session, b amqp.Blocking) {
+	s.setBlocked(b.Active, b.Reason)
+	if b.Active {
+		c.log.Warn("RabbitMQ blocked the connection; refusing calls", "reason", b.Reason)
+	} else {
+		c.log.Info("RabbitMQ unblocked the connection")
 	}
 }
 

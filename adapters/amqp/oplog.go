@@ -270,6 +270,16 @@ func decodeRecord(d *amqp.Delivery) (*operations.Record, error) {
 	if r.Kind != operations.Done {
 		return r, nil
 	}
+	if r.Result, err = decodeResult(d); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// decodeResult is the outcome a done record carries: the reply's body,
+// status, HTTP status and metadata.
+func decodeResult(d *amqp.Delivery) (*operations.Result, error) {
+	h := d.Headers
 	res := &operations.Result{Body: d.Body, ContentType: d.ContentType}
 	st, err := wire.ReplyStatus(h)
 	if err != nil {
@@ -288,6 +298,5 @@ func decodeRecord(d *amqp.Delivery) (*operations.Record, error) {
 		}
 		res.Header, res.Trailer = mdStrings(md.Header), mdStrings(md.Trailer)
 	}
-	r.Result = res
-	return r, nil
+	return res, nil
 }

@@ -33,31 +33,15 @@ type asyncCall struct {
 
 // invokeAsync runs c, a call of an async route, and waits for it until the
 // route's async.after (not at all with Prefer: respond-async). A call
-// answered within it returns its outcome, as Invoke would have; otherwise
-// the call becomes an operation and invokeAsync answers 202 Accepted with
-// it, returning answered.
+// answered within it returns its outcome, as InvokeRoute would have;
+// otherwise the call becomes an operation and invokeAsync answers 202
+// Accepted with it, returning answered.
 func (s *Server) invokeAsync(w http.ResponseWriter, r *http.Request, rt *router, b *binding, a *gateway.Async, c *gateway.Call) (res *gateway.Result, answered bool, err error) {
 	ops := s.opts.Operations
 	start := time.Now()
 	c.Async = true
 	ac := &asyncCall{done: make(chan struct{})}
-	cancel := ops.Go(r.Context(), func(ctx context.Context) {
-		if s.opts.Tracer != nil {
-			var span trace.Span
-			ctx, span = s.opts.Tracer.Start(ctx, "operation "+b.method, trace.WithNewRoot(),
-				trace.WithLinks(trace.LinkFromContext(r.Context())))
-			defer span.End()
-		}
-		res, err := s.gw.Invoke(ctx, c)
-		ac.mu.Lock()
-		ac.res, ac.err, ac.finished = res, err, true
-		op := ac.op
-		close(ac.done)
-		ac.mu.Unlock()
-		if op != nil {
-			ops.Finish(*op, outcome(res, err))
-		}
-	})
+	cancel := ops.Go(r.Context(), func(ctx context.Context) { s.runAsync(ctx, r, b, c, ac) })
 	after := a.After
 	respondAsync := prefersAsync(r.Header)
 	if respondAsync {
@@ -93,6 +77,37 @@ func (s *Server) invokeAsync(w http.ResponseWriter, r *http.Request, rt *router,
 		ops.Finish(op, outcome(ac.res, ac.err))
 		op.Done = true
 	}
+	if err := s.accepted(w, rt, op, a, respondAsync); err != nil {
+		return nil, false, err
+	}
+	return nil, true, nil
+}
+
+// runAsync runs c, an async call on b's route, and finishes its operation
+// if it became one by then. An operation is a trace of its own, linked to
+// the request's.
+func (s *Server) runAsync(ctx context.Context, r *http.Request, b *binding, c *gateway.Call, ac *asyncCall) {
+	if s.opts.Tracer != nil {
+		var span trace.Span
+		ctx, span = s.opts.Tracer.Start(ctx, "operation "+b.method, trace.WithNewRoot(),
+			trace.WithLinks(trace.LinkFromContext(r.Context())))
+		defer span.End()
+	}
+	res, err := s.gw.InvokeRoute(ctx, b.route, c)
+	ac.mu.Lock()
+	ac.res, ac.err, ac.finished = res, err, true
+	op := ac.op
+	close(ac.done)
+	ac.mu.Unlock()
+	if op != nil {
+		s.opts.Operations.Finish(*op, outcome(res, err))
+	}
+}
+
+// accepted answers 202 Accepted with operation op, the call of an async
+// route that outlived its async.after (or was asked to with Prefer:
+// respond-async).
+func (s *Server) accepted(w http.ResponseWriter, rt *router, op operations.Operation, a *gateway.Async, respondAsync bool) error {
 	if respondAsync {
 		w.Header().Set("Preference-Applied", "respond-async")
 	}
@@ -100,12 +115,12 @@ func (s *Server) invokeAsync(w http.ResponseWriter, r *http.Request, rt *router,
 	w.Header().Set("Retry-After", strconv.Itoa(retryAfter(a.After)))
 	body, err := s.operationJSON(rt, op)
 	if err != nil {
-		return nil, false, err
+		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	w.Write(body)
-	return nil, true, nil
+	return nil
 }
 
 // retryAfter is the Retry-After of a 202, in whole seconds: the route's

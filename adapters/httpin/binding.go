@@ -39,6 +39,10 @@ type binding struct {
 	// mayGoLegacy: the gateway may send the call to the legacy service
 	// (canary, fallback, shadow, pin), which gets the caller's metadata.
 	mayGoLegacy bool
+	// passthrough: the gateway does not serve the route (a shadow route
+	// without a legacy gRPC upstream): its calls go to the REST
+	// passthrough, as if never bound.
+	passthrough bool
 	// ownHeaders are the reply metadata keys answered under their own
 	// name (the route's response_headers).
 	ownHeaders map[string]bool
@@ -96,15 +100,16 @@ func fromAnnotation(h *annotations.HttpRule) rule {
 	return r
 }
 
-// newBinding resolves rule r of route rt against the method's messages.
-func newBinding(rt *gateway.Route, r rule) (*binding, error) {
+// newBinding resolves rule r of route rt, which gw serves or not, against
+// the method's messages.
+func newBinding(gw *gateway.Gateway, rt *gateway.Route, r rule) (*binding, error) {
 	if r.verb == "" || r.path == "" {
 		return nil, fmt.Errorf("google.api.http rule without a verb and a path")
 	}
 	b := &binding{
 		method: rt.Method, route: rt, verb: strings.ToUpper(r.verb), template: r.path,
 		input: rt.Input, output: rt.Output, contentType: rt.ContentType(),
-		mayGoLegacy: rt.MayGoLegacy(),
+		mayGoLegacy: rt.MayGoLegacy(), passthrough: gw != nil && !gw.Serves(rt),
 	}
 	for _, k := range rt.ResponseHeaders {
 		if b.ownHeaders == nil {
@@ -112,7 +117,7 @@ func newBinding(rt *gateway.Route, r rule) (*binding, error) {
 		}
 		b.ownHeaders[k] = true
 	}
-	names, err := templateVars(r.path)
+	names, err := gateway.PathVars(r.path)
 	if err != nil {
 		return nil, fmt.Errorf("path template %q: %v", r.path, err)
 	}
@@ -148,28 +153,6 @@ func newBinding(rt *gateway.Route, r rule) (*binding, error) {
 	}
 	b.filter = utilities.NewDoubleArray(seqs)
 	return b, nil
-}
-
-// templateVars returns the field paths of a path template's variables:
-// "/v1/{name=shelves/*}/books/{book.id}" → name, book.id.
-func templateVars(tmpl string) ([]string, error) {
-	var vars []string
-	for rest := tmpl; ; {
-		before, after, ok := strings.Cut(rest, "{")
-		if strings.Contains(before, "}") {
-			return nil, fmt.Errorf(`"}" without "{"`)
-		}
-		if !ok {
-			return vars, nil
-		}
-		v, tail, ok := strings.Cut(after, "}")
-		if !ok || strings.Contains(v, "{") {
-			return nil, fmt.Errorf(`"{" without "}"`)
-		}
-		v, _, _ = strings.Cut(v, "=")
-		vars = append(vars, v)
-		rest = tail
-	}
 }
 
 // resolve finds a dotted field path in md by proto names (the query also

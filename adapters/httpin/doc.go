@@ -13,9 +13,10 @@
 // message: the JSON body (body "*" or body "field") with protojson, then
 // the path variables, then the query parameters for every field that
 // neither sets ([runtime.PopulateQueryParameters]). The message is encoded
-// in the route's encoding, protobuf or JSON, and handed to
-// [gateway.Gateway.Invoke] — the dispatch path of the gRPC ingress, with
-// the same route table, bulkheads and deadlines.
+// in the route's encoding, protobuf or JSON, and handed with the
+// binding's route, taken when the route table was built, to
+// [gateway.Gateway.InvokeRoute] — the dispatch path of the gRPC ingress,
+// with the same route table, bulkheads and deadlines.
 //
 // A Grpc-Timeout header sets the call's deadline. Headers reach the
 // message only through the route's forward_headers. When the gateway sends

@@ -167,38 +167,50 @@ func (rt *router) openAPI(o Options) ([]byte, error) {
 			doc.Tags = append(doc.Tags, tag{Name: string(svc.FullName()), Description: comments(svc)})
 		}
 		op := ss.operation(b, md)
-		if b.route.Auth != nil {
-			op.Security = []map[string][]string{{bearerScheme: {}}}
-			doc.Components.SecuritySchemes = map[string]*securityScheme{bearerScheme: {Type: "http", Scheme: "bearer", BearerFormat: "JWT",
-				Description: "A JSON Web Token of the route's issuer and audiences: Authorization: Bearer <token> (docs/operations.md, \"Authentication and rate limits\")."}}
-			op.Responses["401"] = &response{Ref: "#/components/responses/Error"}
-		}
-		if b.route.RateLimit != nil {
-			op.Responses["429"] = &response{Ref: "#/components/responses/Error"}
-		}
+		doc.edgeChecks(op, b.route)
 		if n := perMethod[b.method]; n > 0 {
 			op.OperationID += fmt.Sprintf("_%d", n+1)
 		}
 		perMethod[b.method]++
 		path, params := openAPIPath(b, ss)
 		op.Parameters = append(params, op.Parameters...)
-		item := doc.Paths[path]
-		if item == nil {
-			item = pathItem{}
-			doc.Paths[path] = item
-		}
-		if standardVerbs[b.verb] {
-			item[strings.ToLower(b.verb)] = op
-			continue
-		}
-		more, _ := item["x-additionalOperations"].(map[string]*operation)
-		if more == nil {
-			more = map[string]*operation{}
-			item["x-additionalOperations"] = more
-		}
-		more[b.verb] = op
+		doc.put(path, b.verb, op)
 	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// edgeChecks adds to op what route r's auth and rate_limit answer: the
+// bearer scheme and 401, and 429.
+func (doc *document) edgeChecks(op *operation, r *gateway.Route) {
+	if r.Auth != nil {
+		op.Security = []map[string][]string{{bearerScheme: {}}}
+		doc.Components.SecuritySchemes = map[string]*securityScheme{bearerScheme: {Type: "http", Scheme: "bearer", BearerFormat: "JWT",
+			Description: "A JSON Web Token of the route's issuer and audiences: Authorization: Bearer <token> (docs/operations.md, \"Authentication and rate limits\")."}}
+		op.Responses["401"] = &response{Ref: "#/components/responses/Error"}
+	}
+	if r.RateLimit != nil {
+		op.Responses["429"] = &response{Ref: "#/components/responses/Error"}
+	}
+}
+
+// put adds op to the document under path and verb; a custom verb goes
+// under x-additionalOperations.
+func (doc *document) put(path, verb string, op *operation) {
+	item := doc.Paths[path]
+	if item == nil {
+		item = pathItem{}
+		doc.Paths[path] = item
+	}
+	if standardVerbs[verb] {
+		item[strings.ToLower(verb)] = op
+		return
+	}
+	more, _ := item["x-additionalOperations"].(map[string]*operation)
+	if more == nil {
+		more = map[string]*operation{}
+		item["x-additionalOperations"] = more
+	}
+	more[verb] = op
 }
 
 // operation describes binding b of method md, but for its path parameters.
@@ -348,6 +360,7 @@ func queryable(md protoreflect.MessageDescriptor) bool {
 // (/v1/shelves/{shelf}/books/{book}): OpenAPI's parameters cannot hold a
 // "/". A "**" wildcard becomes one parameter whose value may hold "/".
 func openAPIPath(b *binding, ss *schemas) (string, []*parameter) {
+	parts, _ := gateway.ParsePath(b.template) // newBinding parsed it already
 	var sb strings.Builder
 	var params []*parameter
 	used := map[string]int{}
@@ -358,61 +371,61 @@ func openAPIPath(b *binding, ss *schemas) (string, []*parameter) {
 		}
 		return name
 	}
-	rest := b.template
-	for {
-		before, after, ok := strings.Cut(rest, "{")
-		sb.WriteString(before)
-		if !ok {
-			break
-		}
-		v, tail, _ := strings.Cut(after, "}")
-		rest = tail
-		name, pattern, hasPattern := strings.Cut(v, "=")
-		if !hasPattern {
-			pattern = "*"
-		}
-		fd := b.fieldOf(name)
-		doc := ""
-		if fd != nil {
-			doc = comments(fd)
-		}
-		if pattern == "*" || pattern == "**" {
-			s := &schema{Type: "string"}
-			if fd != nil {
-				s = ss.value(fd)
-			}
-			if pattern == "**" {
-				doc = join(doc, "The value may hold \"/\", which is sent unescaped.")
-			}
-			p := &parameter{Name: unique(name), In: "path", Required: true, Description: doc, Schema: s}
-			sb.WriteString("{" + p.Name + "}")
-			params = append(params, p)
+	for _, part := range parts {
+		if part.Var == "" {
+			sb.WriteString(part.Literal)
 			continue
 		}
-		segs := strings.Split(pattern, "/")
-		prev := name
-		for i, seg := range segs {
-			if i > 0 {
-				sb.WriteByte('/')
-			}
-			if seg != "*" && seg != "**" {
-				sb.WriteString(seg)
-				prev = singular(seg)
-				continue
-			}
-			p := &parameter{
-				Name: unique(prev), In: "path", Required: true,
-				Description: join(doc, fmt.Sprintf("A segment of %s, which the path sets to %q.", name, pattern)),
-				Schema:      &schema{Type: "string"},
-			}
-			if seg == "**" {
-				p.Description = join(p.Description, "The value may hold \"/\", which is sent unescaped.")
-			}
-			sb.WriteString("{" + p.Name + "}")
-			params = append(params, p)
-		}
+		params = append(params, ss.pathVar(b, part, unique, &sb)...)
 	}
 	return sb.String(), params
+}
+
+// pathVar writes variable v of b's template to sb and returns its
+// parameters: one, or one per wildcard of a pattern with literal segments
+// (see openAPIPath); unique makes their names unique in the path.
+func (ss *schemas) pathVar(b *binding, v gateway.PathPart, unique func(string) string, sb *strings.Builder) []*parameter {
+	name, pattern := v.Var, v.Pattern
+	fd := b.fieldOf(name)
+	doc := ""
+	if fd != nil {
+		doc = comments(fd)
+	}
+	if pattern == "*" || pattern == "**" {
+		s := &schema{Type: "string"}
+		if fd != nil {
+			s = ss.value(fd)
+		}
+		if pattern == "**" {
+			doc = join(doc, "The value may hold \"/\", which is sent unescaped.")
+		}
+		p := &parameter{Name: unique(name), In: "path", Required: true, Description: doc, Schema: s}
+		sb.WriteString("{" + p.Name + "}")
+		return []*parameter{p}
+	}
+	var params []*parameter
+	prev := name
+	for i, seg := range strings.Split(pattern, "/") {
+		if i > 0 {
+			sb.WriteByte('/')
+		}
+		if seg != "*" && seg != "**" {
+			sb.WriteString(seg)
+			prev = singular(seg)
+			continue
+		}
+		p := &parameter{
+			Name: unique(prev), In: "path", Required: true,
+			Description: join(doc, fmt.Sprintf("A segment of %s, which the path sets to %q.", name, pattern)),
+			Schema:      &schema{Type: "string"},
+		}
+		if seg == "**" {
+			p.Description = join(p.Description, "The value may hold \"/\", which is sent unescaped.")
+		}
+		sb.WriteString("{" + p.Name + "}")
+		params = append(params, p)
+	}
+	return params
 }
 
 // fieldOf returns the leaf field of a path variable, or nil.

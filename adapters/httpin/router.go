@@ -71,41 +71,7 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 		}
 	}
 	for _, r := range t.Routes() {
-		guarded := !r.Publishes() && r.Checked() && s.opts.Passthrough != nil
-		if !r.Publishes() && !guarded {
-			continue // not migrated: the passthrough's, when there is one
-		}
-		md, err := methodOf(t.Files(), r.Method)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, ru := range rulesOf(r, md) {
-			b, err := newBinding(r, ru)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %s %s: %v", r.Method, ru.verb, ru.path, err))
-				continue
-			}
-			key := b.verb + " " + b.template
-			if other, dup := seen[key]; dup {
-				errs = append(errs, fmt.Errorf("%s: %s is bound by %s already", r.Method, key, other))
-				continue
-			}
-			h := s.handler(rt, b)
-			if guarded {
-				h = s.guard(rt, b) // checked, then passed through
-			}
-			if err := rt.mux.HandlePath(b.verb, b.template, h); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %s: %v", r.Method, key, err))
-				continue
-			}
-			seen[key] = r.Method
-			if guarded {
-				continue // legacy's: not in figway's OpenAPI document
-			}
-			rt.bindings = append(rt.bindings, b)
-			rt.addVerb(b.verb)
-		}
+		errs = append(errs, s.bind(rt, r, seen)...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -118,10 +84,51 @@ func (s *Server) newRouter(t *gateway.Table) (*router, error) {
 	return rt, nil
 }
 
+// bind binds the HTTP rules of route r on rt: a route the gateway
+// publishes, or one of the passthrough's whose edge checks figway makes
+// (guarded). seen maps "VERB /template" to the method bound there.
+func (s *Server) bind(rt *router, r *gateway.Route, seen map[string]string) (errs []error) {
+	guarded := !r.Publishes() && r.Checked() && s.opts.Passthrough != nil
+	if !r.Publishes() && !guarded {
+		return nil // not migrated: the passthrough's, when there is one
+	}
+	md, err := methodOf(rt.table.Files(), r.Method)
+	if err != nil {
+		return []error{err}
+	}
+	for _, ru := range rulesOf(r, md) {
+		b, err := newBinding(s.gw, r, ru)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s %s: %v", r.Method, ru.verb, ru.path, err))
+			continue
+		}
+		key := b.verb + " " + b.template
+		if other, dup := seen[key]; dup {
+			errs = append(errs, fmt.Errorf("%s: %s is bound by %s already", r.Method, key, other))
+			continue
+		}
+		h := s.handler(rt, b)
+		if guarded {
+			h = s.guard(rt, b) // checked, then passed through
+		}
+		if err := rt.mux.HandlePath(b.verb, b.template, h); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %v", r.Method, key, err))
+			continue
+		}
+		seen[key] = r.Method
+		if guarded {
+			continue // legacy's: not in figway's OpenAPI document
+		}
+		rt.bindings = append(rt.bindings, b)
+		rt.addVerb(b.verb)
+	}
+	return errs
+}
+
 // asyncOf returns the async settings of b's route, or nil.
-func (rt *router) asyncOf(b *binding) *gateway.Async {
-	if r := rt.table.Lookup(b.method); r != nil && r.To == gateway.TargetBroker {
-		return r.Async
+func asyncOf(b *binding) *gateway.Async {
+	if b.route.To == gateway.TargetBroker {
+		return b.route.Async
 	}
 	return nil
 }

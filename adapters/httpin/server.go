@@ -265,32 +265,76 @@ func (s *Server) handler(rt *router, b *binding) runtime.HandlerFunc {
 	})
 }
 
-// call runs one request through the gateway and writes the answer; it
-// returns the error to answer instead.
+// call runs one request through the gateway on its binding's route, taken
+// once when the route table was built (as the gRPC ingress takes it from
+// Gateway.Route), and writes the answer; it returns the error to answer
+// instead.
 func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Request, params map[string]string, adm *gateway.Admission) error {
-	ctx := r.Context()
-	s.bound(w, b)
-	if tm := r.Header.Get(HeaderTimeout); tm != "" {
-		d, err := wire.ParseGRPCTimeout(tm)
-		if err != nil {
-			return fmt.Errorf("%w: %s: %v", gateway.ErrBadRequest, HeaderTimeout, err)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	msg, raw, err := rt.dec.decode(b, r, params)
+	s.deadlines(w, b.route)
+	ctx, cancel, err := callContext(r)
 	if err != nil {
 		return err
 	}
+	defer cancel()
+	c, raw, err := s.newCall(ctx, rt, b, r, params, adm)
+	if err != nil {
+		return err
+	}
+	if b.passthrough {
+		return s.passthrough(w, r, b, raw)
+	}
+	if b.route.Streams() {
+		if s.opts.Passthrough != nil && s.gw.StreamsToLegacy(b.route, c) {
+			return s.passthrough(w, r, b, raw)
+		}
+		return s.stream(ctx, rt, b, w, r, c)
+	}
+	var res *gateway.Result
+	if a := asyncOf(b); a != nil && s.opts.Operations != nil {
+		var answered bool
+		if res, answered, err = s.invokeAsync(w, r, rt, b, a, c); answered {
+			return nil
+		}
+	} else {
+		res, err = s.gw.InvokeRoute(ctx, b.route, c)
+	}
+	if err != nil {
+		return err
+	}
+	return s.answer(rt, b, w, r, res)
+}
+
+// callContext is the request's context, bounded by its Grpc-Timeout
+// header if it has one.
+func callContext(r *http.Request) (context.Context, context.CancelFunc, error) {
+	tm := r.Header.Get(HeaderTimeout)
+	if tm == "" {
+		return r.Context(), func() {}, nil
+	}
+	d, err := wire.ParseGRPCTimeout(tm)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %v", gateway.ErrBadRequest, HeaderTimeout, err)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	return ctx, cancel, nil
+}
+
+// newCall decodes the request (JSON body, path and query) into the
+// request message and makes the gateway's Call of it; raw is the body as
+// read, for the passthrough.
+func (s *Server) newCall(ctx context.Context, rt *router, b *binding, r *http.Request, params map[string]string, adm *gateway.Admission) (c *gateway.Call, raw []byte, err error) {
+	msg, raw, err := rt.dec.decode(b, r, params)
+	if err != nil {
+		return nil, nil, err
+	}
 	body, err := encode(msg, b.contentType, rt.types)
 	if err != nil {
-		return fmt.Errorf("%w: encode %s: %v", gateway.ErrBadRequest, b.input.FullName(), err)
+		return nil, nil, fmt.Errorf("%w: encode %s: %v", gateway.ErrBadRequest, b.input.FullName(), err)
 	}
 	if len(body) > s.opts.MaxRequestBytes {
-		return fmt.Errorf("%w: the request message is %d bytes, over the limit of %d", gateway.ErrTooLarge, len(body), s.opts.MaxRequestBytes)
+		return nil, nil, fmt.Errorf("%w: the request message is %d bytes, over the limit of %d", gateway.ErrTooLarge, len(body), s.opts.MaxRequestBytes)
 	}
-	c := &gateway.Call{
+	c = &gateway.Call{
 		Method:      b.method,
 		Body:        body,
 		ContentType: b.contentType,
@@ -307,37 +351,27 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 		}
 		c.Metadata = withClaims(c.Metadata, adm)
 	}
-	if gr := s.gw.Route(b.method); gr != nil && gr.Streams() {
-		if s.opts.Passthrough != nil && s.gw.StreamsToLegacy(gr, c) {
-			if raw != nil {
-				r.Body = io.NopCloser(bytes.NewReader(raw))
-			}
-			s.opts.Passthrough.ServeHTTP(w, r)
-			return nil
-		}
-		return s.stream(ctx, rt, b, w, r, gr, c)
+	return c, raw, nil
+}
+
+// passthrough hands a request of a route the gateway does not serve to
+// the legacy REST service, as if never bound; without one, the method has
+// no route.
+func (s *Server) passthrough(w http.ResponseWriter, r *http.Request, b *binding, raw []byte) error {
+	if s.opts.Passthrough == nil {
+		return fmt.Errorf("%s: %w", b.method, gateway.ErrNoRoute)
 	}
-	var res *gateway.Result
-	if a := rt.asyncOf(b); a != nil && s.opts.Operations != nil {
-		var answered bool
-		if res, answered, err = s.invokeAsync(w, r, rt, b, a, c); answered {
-			return nil
-		}
-	} else {
-		res, err = s.gw.Invoke(ctx, c)
+	if raw != nil {
+		r.Body = io.NopCloser(bytes.NewReader(raw))
 	}
-	if errors.Is(err, gateway.ErrNoRoute) && s.opts.Passthrough != nil {
-		// A shadow route without a legacy gRPC upstream, or a route that a
-		// reload took away: legacy's, as if never bound.
-		if raw != nil {
-			r.Body = io.NopCloser(bytes.NewReader(raw))
-		}
-		s.opts.Passthrough.ServeHTTP(w, r)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+	s.opts.Passthrough.ServeHTTP(w, r)
+	return nil
+}
+
+// answer writes the reply: its body in the binding's shape, the reply
+// metadata as headers and trailers, the worker's HTTP status (or 202 with
+// the event's id).
+func (s *Server) answer(rt *router, b *binding, w http.ResponseWriter, r *http.Request, res *gateway.Result) error {
 	out, err := rt.render(b, res.Body, res.ContentType)
 	if err != nil {
 		return err
@@ -364,15 +398,9 @@ func (s *Server) call(rt *router, b *binding, w http.ResponseWriter, r *http.Req
 	return nil
 }
 
-// bound gives a broker route's request the route's timeout to arrive in
-// full (its body is read before the call starts, and a client trickling it
-// must not hold the connection past the call's deadline), and its answer
-// WriteTimeout past that to be written: a client that does not read is cut.
-func (s *Server) bound(w http.ResponseWriter, b *binding) {
-	r := s.gw.Table().Lookup(b.method)
-	if r == nil {
-		return
-	}
+// deadlines bounds the reading of the request and the writing of its
+// answer by route r's timeout.
+func (s *Server) deadlines(w http.ResponseWriter, r *gateway.Route) {
 	now := time.Now()
 	rc := http.NewResponseController(w)
 	if deadline := now.Add(r.Timeout); r.Timeout < s.opts.ReadTimeout {

@@ -31,15 +31,15 @@ type streamWriter struct {
 	wrote bool // the answer's status and headers are out
 }
 
-// stream runs the call c of the server-streaming route gr and writes its
+// stream runs the call c of b's server-streaming route and writes its
 // messages to w; a failure, before the first message or after the last,
 // ends the answer as {"error": status}, as grpc-gateway ends a stream
 // (with the error's HTTP status when nothing was written yet). It returns
 // nil: it has answered, errors included.
-func (s *Server) stream(ctx context.Context, rt *router, b *binding, w http.ResponseWriter, r *http.Request, gr *gateway.Route, c *gateway.Call) error {
+func (s *Server) stream(ctx context.Context, rt *router, b *binding, w http.ResponseWriter, r *http.Request, c *gateway.Call) error {
 	sw := &streamWriter{rt: rt, b: b, w: w, r: r, rc: http.NewResponseController(w),
 		sse: strings.Contains(r.Header.Get("Accept"), ContentTypeEventStream)}
-	_, err := s.gw.StreamRoute(ctx, gr, c, sw.send)
+	_, err := s.gw.StreamRoute(ctx, b.route, c, sw.send)
 	if err == nil {
 		if !sw.wrote {
 			sw.head(nil)

@@ -145,7 +145,7 @@ func printRoutes(w io.Writer, t *gateway.Table) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "METHOD\tGOES TO\tPATTERN\tEXCHANGE\tROUTING KEY\tTIMEOUT\tENCODING\tMAX IN FLIGHT\tFORWARD")
 	for _, r := range t.Routes() {
-		if r.To == config.TargetLegacy && !r.Shadow {
+		if !r.Publishes() {
 			fmt.Fprintf(tw, "%s\tlegacy\t-\t-\t-\t-\t-\t-\t-\n", r.Method)
 			continue
 		}

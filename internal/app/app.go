@@ -93,12 +93,27 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 	if a.ingressTLS, err = serverTLS(cfg); err != nil {
 		return nil, err
 	}
-	broker, err := BrokerConfig(cfg)
+	a.metrics = a.newMetrics()
+	a.tracer.metrics(a.metrics)
+	legacyGRPC, err := a.newGateway(table)
 	if err != nil {
 		return nil, err
 	}
-	// The sources are read at scrape time, once everything below exists.
-	a.metrics = metrics.New(o.Version, metrics.Sources{
+	a.newOperations()
+	a.grpc = a.newGRPC(legacyGRPC)
+	if a.rest, err = a.newREST(); err != nil {
+		a.closeLegacy()
+		return nil, err
+	}
+	a.configLog = statuspage.NewConfigLog(watchList(path, cfg))
+	a.reloader = newReloader(a, cfg)
+	return a, nil
+}
+
+// newMetrics makes figway's metrics; their sources are read at scrape
+// time, once New has made everything they read.
+func (a *App) newMetrics() *metrics.Metrics {
+	return metrics.New(a.opts.Version, metrics.Sources{
 		Table:     func() *gateway.Table { return a.gw.Table() },
 		Broker:    func() metrics.BrokerStats { return brokerStats(a.client.Stats()) },
 		Ready:     a.ready,
@@ -113,7 +128,17 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 		Edge:      func(method string) gateway.Edge { return a.gw.Edge(method) },
 		KeySets:   a.keys.States,
 	})
-	a.tracer.metrics(a.metrics)
+}
+
+// newGateway makes the AMQP client, the legacy gRPC upstream if there is
+// one, and the gateway on table; it returns the handler of the gRPC calls
+// that no route takes (nil without a legacy gRPC upstream).
+func (a *App) newGateway(table *gateway.Table) (legacyGRPC grpc.StreamHandler, err error) {
+	cfg := a.cfg
+	broker, err := BrokerConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	host, _ := os.Hostname()
 	broker.Name, broker.Logger, broker.OnConfirm = "figway "+host, a.log, a.metrics.ObserveConfirm
 	broker.Tracing = a.tracer != nil
@@ -126,7 +151,6 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 		gwOpts.Ramps = a.ramps
 	}
 	a.metrics.Ramps(func() *gateway.Table { return a.gw.Table() }, a.rampSource())
-	var legacyGRPC grpc.StreamHandler // gRPC calls that no route takes
 	if cfg.Legacy.GRPC != "" {
 		if a.legacyGRPC, err = legacy.DialGRPC(cfg.Legacy.GRPC, a.tracer.legacyGRPC()...); err != nil {
 			return nil, err
@@ -134,22 +158,32 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 		legacyGRPC, gwOpts.Legacy = a.legacyGRPC.Proxy, a.legacyGRPC
 	}
 	a.gw = gateway.New(gwOpts)
+	return legacyGRPC, nil
+}
 
-	// Async routes keep their operations on a stream (docs/rest.md, "Long
-	// calls"); without one, nothing is declared.
+// newOperations makes the store of async operations and its stream when a
+// route is async (docs/rest.md, "Long calls"); without one, nothing is
+// declared.
+func (a *App) newOperations() {
+	cfg := a.cfg
 	if retention := cfg.AsyncRetention(); retention > 0 {
 		a.opLog = a.client.NewOperationLog(amqp.LogConfig{Stream: cfg.Server.Operations.Stream, Retention: retention})
 		a.ops = operations.New(operations.Config{Log: a.opLog, Max: cfg.Server.Operations.Max,
 			MaxBytes: int64(cfg.Server.Operations.MaxBytes), Key: cfg.Server.Operations.Key, Logger: a.log})
 	}
+}
 
-	a.grpc = grpcin.New(a.gw, grpcin.Options{
+// newGRPC makes the gRPC ingress, with health, live reflection and the
+// operations service; legacyGRPC serves the calls no route takes.
+func (a *App) newGRPC(legacyGRPC grpc.StreamHandler) *grpcin.Server {
+	cfg := a.cfg
+	return grpcin.New(a.gw, grpcin.Options{
 		MaxRequestBytes: cfg.Server.MaxRequestBytes,
 		MaxHeaderBytes:  cfg.Server.MaxHeaderBytes,
 		IdleTimeout:     cfg.Server.IdleTimeout,
 		Logger:          a.log,
 		Legacy:          legacyGRPC,
-		AccessLog:       o.AccessLog,
+		AccessLog:       a.opts.AccessLog,
 		ServerOptions:   append(grpcServerOptions(a.metrics, a.gw, a.ingressTLS), a.tracer.serverOptions()...),
 		Register: func(s *grpc.Server) {
 			a.health = grpcin.RegisterHealth(s)
@@ -162,25 +196,29 @@ func New(path string, cfg *config.Config, o Options) (*App, error) {
 			grpcin.RegisterLiveReflection(s, files)
 		},
 	})
+}
+
+// newREST makes the REST ingress, with the passthrough to the legacy REST
+// service if there is one.
+func (a *App) newREST() (*httpin.Server, error) {
+	cfg := a.cfg
 	var legacyHTTP http.Handler // REST calls that no binding takes
 	if cfg.Legacy.HTTP != "" {
+		var err error
 		if legacyHTTP, err = legacy.NewHTTP(cfg.Legacy.HTTP, a.log, a.tracer.legacyHTTP()...); err != nil {
-			a.closeLegacy()
 			return nil, err
 		}
 	}
-	restOpts := RESTOptions(cfg, o.Version)
-	restOpts.Logger, restOpts.Passthrough, restOpts.AccessLog = a.log, legacyHTTP, o.AccessLog
+	restOpts := RESTOptions(cfg, a.opts.Version)
+	restOpts.Logger, restOpts.Passthrough, restOpts.AccessLog = a.log, legacyHTTP, a.opts.AccessLog
 	restOpts.Middleware, restOpts.OnRoute = a.tracer.middleware(a.metrics.HTTP), metrics.SetRoute
 	restOpts.Tracer = a.tracer.tracer()
 	restOpts.Operations, restOpts.OperationsPath, restOpts.CORS = a.ops, cfg.Server.Operations.Path, restCORS(cfg.Server.CORS)
-	if a.rest, err = httpin.New(a.gw, restOpts); err != nil {
-		a.closeLegacy()
+	rest, err := httpin.New(a.gw, restOpts)
+	if err != nil {
 		return nil, fmt.Errorf("REST bindings: %w", err)
 	}
-	a.configLog = statuspage.NewConfigLog(watchList(path, cfg))
-	a.reloader = newReloader(a, cfg)
-	return a, nil
+	return rest, nil
 }
 
 // ready reports whether figway takes calls: the broker connected and not
@@ -204,30 +242,48 @@ func (a *App) closeLegacy() {
 // runs once.
 func (a *App) Run(ctx context.Context) error {
 	defer a.closeLegacy()
-	cfg, log := a.cfg, a.log
+	grpcLis, httpLis, adminLis, maxConns, err := a.listen()
+	if err != nil {
+		return err
+	}
+	stop := a.background(adminLis)
+	a.log.Info("figway serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "max_connections", maxConns,
+		"admin", adminLis.Addr().String(), "tls", a.ingressTLS != nil, "routes", len(a.gw.Table().Routes()), "version", a.opts.Version)
+	err = a.serveIngresses(ctx, grpcLis, httpLis)
+	stop()
+	a.tracer.shutdown()
+	a.log.Info("figway stopped")
+	return err
+}
+
+// listen opens the three listeners. Each ingress holds at most
+// max_connections open, so that slow or idle clients of one cannot take
+// the descriptors the other, the broker connection and reloads need. TLS
+// goes over the cap: net/http finds the handshake, ALPN and client
+// certificates only on a *tls.Conn.
+func (a *App) listen() (grpcLis, httpLis, adminLis net.Listener, maxConns int, err error) {
+	cfg := a.cfg
 	lis, err := listenAll(
 		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.GRPC) },
 		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.HTTP) },
 		func() (net.Listener, error) { return net.Listen("tcp", cfg.Server.Admin) },
 	)
 	if err != nil {
-		return err
+		return nil, nil, nil, 0, err
 	}
-	// Each ingress holds at most max_connections open, so that slow or
-	// idle clients of one cannot take the descriptors the other, the
-	// broker connection and reloads need. TLS goes over the cap: net/http
-	// finds the handshake, ALPN and client certificates only on a
-	// *tls.Conn.
-	maxConns := cfg.Server.MaxConnections
+	maxConns = cfg.Server.MaxConnections
 	if maxConns == 0 {
 		maxConns = connlimit.Default(2)
 	}
 	grpcCapped, httpCapped := connlimit.New(lis[0], maxConns), connlimit.New(lis[1], maxConns)
 	a.metrics.Connections("grpc", grpcCapped.Open, maxConns)
 	a.metrics.Connections("http", httpCapped.Open, maxConns)
-	var grpcLis, httpLis, adminLis net.Listener = grpcCapped, withTLS(httpCapped, a.ingressTLS), lis[2]
+	return grpcCapped, withTLS(httpCapped, a.ingressTLS), lis[2], maxConns, nil
+}
 
-	status := statuspage.New(statuspage.Options{
+// statusPage is the migration status page of the admin listener.
+func (a *App) statusPage(adminLis net.Listener) *statuspage.Page {
+	return statuspage.New(statuspage.Options{
 		Gatherer:  a.metrics.Registry(),
 		Table:     a.gw.Table,
 		Migration: a.gw.Migration,
@@ -235,7 +291,7 @@ func (a *App) Run(ctx context.Context) error {
 			s := a.client.Stats()
 			node := s.Node // the node it reached; while it reaches none, those it tries
 			if node == "" {
-				node = brokerNodes(cfg.Broker.URLs)
+				node = brokerNodes(a.cfg.Broker.URLs)
 			}
 			return []statuspage.Connection{{Node: node, Connected: s.Connected, Blocked: s.Blocked, Reconnects: s.Reconnects}}
 		},
@@ -243,8 +299,18 @@ func (a *App) Run(ctx context.Context) error {
 		Ramps:   a.statusRamps,
 		Version: a.opts.Version,
 		Exposed: !loopback(adminLis.Addr()),
-		Logger:  log,
+		Logger:  a.log,
 	})
+}
+
+// background starts what runs beside the ingresses: the AMQP client, the
+// shadow copies, the JWT key sets, the async operations and the ramps with
+// their streams, the admin listener (with the ramps' endpoints),
+// readiness, the status page and the reloader. stop
+// ends them: the operations' calls first (their outcome goes to the log),
+// then the broker's side, then the admin listener.
+func (a *App) background(adminLis net.Listener) (stop func()) {
+	status := a.statusPage(adminLis)
 	// The admin listener answers probes, scrapes and the status page:
 	// nothing it serves takes long, but a CPU profile takes its ?seconds=
 	// (30 by default).
@@ -252,18 +318,12 @@ func (a *App) Run(ctx context.Context) error {
 	a.handleRamps(mux, !loopback(adminLis.Addr()))
 	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: adminWriteTimeout, IdleTimeout: time.Minute}
-
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
-	defer stopBroker()
-	var wg sync.WaitGroup
+	opsCtx, stopOps := context.WithCancel(context.Background())
+	var wg, opsDone sync.WaitGroup
 	wg.Go(func() { a.client.Run(brokerCtx) })
 	wg.Go(func() { a.gw.Run(brokerCtx) })   // shadow copies
 	wg.Go(func() { a.keys.Run(brokerCtx) }) // JWT key sets, read and refreshed
-	// The operations' calls end before the broker stops: their outcome
-	// goes to the log.
-	opsCtx, stopOps := context.WithCancel(context.Background())
-	defer stopOps()
-	var opsDone sync.WaitGroup
 	if a.ops != nil {
 		wg.Go(func() { a.opLog.Run(brokerCtx, a.ops) })
 		opsDone.Go(func() { a.ops.Run(opsCtx) })
@@ -274,18 +334,29 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	wg.Go(func() {
 		if err := admin.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("admin listener", "err", err)
+			a.log.Error("admin listener", "err", err)
 		}
 	})
-	wg.Go(func() { watchReadiness(brokerCtx, a.ready, a.health.SetServingStatus, log) })
+	wg.Go(func() { watchReadiness(brokerCtx, a.ready, a.health.SetServingStatus, a.log) })
 	wg.Go(func() { status.Run(brokerCtx) })
 	wg.Go(func() { a.reloader.run(brokerCtx) })
+	return func() {
+		stopOps()
+		opsDone.Wait()
+		stopBroker()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		admin.Shutdown(shutdownCtx)
+		cancel()
+		wg.Wait()
+	}
+}
 
-	log.Info("figway serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "max_connections", maxConns,
-		"admin", adminLis.Addr().String(), "tls", a.ingressTLS != nil, "routes", len(a.gw.Table().Routes()), "version", a.opts.Version)
-	// Readiness goes false before the listeners stop accepting: the
-	// ingresses watch ingressCtx, cancelled only once draining is set.
-	// Both drain in parallel; one that fails stops the other.
+// serveIngresses serves gRPC and REST until ctx is cancelled, then drains
+// both in parallel. Readiness goes false before the listeners stop
+// accepting: the ingresses watch ingressCtx, cancelled only once draining
+// is set. One that fails stops the other.
+func (a *App) serveIngresses(ctx context.Context, grpcLis, httpLis net.Listener) error {
+	grace := a.cfg.Server.ShutdownGrace
 	ingressCtx, stopIngress := context.WithCancel(context.Background())
 	defer stopIngress()
 	go func() {
@@ -296,27 +367,17 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		a.draining.Store(true)
 		a.health.Shutdown() // NOT_SERVING for every service
-		log.Info("draining", "grace", cfg.Server.ShutdownGrace.String())
+		a.log.Info("draining", "grace", grace.String())
 		stopIngress()
 	}()
 	restErr := make(chan error, 1)
 	go func() {
 		defer stopIngress()
-		restErr <- a.rest.Serve(ingressCtx, httpLis, cfg.Server.ShutdownGrace)
+		restErr <- a.rest.Serve(ingressCtx, httpLis, grace)
 	}()
-	err = a.grpc.Serve(ingressCtx, grpcLis, cfg.Server.ShutdownGrace)
+	err := a.grpc.Serve(ingressCtx, grpcLis, grace)
 	stopIngress()
-	err = errors.Join(err, <-restErr)
-	stopOps()
-	opsDone.Wait()
-	stopBroker()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	admin.Shutdown(shutdownCtx)
-	cancel()
-	wg.Wait()
-	a.tracer.shutdown()
-	log.Info("figway stopped")
-	return err
+	return errors.Join(err, <-restErr)
 }
 
 // BrokerConfig is the AMQP client's configuration from the routes file:
