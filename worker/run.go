@@ -252,42 +252,18 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 // (sem), and suspects to the quarantine, until ctx ends (the worker stops:
 // it drains the handlers) or sctx does (the session is lost: its cause).
 func (s *session) dispatch(ctx, sctx context.Context, sem chan struct{}, deliveries <-chan amqp.Delivery) error {
-	w := s.w
-	// wake is signalled when a handler returns, aloneDone when a suspect
-	// run alone does: a suspect in quarantine may run now.
-	wake, aloneDone := make(chan struct{}, 1), make(chan struct{}, 1)
-	// take dispatches a delivery: a suspect goes to quarantine, narrowing
-	// the prefetch, anything else to a handler, widening it when the
-	// quarantine is over.
-	var pending []amqp.Delivery
-	take := func(d *amqp.Delivery) (ended bool, err error) {
-		var more []amqp.Delivery
-		if w.cfg.MaxDeliveries > 0 && suspect(d) {
-			deliveries, more, err = s.hold(d, deliveries)
-		} else if s.q.alone {
-			// Nothing starts while a suspect runs alone: if it crashes
-			// the worker, this one is charged too.
-			s.q.waiting = append(s.q.waiting, *d)
-		} else {
-			deliveries, more, err = s.widen(deliveries)
-			if err == nil {
-				ended, err = s.start(ctx, sctx, sem, d, wake, aloneDone)
-			}
-		}
-		pending = append(pending, more...)
-		return ended || err != nil, err
-	}
+	q := &dispatchQueue{deliveries: deliveries, wake: make(chan struct{}, 1), aloneDone: make(chan struct{}, 1)}
 	for {
-		if len(pending) > 0 {
-			d := pending[0]
-			pending = pending[1:]
-			if ended, err := take(&d); ended {
+		if len(q.pending) > 0 {
+			d := q.pending[0]
+			q.pending = q.pending[1:]
+			if ended, err := s.take(ctx, sctx, sem, q, &d); ended {
 				return err
 			}
 			continue
 		}
 		if d := s.nextAlone(); d != nil {
-			if ended, err := s.start(ctx, sctx, sem, d, wake, aloneDone); ended {
+			if ended, err := s.start(ctx, sctx, sem, d, q.wake, q.aloneDone); ended {
 				return err
 			}
 		}
@@ -299,22 +275,56 @@ func (s *session) dispatch(ctx, sctx context.Context, sem chan struct{}, deliver
 		case <-s.widenAt():
 			var more []amqp.Delivery
 			var err error
-			if deliveries, more, err = s.widen(deliveries); err != nil {
+			if q.deliveries, more, err = s.widen(q.deliveries); err != nil {
 				return err
 			}
-			pending = append(pending, more...)
-		case <-wake:
-		case <-aloneDone:
-			pending = append(pending, s.doneAlone()...)
-		case d, ok := <-deliveries:
+			q.pending = append(q.pending, more...)
+		case <-q.wake:
+		case <-q.aloneDone:
+			q.pending = append(q.pending, s.doneAlone()...)
+		case d, ok := <-q.deliveries:
 			if !ok {
 				return stopped(sctx)
 			}
-			if ended, err := take(&d); ended {
+			if ended, err := s.take(ctx, sctx, sem, q, &d); ended {
 				return err
 			}
 		}
 	}
+}
+
+// dispatchQueue is what dispatch hands out: the consumer's deliveries (a
+// new channel each time the prefetch changes) and, first, those the
+// quarantine handed back; wake is signalled when a handler returns,
+// aloneDone when a suspect run alone does: a suspect in quarantine may run
+// now.
+type dispatchQueue struct {
+	deliveries      <-chan amqp.Delivery
+	pending         []amqp.Delivery
+	wake, aloneDone chan struct{}
+}
+
+// take dispatches d: a suspect goes to quarantine, narrowing the prefetch;
+// while a suspect runs alone, d waits; anything else goes to a handler,
+// widening the prefetch when the quarantine is over. It reports ended
+// when the session ends, with its error.
+func (s *session) take(ctx, sctx context.Context, sem chan struct{}, q *dispatchQueue, d *amqp.Delivery) (ended bool, err error) {
+	var more []amqp.Delivery
+	switch {
+	case s.w.cfg.MaxDeliveries > 0 && suspect(d):
+		q.deliveries, more, err = s.hold(d, q.deliveries)
+	case s.q.alone:
+		// Nothing starts while a suspect runs alone: if it crashes the
+		// worker, this one is charged too.
+		s.q.waiting = append(s.q.waiting, *d)
+	default:
+		q.deliveries, more, err = s.widen(q.deliveries)
+		if err == nil {
+			ended, err = s.start(ctx, sctx, sem, d, q.wake, q.aloneDone)
+		}
+	}
+	q.pending = append(q.pending, more...)
+	return ended || err != nil, err
 }
 
 // stopped is why a session's deliveries stopped: its channel closed or the

@@ -84,7 +84,13 @@ func (c *Client) serveStream(ctx context.Context, conn *amqp.Connection, addr st
 		return fmt.Errorf("append marker: %w", err)
 	}
 	c.log.Info("reading the "+s.what+" stream", "stream", s.stream, "from", from.UTC().Format(time.RFC3339), "broker", addr)
+	return s.read(ctx, deliveries, marker, closed, chClosed)
+}
 
+// read hands the stream's records to s.take until ctx ends, or the
+// connection, the publisher's channel or the consumer is lost; marker is
+// the id of the marker this connection appended.
+func (s recordStream) read(ctx context.Context, deliveries <-chan amqp.Delivery, marker string, closed, chClosed <-chan *amqp.Error) error {
 	for {
 		select {
 		case <-ctx.Done():
