@@ -14,6 +14,7 @@ import (
 
 	"github.com/figway/figway/adapters/grpcin"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/fault"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/resilience"
@@ -153,10 +154,5 @@ func runWorker(t *testing.T, url string) (stop func()) {
 	worker.Handle(w, cancelOrder, func(_ context.Context, req *ordersv1.CancelOrderRequest) (*ordersv1.Order, error) {
 		return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	stop = func() { cancel(); <-done }
-	t.Cleanup(stop)
-	return stop
+	return fault.RunWorker(t, w)
 }

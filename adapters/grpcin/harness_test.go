@@ -68,22 +68,12 @@ func startBridgeAt(t *testing.T, url, routes string, lp ...*legacy.GRPC) *bridge
 	opts.MaxRequestBytes = running.Config.Server.MaxRequestBytes
 	opts.Register = func(s *grpc.Server) { grpcin.RegisterReflection(s, running.Config.Files) }
 	srv := grpcin.New(running.Gateway, opts)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := core.Serve(t, func(ctx context.Context, lis net.Listener) error { return srv.Serve(ctx, lis, time.Second) })
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srvDone := make(chan struct{})
-	go func() { defer close(srvDone); srv.Serve(ctx, lis, time.Second) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		<-srvDone
-	})
+	t.Cleanup(func() { conn.Close() })
 	return &bridge{gw: running.Gateway, url: url, amqp: running.AMQP, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
 }
 
@@ -96,9 +86,6 @@ func startWorker(t *testing.T, url string, register func(w *worker.Worker)) {
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	register(w)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	fault.RunWorker(t, w)
 	fault.WaitConsuming(t, w)
 }

@@ -3,7 +3,6 @@ package grpcin_test
 import (
 	"context"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/figway/figway/adapters/legacy"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/worker"
 )
 
@@ -39,18 +39,11 @@ func (legacyOrders) WatchOrder(req *ordersv1.WatchOrderRequest, s grpc.ServerStr
 
 func startLegacy(t *testing.T) *legacy.GRPC {
 	t.Helper()
-	s := grpc.NewServer()
-	ordersv1.RegisterOrderServiceServer(s, legacyOrders{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := legacy.DialGRPC(figway.ServeLegacy(t, legacyOrders{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve(lis)
-	p, err := legacy.DialGRPC(lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(); s.Stop() })
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 

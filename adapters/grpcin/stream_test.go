@@ -112,10 +112,7 @@ func TestManyLongStreams(t *testing.T) {
 	b := startBridge(t, strings.Replace(streamRoutes, "pin_by: x-pin}", "pin_by: x-pin, timeout: 2m}", 1), startLegacy(t))
 	w := worker.New(worker.Config{URL: b.url, Queue: "orders.requests", Concurrency: streams, Logger: slog.New(slog.DiscardHandler)})
 	worker.HandleStream(w, watchOrder, watchN)
-	wctx, stop := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { defer close(wdone); w.Run(wctx) }()
-	defer func() { stop(); <-wdone }()
+	fault.RunWorker(t, w)
 	fault.WaitConsuming(t, w)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -82,19 +82,9 @@ func startBridge(t *testing.T, routes string, o httpin.Options) *bridge {
 	if err != nil {
 		t.Fatalf("httpin.New: %v", err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srvDone := make(chan struct{})
-	go func() { defer close(srvDone); srv.Serve(ctx, lis, time.Second) }()
-	t.Cleanup(func() {
-		cancel()
-		<-srvDone
-		http.DefaultClient.CloseIdleConnections()
-	})
-	return &bridge{url: url, base: "http://" + lis.Addr().String(), srv: srv, gw: running.Gateway, path: running.Path}
+	addr := core.Serve(t, func(ctx context.Context, lis net.Listener) error { return srv.Serve(ctx, lis, time.Second) })
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	return &bridge{url: url, base: "http://" + addr, srv: srv, gw: running.Gateway, path: running.Path}
 }
 
 // seen is a request as the worker got it.
@@ -135,10 +125,7 @@ func startWorker(t *testing.T, url string, replies map[string]any) *library {
 		l.got <- seen{svc + "Echo", req, worker.Metadata(ctx)}
 		return &testapiv1.EchoResponse{Everything: req.GetEverything()}, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	fault.RunWorker(t, w)
 	fault.WaitConsuming(t, w)
 	return l
 }

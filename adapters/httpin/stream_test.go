@@ -49,14 +49,7 @@ func startStreamBridge(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ctx, lis, time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
+	addr := core.Serve(t, func(ctx context.Context, lis net.Listener) error { return srv.Serve(ctx, lis, time.Second) })
 
 	w := worker.New(worker.Config{URL: url, Queue: "orders.requests", Logger: slog.New(slog.DiscardHandler)})
 	worker.HandleStream(w, "orders.v1.OrderService/WatchOrder", func(_ context.Context, req *ordersv1.WatchOrderRequest, send func(*ordersv1.OrderEvent) error) error {
@@ -73,12 +66,9 @@ func startStreamBridge(t *testing.T) string {
 		}
 		return nil
 	})
-	wctx, stop := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { defer close(wdone); w.Run(wctx) }()
-	t.Cleanup(func() { stop(); <-wdone })
+	fault.RunWorker(t, w)
 	fault.WaitConsuming(t, w)
-	return "http://" + lis.Addr().String()
+	return "http://" + addr
 }
 
 // curl runs curl with args and returns its output: the answer's status

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +20,7 @@ import (
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/app"
 	"github.com/figway/figway/internal/testing/fault"
-	"github.com/figway/figway/internal/testing/poll"
+	"github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
@@ -58,46 +57,16 @@ func TestRunAndReload(t *testing.T) {
 		}
 	}
 	write("{method: orders.v1.OrderService/GetOrder, routing_key: orders.get}")
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	w := worker.New(worker.Config{URL: url, Queue: "orders.get", Logger: slog.New(slog.DiscardHandler)})
 	worker.Handle(w, "orders.v1.OrderService/GetOrder", func(ctx context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
 		return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
 	})
-	wctx, wstop := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { defer close(wdone); w.Run(wctx) }()
-	defer func() { wstop(); <-wdone }()
+	fault.RunWorker(t, w)
 
-	a, err := app.New(path, cfg, app.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(ctx) }()
-	defer func() {
-		stop()
-		select {
-		case err := <-ran:
-			if err != nil {
-				t.Errorf("Run = %v; want nil after its context ended", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return within 30s of its context ending")
-		}
-	}()
-	poll.Until(t, 30*time.Second, "/readyz answers 200", func() bool {
-		resp, err := http.Get("http://" + adminAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	// ServeApp fails the test if Run does not return nil once its context
+	// ends, at the test's end.
+	a := figway.ServeApp(t, path, figway.Addrs{GRPC: grpcAddr, HTTP: httpAddr, Admin: adminAddr}, true, app.Options{Version: "test"})
 	fault.WaitConsuming(t, w) // figway fails a call whose queue has no consumer
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))

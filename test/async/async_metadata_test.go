@@ -43,10 +43,7 @@ func TestAsyncReplyMetadata(t *testing.T) {
 		}
 		return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	fault.RunWorker(t, w)
 
 	key := writeKey(t)
 	route := `, response_headers: [location], async: {after: 100ms, keep: 1m, timeout: 10s}`

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,10 +28,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/figway/figway/config"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/app"
 	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/internal/testing/idp"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
@@ -127,14 +126,7 @@ func newAuthFixture(t *testing.T) *authFixture {
 	t.Cleanup(f.other.Close)
 	f.other.Hang(true) // from the start: figway never has its keys
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lg := grpc.NewServer()
-	ordersv1.RegisterOrderServiceServer(lg, f.legacy)
-	go lg.Serve(lis)
-	t.Cleanup(lg.Stop)
+	legacyGRPC := figway.ServeLegacy(t, f.legacy)
 	lh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case f.legacyHTTP <- r.Header.Clone():
@@ -152,13 +144,9 @@ func newAuthFixture(t *testing.T) *authFixture {
 	}
 	f.grpc, f.http, f.admin = proc.FreeAddr(t), proc.FreeAddr(t), proc.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "figway.yaml")
-	y := fmt.Sprintf(authRoutes, f.grpc, f.http, f.admin, desc, url, lis.Addr().String(), lh.URL,
+	y := fmt.Sprintf(authRoutes, f.grpc, f.http, f.admin, desc, url, legacyGRPC, lh.URL,
 		f.iss.Name, f.iss.JWKSURL(), f.other.Name, f.other.JWKSURL())
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -168,34 +156,9 @@ func newAuthFixture(t *testing.T) *authFixture {
 		f.seen.Store(req.GetOrderId(), worker.Metadata(ctx))
 		return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
 	})
-	wctx, wstop := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { defer close(wdone); w.Run(wctx) }()
-	t.Cleanup(func() { wstop(); <-wdone })
+	fault.RunWorker(t, w)
 
-	a, err := app.New(path, cfg, app.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case <-ran:
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return within 30s of its context ending")
-		}
-	})
-	poll.Until(t, 30*time.Second, "/readyz answers 200", func() bool {
-		resp, err := http.Get("http://" + f.admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	figway.ServeApp(t, path, figway.Addrs{GRPC: f.grpc, HTTP: f.http, Admin: f.admin}, true, app.Options{Version: "test"})
 	fault.WaitConsuming(t, w)
 	conn, err := grpc.NewClient(f.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(4<<20)))

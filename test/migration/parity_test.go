@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,15 +68,7 @@ func (l *legacyOrders) ListOrders(context.Context, *ordersv1.ListOrdersRequest) 
 // startLegacyOrders serves l on a free loopback port until the test ends.
 func startLegacyOrders(t *testing.T, l *legacyOrders) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	ordersv1.RegisterOrderServiceServer(s, l)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	return lis.Addr().String()
+	return figway.ServeLegacy(t, l)
 }
 
 // parityWorker counts what it served: GetOrder calls, and ListOrders
@@ -139,10 +130,7 @@ func runParityWorker(t *testing.T, url string) *parityWorker {
 		}
 		return &ordersv1.Order{OrderId: req.GetOrderId(), Status: ordersv1.OrderStatus_ORDER_STATUS_CANCELLED}, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	fault.RunWorker(t, w)
 	return pw
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -98,15 +96,7 @@ func (l *statusLegacy) CancelOrder(_ context.Context, r *ordersv1.CancelOrderReq
 // startLegacy serves l on a loopback port until the test ends.
 func startStatusLegacy(t *testing.T, l *statusLegacy) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	ordersv1.RegisterOrderServiceServer(s, l)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	return lis.Addr().String()
+	return figway.ServeLegacy(t, l)
 }
 
 // statusBroker counts the calls the worker answers.
@@ -134,10 +124,7 @@ func startStatusWorker(t *testing.T, url string, b *statusBroker) *worker.Worker
 		// cancelled_at.
 		return &ordersv1.Order{OrderId: r.GetOrderId(), Status: ordersv1.OrderStatus_ORDER_STATUS_PLACED, UpdatedAt: timestamppb.Now()}, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	fault.RunWorker(t, w)
 	return w
 }
 

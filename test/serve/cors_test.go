@@ -70,10 +70,7 @@ func TestCORS(t *testing.T) {
 		}
 		return &ordersv1.Order{OrderId: req.GetOrderId()}, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	fault.RunWorker(t, w)
 	figway.Serve(t, path, a, true)
 	fault.WaitConsuming(t, w)
 

@@ -57,10 +57,7 @@ topology:
 	worker.Handle(w, "orders.v1.OrderService/GetOrder", func(ctx context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
 		return &ordersv1.Order{OrderId: req.GetOrderId(), CustomerId: "c-1"}, nil
 	})
-	wctx, wcancel := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { defer close(wdone); w.Run(wctx) }()
-	defer func() { wcancel(); <-wdone }()
+	fault.RunWorker(t, w)
 
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)

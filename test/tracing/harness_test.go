@@ -7,8 +7,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,9 +27,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/figway/figway/config"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/app"
+	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/internal/testing/jaeger"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
@@ -147,37 +146,8 @@ func writeRoutes(t *testing.T, e *env, broker, legacy string) string {
 // e.logs, and waits until it is ready.
 func serve(t *testing.T, path string, e *env) {
 	t.Helper()
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(path, cfg, app.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("figway's Run returned %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("figway did not stop within 15s")
-		}
-	})
-	poll.Until(t, 30*time.Second, "figway ready", func() bool {
-		resp, err := http.Get("http://" + e.admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	figway.ServeApp(t, path, figway.Addrs{Admin: e.admin}, true, app.Options{Logger: log})
 }
 
 // provider is a tracer provider of service that exports to j over OTLP
@@ -219,10 +189,7 @@ func runWorker(t *testing.T, url string, tp trace.TracerProvider) {
 	worker.Handle(w, "orders.v1.OrderService/ExportOrders", func(ctx context.Context, req *ordersv1.ExportOrdersRequest) (*ordersv1.ExportOrdersResponse, error) {
 		return &ordersv1.ExportOrdersResponse{}, nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	fault.RunWorker(t, w)
 }
 
 // legacyOrders is the legacy service: it answers CancelOrder and ListOrders.
@@ -240,15 +207,7 @@ func (l *legacyOrders) ListOrders(context.Context, *ordersv1.ListOrdersRequest) 
 
 func startLegacy(t *testing.T) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	ordersv1.RegisterOrderServiceServer(s, &legacyOrders{})
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	return lis.Addr().String()
+	return figway.ServeLegacy(t, &legacyOrders{})
 }
 
 // syncBuffer is a log sink safe for figway's goroutines.

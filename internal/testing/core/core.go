@@ -8,6 +8,7 @@ package core
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,4 +87,23 @@ func Start(t testing.TB, routes, brokerURL, descriptors string, legacy gateway.L
 	})
 	poll.Until(t, 10*time.Second, "AMQP client ready", ac.Ready)
 	return &Core{Config: cfg, Path: path, AMQP: ac, Gateway: gw}
+}
+
+// Serve runs an ingress in front of the core on a loopback listener until
+// the test ends: serve is the ingress's Serve with its grace period, which
+// returns once ctx ends. Serve returns the listener's address.
+func Serve(t testing.TB, serve func(ctx context.Context, lis net.Listener) error) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); serve(ctx, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return lis.Addr().String()
 }

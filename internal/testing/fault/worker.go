@@ -87,3 +87,17 @@ func WaitConsuming(t testing.TB, w *worker.Worker) {
 	t.Helper()
 	poll.Until(t, 30*time.Second, "the worker consumes its queue", func() bool { return w.Stats().Connects > 0 })
 }
+
+// RunWorker runs the SDK worker w until the test ends, or until stop,
+// which returns once Run has returned and may be called more than once.
+// A worker consumes only once its queue exists: call [WaitConsuming]
+// before calls that need it, once figway (or the test) has declared it.
+func RunWorker(t testing.TB, w *worker.Worker) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
+}

@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/figway/figway/config"
+	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/app"
 	"github.com/figway/figway/internal/testing/proc"
+	"google.golang.org/grpc"
 )
 
 // Addrs are the listen addresses of one figway.
@@ -31,8 +34,10 @@ func Serve(t testing.TB, path string, a Addrs, wantReady bool) {
 	ServeApp(t, path, a, wantReady, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
-// ServeApp is Serve with the App's options given.
-func ServeApp(t testing.TB, path string, a Addrs, wantReady bool, o app.Options) {
+// ServeApp is Serve with the App's options given. It returns the App,
+// for its Reload. The test fails if Run returns an error, or does not
+// return within 30s of the test's end.
+func ServeApp(t testing.TB, path string, a Addrs, wantReady bool, o app.Options) *app.App {
 	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -50,10 +55,10 @@ func ServeApp(t testing.TB, path string, a Addrs, wantReady bool, o app.Options)
 		select {
 		case err := <-served:
 			if err != nil {
-				t.Errorf("figway's Run returned %v", err)
+				t.Errorf("figway's Run = %v; want nil once its context ended", err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("figway did not return within 10s of its cancellation")
+		case <-time.After(30 * time.Second):
+			t.Error("figway's Run did not return within 30s of its context ending")
 		}
 	})
 	probe := "/readyz"
@@ -61,6 +66,7 @@ func ServeApp(t testing.TB, path string, a Addrs, wantReady bool, o app.Options)
 		probe = "/healthz"
 	}
 	WaitHTTP(t, "http://"+a.Admin+probe, http.StatusOK, 30*time.Second)
+	return fw
 }
 
 // Proc is `figway serve` running as a child process.
@@ -77,8 +83,15 @@ func Start(t testing.TB, path string, a Addrs, flags ...string) *Proc {
 // Run is Start with a binary built already.
 func Run(t testing.TB, bin, path string, a Addrs, flags ...string) *Proc {
 	t.Helper()
-	p := &Proc{proc.Start(t, "figway", bin, append([]string{"serve", "-config", path}, flags...)...)}
-	WaitHTTP(t, "http://"+a.Admin+"/readyz", http.StatusOK, 20*time.Second)
+	return RunAs(t, "figway", bin, path, a, flags...)
+}
+
+// RunAs is Run with the name the process's log goes under when the test
+// fails, for a test that runs several.
+func RunAs(t testing.TB, name, bin, path string, a Addrs, flags ...string) *Proc {
+	t.Helper()
+	p := &Proc{proc.Start(t, name, bin, append([]string{"serve", "-config", path}, flags...)...)}
+	WaitHTTP(t, "http://"+a.Admin+"/readyz", http.StatusOK, time.Minute)
 	return p
 }
 
@@ -92,4 +105,19 @@ func (p *Proc) LogLines(msg string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// ServeLegacy serves l, a legacy orders service, over gRPC on a loopback
+// port until the test ends, and returns its address.
+func ServeLegacy(t testing.TB, l ordersv1.OrderServiceServer) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	ordersv1.RegisterOrderServiceServer(s, l)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	return lis.Addr().String()
 }
