@@ -56,6 +56,8 @@ type quarantine struct {
 	waiting []amqp.Delivery  // deliveries that came while it ran
 	until   time.Time        // the prefetch stays narrow until then
 	timer   *time.Timer      // fires at until (see widenAt)
+	// asideAgain: no set-aside before then, after one failed.
+	asideAgain time.Time
 }
 
 // quarantineFor is how long a session stays narrow after its last suspect
@@ -184,8 +186,12 @@ func (s *session) nextAlone() *amqp.Delivery {
 }
 
 // asideTimeout bounds the wait for the broker to confirm the copies of
-// the suspects set aside.
-const asideTimeout = 5 * time.Second
+// the suspects set aside: the dispatch loop waits, and a quorum queue
+// electing a leader (a node restarting) holds or refuses publishes for
+// seconds. A copy confirmed later is a duplicate, which at-least-once
+// allows. After a failed set-aside, the session holds its suspects
+// instead for quarantineFor.
+const asideTimeout = 500 * time.Millisecond
 
 // setAside hands the held suspects back to the queue as copies and acks
 // them, returning those it could not: the queue counts a delivery against
@@ -197,29 +203,23 @@ const asideTimeout = 5 * time.Second
 // between delivers it twice, as at-least-once allows). A suspect whose
 // deadline has passed, or that names a user_id (which a copy published as
 // this worker could not keep), stays held.
-func (s *session) setAside(held []*amqp.Delivery) []*amqp.Delivery {
-	if len(held) == 0 {
+func (s *session) setAside(held []*amqp.Delivery) (kept []*amqp.Delivery) {
+	if len(held) == 0 || time.Now().Before(s.q.asideAgain) {
 		return held
 	}
-	if s.aside == nil || s.aside.IsClosed() {
-		ch, err := s.conn.Channel()
-		if err == nil {
-			if err = ch.Confirm(false); err != nil {
-				_ = ch.Close()
-			}
+	defer func() {
+		if len(kept) > 0 {
+			s.q.asideAgain = time.Now().Add(quarantineFor)
 		}
-		if err != nil {
-			s.aside = nil
-			s.w.log.Warn("suspects not set aside: they stay held", "queue", s.w.cfg.Queue, "error", err.Error())
-			return held
-		}
-		s.aside = ch
+	}()
+	if err := s.openAside(); err != nil {
+		s.w.log.Warn("suspects not set aside: they stay held", "queue", s.w.cfg.Queue, "error", err.Error())
+		return held
 	}
 	type copied struct {
 		d  *amqp.Delivery
 		dc *amqp.DeferredConfirmation
 	}
-	var kept []*amqp.Delivery
 	var sent []copied
 	now := time.Now()
 	for _, d := range held {
@@ -256,6 +256,25 @@ func (s *session) setAside(held []*amqp.Delivery) []*amqp.Delivery {
 		s.w.stats.setAside.Add(1)
 	}
 	return kept
+}
+
+// openAside opens the confirm-mode channel that setAside publishes on,
+// unless it is open already.
+func (s *session) openAside() error {
+	if s.aside != nil && !s.aside.IsClosed() {
+		return nil
+	}
+	s.aside = nil
+	ch, err := s.conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		_ = ch.Close()
+		return err
+	}
+	s.aside = ch
+	return nil
 }
 
 // asideCopy returns the copy of d that setAside publishes, or false if d
