@@ -91,9 +91,11 @@
 // it holds back to the queue as copies that carry their count first (see
 // docs/wire-protocol.md, "Poison requests"). A new connection starts
 // narrow too, for a quarter of a second, and the prefetch widens again
-// once no redelivered request has come for 2 s. After a lost connection,
-// until the requests it held are through and for 2 s after, a worker runs
-// one request at a time.
+// once no redelivered request has come for 2 s. A worker remembers the
+// requests its lost connection handed back (for a minute): when it takes
+// one of them back, the charge was its own connection's, not a crash's,
+// and the request runs at once like a fresh one. Those another worker
+// handed back run one at a time.
 //
 // # Concurrency and flow control
 //

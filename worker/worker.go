@@ -201,7 +201,9 @@ type Worker struct {
 	running  atomic.Bool
 	stats    counters
 	gone     goneReplyTos
-	tracer   trace.Tracer // nil without Config.TracerProvider
+	// handed are the requests its sessions handed back unsettled.
+	handed handedBack
+	tracer trace.Tracer // nil without Config.TracerProvider
 }
 
 // New returns a Worker for cfg. It does not connect: [Worker.Run] does,

@@ -297,3 +297,68 @@ func TestSetAside(t *testing.T) {
 		t.Errorf("Poisoned = %d; want 0", st.Poisoned)
 	}
 }
+
+// TestHandedBackRunsAtOnce: requests a worker held when its connection was
+// closed come back to it charged a delivery, as a crashed worker's would;
+// the worker knows them for its own and runs them at once, side by side,
+// rather than one at a time in quarantine (worker's doc, "Poison
+// requests"): its connection's loss, not a crash, charged them.
+func TestHandedBackRunsAtOnce(t *testing.T) {
+	t.Parallel()
+	node := rabbitmq.ForTest(t)
+	url := node.NewVHost(t)
+	const queue = "handedback.requests"
+	const n = 8
+	var round atomic.Int32 // 1: hold until the connection closes; 2: run
+	var running, peak atomic.Int64
+	held := make(chan struct{}, n)
+	w, _ := startWorker(t, worker.Config{URL: url, Queue: queue, Concurrency: n, Declare: &worker.Queue{Type: worker.Quorum}},
+		func(w *worker.Worker) {
+			worker.Handle(w, echoMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+				if round.Load() == 1 {
+					held <- struct{}{}
+					<-ctx.Done() // the session is lost: not acked, handed back
+					return nil, ctx.Err()
+				}
+				k := running.Add(1)
+				defer running.Add(-1)
+				for p := peak.Load(); k > p && !peak.CompareAndSwap(p, k); p = peak.Load() {
+				}
+				time.Sleep(200 * time.Millisecond)
+				return req, nil
+			})
+		})
+	round.Store(1)
+	// A new session runs one request at a time for a quarter second.
+	time.Sleep(time.Second)
+	c := newCaller(t, url)
+	ids := map[string]bool{}
+	for i := range n {
+		r := request(t, echoMethod, wrapperspb.String(fmt.Sprint("held ", i)))
+		r.Deadline = time.Now().Add(time.Minute)
+		ids[c.publish(queue, r)] = true
+	}
+	for range n {
+		select {
+		case <-held:
+		case <-time.After(waitFor):
+			t.Fatal("the worker did not take the requests")
+		}
+	}
+	round.Store(2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if k, err := node.CloseConnection(ctx, "figway-worker "+queue, "test"); err != nil || k != 1 {
+		t.Fatalf("CloseConnection = %d, %v; want 1 closed", k, err)
+	}
+	got := map[string]int{}
+	c.collect(ids, got)
+	st := w.Stats()
+	t.Logf("peak concurrent handlers after the reconnect: %d; stats %+v", peak.Load(), st)
+	if peak.Load() < 2 {
+		t.Errorf("peak concurrent handlers = %d; want the handed-back requests run side by side", peak.Load())
+	}
+	if st.SetAside != 0 || st.Poisoned != 0 {
+		t.Errorf("SetAside = %d, Poisoned = %d; want 0: no request was a suspect", st.SetAside, st.Poisoned)
+	}
+}
