@@ -104,16 +104,6 @@ func (a *acks) finish(tag uint64, now time.Time, alone bool, arm func(time.Durat
 	return nil
 }
 
-// settled reports whether delivery tag is settled on the wire: acked or
-// rejected, alone or by a multiple ack.
-func (a *acks) settled(tag uint64) bool {
-	if tag <= a.base {
-		return true
-	}
-	h, ok := a.held[tag]
-	return ok && h.sent
-}
-
 // reject rejects delivery tag without requeue, now: a reject cannot join
 // an ack.
 func (a *acks) reject(tag uint64) error {

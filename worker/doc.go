@@ -91,10 +91,11 @@
 // it holds back to the queue as copies that carry their count first (see
 // docs/wire-protocol.md, "Poison requests"). A new connection starts
 // narrow too, for a quarter of a second, and the prefetch widens again
-// once no redelivered request has come for 2 s. A worker remembers the
-// requests its lost connection handed back (for a minute): when it takes
-// one of them back, the charge was its own connection's, not a crash's,
-// and the request runs at once like a fresh one. Those another worker
+// once no redelivered request has come for 2 s. A worker that lost its
+// connection k times in the last minute takes up to k off each request's
+// count: those charges may be its own connections', not crashes'. A
+// request so counted runs at once like a fresh one, and is not refused as
+// poison for them. Those another worker
 // handed back run one at a time.
 //
 // # Concurrency and flow control

@@ -3,64 +3,64 @@ package worker
 import (
 	"sync"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// handedBack remembers the requests a worker held unsettled when its
-// session ended — the connection lost to a node restarting, a network
-// fault — and so handed back to the queue, charged a delivery. When the
-// same worker takes one back, that charge was its own connection's, not a
-// crash's: the request is no suspect of poison, and runs like a fresh one
-// rather than alone (see quarantine.go). Without this, after a rolling
-// restart every worker ran the requests it had held one at a time, and
-// their callers waited through the next node's restart. A request
-// handed back by another worker, or by this one's crashed predecessor, is
-// unknown here and stays a suspect.
+// handedBack remembers when the worker's sessions ended — a connection
+// lost to a node restarting, a network fault — handing back to the queue
+// every request they held unsettled, each charged a delivery as a crashed
+// worker's would be. Those charges are the worker's own connections', not
+// crashes': a live worker that lost its connection k times in the last
+// handedBackFor takes up to k off each request's count (discount), so that
+// a request is no suspect of poison for them — it runs like a fresh one,
+// not alone (see quarantine.go) — and is not refused as poison after three
+// node restarts. Without this, a rolling restart of a 3-node cluster on
+// 3.10 had the worker refuse hundreds of requests as poison, and drop the
+// events among them. The price: a poison request that crashed other
+// workers may crash this one once more, whose restarted process remembers
+// nothing and refuses it.
 type handedBack struct {
-	mu  sync.Mutex
-	ids map[string]time.Time // message_id → when handed back
+	mu     sync.Mutex
+	losses []time.Time
 }
 
-// handedBackFor is how long a handed-back request is remembered, and
-// maxHandedBack how many at most.
-const (
-	handedBackFor = time.Minute
-	maxHandedBack = 1 << 14
-)
+// handedBackFor is how long a lost connection is remembered.
+const handedBackFor = time.Minute
 
-// add remembers ids as handed back at now.
-func (h *handedBack) add(ids []string, now time.Time) {
-	if len(ids) == 0 {
+// lost records a session that ended at now.
+func (h *handedBack) lost(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.losses = append(h.prune(now), now)
+}
+
+// recent returns how many sessions ended within handedBackFor of now.
+func (h *handedBack) recent(now time.Time) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.losses = h.prune(now)
+	return int64(len(h.losses))
+}
+
+func (h *handedBack) prune(now time.Time) []time.Time {
+	i := 0
+	for i < len(h.losses) && now.Sub(h.losses[i]) > handedBackFor {
+		i++
+	}
+	return h.losses[i:]
+}
+
+// discount takes off d's count the deliveries this worker's own lost
+// connections may have charged it (see handedBack): x-delivery-count is
+// rewritten in d's headers, here only, never below 0. What a set-aside
+// copy carries (another worker's charges) stays.
+func (w *Worker) discount(d *amqp.Delivery, now time.Time) {
+	queued, ok := countHeader(d.Headers[deliveryCountHeader])
+	if !ok || queued == 0 {
 		return
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.ids == nil {
-		h.ids = make(map[string]time.Time, len(ids))
+	if n := w.handed.recent(now); n > 0 {
+		d.Headers[deliveryCountHeader] = max(queued-n, 0)
 	}
-	for id, at := range h.ids {
-		if now.Sub(at) > handedBackFor {
-			delete(h.ids, id)
-		}
-	}
-	for _, id := range ids {
-		if len(h.ids) >= maxHandedBack {
-			return
-		}
-		h.ids[id] = now
-	}
-}
-
-// took reports whether id was handed back by this worker within
-// handedBackFor, and forgets it.
-func (h *handedBack) took(id string, now time.Time) bool {
-	if id == "" {
-		return false
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	at, ok := h.ids[id]
-	if ok {
-		delete(h.ids, id)
-	}
-	return ok && now.Sub(at) <= handedBackFor
 }

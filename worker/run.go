@@ -152,9 +152,6 @@ type session struct {
 	conn *amqp.Connection
 	ch   *amqp.Channel
 	tag  string // consumer tag
-	// ids are the message_ids of the deliveries taken, by tag, until
-	// settled (pruned now and then); guarded by mu.
-	ids map[uint64]string
 	// aside is the channel, in confirm mode, on which held suspects are
 	// set aside (quarantine.go); opened when first needed, and again
 	// after it failed. Only the dispatch loop uses it.
@@ -313,9 +310,9 @@ type dispatchQueue struct {
 // when the session ends, with its error.
 func (s *session) take(ctx, sctx context.Context, sem chan struct{}, q *dispatchQueue, d *amqp.Delivery) (ended bool, err error) {
 	var more []amqp.Delivery
-	s.track(d)
+	s.w.discount(d, time.Now())
 	switch {
-	case s.w.cfg.MaxDeliveries > 0 && suspect(d) && !s.w.handed.took(d.MessageId, time.Now()):
+	case s.w.cfg.MaxDeliveries > 0 && suspect(d):
 		q.deliveries, more, err = s.hold(d, q.deliveries)
 	case s.q.alone:
 		// Nothing starts while a suspect runs alone: if it crashes the
@@ -568,44 +565,15 @@ func (s *session) flushAcks(all bool) {
 	}
 }
 
-// track records d's message_id by its tag, for end.
-func (s *session) track(d *amqp.Delivery) {
-	if d.MessageId == "" {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ids == nil {
-		s.ids = make(map[uint64]string)
-	}
-	s.ids[d.DeliveryTag] = d.MessageId
-	// The broker holds no more than the prefetch unsettled at once: a tag
-	// far behind the newest is settled (acks gathered or not).
-	if keep := uint64(4 * max(s.w.cfg.Prefetch, maxGathered)); len(s.ids) > 2*int(keep) {
-		for tag := range s.ids {
-			if s.acks.settled(tag) || tag+keep < d.DeliveryTag {
-				delete(s.ids, tag)
-			}
-		}
-	}
-}
-
 // end stops gathering acks: the channel is gone or about to be. The
-// requests not settled on the wire go back to the queue; the worker
-// remembers them (handedBack).
+// requests not settled go back to the queue, charged; the worker
+// remembers that (handedBack).
 func (s *session) end() {
 	s.mu.Lock()
 	s.ended = true
 	s.acks.stop()
-	var unsettled []string
-	for tag, id := range s.ids {
-		if !s.acks.settled(tag) {
-			unsettled = append(unsettled, id)
-		}
-	}
-	s.ids = nil
 	s.mu.Unlock()
-	s.w.handed.add(unsettled, time.Now())
+	s.w.handed.lost(time.Now())
 	if s.q.timer != nil {
 		s.q.timer.Stop()
 	}

@@ -308,23 +308,24 @@ func TestSetAside(t *testing.T) {
 }
 
 // TestHandedBackRunsAtOnce: requests a worker held when its connection was
-// closed come back to it charged a delivery, as a crashed worker's would;
-// the worker knows them for its own and runs them at once, side by side,
-// rather than one at a time in quarantine (worker's doc, "Poison
-// requests"): its connection's loss, not a crash, charged them.
+// closed — three times in a row, as in a rolling restart of a 3-node
+// cluster — come back to it charged a delivery each time, as a crashed
+// worker's would. The worker knows them for its own: it runs them at
+// once, side by side, rather than one at a time in quarantine, and does
+// not refuse them as poison (worker's doc, "Poison requests").
 func TestHandedBackRunsAtOnce(t *testing.T) {
 	t.Parallel()
 	node := rabbitmq.ForTest(t)
 	url := node.NewVHost(t)
 	const queue = "handedback.requests"
-	const n = 8
-	var round atomic.Int32 // 1: hold until the connection closes; 2: run
+	const n, losses = 8, 3
+	var hold atomic.Bool // hold until the connection closes
 	var running, peak atomic.Int64
 	held := make(chan struct{}, n)
 	w, _ := startWorker(t, worker.Config{URL: url, Queue: queue, Concurrency: n, Declare: &worker.Queue{Type: worker.Quorum}},
 		func(w *worker.Worker) {
 			worker.Handle(w, echoMethod, func(ctx context.Context, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
-				if round.Load() == 1 {
+				if hold.Load() {
 					held <- struct{}{}
 					<-ctx.Done() // the session is lost: not acked, handed back
 					return nil, ctx.Err()
@@ -337,33 +338,46 @@ func TestHandedBackRunsAtOnce(t *testing.T) {
 				return req, nil
 			})
 		})
-	round.Store(1)
+	hold.Store(true)
 	// A new session runs one request at a time for a quarter second.
 	time.Sleep(time.Second)
 	c := newCaller(t, url)
 	ids := map[string]bool{}
 	for i := range n {
 		r := request(t, echoMethod, wrapperspb.String(fmt.Sprint("held ", i)))
-		r.Deadline = time.Now().Add(time.Minute)
+		r.Deadline = time.Now().Add(2 * time.Minute)
 		ids[c.publish(queue, r)] = true
 	}
-	for range n {
-		select {
-		case <-held:
-		case <-time.After(waitFor):
-			t.Fatal("the worker did not take the requests")
+	for loss := 1; loss <= losses; loss++ {
+		for range n {
+			select {
+			case <-held:
+			case <-time.After(waitFor):
+				t.Fatalf("loss %d: the worker did not take the requests", loss)
+			}
+		}
+		if loss == losses {
+			hold.Store(false)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		k, err := node.CloseConnection(ctx, "figway-worker "+queue, "test")
+		cancel()
+		if err != nil || k != 1 {
+			t.Fatalf("CloseConnection = %d, %v; want 1 closed", k, err)
 		}
 	}
-	round.Store(2)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if k, err := node.CloseConnection(ctx, "figway-worker "+queue, "test"); err != nil || k != 1 {
-		t.Fatalf("CloseConnection = %d, %v; want 1 closed", k, err)
+	for range n {
+		d := c.next()
+		if !ids[d.CorrelationId] {
+			t.Fatalf("unexpected or duplicate reply %s", d.CorrelationId)
+		}
+		delete(ids, d.CorrelationId)
+		if st, err := wire.ReplyStatus(d.Headers); err != nil || st != nil {
+			t.Errorf("reply to %s: %v %v; want OK", d.CorrelationId, st, err)
+		}
 	}
-	got := map[string]int{}
-	c.collect(ids, got)
 	st := w.Stats()
-	t.Logf("peak concurrent handlers after the reconnect: %d; stats %+v", peak.Load(), st)
+	t.Logf("peak concurrent handlers after the last reconnect: %d; stats %+v", peak.Load(), st)
 	if peak.Load() < 2 {
 		t.Errorf("peak concurrent handlers = %d; want the handed-back requests run side by side", peak.Load())
 	}
