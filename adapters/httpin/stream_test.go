@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/testing/core"
 	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
 )
@@ -75,20 +74,7 @@ func startStreamBridge(t *testing.T) string {
 // line and headers (-i), then the body as it came.
 func curl(t *testing.T, args ...string) string {
 	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("curl not found")
-		}
-		t.Skip("curl not found")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, path, append([]string{"-sS", "-N", "-i"}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("curl %v: %v\n%s", args, err, out)
-	}
-	return strings.ReplaceAll(string(out), "\r\n", "\n")
+	return strings.ReplaceAll(proc.Curl(t, append([]string{"-sS", "-N", "-i"}, args...)...), "\r\n", "\n")
 }
 
 func TestStreamOverREST(t *testing.T) {

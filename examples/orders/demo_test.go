@@ -159,20 +159,7 @@ func watchParity(t *testing.T, a addrs, legacyGRPC string) {
 // curl runs curl with args and returns what it wrote.
 func curl(t *testing.T, args ...string) string {
 	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("curl not found")
-		}
-		t.Skip("curl not found")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, path, args...).Output()
-	if err != nil {
-		t.Fatalf("curl %v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return proc.Curl(t, args...)
 }
 
 // answer is what a REST caller sees of an answer.
