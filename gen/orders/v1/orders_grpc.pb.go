@@ -39,8 +39,9 @@ const (
 //
 // Every unary method carries a google.api.http rule, so figway serves it as
 // REST/JSON as well as gRPC. WatchOrder is server-streaming and has no HTTP
-// rule: figway only passes it through to the legacy service and refuses to
-// route it over RabbitMQ.
+// rule here: figway serves it over gRPC, passed through to the legacy service
+// or routed over RabbitMQ to a worker that answers with a stream of messages,
+// and over REST where a route gives it a binding (the demo's does).
 type OrderServiceClient interface {
 	// GetOrder returns one order by its id.
 	// Fails with NOT_FOUND when no order has that id.
@@ -63,7 +64,7 @@ type OrderServiceClient interface {
 	ExportOrders(ctx context.Context, in *ExportOrdersRequest, opts ...grpc.CallOption) (*ExportOrdersResponse, error)
 	// WatchOrder streams an event for each status change of one order, starting
 	// with its current status, until the order is shipped or cancelled or the
-	// caller goes away. Streaming is served by the legacy service only.
+	// caller goes away.
 	WatchOrder(ctx context.Context, in *WatchOrderRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[OrderEvent], error)
 }
 
@@ -152,8 +153,9 @@ type OrderService_WatchOrderClient = grpc.ServerStreamingClient[OrderEvent]
 //
 // Every unary method carries a google.api.http rule, so figway serves it as
 // REST/JSON as well as gRPC. WatchOrder is server-streaming and has no HTTP
-// rule: figway only passes it through to the legacy service and refuses to
-// route it over RabbitMQ.
+// rule here: figway serves it over gRPC, passed through to the legacy service
+// or routed over RabbitMQ to a worker that answers with a stream of messages,
+// and over REST where a route gives it a binding (the demo's does).
 type OrderServiceServer interface {
 	// GetOrder returns one order by its id.
 	// Fails with NOT_FOUND when no order has that id.
@@ -176,7 +178,7 @@ type OrderServiceServer interface {
 	ExportOrders(context.Context, *ExportOrdersRequest) (*ExportOrdersResponse, error)
 	// WatchOrder streams an event for each status change of one order, starting
 	// with its current status, until the order is shipped or cancelled or the
-	// caller goes away. Streaming is served by the legacy service only.
+	// caller goes away.
 	WatchOrder(*WatchOrderRequest, grpc.ServerStreamingServer[OrderEvent]) error
 	mustEmbedUnimplementedOrderServiceServer()
 }
