@@ -137,6 +137,12 @@ type Stats struct {
 	// nacking their publishes (a quorum queue stuck on a dead leader:
 	// docs/operations.md, "Running against a cluster").
 	ChannelsRenewed uint64
+	// DirectReplyTo says that calls ask for their replies through direct
+	// reply-to. It is false in queue mode, and in direct mode while the
+	// node has not yet delivered a direct reply (a RabbitMQ 4 node that
+	// is still booting drops them): those calls' replies come through
+	// the connection's reply queue.
+	DirectReplyTo bool
 }
 
 // New returns a Client. It connects nothing: Run does.
@@ -217,6 +223,7 @@ func (c *Client) Stats() Stats {
 		Reconnects:        c.reconnects.Load(),
 		EventsRepublished: c.republished.Load(),
 		ChannelsRenewed:   c.renewed.Load(),
+		DirectReplyTo:     s != nil && s.direct.Load(),
 	}
 }
 
@@ -230,7 +237,7 @@ func (c *Client) Call(ctx context.Context, exchange, key string, req *wire.Reque
 		return nil, err
 	}
 	req.CorrelationID = wire.NewID()
-	req.ReplyTo = l.replyTo
+	req.ReplyTo = l.replyAddress()
 	cl := newCall(exchange, key, req)
 	cl.corrID = req.CorrelationID
 	if c.cfg.Tracing {

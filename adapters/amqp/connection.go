@@ -37,6 +37,11 @@ type session struct {
 	// goroutine that consumes replies, which must not wait to publish
 	// them (sendCancels).
 	cancelq chan cancelReq
+	// direct is set in direct mode once the node has delivered a direct
+	// reply; until then calls ask for their replies on fallback, the
+	// connection's reply queue (directcheck.go).
+	direct   atomic.Bool
+	fallback string
 }
 
 func newSession(lanes int) *session {
@@ -210,6 +215,8 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 		}
 		ls.replyTo = q
 		ls.wg.Go(func() { c.consumeReplies(ctx, conn, replies) })
+	} else if err := c.checkDirectReplyTo(ctx, ls); err != nil {
+		return err
 	}
 	if s.cancels {
 		ls.wg.Go(func() { c.sendCancels(ctx, s) })

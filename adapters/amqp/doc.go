@@ -13,7 +13,9 @@
 // reads the publisher confirms, returns and — in direct reply-to mode — the
 // replies of amq.rabbitmq.reply-to, consumed on the same channel before the
 // first publish as RabbitMQ requires. In queue mode one exclusive, server-named
-// reply queue per connection replaces the per-lane consumers. The
+// reply queue per connection replaces the per-lane consumers; in direct mode
+// such a queue stands in while the node is still booting and drops direct
+// replies (directcheck.go). The
 // connection's writes are gathered (internal/batchconn): a publish copies
 // its frames into a buffer that one goroutine writes out, so the lanes'
 // publishes share write system calls when they come together.

@@ -28,7 +28,7 @@ func (c *Client) Stream(ctx context.Context, exchange, key string, req *wire.Req
 		return nil, err
 	}
 	req.CorrelationID = wire.NewID()
-	req.ReplyTo = l.replyTo
+	req.ReplyTo = l.replyAddress()
 	cl := newCall(exchange, key, req)
 	cl.corrID = req.CorrelationID
 	rs := &replyStream{c: c, l: l, cl: cl, method: req.Method, bounds: b.WithDefaults(), wake: make(chan struct{}, 1), held: make(map[int64]part)}

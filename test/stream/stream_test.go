@@ -241,9 +241,8 @@ func recvIDs(s grpc.ServerStreamingClient[ordersv1.OrderEvent]) ([]string, error
 	}
 }
 
-// warmUp waits for a first stream to be served whole: on a freshly booted
-// RabbitMQ 4.0 node the first request a new worker takes may go
-// unanswered (docs/development.md, "Open questions").
+// warmUp waits for a first stream to be served whole, so that what a test
+// measures starts with figway connected and the worker consuming.
 func warmUp(t *testing.T, orders ordersv1.OrderServiceClient) {
 	t.Helper()
 	took := poll.Until(t, 30*time.Second, "a first stream served", func() bool {
