@@ -122,10 +122,11 @@ func (g *Gateway) StreamRoute(ctx context.Context, r *Route, c *Call, send func(
 		_, span = g.produce(ctx, r, p.req, trace.SpanContext{})
 	}
 	res, n, err := g.relay(ctx, st, r, c, p.req, send)
-	if errors.Is(err, context.Canceled) && errors.Is(resilience.Ended(ctx, p.start), context.DeadlineExceeded) {
+	expired := errors.Is(resilience.Ended(ctx, p.start), context.DeadlineExceeded)
+	if errors.Is(err, context.Canceled) && expired {
 		err = fmt.Errorf("%s: no end before the caller's deadline: %w", r.Method, context.DeadlineExceeded)
 	}
-	p.done(streamOutcome(err))
+	p.done(streamOutcome(err, n, expired))
 	if span != nil {
 		g.streamed(ctx, span, r, p.req, n, err)
 	}
@@ -147,11 +148,19 @@ func (g *Gateway) streamed(ctx context.Context, span trace.Span, r *Route, req *
 	server.SetAttributes(AttrOutcome.String(st.Code().String()))
 }
 
-// streamOutcome is what a stream's error says about its route: as a unary
-// call's (breakerOutcome), except that a caller too slow for the stream,
-// or gone while figway sent to it, is no failure of the route.
-func streamOutcome(err error) resilience.Outcome {
+// streamOutcome is what the error of a stream that passed n messages to
+// its caller says about its route: as a unary call's (breakerOutcome),
+// except that a caller too slow for the stream, or gone while figway sent
+// to it, is no failure of the route, and nor is a stream whose deadline
+// (expired) cut it short while its messages came: a caller that watches
+// for as long as its deadline, or a stream longer than the route's
+// timeout, says nothing of the worker's health. A worker that dies
+// mid-stream is caught by the idle bound, a failure.
+func streamOutcome(err error, n int, expired bool) resilience.Outcome {
 	if errors.Is(err, ErrStreamBuffer) || errors.As(err, new(errSend)) {
+		return resilience.Ignored
+	}
+	if n > 0 && expired && (errors.Is(err, ErrStreamBroken) || errors.Is(err, context.DeadlineExceeded)) {
 		return resilience.Ignored
 	}
 	return breakerOutcome(err)

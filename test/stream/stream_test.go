@@ -257,3 +257,68 @@ func warmUp(t *testing.T, orders ordersv1.OrderServiceClient) {
 	})
 	t.Logf("first stream served after %v", took.Round(time.Millisecond))
 }
+
+// TestDeadlinesKeepTheBreakerClosed has callers watch a stream for 1s
+// each, with a deadline, as a caller does that watches for a while: each
+// gets messages, then DEADLINE_EXCEEDED. The worker answered all along,
+// so their streams, cut short by the deadline, are no failures of the
+// route: more of them than the breaker's failures (5) side by side must
+// leave its breaker closed, and the next stream is served whole.
+func TestDeadlinesKeepTheBreakerClosed(t *testing.T) {
+	url := rabbitmq.ForTest(t).NewVHost(t)
+	a, _ := serveFigway(t, url, 30*time.Second)
+	startWorker(t, url)
+	orders := ordersv1.NewOrderServiceClient(figway.Dial(t, a.GRPC))
+	warmUp(t, orders)
+
+	const callers = 8
+	type cut struct {
+		n   int
+		err error
+	}
+	cuts := make(chan cut, callers)
+	for range callers {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			s, err := orders.WatchOrder(ctx, &ordersv1.WatchOrderRequest{OrderId: "forever"})
+			if err != nil {
+				cuts <- cut{0, err}
+				return
+			}
+			n := 0
+			for ; ; n++ {
+				if _, err := s.Recv(); err != nil {
+					cuts <- cut{n, err}
+					return
+				}
+			}
+		}()
+	}
+	withMessages := 0
+	for range callers {
+		c := <-cuts // each ends at its deadline: 1s
+		t.Logf("a caller got %d messages, then %v", c.n, c.err)
+		if status.Code(c.err) != codes.DeadlineExceeded {
+			t.Errorf("a 1s watch ended with %v; want DEADLINE_EXCEEDED", c.err)
+		}
+		if c.n > 0 {
+			withMessages++
+		}
+	}
+	// A caller that got no message counts as a timeout; on a machine
+	// loaded enough for three of them this test proves nothing.
+	if withMessages < 6 {
+		t.Fatalf("%d of %d callers got messages before their deadline; want 6 at least", withMessages, callers)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := orders.WatchOrder(ctx, &ordersv1.WatchOrderRequest{OrderId: "n-3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := recvIDs(s); fmt.Sprint(got) != "[0 1 2]" || err != nil {
+		t.Errorf("WatchOrder(n-3) after the cut streams = %v, %v; want [0 1 2], nil (the breaker closed)", got, err)
+	}
+}
