@@ -21,9 +21,15 @@ import (
 	"github.com/figway/figway/wire/amqpwire"
 )
 
-// echoServer is the grpc-echo baseline: one plain grpc-go hop.
+// echoServer is the grpc-echo baseline: one plain grpc-go hop. Its
+// WatchOrder streams messages events (grpc-echo-stream).
 type echoServer struct {
 	ordersv1.UnimplementedOrderServiceServer
+	messages int
+}
+
+func (e echoServer) WatchOrder(req *ordersv1.WatchOrderRequest, s grpc.ServerStreamingServer[ordersv1.OrderEvent]) error {
+	return sendEvents(req.GetOrderId(), e.messages, s.Send)
 }
 
 func (echoServer) GetOrder(_ context.Context, req *ordersv1.GetOrderRequest) (*ordersv1.Order, error) {
@@ -48,9 +54,14 @@ func startEcho() (addr string, pid int, stop func(), err error) {
 // how startEchoProcess runs it.
 const echoEnv = "FIGWAY_BENCH_ECHO"
 
+// streamMessagesEnv is the number of events of the echo server's
+// WatchOrder streams, when the bench runs it as a process of its own.
+const streamMessagesEnv = "FIGWAY_BENCH_STREAM_MESSAGES"
+
 // exitServingEcho serves the echo on addr until killed.
 func exitServingEcho(addr string) {
-	err := serveOrders(addr, echoServer{})
+	messages, _ := strconv.Atoi(os.Getenv(streamMessagesEnv))
+	err := serveOrders(addr, echoServer{messages: messages})
 	fmt.Fprintln(os.Stderr, "bench: echo server:", err)
 	os.Exit(1)
 }
@@ -73,20 +84,26 @@ func serveOrders(addr string, srv ordersv1.OrderServiceServer) error {
 // gRPC hop into figway does; each wakes a process that was waiting in the
 // kernel, which costs far more than a goroutine switch on a small VM.
 func startEchoProcess() (addr string, pid int, stop func(), err error) {
+	return startStreamingEcho(0)
+}
+
+// startStreamingEcho is startEchoProcess with WatchOrder streams of
+// messages events.
+func startStreamingEcho(messages int) (addr string, pid int, stop func(), err error) {
 	addr = freeAddr()
-	pid, stop, err = startSelf(echoEnv, addr, addr)
+	pid, stop, err = startSelf(echoEnv, addr, addr, fmt.Sprintf("%s=%d", streamMessagesEnv, messages))
 	return addr, pid, stop, err
 }
 
 // startSelf runs this binary as a server of its own, with env set to
-// value, and waits until it listens on addr.
-func startSelf(env, value, addr string) (pid int, stop func(), err error) {
+// value (and the variables of extra), and waits until it listens on addr.
+func startSelf(env, value, addr string, extra ...string) (pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, nil, err
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), env+"="+value)
+	cmd.Env = append(append(os.Environ(), env+"="+value), extra...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

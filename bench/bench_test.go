@@ -26,11 +26,12 @@ func TestMain(m *testing.M) {
 }
 
 // TestBench runs make bench's program end to end, briefly: every scenario
-// must answer every call, and the report must end with the ratios line.
+// must answer every call (every stream complete: 200 messages), and the
+// report must end with the ratios line.
 func TestBench(t *testing.T) {
 	t.Chdir("..") // it builds ./cmd/figway and reads examples/ from the module root
 	var out bytes.Buffer
-	if err := run(&out, 300*time.Millisecond, 256, 300, 500*time.Millisecond, 4, "", ""); err != nil {
+	if err := run(&out, 300*time.Millisecond, 256, 300, 500*time.Millisecond, 4, 200, "", ""); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	report := out.String()
@@ -44,10 +45,14 @@ func TestBench(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"grpc-echo", "grpc-echo-inproc", "amqp-raw", "amqp-wire", "amqp-raw-ack", "amqp-tutorial",
-		"figway-grpc", "figway-rest", "figway-rawecho", "figway-rawecho-ack", "figway-event", "bare-bridge", "watermill-bridge"} {
+		"figway-grpc", "figway-rest", "figway-rawecho", "figway-rawecho-ack", "figway-event", "bare-bridge", "watermill-bridge",
+		"grpc-echo-stream", "figway-stream", "figway-stream-rest", "figway-stream-legacy"} {
 		if seen[s] != 2 {
 			t.Errorf("scenario %s: %d rows; want 2 (c=1 and c=64)", s, seen[s])
 		}
+	}
+	if !regexp.MustCompile(`(?m)^streams \(c=64\): figway-stream \d+ msgs/s = \d+\.\d\d of grpc-echo-stream's \d+`).MatchString(report) {
+		t.Errorf("streams line missing")
 	}
 	if !strings.Contains(report, "holding: 300 concurrent calls held 500ms: 300 ok, 0 failed") {
 		t.Errorf("holding line missing or with failures")

@@ -30,7 +30,7 @@ type figwayProc struct {
 	log               string
 }
 
-const routesTmpl = `
+const routesTmpl = `%s
 server: {grpc: %q, http: %q, admin: %q, max_request_bytes: 1048576}
 descriptors: [%s]
 broker: {url: %q, channels: %d}
@@ -41,6 +41,7 @@ routes:
   - {method: orders.v1.OrderService/ListOrders, routing_key: bench.slow}
   - {method: orders.v1.OrderService/CancelOrder, routing_key: bench.echo}
   - {method: orders.v1.OrderService/ExportOrders, routing_key: bench.echo-ack}
+  - {method: orders.v1.OrderService/WatchOrder, routing_key: bench.stream, http: {get: "/v1/orders/{order_id}:watch"}%s}
 topology:
   queues: [{name: bench.figway}, {name: bench.events}, {name: bench.slow}]
 `
@@ -58,7 +59,9 @@ func freeAddr() string {
 
 // startFigway builds cmd/figway and runs it against url, with env added
 // to the bench's environment. Each figway has its files of its own in dir.
-func startFigway(dir, url string, channels int, env ...string) (*figwayProc, error) {
+// With legacy (a gRPC address) set, figway passes calls through to it
+// that its pin header, x-bench-pin, sends there.
+func startFigway(dir, url string, channels int, legacy string, env ...string) (*figwayProc, error) {
 	dir, err := os.MkdirTemp(dir, "figway-")
 	if err != nil {
 		return nil, err
@@ -75,7 +78,11 @@ func startFigway(dir, url string, channels int, env ...string) (*figwayProc, err
 	}
 	p := &figwayProc{grpc: freeAddr(), http: freeAddr(), admin: freeAddr(), log: filepath.Join(dir, "figway.log")}
 	cfg := filepath.Join(dir, "figway.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, routesTmpl, p.grpc, p.http, p.admin, desc, url, channels), 0o600); err != nil {
+	var legacyCfg, pin string
+	if legacy != "" {
+		legacyCfg, pin = fmt.Sprintf("legacy: {grpc: %q}", legacy), ", pin_by: x-bench-pin"
+	}
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, routesTmpl, legacyCfg, p.grpc, p.http, p.admin, desc, url, channels, pin), 0o600); err != nil {
 		return nil, err
 	}
 	logf, err := os.Create(p.log)

@@ -70,10 +70,16 @@ func load(scenario string, conc int, dur time.Duration, maxCalls int, call func(
 	}
 	wg.Wait()
 	r := result{scenario: scenario, conc: conc, calls: len(lat), errors: errs, firstErr: firstErr, elapsed: time.Since(start)}
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		r.p50 = lat[len(lat)/2]
-		r.p99 = lat[len(lat)*99/100]
-	}
+	r.p50, r.p99 = percentiles(lat)
 	return r
+}
+
+// percentiles sorts lat and returns its median and 99th percentile; 0
+// for none.
+func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100]
 }

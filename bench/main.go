@@ -29,6 +29,11 @@
 //	               grpc-go → Watermill request-reply → RabbitMQ → Watermill
 //	               handler → back (watermill.go)
 //
+// then the streaming scenarios (stream.go), server-streaming calls of
+// -stream-messages messages each, directly from grpc-echo, through figway
+// to an SDK stream worker over RabbitMQ (gRPC and REST), and through
+// figway's legacy passthrough to grpc-echo;
+//
 // then holding capacity: N concurrent calls waiting on a worker that answers
 // after a delay, with figway's peak RSS and goroutine count.
 package main
@@ -63,6 +68,7 @@ func main() {
 	profile := flag.String("profile", "", "if set, write figway's CPU profile during figway-grpc c=64 to this file, and its allocation profile after figway-grpc to this file + .allocs; the SDK workers' to this file + .worker and .worker.allocs")
 	trace := flag.String("trace", "", "if set, write figway's execution trace of 1s of figway-grpc c=1 to this file (go tool trace)")
 	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
+	streamMessages := flag.Int("stream-messages", 1000, "messages of each stream in the streaming scenarios")
 	flag.Parse()
 	if addr := os.Getenv(echoEnv); addr != "" {
 		exitServingEcho(addr)
@@ -81,13 +87,17 @@ func main() {
 			selected[strings.TrimSpace(s)] = true
 		}
 	}
-	if err := run(os.Stdout, *dur, *payload, *holding, *hold, *channels, *profile, *trace); err != nil {
+	if *streamMessages < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -stream-messages must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(os.Stdout, *dur, *payload, *holding, *hold, *channels, *streamMessages, *profile, *trace); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Duration, channels int, profile, trace string) error {
+func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Duration, channels, streamMessages int, profile, trace string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "figway-bench-")
 	if err != nil {
@@ -154,7 +164,7 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	// 2. amqp-raw, amqp-wire, amqp-raw-ack and 3. amqp-tutorial, against
 	// the echo responders of the service process, which serve
 	// figway-rawecho(-ack) and bare-bridge too, beside the SDK workers.
-	svc, err := startService(url, channels)
+	svc, err := startService(url, channels, streamMessages)
 	if err != nil {
 		return err
 	}
@@ -183,7 +193,7 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	tconn.Close()
 
 	// 4–6. figway, as its own process.
-	fw, err := startFigway(dir, url, channels)
+	fw, err := startFigway(dir, url, channels, "")
 	if err != nil {
 		return err
 	}
@@ -276,6 +286,10 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	if err := measureWatermill(url, channels, id, ps, measure); err != nil {
 		return err
 	}
+	streams, err := measureStreams(dir, url, dur, channels, streamMessages, id, ps)
+	if err != nil {
+		return err
+	}
 
 	var hr holdResult
 	if holding > 0 {
@@ -286,7 +300,7 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 			}
 		}
 	}
-	report(out, results, hr, acks)
+	report(out, results, streams, streamMessages, hr, acks)
 	return nil
 }
 
@@ -383,7 +397,7 @@ func find(rs []result, name string, conc int) (result, bool) {
 	return result{}, false
 }
 
-func report(w io.Writer, rs []result, hr holdResult, acks worker.Stats) {
+func report(w io.Writer, rs []result, srs []streamResult, messages int, hr holdResult, acks worker.Stats) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\tcpu:gateway\tcpu:broker\tcpu:worker\tcpu:other\tcpu:all\t")
 	for _, r := range rs {
@@ -392,7 +406,15 @@ func report(w io.Writer, rs []result, hr holdResult, acks worker.Stats) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of the gateway (figway; the bridge in bare-bridge and watermill-bridge), of the broker, of the worker (the process of the SDK workers and the raw responders), and of the rest (load generator, echo server, Watermill workers)")
+	if len(srs) > 0 {
+		reportStreams(w, srs, messages)
+	}
 	for _, r := range rs {
+		if r.firstErr != nil {
+			fmt.Fprintf(w, "first error of %s c=%d: %v\n", r.scenario, r.conc, r.firstErr)
+		}
+	}
+	for _, r := range srs {
 		if r.firstErr != nil {
 			fmt.Fprintf(w, "first error of %s c=%d: %v\n", r.scenario, r.conc, r.firstErr)
 		}

@@ -24,11 +24,12 @@ import (
 // of amqp-raw and the raw responder with manual acks of amqp-raw-ack. Only
 // one of them has work in any scenario; the others wait on their queues.
 const (
-	serviceEnv = "FIGWAY_BENCH_SERVICE" // "<http addr> <amqp url> <channels>": be the service process
+	serviceEnv = "FIGWAY_BENCH_SERVICE" // "<http addr> <amqp url> <channels> <stream messages>": be the service process
 
-	sdkQueue = "bench.figway"   // the SDK workers' (figway-grpc, figway-rest, figway-grpc-traced)
-	rawQueue = "bench.echo"     // the auto-ack responder's (amqp-raw, amqp-wire, amqp-tutorial, figway-rawecho, bare-bridge)
-	ackQueue = "bench.echo-ack" // the manual-ack responder's (amqp-raw-ack, figway-rawecho-ack)
+	sdkQueue    = "bench.figway"   // the SDK workers' (figway-grpc, figway-rest, figway-grpc-traced)
+	rawQueue    = "bench.echo"     // the auto-ack responder's (amqp-raw, amqp-wire, amqp-tutorial, figway-rawecho, bare-bridge)
+	ackQueue    = "bench.echo-ack" // the manual-ack responder's (amqp-raw-ack, figway-rawecho-ack)
+	streamQueue = "bench.stream"   // the SDK stream workers' (figway-stream, figway-stream-rest)
 )
 
 // service is the service process, seen from the bench.
@@ -40,10 +41,11 @@ type service struct {
 
 // startService runs the service process against the broker at url, with
 // as many SDK workers, and channels of each responder, as channels. It
-// returns once every consumer consumes.
-func startService(url string, channels int) (*service, error) {
+// returns once every consumer consumes. Its stream workers answer
+// WatchOrder with messages events.
+func startService(url string, channels, messages int) (*service, error) {
 	addr := freeAddr()
-	pid, stop, err := startSelf(serviceEnv, fmt.Sprintf("%s %s %d", addr, url, channels), addr)
+	pid, stop, err := startSelf(serviceEnv, fmt.Sprintf("%s %s %d %d", addr, url, channels, messages), addr)
 	if err != nil {
 		return nil, err
 	}
@@ -70,16 +72,16 @@ func (s *service) stats() worker.Stats {
 // addr — listening says they consume — until killed.
 func exitServingService(spec string) {
 	var addr, url string
-	var channels int
-	_, err := fmt.Sscan(spec, &addr, &url, &channels)
+	var channels, messages int
+	_, err := fmt.Sscan(spec, &addr, &url, &channels, &messages)
 	if err == nil {
-		err = serveService(addr, url, channels)
+		err = serveService(addr, url, channels, messages)
 	}
 	fmt.Fprintln(os.Stderr, "bench: service:", err)
 	os.Exit(1)
 }
 
-func serveService(addr, url string, channels int) error {
+func serveService(addr, url string, channels, messages int) error {
 	if _, err := rawecho.Start(url, rawQueue, channels, false); err != nil {
 		return err
 	}
@@ -88,6 +90,9 @@ func serveService(addr, url string, channels int) error {
 	}
 	stats, err := startEchoWorkers(url, channels)
 	if err != nil {
+		return err
+	}
+	if err := startStreamWorkers(url, channels, messages); err != nil {
 		return err
 	}
 	lis, err := net.Listen("tcp", addr)
@@ -148,4 +153,25 @@ func waitConsuming(ws []*worker.Worker) error {
 			return errors.New("the bench's workers did not consume within 20s")
 		}
 	}
+}
+
+// startStreamWorkers runs n SDK workers answering WatchOrder on
+// streamQueue with messages events, each carrying the request's order id
+// and the time it was sent (the caller's per-message latency). It
+// returns once they all consume.
+func startStreamWorkers(url string, n, messages int) error {
+	log := slog.New(slog.DiscardHandler)
+	var ws []*worker.Worker
+	for range n {
+		w := worker.New(worker.Config{URL: url, Queue: streamQueue, Declare: &worker.Queue{}, Concurrency: 64, Prefetch: 64, Logger: log})
+		worker.HandleStream(w, ordersv1.OrderService_WatchOrder_FullMethodName, func(_ context.Context, req *ordersv1.WatchOrderRequest, send func(*ordersv1.OrderEvent) error) error {
+			return sendEvents(req.GetOrderId(), messages, send)
+		})
+		ws = append(ws, w)
+	}
+	var wg sync.WaitGroup // never waited: the process ends by being killed
+	for _, w := range ws {
+		wg.Go(func() { w.Run(context.Background()) })
+	}
+	return waitConsuming(ws)
 }

@@ -60,7 +60,7 @@ func measureTraced(dir, url string, channels int, id string, ps *procs, measure 
 		return err
 	}
 	defer stopReceiver()
-	fw, err := startFigway(dir, url, channels, "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+addr, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+	fw, err := startFigway(dir, url, channels, "", "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+addr, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
 		"OTEL_TRACES_SAMPLER=always_on")
 	if err != nil {
 		return err
