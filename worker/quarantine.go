@@ -42,7 +42,7 @@ import (
 // comes or the time is up: the bursts that charge innocent requests come
 // right after a crash, and a worker that widened in between would take
 // the next one. The price: after a connection was lost somewhere, a worker
-// runs one request at a time for a couple of seconds. Restarting the
+// runs one request at a time for a couple of seconds. Replacing the
 // consumer to change its prefetch has a cost of its own, which is why a
 // session does it as seldom as it can: a delivery on its way to the
 // cancelled consumer goes back to the queue, counted (RabbitMQ 3.10
@@ -79,25 +79,30 @@ func suspect(d *amqp.Delivery) bool {
 	return ok && n > 0
 }
 
-// reconsume cancels the consumer whose deliveries come on old and consumes
-// again with prefetch n: the only way to change a consumer's prefetch.
-// The deliveries the old consumer had received stay the session's: they
-// come out of old before it closes, and are returned in pending, to be
-// dispatched before the new ones.
+// reconsume replaces the consumer whose deliveries come on old with one of
+// prefetch n: the only way to change a consumer's prefetch. The new
+// consumer starts before the old one is cancelled, so the queue never
+// counts no consumer in between — figway refuses calls at once for want
+// of one. The deliveries the old consumer had received stay the
+// session's: they come out of old before it closes, and are returned in
+// pending, to be dispatched before the new ones.
 func (s *session) reconsume(old <-chan amqp.Delivery, n int) (deliveries <-chan amqp.Delivery, pending []amqp.Delivery, err error) {
 	s.mu.Lock()
-	err = s.ch.Cancel(s.tag, false)
+	oldTag := s.tag
+	deliveries, err = s.consumeWith(n)
+	if err == nil {
+		if err = s.ch.Cancel(oldTag, false); err != nil {
+			err = fmt.Errorf("cancel the consumer replaced by one of prefetch %d: %w", n, err)
+		}
+	}
 	s.mu.Unlock()
 	if err != nil {
-		return nil, nil, fmt.Errorf("cancel the consumer to set prefetch %d: %w", n, err)
+		return nil, nil, err
 	}
 	for d := range old {
 		pending = append(pending, d)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	deliveries, err = s.consumeWith(n)
-	return deliveries, pending, err
+	return deliveries, pending, nil
 }
 
 // hold takes suspect d into quarantine, narrowing the prefetch to 1 if it

@@ -219,6 +219,7 @@ func TestQuarantine(t *testing.T) {
 			return req, nil
 		})
 	})
+	consumers := watchConsumers(t, url, queue)
 	answered(returned)
 	if p := peak.Swap(0); p != 1 {
 		t.Errorf("handed-back requests: peak concurrent handlers = %d; want 1", p)
@@ -227,6 +228,51 @@ func TestQuarantine(t *testing.T) {
 	answered(publish())
 	if p := peak.Load(); p < 2 {
 		t.Errorf("fresh requests 2.5 s later: peak concurrent handlers = %d; want more than 1", p)
+	}
+	// Narrowing and widening change the consumer's prefetch, which takes
+	// a new consumer: the old one goes only once the new one is there, or
+	// figway would see no consumer for a moment and refuse calls.
+	if looks, zeros := consumers(); zeros > 0 || looks < 10 {
+		t.Errorf("the queue counted no consumer in %d of %d looks while the worker ran; want none of at least 10", zeros, looks)
+	} else {
+		t.Logf("the queue counted a consumer in each of %d looks while the worker narrowed and widened", looks)
+	}
+}
+
+// watchConsumers counts queue's consumers, as figway does (a passive
+// declare), as often as the broker answers — a consumer change takes a
+// millisecond or two — until the returned function is
+// called; that returns how many looks there were and how many counted no
+// consumer.
+func watchConsumers(t *testing.T, url, queue string) func() (looks, zeros int) {
+	t.Helper()
+	ch := channel(t, dial(t, url))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var looks, zeros int // written by the goroutine until done is closed
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			q, err := ch.QueueDeclarePassive(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+			if err != nil {
+				t.Errorf("count consumers: %v", err)
+				return
+			}
+			looks++
+			if q.Consumers == 0 {
+				zeros++
+			}
+		}
+	}()
+	var once sync.Once
+	return func() (int, int) {
+		once.Do(func() { close(stop); <-done })
+		return looks, zeros
 	}
 }
 
