@@ -105,6 +105,8 @@ func callerMessage(err error) string {
 			words = append(words, nc.Error())
 		}
 		return strings.Join(words, ": ")
+	case errors.Is(err, context.DeadlineExceeded) && errors.Is(err, ErrStreamBroken):
+		return "the deadline passed before the stream's end"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "no answer before the deadline"
 	case Code(err) == codes.Unknown:

@@ -17,9 +17,10 @@ import (
 // "Streaming replies"). [Code] maps each to its gRPC code.
 var (
 	// ErrStreamBroken: a stream stopped before its end message came — no
-	// message for the idle bound, or none before the deadline after the
-	// first one (a dead worker, a lost connection). It is always wrapped
-	// together with ErrUnavailable: a stream never ends OK short.
+	// message for the idle bound (a dead worker, a lost connection), or
+	// the deadline passed after its first message. It is wrapped together
+	// with ErrUnavailable, or with context.DeadlineExceeded when the
+	// deadline cut the stream (StreamRoute): a stream never ends OK short.
 	ErrStreamBroken = errors.New("stream ended without its end message")
 	// ErrStreamGap: a message of a stream was still missing when its end
 	// came, or at the deadline. It is always wrapped together with
@@ -123,7 +124,13 @@ func (g *Gateway) StreamRoute(ctx context.Context, r *Route, c *Call, send func(
 	}
 	res, n, err := g.relay(ctx, st, r, c, p.req, send)
 	expired := errors.Is(resilience.Ended(ctx, p.start), context.DeadlineExceeded)
-	if errors.Is(err, context.Canceled) && expired {
+	switch {
+	case n > 0 && expired && errors.Is(err, ErrStreamBroken):
+		// Cut by the deadline, the route's or the caller's, while its
+		// messages came: a timeout, as a gRPC caller sees it, not an
+		// unavailable broker.
+		err = fmt.Errorf("%s: %w after %d messages: %w", r.Method, ErrStreamBroken, n, context.DeadlineExceeded)
+	case errors.Is(err, context.Canceled) && expired:
 		err = fmt.Errorf("%s: no end before the caller's deadline: %w", r.Method, context.DeadlineExceeded)
 	}
 	p.done(streamOutcome(err, n, expired))

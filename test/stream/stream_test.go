@@ -260,10 +260,12 @@ func warmUp(t *testing.T, orders ordersv1.OrderServiceClient) {
 
 // TestDeadlinesKeepTheBreakerClosed has callers watch a stream for 1s
 // each, with a deadline, as a caller does that watches for a while: each
-// gets messages, then DEADLINE_EXCEEDED. The worker answered all along,
-// so their streams, cut short by the deadline, are no failures of the
-// route: more of them than the breaker's failures (5) side by side must
-// leave its breaker closed, and the next stream is served whole.
+// gets messages, then DEADLINE_EXCEEDED — over gRPC, and over REST
+// (Grpc-Timeout: 1S) as the last line's error, not UNAVAILABLE. The
+// worker answered all along, so their streams, cut short by the deadline,
+// are no failures of the route: more of them than the breaker's failures
+// (5) side by side must leave its breaker closed, and the next stream is
+// served whole.
 func TestDeadlinesKeepTheBreakerClosed(t *testing.T) {
 	url := rabbitmq.ForTest(t).NewVHost(t)
 	a, _ := serveFigway(t, url, 30*time.Second)
@@ -271,25 +273,52 @@ func TestDeadlinesKeepTheBreakerClosed(t *testing.T) {
 	orders := ordersv1.NewOrderServiceClient(figway.Dial(t, a.GRPC))
 	warmUp(t, orders)
 
-	const callers = 8
+	const callers = 8 // half over gRPC, half over REST
 	type cut struct {
-		n   int
-		err error
+		who  string
+		n    int
+		code codes.Code
+		err  error
 	}
 	cuts := make(chan cut, callers)
-	for range callers {
+	for range callers / 2 {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			s, err := orders.WatchOrder(ctx, &ordersv1.WatchOrderRequest{OrderId: "forever"})
 			if err != nil {
-				cuts <- cut{0, err}
+				cuts <- cut{"gRPC", 0, status.Code(err), err}
 				return
 			}
-			n := 0
-			for ; ; n++ {
+			for n := 0; ; n++ {
 				if _, err := s.Recv(); err != nil {
-					cuts <- cut{n, err}
+					cuts <- cut{"gRPC", n, status.Code(err), err}
+					return
+				}
+			}
+		}()
+		go func() {
+			// The client's own bound is far past the 1s deadline: figway
+			// ends the stream.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.HTTP+"/v1/orders/forever:watch", nil)
+			req.Header.Set("Grpc-Timeout", "1S")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				cuts <- cut{"REST", 0, codes.Unknown, err}
+				return
+			}
+			defer resp.Body.Close()
+			r := &restStream{body: resp.Body, sc: bufio.NewScanner(resp.Body)}
+			for n := 0; ; n++ {
+				l, err := r.next()
+				switch {
+				case err != nil: // the body ended without an error line
+					cuts <- cut{"REST", n, codes.OK, err}
+					return
+				case l.Error != nil:
+					cuts <- cut{"REST", n, l.Error.Code, errors.New(l.Error.Message)}
 					return
 				}
 			}
@@ -298,9 +327,9 @@ func TestDeadlinesKeepTheBreakerClosed(t *testing.T) {
 	withMessages := 0
 	for range callers {
 		c := <-cuts // each ends at its deadline: 1s
-		t.Logf("a caller got %d messages, then %v", c.n, c.err)
-		if status.Code(c.err) != codes.DeadlineExceeded {
-			t.Errorf("a 1s watch ended with %v; want DEADLINE_EXCEEDED", c.err)
+		t.Logf("a %s caller got %d messages, then %v: %v", c.who, c.n, c.code, c.err)
+		if c.code != codes.DeadlineExceeded {
+			t.Errorf("a 1s watch over %s ended with %v (%v); want DEADLINE_EXCEEDED", c.who, c.code, c.err)
 		}
 		if c.n > 0 {
 			withMessages++
