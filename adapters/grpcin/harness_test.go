@@ -67,14 +67,21 @@ func startBridgeAt(t *testing.T, url, routes string, lp ...*legacy.GRPC) *bridge
 	running := core.Start(t, routes, url, "../../examples/orders/orders.binpb", port)
 	opts.MaxRequestBytes = running.Config.Server.MaxRequestBytes
 	opts.Register = func(s *grpc.Server) { grpcin.RegisterReflection(s, running.Config.Files) }
-	srv := grpcin.New(running.Gateway, opts)
+	conn := serve(t, grpcin.New(running.Gateway, opts))
+	return &bridge{gw: running.Gateway, url: url, amqp: running.AMQP, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
+}
+
+// serve runs srv on a loopback listener until the test ends, and returns
+// a client connection to it, closed when the test ends.
+func serve(t *testing.T, srv *grpcin.Server) *grpc.ClientConn {
+	t.Helper()
 	addr := core.Serve(t, func(ctx context.Context, lis net.Listener) error { return srv.Serve(ctx, lis, time.Second) })
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &bridge{gw: running.Gateway, url: url, amqp: running.AMQP, client: ordersv1.NewOrderServiceClient(conn), conn: conn}
+	return conn
 }
 
 // startWorker runs a worker on the routes' queue until the test ends;

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/jhump/protoreflect/grpcreflect"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
@@ -41,21 +39,9 @@ func TestGrpcurlWithoutProtoFiles(t *testing.T) {
 			grpcin.RegisterLiveReflection(s, func() *protoregistry.Files { return gw.Table().Files() })
 		},
 	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cc := serve(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ctx, lis, time.Second) }()
-	defer func() { cancel(); <-done }()
-
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
 	rc := grpcreflect.NewClientAuto(ctx, cc)
 	defer rc.Reset()
 	src := grpcurl.DescriptorSourceFromServer(ctx, rc)

@@ -3,13 +3,9 @@ package grpcin_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/figway/figway/adapters/grpcin"
 	"github.com/figway/figway/gateway"
@@ -34,21 +30,9 @@ func TestNoGatewayRouteGoesToLegacy(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	gw := gateway.New(gateway.Options{Table: table, Logger: log}) // no Legacy port
-	srv := grpcin.New(gw, grpcin.Options{Logger: log, Legacy: lp.Proxy})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := serve(t, grpcin.New(gw, grpcin.Options{Logger: log, Legacy: lp.Proxy}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ctx, lis, time.Second) }()
-	defer func() { cancel(); <-done }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	o, err := ordersv1.NewOrderServiceClient(conn).GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o-1"})
 	if err != nil || o.GetNote() != "legacy" {
 		t.Errorf("GetOrder = %v, %v; want legacy's answer", o, err)

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/testing/fault"
+	"github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/worker"
 )
 
@@ -50,21 +50,6 @@ func watchN(ctx context.Context, req *ordersv1.WatchOrderRequest, send func(*ord
 	return nil
 }
 
-// recvAll reads a stream to its end and returns the events' ids, in order.
-func recvAll(s grpc.ServerStreamingClient[ordersv1.OrderEvent]) ([]string, error) {
-	var got []string
-	for {
-		ev, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			return got, nil
-		}
-		if err != nil {
-			return got, err
-		}
-		got = append(got, ev.GetOrderId())
-	}
-}
-
 func TestStreamThroughTheBroker(t *testing.T) {
 	b := startBridge(t, streamRoutes, startLegacy(t))
 	startWorker(t, b.url, func(w *worker.Worker) { worker.HandleStream(w, watchOrder, watchN) })
@@ -91,7 +76,7 @@ func TestStreamThroughTheBroker(t *testing.T) {
 			if err != nil {
 				t.Fatalf("WatchOrder: %v", err)
 			}
-			got, err := recvAll(s)
+			got, err := figway.RecvIDs(s)
 			if fmt.Sprint(got) != tt.want || status.Code(err) != tt.code {
 				t.Errorf("WatchOrder(%s) = %v, %v; want %s, %v", tt.id, got, err, tt.want, tt.code)
 			}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	figwaytest "github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
@@ -64,7 +65,7 @@ func TestDemoParity(t *testing.T) {
 	runProcess(t, exec.Command(filepath.Join(dir, "legacy"), "-grpc", legacyGRPC, "-http", legacyHTTP))
 	runProcess(t, exec.Command(filepath.Join(dir, "worker"), "-amqp", url, "-watch-every", "50ms"))
 	runProcess(t, exec.Command(figway, "serve", "-config", path))
-	waitReady(t, a.admin)
+	figwaytest.WaitHTTP(t, "http://"+a.admin+"/readyz", http.StatusOK, 30*time.Second)
 	waitConsumers(t, a.admin)
 
 	legacy := placeOrder(t, "http://"+legacyHTTP)
@@ -249,19 +250,5 @@ func waitConsumers(t *testing.T, admin string) {
 			}
 		}
 		return false
-	})
-}
-
-// waitReady waits for the figway whose admin listener is at admin to
-// report ready.
-func waitReady(t *testing.T, admin string) {
-	t.Helper()
-	poll.Until(t, 30*time.Second, "figway ready", func() bool {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
 	})
 }

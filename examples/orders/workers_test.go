@@ -30,6 +30,7 @@ import (
 
 	"github.com/figway/figway/examples/orders/store"
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	figwaytest "github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
@@ -433,7 +434,7 @@ topology:
 		t.Fatal(err)
 	}
 	runProcess(t, exec.Command(bin, "serve", "-config", path))
-	waitReady(t, a.admin)
+	figwaytest.WaitHTTP(t, "http://"+a.admin+"/readyz", http.StatusOK, 30*time.Second)
 	return a
 }
 

@@ -15,6 +15,7 @@ import (
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/testing/broker"
+	"github.com/figway/figway/internal/testing/calls"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 )
@@ -69,8 +70,8 @@ func killFigwaysNode(t *testing.T, leaderWithFigway bool) {
 	defer stop()
 	orders := fw.orders()
 	breakers := fw.watchBreakers()
-	plain := startLoad(ctx, callers, 100000, getOrderCall(orders, "get"))
-	retried := startLoad(ctx, callers, 100000, listOrdersCall(orders, "list"))
+	plain := calls.Start(ctx, callers, 100000, getOrderCall(orders, "get"))
+	retried := calls.Start(ctx, callers, 100000, listOrdersCall(orders, "list"))
 	time.Sleep(3 * time.Second)
 	restartAfter(t, c)
 	if err := victim.Kill(); err != nil {
@@ -78,7 +79,7 @@ func killFigwaysNode(t *testing.T, leaderWithFigway bool) {
 	}
 	killed := victim.KilledAt()
 	t.Logf("killed %s (figway's node; the queue's leader: %v) on RabbitMQ %s", victim.Name(), leaderWithFigway, broker.Version())
-	ps, rs := summarize(plain.wait(), killed), summarize(retried.wait(), killed)
+	ps, rs := summarize(plain.Wait(), killed), summarize(retried.Wait(), killed)
 	breakers.end(t)
 	t.Logf("plain route: %v", ps)
 	t.Logf("retry: idempotent route: %v", rs)
@@ -159,14 +160,14 @@ func TestKillQueueLeader(t *testing.T) {
 	load, stop := context.WithTimeout(context.Background(), 6*time.Second)
 	defer stop()
 	breakers := fw.watchBreakers()
-	l := startLoad(load, callers, 100000, getOrderCall(fw.orders(), "get"))
+	l := calls.Start(load, callers, 100000, getOrderCall(fw.orders(), "get"))
 	time.Sleep(2 * time.Second)
 	restartAfter(t, c)
 	if err := leader.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := leader.KilledAt()
-	outs := l.wait()
+	outs := l.Wait()
 	breakers.end(t)
 	fw.expectNoConsumerRefusals(t)
 	s := summarize(outs, killed)
@@ -177,7 +178,7 @@ func TestKillQueueLeader(t *testing.T) {
 	// Calls keep succeeding: the last seconds of the load all succeed.
 	late := 0
 	for _, o := range outs {
-		if o.err != nil && o.start.After(killed.Add(3*time.Second)) {
+		if o.Err != nil && o.Start.After(killed.Add(3*time.Second)) {
 			late++
 		}
 	}
@@ -245,10 +246,10 @@ func TestEventsSurviveNodeKill(t *testing.T) {
 	defer cancel()
 	breakers := fw.watchBreakers()
 	begin := time.Now()
-	l := startLoad(ctx, senders, events, func(ctx context.Context, caller, seq int) error {
+	l := calls.Start(ctx, senders, events, func(ctx context.Context, caller, seq int) error {
 		n := sent.Add(1)
 		if n > events {
-			return errDone
+			return calls.ErrDone
 		}
 		if n == events/5 {
 			// A fifth of the way: kill the leader's node, and bring it
@@ -277,7 +278,7 @@ func TestEventsSurviveNodeKill(t *testing.T) {
 		}
 		return err
 	})
-	outs := l.wait()
+	outs := l.Wait()
 	took := time.Since(begin)
 	breakers.end(t)
 	if killed.IsZero() {
@@ -353,7 +354,7 @@ func TestKillWorkersNode(t *testing.T) {
 	load, stop := context.WithTimeout(context.Background(), 6*time.Second)
 	defer stop()
 	breakers := fw.watchBreakers()
-	l := startLoad(load, callers, 100000, getOrderCall(fw.orders(), "get"))
+	l := calls.Start(load, callers, 100000, getOrderCall(fw.orders(), "get"))
 	time.Sleep(2 * time.Second)
 	restartAfter(t, c)
 	before := w.w.Stats()
@@ -362,7 +363,7 @@ func TestKillWorkersNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := victim.KilledAt()
-	s := summarize(l.wait(), killed)
+	s := summarize(l.Wait(), killed)
 	breakers.end(t)
 	fw.expectNoConsumerRefusals(t)
 	after := w.w.Stats()

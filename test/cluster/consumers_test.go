@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/figway/figway/internal/testing/calls"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 )
@@ -31,7 +32,7 @@ func TestNoConsumerOnQuorumQueue(t *testing.T) {
 	call := getOrderCall(orders, "nc")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l := startSteady(ctx, 10*time.Millisecond, 2000, func(ctx context.Context, seq int) error {
+	l := calls.Steady(ctx, 10*time.Millisecond, 2000, func(ctx context.Context, seq int) error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		return call(ctx, 0, seq)
@@ -50,24 +51,24 @@ func TestNoConsumerOnQuorumQueue(t *testing.T) {
 	consuming := time.Now()
 	time.Sleep(3 * time.Second)
 	cancel()
-	outs := l.wait()
+	outs := l.Wait()
 
 	var lastOK, firstRefusal, firstOKAfter time.Time
 	refused, timedOut := 0, 0
 	for _, o := range outs {
 		switch {
-		case o.err == nil && o.end.Before(consuming):
-			lastOK = maxTime(lastOK, o.end)
-		case o.err == nil && o.start.After(consuming):
-			if firstOKAfter.IsZero() || o.end.Before(firstOKAfter) {
-				firstOKAfter = o.end
+		case o.Err == nil && o.End.Before(consuming):
+			lastOK = maxTime(lastOK, o.End)
+		case o.Err == nil && o.Start.After(consuming):
+			if firstOKAfter.IsZero() || o.End.Before(firstOKAfter) {
+				firstOKAfter = o.End
 			}
-		case o.err != nil && strings.Contains(status.Convert(o.err).Message(), "no consumer"):
+		case o.Err != nil && strings.Contains(status.Convert(o.Err).Message(), "no consumer"):
 			refused++
-			if o.start.After(stopped) && (firstRefusal.IsZero() || o.end.Before(firstRefusal)) {
-				firstRefusal = o.end
+			if o.Start.After(stopped) && (firstRefusal.IsZero() || o.End.Before(firstRefusal)) {
+				firstRefusal = o.End
 			}
-		case status.Code(o.err) == codes.DeadlineExceeded:
+		case status.Code(o.Err) == codes.DeadlineExceeded:
 			timedOut++
 		}
 	}
@@ -97,32 +98,6 @@ func TestNoConsumerOnQuorumQueue(t *testing.T) {
 // reply for 1 s (docs/errors.md, "No consumer"), then the refused call
 // asks for a fresh count. The bound leaves room for a loaded machine.
 const noConsumerWithin = 1500 * time.Millisecond
-
-// startSteady starts a call every period, each in a goroutine of its own,
-// until ctx ends or max calls have started; wait returns their outcomes.
-func startSteady(ctx context.Context, period time.Duration, max int, call func(ctx context.Context, seq int) error) *load {
-	l := &load{}
-	l.wg.Go(func() {
-		tick := time.NewTicker(period)
-		defer tick.Stop()
-		for seq := 0; seq < max; seq++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			l.wg.Go(func() {
-				start := time.Now()
-				err := call(context.WithoutCancel(ctx), seq)
-				o := outcome{start: start, end: time.Now(), err: err, code: status.Code(err)}
-				l.mu.Lock()
-				l.outcomes = append(l.outcomes, o)
-				l.mu.Unlock()
-			})
-		}
-	})
-	return l
-}
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {

@@ -1,13 +1,10 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,10 +20,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/calls"
+	"github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/prom"
@@ -77,7 +75,7 @@ topology:
 
 // figwayProc is `figway serve` running as a child process.
 type figwayProc struct {
-	*proc.Process
+	*figway.Proc
 	name        string
 	grpc, admin string
 	conn        *grpc.ClientConn
@@ -87,7 +85,7 @@ type figwayProc struct {
 // waits until it is ready. It is killed when the test ends if still running.
 func startFigway(t *testing.T, bin, name string, urls []string) *figwayProc {
 	t.Helper()
-	grpcAddr, httpAddr, adminAddr := proc.FreeAddr(t), proc.FreeAddr(t), proc.FreeAddr(t)
+	a := figway.NewAddrs(t)
 	desc, err := filepath.Abs("../../examples/orders/orders.binpb")
 	if err != nil {
 		t.Fatal(err)
@@ -97,19 +95,12 @@ func startFigway(t *testing.T, bin, name string, urls []string) *figwayProc {
 		quoted[i] = strconv.Quote(u)
 	}
 	path := filepath.Join(t.TempDir(), name+".yaml")
-	routes := fmt.Sprintf(clusterRoutes, grpcAddr, httpAddr, adminAddr, desc, strings.Join(quoted, ", "), exchangeOf(t), queueOf(t))
+	routes := fmt.Sprintf(clusterRoutes, a.GRPC, a.HTTP, a.Admin, desc, strings.Join(quoted, ", "), exchangeOf(t), queueOf(t))
 	if err := os.WriteFile(path, []byte(routes), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &figwayProc{name: name, grpc: grpcAddr, admin: adminAddr,
-		Process: proc.Start(t, name, bin, "serve", "-config", path)}
-	poll.Until(t, time.Minute, name+" ready", func() bool { return httpStatus("http://"+adminAddr+"/readyz") == http.StatusOK })
-	p.conn, err = grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.conn.Close() })
-	return p
+	return &figwayProc{Proc: figway.RunAs(t, name, bin, path, a), name: name, grpc: a.GRPC, admin: a.Admin,
+		conn: figway.Dial(t, a.GRPC)}
 }
 
 // orders returns a client of the process's OrderService.
@@ -155,24 +146,11 @@ func (p *figwayProc) timeline(since time.Time) string {
 // metric returns the value of an unlabelled metric on the admin listener.
 func (p *figwayProc) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + p.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	v := prom.Get(t, "http://"+p.admin+"/metrics").Value(name)
+	if v < 0 {
+		t.Fatalf("no metric %s", name)
 	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	for _, line := range strings.Split(b.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return v
 }
 
 // terminate sends SIGTERM.
@@ -181,15 +159,6 @@ func (p *figwayProc) terminate(t *testing.T) {
 	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func httpStatus(u string) int {
-	resp, err := http.Get(u)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // sdkWorker is a pool member serving the orders queue with the Go SDK: each
@@ -273,56 +242,15 @@ func (s *sdkWorker) redelivered() int {
 	return n
 }
 
-// outcome is one call as its caller saw it.
-type outcome struct {
-	start, end time.Time
-	code       codes.Code
-	err        error
+// startLoad and wait are calls.Start and calls.Load.Wait under the names
+// the partition and links tests use.
+func startLoad(ctx context.Context, n, max int, call func(ctx context.Context, caller, seq int) error) load {
+	return load{calls.Start(ctx, n, max, call)}
 }
 
-// load runs callers that call until their context ends or each made max
-// calls; call returns the caller's error, or one saying the reply was
-// someone else's.
-type load struct {
-	mu       sync.Mutex
-	outcomes []outcome
-	wg       sync.WaitGroup
-}
+type load struct{ *calls.Load }
 
-// errDone, returned by a call, ends its caller: the call is not counted.
-var errDone = errors.New("done")
-
-// startLoad starts n callers, each making up to max calls, one after the
-// other, until ctx ends or a call returns errDone; a call in flight when
-// ctx ends runs to its end. Caller i's call number j is call(ctx, i, j).
-func startLoad(ctx context.Context, n, max int, call func(ctx context.Context, caller, seq int) error) *load {
-	l := &load{}
-	for i := range n {
-		l.wg.Go(func() {
-			for j := 0; j < max && ctx.Err() == nil; j++ {
-				start := time.Now()
-				err := call(context.WithoutCancel(ctx), i, j)
-				if err == errDone {
-					return
-				}
-				o := outcome{start: start, end: time.Now(), err: err, code: status.Code(err)}
-				l.mu.Lock()
-				l.outcomes = append(l.outcomes, o)
-				l.mu.Unlock()
-			}
-		})
-	}
-	return l
-}
-
-// wait waits for the callers and returns their outcomes sorted by end.
-func (l *load) wait() []outcome {
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	slices.SortFunc(l.outcomes, func(a, b outcome) int { return a.end.Compare(b.end) })
-	return l.outcomes
-}
+func (l load) wait() []calls.Outcome { return l.Wait() }
 
 // summary is what a fault did to a load.
 type summary struct {
@@ -347,32 +275,32 @@ type summary struct {
 	messages map[string]int
 }
 
-func summarize(outs []outcome, fault time.Time) summary {
+func summarize(outs []calls.Outcome, fault time.Time) summary {
 	s := summary{codes: map[codes.Code]int{}, servedAgain: -1, messages: map[string]int{}}
 	last := fault
 	for _, o := range outs {
 		s.calls++
-		s.slowest = max(s.slowest, o.end.Sub(o.start))
-		if o.err != nil {
+		s.slowest = max(s.slowest, o.End.Sub(o.Start))
+		if o.Err != nil {
 			s.failed++
-			s.codes[o.code]++
-			s.messages[status.Convert(o.err).Message()]++
-			s.lastFailed = max(s.lastFailed, o.end.Sub(fault))
+			s.codes[status.Code(o.Err)]++
+			s.messages[status.Convert(o.Err).Message()]++
+			s.lastFailed = max(s.lastFailed, o.End.Sub(fault))
 			if s.firstErr == nil {
-				s.firstErr = o.err
+				s.firstErr = o.Err
 			}
 		}
-		if o.start.Before(fault) && o.end.After(fault) {
-			s.inFlightEnded = max(s.inFlightEnded, o.end.Sub(fault))
-			if o.err != nil {
-				s.inFlightFailed = max(s.inFlightFailed, o.end.Sub(fault))
+		if o.Start.Before(fault) && o.End.After(fault) {
+			s.inFlightEnded = max(s.inFlightEnded, o.End.Sub(fault))
+			if o.Err != nil {
+				s.inFlightFailed = max(s.inFlightFailed, o.End.Sub(fault))
 			}
 		}
-		if o.err == nil && o.end.After(fault) {
-			s.longestGap = max(s.longestGap, o.end.Sub(last))
-			last = o.end
-			if s.servedAgain < 0 && o.start.After(fault) {
-				s.servedAgain = o.end.Sub(fault)
+		if o.Err == nil && o.End.After(fault) {
+			s.longestGap = max(s.longestGap, o.End.Sub(last))
+			last = o.End
+			if s.servedAgain < 0 && o.Start.After(fault) {
+				s.servedAgain = o.End.Sub(fault)
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/calls"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 	"github.com/figway/figway/worker"
@@ -158,14 +159,14 @@ func TestPoisonRequest(t *testing.T) {
 
 	ctx, stop := context.WithTimeout(context.Background(), 12*time.Second)
 	defer stop()
-	l := startLoad(ctx, callers, 100000, getOrderCall(orders, "get"))
+	l := calls.Start(ctx, callers, 100000, getOrderCall(orders, "get"))
 	time.Sleep(2 * time.Second)
 	sent := time.Now()
 	pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, perr := orders.GetOrder(pctx, &ordersv1.GetOrderRequest{OrderId: poisonID})
 	answered := time.Since(sent)
-	outs := l.wait()
+	outs := l.Wait()
 	crashes := sup.crashed()
 	s := summarize(outs, sent)
 	t.Logf("poison caller: %v after %v; %d worker crashes at %v after it was sent", status.Code(perr), answered.Round(time.Millisecond), len(crashes), sinceEach(crashes, sent))
@@ -204,10 +205,10 @@ func TestPoisonRequest(t *testing.T) {
 
 // servedAfter returns how long after at the first call that started after
 // it succeeded, or -1.
-func servedAfter(outs []outcome, at time.Time) time.Duration {
+func servedAfter(outs []calls.Outcome, at time.Time) time.Duration {
 	for _, o := range outs {
-		if o.err == nil && o.start.After(at) {
-			return o.end.Sub(at)
+		if o.Err == nil && o.Start.After(at) {
+			return o.End.Sub(at)
 		}
 	}
 	return -1

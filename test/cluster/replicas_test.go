@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/figway/figway/internal/testing/calls"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 )
@@ -81,13 +82,14 @@ func TestReplicas(t *testing.T) {
 		defer stopA()
 		bCtx, stopB := context.WithTimeout(context.Background(), 6*time.Second)
 		defer stopB()
-		aLoad := startLoad(aCtx, callers, 100000, getOrderCall(a.orders(), "a"))
-		bLoad := startLoad(bCtx, callers, 100000, getOrderCall(b.orders(), "b"))
+		aLoad := calls.Start(aCtx, callers, 100000, getOrderCall(a.orders(), "a"))
+		bLoad := calls.Start(bCtx, callers, 100000, getOrderCall(b.orders(), "b"))
 		time.Sleep(2 * time.Second)
 		stopA() // a's callers start no new call; the calls in flight go on
 		sigterm := time.Now()
 		a.terminate(t)
-		as, bs := summarize(aLoad.wait(), sigterm), summarize(bLoad.wait(), sigterm)
+		aOuts := aLoad.Wait()
+		as, bs := summarize(aOuts, sigterm), summarize(bLoad.Wait(), sigterm)
 		select {
 		case <-a.Exited:
 		case <-time.After(20 * time.Second):
@@ -110,16 +112,16 @@ func TestReplicas(t *testing.T) {
 		// just before may have met the closed listener: UNAVAILABLE is
 		// fair for it, and it is reported.
 		inFlight, refused := 0, 0
-		for _, o := range aLoad.outcomes {
+		for _, o := range aOuts {
 			switch {
-			case o.start.Before(sigterm.Add(-delay / 2)):
-				if o.end.After(sigterm) {
+			case o.Start.Before(sigterm.Add(-delay / 2)):
+				if o.End.After(sigterm) {
 					inFlight++
 				}
-				if o.err != nil {
-					t.Errorf("a call through figway-a in flight at its SIGTERM failed: %v", o.err)
+				if o.Err != nil {
+					t.Errorf("a call through figway-a in flight at its SIGTERM failed: %v", o.Err)
 				}
-			case o.err != nil:
+			case o.Err != nil:
 				refused++
 			}
 		}

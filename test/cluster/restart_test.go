@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/calls"
+	"github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
@@ -95,7 +97,7 @@ func TestFullClusterRestart(t *testing.T) {
 	restartAfter(t, c)
 
 	ev := newEvents()
-	sent := startLoad(context.Background(), 32, 50, ev.call(orders)).wait()
+	sent := calls.Start(context.Background(), 32, 50, ev.call(orders)).Wait()
 	if s := summarize(sent, time.Now()); s.failed != 0 {
 		t.Fatalf("%d of %d events failed before the stop (first: %v)", s.failed, s.calls, s.firstErr)
 	}
@@ -105,7 +107,7 @@ func TestFullClusterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("all three nodes stopped in %v", time.Since(begin).Round(time.Millisecond))
-	notReady := poll.Until(t, 10*time.Second, "figway not ready", func() bool { return httpStatus("http://"+fw.admin+"/readyz") != http.StatusOK })
+	notReady := poll.Until(t, 10*time.Second, "figway not ready", func() bool { return figway.Get(t, "http://"+fw.admin+"/readyz") != http.StatusOK })
 	// Calls while the cluster is down fail UNAVAILABLE at once, rpc and
 	// event alike.
 	var slowest time.Duration
@@ -133,7 +135,7 @@ func TestFullClusterRestart(t *testing.T) {
 	}
 	started := time.Now()
 	t.Logf("all three nodes started again in %v", started.Sub(up).Round(time.Millisecond))
-	poll.Until(t, time.Minute, "figway ready again", func() bool { return httpStatus("http://"+fw.admin+"/readyz") == http.StatusOK })
+	poll.Until(t, time.Minute, "figway ready again", func() bool { return figway.Get(t, "http://"+fw.admin+"/readyz") == http.StatusOK })
 	ready := time.Since(started)
 	w := startSDKWorker(t, order(urls, 1), 0, 64)
 	poll.Until(t, time.Minute, "a call served", func() bool {
@@ -197,9 +199,9 @@ func TestRollingRestart(t *testing.T) {
 	load, stop := context.WithCancel(context.Background())
 	defer stop()
 	ev := newEvents()
-	plain := startLoad(load, callers, 1000000, getOrderCall(orders, "get"))
-	retried := startLoad(load, callers, 1000000, listOrdersCall(orders, "list"))
-	sent := startLoad(load, 16, 1000000, ev.call(orders))
+	plain := calls.Start(load, callers, 1000000, getOrderCall(orders, "get"))
+	retried := calls.Start(load, callers, 1000000, listOrdersCall(orders, "list"))
+	sent := calls.Start(load, 16, 1000000, ev.call(orders))
 	time.Sleep(2 * time.Second)
 
 	begin := time.Now()
@@ -226,7 +228,7 @@ func TestRollingRestart(t *testing.T) {
 	took := time.Since(begin)
 	time.Sleep(2 * time.Second)
 	stop()
-	ps, rs, es := summarize(plain.wait(), begin), summarize(retried.wait(), begin), summarize(sent.wait(), begin)
+	ps, rs, es := summarize(plain.Wait(), begin), summarize(retried.Wait(), begin), summarize(sent.Wait(), begin)
 	lost, dups, _ := ev.lost(w, begin)
 	t.Logf("rolling restart of 3 nodes in %v", took.Round(time.Millisecond))
 	t.Logf("plain route: %v", ps)
@@ -238,7 +240,7 @@ func TestRollingRestart(t *testing.T) {
 	// A plain call is lost only while a node stops: it was in flight on
 	// the stopping node's connection, or came before figway had connected
 	// to another (docs/operations.md, "Running against a cluster").
-	if n := failedOutsideStops(plain.wait(), stops); n != 0 {
+	if n := failedOutsideStops(plain.Wait(), stops); n != 0 {
 		t.Errorf("plain route: %d failed calls neither in flight at a stop nor made during one; want none", n)
 	}
 	for code, n := range ps.codes {
@@ -257,15 +259,15 @@ type interval struct{ from, to time.Time }
 // failedOutsideStops counts the failed calls that were neither in flight
 // at one of stops nor made during it: a node closes its connections while
 // it stops, from the SIGTERM to its exit.
-func failedOutsideStops(outs []outcome, stops []interval) int {
+func failedOutsideStops(outs []calls.Outcome, stops []interval) int {
 	n := 0
 	for _, o := range outs {
-		if o.err == nil {
+		if o.Err == nil {
 			continue
 		}
 		inFlight := false
 		for _, s := range stops {
-			if !o.end.Before(s.from) && o.start.Before(s.to) {
+			if !o.End.Before(s.from) && o.Start.Before(s.to) {
 				inFlight = true
 			}
 		}

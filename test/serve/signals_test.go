@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
+	"github.com/figway/figway/internal/testing/calls"
 	"github.com/figway/figway/internal/testing/fault"
 	"github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/internal/testing/poll"
@@ -27,41 +26,6 @@ import (
 )
 
 // The tests of this file run the real binary: signals are the point.
-
-// load calls GetOrder from n goroutines until stop is closed, counting
-// successes and keeping the failures.
-type load struct {
-	ok       atomic.Int64
-	mu       sync.Mutex
-	failures []error
-	wg       sync.WaitGroup
-}
-
-func startLoad(orders ordersv1.OrderServiceClient, n int, stop <-chan struct{}) *load {
-	l := &load{}
-	for range n {
-		l.wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o-1"})
-				cancel()
-				if err != nil {
-					l.mu.Lock()
-					l.failures = append(l.failures, err)
-					l.mu.Unlock()
-				} else {
-					l.ok.Add(1)
-				}
-			}
-		})
-	}
-	return l
-}
 
 // TestReloadUnderLoad changes the routes file under a steady load of
 // calls: a new route serves within 1 s of the write, an invalid file is
@@ -106,8 +70,15 @@ func TestReloadUnderLoad(t *testing.T) {
 		return prom.Get(t, metrics).Value("figway_config_reloads_total", "result", result)
 	}
 
-	stop := make(chan struct{})
-	l := startLoad(orders, 8, stop)
+	// 8 callers until the reloads are over (a minute at the most).
+	loadCtx, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	l := calls.Start(loadCtx, 8, 1_000_000, func(ctx context.Context, _, _ int) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o-1"})
+		return err
+	})
 	begin := time.Now()
 	time.Sleep(300 * time.Millisecond) // load running before the first change
 
@@ -169,18 +140,26 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // load running after the last change
 
-	close(stop)
-	l.wg.Wait()
+	stop()
+	outs := l.Wait()
 	elapsed := time.Since(begin)
-	t.Logf("load: %d calls in %v (%.0f/s) across 4 reload attempts, %d failed", l.ok.Load(), elapsed.Round(time.Millisecond),
-		float64(l.ok.Load())/elapsed.Seconds(), len(l.failures))
-	for i, err := range l.failures {
-		if i < 5 {
-			t.Errorf("call failed during reloads: %v", err)
+	ok, failed := 0, 0
+	for _, o := range outs {
+		if o.Err == nil {
+			ok++
+			continue
+		}
+		if failed++; failed <= 5 {
+			t.Errorf("call failed during reloads: %v", o.Err)
 		}
 	}
-	if l.ok.Load() == 0 {
+	t.Logf("load: %d calls in %v (%.0f/s) across 4 reload attempts, %d failed", ok, elapsed.Round(time.Millisecond),
+		float64(ok)/elapsed.Seconds(), failed)
+	if ok == 0 {
 		t.Error("no call succeeded under load")
+	}
+	if loadCtx.Err() == context.DeadlineExceeded {
+		t.Error("the reloads took over a minute: the load stopped before them")
 	}
 	// Successful calls are not logged (no -access-log), failed ones are.
 	if n := len(p.LogLines("call")); n != 0 {
@@ -278,8 +257,8 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 	}
 	t.Logf("exited 0 %v after SIGTERM (in-flight calls needed ~1.5s, grace 3s)", took.Round(time.Millisecond))
 	// 1 warm-up + 10 in flight on gRPC, 1 on REST, and those served late.
-	if calls := p.LogLines("call"); len(calls) != 12+servedLate {
-		t.Errorf("%d access log lines with -access-log; want %d", len(calls), 12+servedLate)
+	if logged := p.LogLines("call"); len(logged) != 12+servedLate {
+		t.Errorf("%d access log lines with -access-log; want %d", len(logged), 12+servedLate)
 	}
 	for _, msg := range []string{"draining", "figway stopped"} {
 		if len(p.LogLines(msg)) != 1 {

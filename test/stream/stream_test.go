@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -221,23 +220,8 @@ func TestWorkerKilledMidStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := recvIDs(s); fmt.Sprint(got) != "[0 1 2]" || err != nil {
+	if got, err := figway.RecvIDs(s); fmt.Sprint(got) != "[0 1 2]" || err != nil {
 		t.Errorf("WatchOrder(n-3) after the kill = %v, %v; want [0 1 2], nil", got, err)
-	}
-}
-
-// recvIDs reads a gRPC stream to its end and returns its events' ids.
-func recvIDs(s grpc.ServerStreamingClient[ordersv1.OrderEvent]) ([]string, error) {
-	var ids []string
-	for {
-		ev, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			return ids, nil
-		}
-		if err != nil {
-			return ids, err
-		}
-		ids = append(ids, ev.GetOrderId())
 	}
 }
 
@@ -252,7 +236,7 @@ func warmUp(t *testing.T, orders ordersv1.OrderServiceClient) {
 		if err != nil {
 			return false
 		}
-		ids, err := recvIDs(s)
+		ids, err := figway.RecvIDs(s)
 		return err == nil && len(ids) == 1
 	})
 	t.Logf("first stream served after %v", took.Round(time.Millisecond))
@@ -347,7 +331,7 @@ func TestDeadlinesKeepTheBreakerClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := recvIDs(s); fmt.Sprint(got) != "[0 1 2]" || err != nil {
+	if got, err := figway.RecvIDs(s); fmt.Sprint(got) != "[0 1 2]" || err != nil {
 		t.Errorf("WatchOrder(n-3) after the cut streams = %v, %v; want [0 1 2], nil (the breaker closed)", got, err)
 	}
 }

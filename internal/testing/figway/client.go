@@ -2,6 +2,7 @@ package figway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -115,4 +116,20 @@ func RSS(t testing.TB, pid int) int {
 		}
 	}
 	return 0
+}
+
+// RecvIDs reads a stream of order events to its end and returns their
+// order ids, in order, with the error that ended it (nil at io.EOF).
+func RecvIDs(s grpc.ServerStreamingClient[ordersv1.OrderEvent]) ([]string, error) {
+	var ids []string
+	for {
+		ev, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return ids, nil
+		}
+		if err != nil {
+			return ids, err
+		}
+		ids = append(ids, ev.GetOrderId())
+	}
 }
