@@ -44,7 +44,30 @@ const (
 // route inherit what it leaves out from c.Defaults. Values that decode
 // reported as unknown (to: brokr) are left as they are.
 func (c *Config) applyDefaults() {
-	s := &c.Server
+	c.Server.applyDefaults()
+
+	b := &c.Broker
+	setZero(&b.Reply, ReplyDirect)
+	setZero(&b.Channels, defaultChannels)
+	setZero(&b.Heartbeat, defaultHeartbeat)
+	setZero(&b.DialTimeout, defaultDialTimeout)
+
+	d := &c.Defaults
+	setZero(&d.Timeout, defaultTimeout)
+	setZero(&d.MaxInFlight, defaultMaxInFlight)
+	setZero(&d.Breaker.Failures, defaultFailures)
+	setZero(&d.Breaker.OpenFor, defaultOpenFor)
+	setZero(&d.Breaker.HalfOpenRequests, defaultHalfOpenRequests)
+	windowDefaults(&d.Breaker)
+	setZero(&d.Wire.CloudEvents, CloudEventsEvents)
+
+	for i := range c.Routes {
+		c.Routes[i].applyDefaults(*d)
+	}
+	topologyDefaults(&c.Topology)
+}
+
+func (s *Server) applyDefaults() {
 	setZero(&s.GRPC, defaultGRPC)
 	setZero(&s.HTTP, defaultHTTP)
 	setZero(&s.Admin, defaultAdmin)
@@ -63,47 +86,37 @@ func (c *Config) applyDefaults() {
 	setZero(&s.ReadTimeout, defaultReadTimeout)
 	setZero(&s.WriteTimeout, defaultWriteTimeout)
 	setZero(&s.IdleTimeout, defaultIdleTimeout)
+}
 
-	b := &c.Broker
-	setZero(&b.Reply, ReplyDirect)
-	setZero(&b.Channels, defaultChannels)
-	setZero(&b.Heartbeat, defaultHeartbeat)
-	setZero(&b.DialTimeout, defaultDialTimeout)
-
-	d := &c.Defaults
-	setZero(&d.Timeout, defaultTimeout)
-	setZero(&d.MaxInFlight, defaultMaxInFlight)
-	setZero(&d.Breaker.Failures, defaultFailures)
-	setZero(&d.Breaker.OpenFor, defaultOpenFor)
-	setZero(&d.Breaker.HalfOpenRequests, defaultHalfOpenRequests)
-	windowDefaults(&d.Breaker)
-	setZero(&d.Wire.CloudEvents, CloudEventsEvents)
-
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		setZero(&r.To, TargetBroker)
-		if r.Publishes() {
-			pattern := PatternRPC
-			if r.To == TargetLegacy && !r.Compare {
-				pattern = PatternEvent // a shadow copy: nobody waits for a reply
-			}
-			setZero(&r.Pattern, pattern)
-			setZero(&r.Encoding, EncodingProtobuf)
+// applyDefaults fills r's target, and its pattern and encoding if it
+// publishes, then has it inherit the rest from d.
+func (r *Route) applyDefaults(d Route) {
+	setZero(&r.To, TargetBroker)
+	if r.Publishes() {
+		pattern := PatternRPC
+		if r.To == TargetLegacy && !r.Compare {
+			pattern = PatternEvent // a shadow copy: nobody waits for a reply
 		}
-		r.inherit(*d)
-		windowDefaults(&r.Breaker)
-		asyncDefaults(r)
-		rampDefaults(r)
+		setZero(&r.Pattern, pattern)
+		setZero(&r.Encoding, EncodingProtobuf)
 	}
+	r.inherit(d)
+	windowDefaults(&r.Breaker)
+	asyncDefaults(r)
+	rampDefaults(r)
+}
 
-	for i := range c.Topology.Exchanges {
-		e := &c.Topology.Exchanges[i]
+// topologyDefaults makes exchanges and queues durable, and queues
+// classic, unless the file says otherwise.
+func topologyDefaults(t *Topology) {
+	for i := range t.Exchanges {
+		e := &t.Exchanges[i]
 		if e.Durable == nil {
 			e.Durable = ptr(true)
 		}
 	}
-	for i := range c.Topology.Queues {
-		q := &c.Topology.Queues[i]
+	for i := range t.Queues {
+		q := &t.Queues[i]
 		setZero(&q.Type, "classic")
 		if q.Durable == nil {
 			q.Durable = ptr(true)

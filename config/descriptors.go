@@ -36,13 +36,10 @@ func loadDescriptors(items []yamlfile.StrItem, dir string, p *yamlfile.Problems)
 		return nil, nil // reported by the decoder
 	}
 	var paths []string
-	sources := map[string]descriptorSource{} // by file name
-	var names []string                       // of sources, in the order of the sets
-	ok := true
+	sets := &descriptorSets{sources: map[string]descriptorSource{}, ok: true, p: p}
 	for _, it := range items {
 		if it.S == "" {
-			p.At(it.Path, "empty path")
-			ok = false
+			sets.problem(it.Path, "empty path")
 			continue
 		}
 		file := it.S
@@ -55,45 +52,60 @@ func loadDescriptors(items []yamlfile.StrItem, dir string, p *yamlfile.Problems)
 		paths = append(paths, file)
 		set, err := readSet(file)
 		if err != nil {
-			p.At(it.Path, "%v", err)
-			ok = false
+			sets.problem(it.Path, "%v", err)
 			continue
 		}
-		if len(set.GetFile()) == 0 {
-			p.At(it.Path, "%s holds no file descriptors; make a descriptor set with buf build -o api.binpb", file)
-			ok = false
-		}
-		for i, fd := range set.GetFile() {
-			name := fd.GetName()
-			if name == "" {
-				p.At(it.Path, "%s: file descriptor %d has no name", file, i)
-				ok = false
-				continue
-			}
-			// The same import (google/api/http.proto, say) may come with
-			// several sets: the same file twice is fine, two versions not.
-			if prev, dup := sources[name]; dup {
-				if !proto.Equal(prev.fd, fd) {
-					p.At(it.Path, "%s holds a %s that differs from the one in %s; build the sets from the same sources", file, name, prev.path)
-					ok = false
-				}
-				continue
-			}
-			sources[name] = descriptorSource{it.Path, fd}
-			names = append(names, name)
-		}
+		sets.add(it.Path, file, set)
 	}
-	if !ok {
+	if !sets.ok {
 		return paths, nil
 	}
-	b := &builder{files: new(protoregistry.Files), sources: sources, state: map[string]buildState{}, p: p}
-	for _, name := range names {
+	b := &builder{files: new(protoregistry.Files), sources: sets.sources, state: map[string]buildState{}, p: p}
+	for _, name := range sets.names {
 		b.build(name)
 	}
 	if b.failed {
 		return paths, nil
 	}
 	return paths, b.files
+}
+
+// descriptorSets gathers the files of the routes file's descriptor sets,
+// each file once.
+type descriptorSets struct {
+	sources map[string]descriptorSource // by file name
+	names   []string                    // of sources, in the order of the sets
+	ok      bool                        // no problem found
+	p       *yamlfile.Problems
+}
+
+func (s *descriptorSets) problem(path, format string, args ...any) {
+	s.p.At(path, format, args...)
+	s.ok = false
+}
+
+// add adds the files of set, read from file and listed at path.
+func (s *descriptorSets) add(path, file string, set *descriptorpb.FileDescriptorSet) {
+	if len(set.GetFile()) == 0 {
+		s.problem(path, "%s holds no file descriptors; make a descriptor set with buf build -o api.binpb", file)
+	}
+	for i, fd := range set.GetFile() {
+		name := fd.GetName()
+		if name == "" {
+			s.problem(path, "%s: file descriptor %d has no name", file, i)
+			continue
+		}
+		// The same import (google/api/http.proto, say) may come with
+		// several sets: the same file twice is fine, two versions not.
+		if prev, dup := s.sources[name]; dup {
+			if !proto.Equal(prev.fd, fd) {
+				s.problem(path, "%s holds a %s that differs from the one in %s; build the sets from the same sources", file, name, prev.path)
+			}
+			continue
+		}
+		s.sources[name] = descriptorSource{path, fd}
+		s.names = append(s.names, name)
+	}
 }
 
 func readSet(file string) (*descriptorpb.FileDescriptorSet, error) {

@@ -76,61 +76,70 @@ func take(g prometheus.Gatherer, at time.Time) (*sample, error) {
 	if err != nil && len(fams) == 0 {
 		return s, err
 	}
-	route := func(m *dto.Metric) *routeSample {
-		name := label(m, "route")
-		r := s.routes[name]
-		if r == nil {
-			r = &routeSample{codes: map[string]float64{}, canary: map[string]float64{}}
-			s.routes[name] = r
-		}
-		return r
-	}
 	for _, f := range fams {
 		for _, m := range f.GetMetric() {
-			switch f.GetName() {
-			case seriesRequests:
-				route(m).codes[label(m, "code")] += m.GetCounter().GetValue()
-			case seriesDuration:
-				r, h := route(m), m.GetHistogram()
-				r.count += float64(h.GetSampleCount())
-				r.buckets = addBuckets(r.buckets, h.GetBucket())
-				slowest(&r.slowest, h.GetBucket())
-			case seriesCanary:
-				route(m).canary[label(m, "to")] += m.GetCounter().GetValue()
-			case seriesFallbacks:
-				route(m).fallbacks = m.GetCounter().GetValue()
-			case seriesMismatches:
-				route(m).mismatched = m.GetCounter().GetValue()
-			case seriesMatches:
-				route(m).matched = m.GetCounter().GetValue()
-			case seriesRefused:
-				route(m).authRefused += m.GetCounter().GetValue()
-			case seriesLimited:
-				route(m).rateLimited = m.GetCounter().GetValue()
-			case seriesInFlight:
-				route(m).inFlight = m.GetGauge().GetValue()
-			case seriesMax:
-				route(m).maxInFlight = m.GetGauge().GetValue()
-			case seriesBreaker:
-				if m.GetGauge().GetValue() == 1 {
-					route(m).breaker = label(m, "state")
-				}
-			case seriesConsumers:
-				r := route(m)
-				r.consumers, r.hasConsumers = m.GetGauge().GetValue(), true
-			default:
-				if len(m.GetLabel()) == 0 {
-					switch {
-					case m.Gauge != nil:
-						s.global[f.GetName()] = m.GetGauge().GetValue()
-					case m.Counter != nil:
-						s.global[f.GetName()] = m.GetCounter().GetValue()
-					}
-				}
-			}
+			s.add(f.GetName(), m)
 		}
 	}
 	return s, err
+}
+
+// add adds m, a series of family name, to s: to its route's figures if
+// the page reads that family, else to the global figures if m has no
+// labels.
+func (s *sample) add(name string, m *dto.Metric) {
+	switch name {
+	case seriesRequests:
+		s.route(m).codes[label(m, "code")] += m.GetCounter().GetValue()
+	case seriesDuration:
+		r, h := s.route(m), m.GetHistogram()
+		r.count += float64(h.GetSampleCount())
+		r.buckets = addBuckets(r.buckets, h.GetBucket())
+		slowest(&r.slowest, h.GetBucket())
+	case seriesCanary:
+		s.route(m).canary[label(m, "to")] += m.GetCounter().GetValue()
+	case seriesFallbacks:
+		s.route(m).fallbacks = m.GetCounter().GetValue()
+	case seriesMismatches:
+		s.route(m).mismatched = m.GetCounter().GetValue()
+	case seriesMatches:
+		s.route(m).matched = m.GetCounter().GetValue()
+	case seriesRefused:
+		s.route(m).authRefused += m.GetCounter().GetValue()
+	case seriesLimited:
+		s.route(m).rateLimited = m.GetCounter().GetValue()
+	case seriesInFlight:
+		s.route(m).inFlight = m.GetGauge().GetValue()
+	case seriesMax:
+		s.route(m).maxInFlight = m.GetGauge().GetValue()
+	case seriesBreaker:
+		if m.GetGauge().GetValue() == 1 {
+			s.route(m).breaker = label(m, "state")
+		}
+	case seriesConsumers:
+		r := s.route(m)
+		r.consumers, r.hasConsumers = m.GetGauge().GetValue(), true
+	default:
+		if len(m.GetLabel()) == 0 {
+			switch {
+			case m.Gauge != nil:
+				s.global[name] = m.GetGauge().GetValue()
+			case m.Counter != nil:
+				s.global[name] = m.GetCounter().GetValue()
+			}
+		}
+	}
+}
+
+// route returns the figures of m's route, made on first use.
+func (s *sample) route(m *dto.Metric) *routeSample {
+	name := label(m, "route")
+	r := s.routes[name]
+	if r == nil {
+		r = &routeSample{codes: map[string]float64{}, canary: map[string]float64{}}
+		s.routes[name] = r
+	}
+	return r
 }
 
 // slowest keeps in e the slowest of the buckets' exemplars that carry a

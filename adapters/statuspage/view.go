@@ -106,16 +106,7 @@ func (p *Page) view(now time.Time) *view {
 		d := between(start, fresh, m)
 		fill(&r, d)
 		if rs := fresh.routes[m]; rs != nil {
-			r.InFlight, r.Max = int(rs.inFlight), int(rs.maxInFlight)
-			if rs.breaker != "" {
-				r.Breaker = rs.breaker
-			}
-			if rs.hasConsumers {
-				r.Consumers = strconv.Itoa(int(rs.consumers))
-			}
-			if e := rs.slowest; e.traceID != "" && now.Sub(e.at) <= p.o.Window {
-				r.Slowest = &slowCall{Seconds: e.seconds, TraceID: e.traceID}
-			}
+			p.current(&r, rs, now)
 		}
 		r.Broker, r.Legacy = sides(t.Lookup(m), d)
 		v.Totals.Broker += r.Broker
@@ -132,6 +123,22 @@ func (p *Page) view(now time.Time) *view {
 		v.Unrouted.Chart = chartOf(points, metrics.Unrouted)
 	}
 	return v
+}
+
+// current fills r's figures of now from rs, the latest sample of its
+// route: in flight and its bound, the breaker, the consumers, and the
+// slowest call if it is recent.
+func (p *Page) current(r *row, rs *routeSample, now time.Time) {
+	r.InFlight, r.Max = int(rs.inFlight), int(rs.maxInFlight)
+	if rs.breaker != "" {
+		r.Breaker = rs.breaker
+	}
+	if rs.hasConsumers {
+		r.Consumers = strconv.Itoa(int(rs.consumers))
+	}
+	if e := rs.slowest; e.traceID != "" && now.Sub(e.at) <= p.o.Window {
+		r.Slowest = &slowCall{Seconds: e.seconds, TraceID: e.traceID}
+	}
 }
 
 // slowCall is a route's slowest recent sampled call.

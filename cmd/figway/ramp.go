@@ -53,27 +53,11 @@ func rampCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "figway ramp: unknown action %q\n\n%s", action, rampUsage)
 		return 2
 	}
-	token := ""
-	if *admin == "" || *tokenFile == "" {
-		cfg, err := config.Load(*path)
-		if err != nil {
-			printProblems(stderr, *path, err)
-			return 1
-		}
-		if *admin == "" {
-			*admin = cfg.Server.Admin
-		}
-		token = string(cfg.Server.AdminToken)
+	addr, token, ok := rampAdmin(stderr, *path, *admin, *tokenFile)
+	if !ok {
+		return 1
 	}
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "figway ramp:", err)
-			return 1
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	body, code, err := rampRequest(*admin, token, action, method, *reason)
+	body, code, err := rampRequest(addr, token, action, method, *reason)
 	if err != nil {
 		fmt.Fprintln(stderr, "figway ramp:", err)
 		return 1
@@ -87,6 +71,34 @@ func rampCmd(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return printRamps(stdout, stderr, body, action, method)
+}
+
+// rampAdmin returns the admin listener and the token figway ramp uses:
+// admin and the token in tokenFile, or for what they leave out, the
+// server.admin and server.admin_token_file of the routes file at path.
+// It tells stderr why when it cannot.
+func rampAdmin(stderr io.Writer, path, admin, tokenFile string) (addr, token string, ok bool) {
+	addr = admin
+	if admin == "" || tokenFile == "" {
+		cfg, err := config.Load(path)
+		if err != nil {
+			printProblems(stderr, path, err)
+			return "", "", false
+		}
+		if addr == "" {
+			addr = cfg.Server.Admin
+		}
+		token = string(cfg.Server.AdminToken)
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "figway ramp:", err)
+			return "", "", false
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return addr, token, true
 }
 
 // rampRequest asks the admin listener at addr.

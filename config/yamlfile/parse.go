@@ -168,23 +168,7 @@ func (c *converter) convert(n ast.Node, path string) *Value {
 		}
 		return v
 	case *ast.AliasNode:
-		name := ""
-		if n.Value != nil && n.Value.GetToken() != nil {
-			name = n.Value.GetToken().Value
-		}
-		v, ok := c.anchors[name]
-		if !ok {
-			c.p.Add(path, line, fmt.Errorf("alias *%s names no anchor defined before it", name))
-			return &Value{Kind: Null, Line: line, size: 1}
-		}
-		c.aliased += v.size
-		if c.aliased > maxAliasNodes {
-			if c.aliased-v.size <= maxAliasNodes { // report once
-				c.p.Add(path, line, fmt.Errorf("aliases expand to more than %d values", maxAliasNodes))
-			}
-			return &Value{Kind: Null, Line: line, size: 1}
-		}
-		return v
+		return c.alias(n, path, line)
 	case *ast.TagNode:
 		v := c.convert(n.Value, path)
 		if n.Start != nil && n.Start.Value == "!!str" && v.Kind == Scalar {
@@ -196,13 +180,7 @@ func (c *converter) convert(n ast.Node, path string) *Value {
 	case *ast.MappingValueNode:
 		return c.Mapping([]*ast.MappingValueNode{n}, path, line)
 	case *ast.SequenceNode:
-		v := &Value{Kind: Sequence, Line: line, size: 1}
-		for i, item := range n.Values {
-			iv := c.convert(item, Index(path, i))
-			v.Items = append(v.Items, iv)
-			v.size += iv.size
-		}
-		return v
+		return c.sequence(n, path, line)
 	case *ast.LiteralNode:
 		s := ""
 		if n.Value != nil {
@@ -210,28 +188,65 @@ func (c *converter) convert(n ast.Node, path string) *Value {
 		}
 		return &Value{Kind: Scalar, Line: line, V: s, Text: s, size: 1}
 	case ast.ScalarNode:
-		text := ""
-		if tk := n.GetToken(); tk != nil {
-			text = tk.Value
-		}
-		v := n.GetValue()
-		switch x := v.(type) {
-		case string:
-			text = x
-		case uint64:
-			if x <= math.MaxInt64 {
-				v = int64(x) // goccy gives positive integers as uint64
-			}
-		case int64, float64, bool:
-		case nil:
-			return &Value{Kind: Null, Line: line, size: 1}
-		default:
-			v = text
-		}
-		return &Value{Kind: Scalar, Line: line, V: v, Text: text, size: 1}
+		return scalar(n, line)
 	}
 	c.p.Add(path, line, fmt.Errorf("unsupported YAML node %s", n.Type()))
 	return &Value{Kind: Null, Line: line, size: 1}
+}
+
+// alias returns the value of the anchor n names, or null when there is
+// none or the file's aliases have expanded past maxAliasNodes.
+func (c *converter) alias(n *ast.AliasNode, path string, line int) *Value {
+	name := ""
+	if n.Value != nil && n.Value.GetToken() != nil {
+		name = n.Value.GetToken().Value
+	}
+	v, ok := c.anchors[name]
+	if !ok {
+		c.p.Add(path, line, fmt.Errorf("alias *%s names no anchor defined before it", name))
+		return &Value{Kind: Null, Line: line, size: 1}
+	}
+	c.aliased += v.size
+	if c.aliased > maxAliasNodes {
+		if c.aliased-v.size <= maxAliasNodes { // report once
+			c.p.Add(path, line, fmt.Errorf("aliases expand to more than %d values", maxAliasNodes))
+		}
+		return &Value{Kind: Null, Line: line, size: 1}
+	}
+	return v
+}
+
+func (c *converter) sequence(n *ast.SequenceNode, path string, line int) *Value {
+	v := &Value{Kind: Sequence, Line: line, size: 1}
+	for i, item := range n.Values {
+		iv := c.convert(item, Index(path, i))
+		v.Items = append(v.Items, iv)
+		v.size += iv.size
+	}
+	return v
+}
+
+// scalar is n's value and source text; a null scalar is Null.
+func scalar(n ast.ScalarNode, line int) *Value {
+	text := ""
+	if tk := n.GetToken(); tk != nil {
+		text = tk.Value
+	}
+	v := n.GetValue()
+	switch x := v.(type) {
+	case string:
+		text = x
+	case uint64:
+		if x <= math.MaxInt64 {
+			v = int64(x) // goccy gives positive integers as uint64
+		}
+	case int64, float64, bool:
+	case nil:
+		return &Value{Kind: Null, Line: line, size: 1}
+	default:
+		v = text
+	}
+	return &Value{Kind: Scalar, Line: line, V: v, Text: text, size: 1}
 }
 
 func (c *converter) Mapping(pairs []*ast.MappingValueNode, path string, line int) *Value {

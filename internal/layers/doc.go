@@ -5,7 +5,8 @@
 // config, metrics or the wiring, and no production package links the
 // tests' machinery (internal/testing); that the import diagram of
 // docs/architecture.md draws what each package imports, no more and no
-// less; that the functions of the packages on a call's path, and of
-// internal/app, are at most 60 lines long; and that no comment or doc
-// cites a file that is not in the repository.
+// less; that the functions of its production packages (those the
+// diagram draws, the call's path and internal/app among them) are at most
+// 60 lines long; and that no comment or doc cites a file that is not in
+// the repository.
 package layers

@@ -5,50 +5,54 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// maxLines is how long a function of a call's path may be, from its func
-// line to its closing brace: it reads top to bottom in a screen, its cold
+// maxLines is how long a function of figway may be, from its func line
+// to its closing brace: it reads top to bottom in a screen, its cold
 // paths (errors, logging, retries) in functions of their own.
 const maxLines = 60
 
 // callPath are the packages a call passes through, from an ingress to the
-// broker and the worker and back, and the wiring: every function in them
-// is held to maxLines.
+// broker and the worker and back, and the wiring: TestFunctionLength must
+// find them among the packages it checks.
 var callPath = []string{
 	"adapters/grpcin", "adapters/httpin", "adapters/amqp", "adapters/legacy",
 	"gateway", "wire", "wire/amqpwire", "resilience", "auth", "ratelimit", "operations",
 	"internal/app", "internal/grpcframe", "internal/batchconn", "worker",
 }
 
-// TestFunctionLength checks that no function of callPath's packages (test
-// files aside) is longer than maxLines.
+// TestFunctionLength checks that no function of a production package of
+// figway (the packages the import diagram draws: test files, tests'
+// machinery, examples and the benchmark aside) is longer than maxLines.
 func TestFunctionLength(t *testing.T) {
-	for _, pkg := range callPath {
-		dir := filepath.Join("..", "..", filepath.FromSlash(pkg))
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{.Dir}} {{join .GoFiles " "}}`, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	checked := map[string]int{} // package → its files
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		pkg, ok := strings.CutPrefix(f[0], module+"/")
+		if !ok || !production(pkg) || len(f) < 2 {
+			continue
 		}
-		files := 0
-		for _, e := range entries {
-			name := e.Name()
-			if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-				continue
-			}
-			files++
-			for _, long := range longFunctions(t, filepath.Join(dir, name)) {
+		for _, name := range f[2:] {
+			checked[pkg]++
+			for _, long := range longFunctions(t, filepath.Join(f[1], name)) {
 				t.Errorf("%s/%s: %s", pkg, name, long)
 			}
 		}
-		if files == 0 {
-			t.Errorf("%s has no Go files: is the list out of date?", pkg)
+	}
+	for _, pkg := range callPath {
+		if checked[pkg] == 0 {
+			t.Errorf("%s, on a call's path, has no Go file that go list names: is the list out of date?", pkg)
 		}
 	}
+	t.Logf("%d packages checked", len(checked))
 }
 
 // longFunctions returns the functions of file longer than maxLines, each
