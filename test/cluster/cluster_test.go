@@ -16,6 +16,7 @@ import (
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/testing/broker"
 	"github.com/figway/figway/internal/testing/calls"
+	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
 )
@@ -356,6 +357,9 @@ func TestKillWorkersNode(t *testing.T) {
 	breakers := fw.watchBreakers()
 	l := calls.Start(load, callers, 100000, getOrderCall(fw.orders(), "get"))
 	time.Sleep(2 * time.Second)
+	// The kill must find requests in the worker's hands: on a loaded
+	// machine its handlers can all be between calls at a given moment.
+	poll.Until(t, 10*time.Second, "the worker holding requests", func() bool { return w.running.Load() > 0 })
 	restartAfter(t, c)
 	before := w.w.Stats()
 	holding := w.running.Load() // requests in the worker's hands, unacknowledged
