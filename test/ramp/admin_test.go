@@ -22,12 +22,7 @@ func TestRampRestartResumes(t *testing.T) {
 	r := newRig(t, "", "")
 	c := r.caller()
 	start := time.Now()
-	for r.status(0).Weight < steps[2] {
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("the ramp did not reach %d %%: %+v", steps[2], r.status(0))
-		}
-		c.batch(40)
-	}
+	c.upTo(steps[2])
 	before := r.status(0)
 	r.procs[1].Cmd.Process.Signal(syscall.SIGTERM)
 	<-r.procs[1].Exited
@@ -56,12 +51,7 @@ func TestRampRestartResumes(t *testing.T) {
 	if out, err := exec.Command(r.bin, "ramp", "resume", "-config", r.paths[0], getOrder).CombinedOutput(); err != nil {
 		t.Fatalf("figway ramp resume = %v\n%s", err, out)
 	}
-	for !r.status(0).Done || !r.status(1).Done {
-		if time.Since(start) > 90*time.Second {
-			t.Fatalf("the ramp is not done: %+v", r.status(1))
-		}
-		c.batch(40)
-	}
+	c.toTheEnd(start.Add(90 * time.Second))
 	for i := range r.addrs {
 		if st := r.status(i); st.Counts["start"] != 1 || st.Counts["pause"] != 1 || st.Counts["resume"] != 1 || st.Counts["done"] != 1 {
 			t.Errorf("figway %d read the events %v; want one start, pause, resume and done", i, st.Counts)

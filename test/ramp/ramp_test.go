@@ -171,12 +171,7 @@ func rollsBack(t *testing.T, tc breachCase) {
 	r := newRig(t, tc.route, tc.gate)
 	c := r.caller()
 	start := time.Now()
-	for r.status(0).Weight < steps[2] {
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("the ramp did not reach %d %% in %v: %+v", steps[2], time.Since(start), r.status(0))
-		}
-		c.batch(40)
-	}
+	c.upTo(steps[2])
 	if st := r.status(0); st.Weight != steps[2] || st.Paused {
 		t.Fatalf("at the third step: %+v", st)
 	}

@@ -17,12 +17,7 @@ func TestRampReload(t *testing.T) {
 	r := newRig(t, "", "")
 	c := r.caller()
 	start := time.Now()
-	for r.status(0).Weight < steps[1] {
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("the ramp did not reach %d %%: %+v", steps[1], r.status(0))
-		}
-		c.batch(40)
-	}
+	c.upTo(steps[1])
 	if _, err := r.act(0, "pause"); err != nil { // hold it at 25 % while the files change
 		t.Fatal(err)
 	}
@@ -50,12 +45,7 @@ func TestRampReload(t *testing.T) {
 	if _, err := r.act(1, "resume"); err != nil {
 		t.Fatal(err)
 	}
-	for !r.status(0).Done || !r.status(1).Done {
-		if time.Since(start) > 120*time.Second {
-			t.Fatalf("the ramp is not done: %+v", r.status(1))
-		}
-		c.batch(40)
-	}
+	c.toTheEnd(start.Add(120 * time.Second))
 	for i := range r.addrs {
 		if st := r.status(i); st.Counts["step"] != 2 || st.Counts["done"] != 1 {
 			t.Errorf("figway %d: %v; want 10 → 25 and 20 → 40: two steps, then done", i, st.Counts)

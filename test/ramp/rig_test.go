@@ -295,6 +295,31 @@ func (r *rig) caller() *caller {
 	return c
 }
 
+// upTo sends calls, 40 at a time, until figway 0's ramp is at weight or
+// above; it fails the test after a minute.
+func (c *caller) upTo(weight int) {
+	c.r.t.Helper()
+	start := time.Now()
+	for c.r.status(0).Weight < weight {
+		if time.Since(start) > time.Minute {
+			c.r.t.Fatalf("the ramp did not reach %d %% in %v: %+v", weight, time.Since(start), c.r.status(0))
+		}
+		c.batch(40)
+	}
+}
+
+// toTheEnd sends calls, 40 at a time, until both figways' ramps are done;
+// it fails the test if they are not by deadline.
+func (c *caller) toTheEnd(deadline time.Time) {
+	c.r.t.Helper()
+	for !c.r.status(0).Done || !c.r.status(1).Done {
+		if time.Now().After(deadline) {
+			c.r.t.Fatalf("the ramp is not done: %+v, %+v", c.r.status(0), c.r.status(1))
+		}
+		c.batch(40)
+	}
+}
+
 // batch sends n calls, ten at a time, half to each figway.
 func (c *caller) batch(n int) {
 	const conc = 10
