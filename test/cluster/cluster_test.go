@@ -197,15 +197,7 @@ func TestKillQueueLeader(t *testing.T) {
 // through the node of url, so that its leader is on that node.
 func declareQuorum(t *testing.T, u, queue string) {
 	t.Helper()
-	conn, err := amqp091.Dial(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := rabbitmq.Channel(t, u)
 	// name, durable, autoDelete, exclusive, noWait, args
 	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp091.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatal(err)
