@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
@@ -95,12 +94,7 @@ func watchParity(t *testing.T, a addrs, legacyGRPC string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	watch := func(addr string) grpc.ServerStreamingClient[ordersv1.OrderEvent] {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		s, err := ordersv1.NewOrderServiceClient(conn).WatchOrder(ctx, &ordersv1.WatchOrderRequest{OrderId: "o-1"})
+		s, err := ordersv1.NewOrderServiceClient(figwaytest.Dial(t, addr)).WatchOrder(ctx, &ordersv1.WatchOrderRequest{OrderId: "o-1"})
 		if err != nil {
 			t.Fatalf("WatchOrder at %s: %v", addr, err)
 		}

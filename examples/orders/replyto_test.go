@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	ordersv1 "github.com/figway/figway/gen/orders/v1"
 	"github.com/figway/figway/internal/testing/fault"
+	figwaytest "github.com/figway/figway/internal/testing/figway"
 	"github.com/figway/figway/internal/testing/poll"
 	"github.com/figway/figway/internal/testing/proc"
 	"github.com/figway/figway/internal/testing/rabbitmq"
@@ -43,11 +41,7 @@ func replyToGoneDropped(t *testing.T, amqpURL, encoding, grpcAddr string, log *p
 	}
 
 	// The worker goes on serving, through figway.
-	gc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gc.Close()
+	gc := figwaytest.Dial(t, grpcAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := ordersv1.NewOrderServiceClient(gc).GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: "o-1"}); err != nil {

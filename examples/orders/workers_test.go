@@ -21,7 +21,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -86,12 +85,7 @@ func seed(t *testing.T) *ordersv1.Order {
 }
 
 func demoGRPC(t *testing.T, addr string) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := ordersv1.NewOrderServiceClient(conn)
+	c := ordersv1.NewOrderServiceClient(figwaytest.Dial(t, addr))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -170,12 +164,7 @@ func demoGRPC(t *testing.T, addr string) {
 // demoStream calls WatchOrder, which the workers answer with a stream of
 // ten events (50ms apart in these tests), over gRPC and REST.
 func demoStream(t *testing.T, grpcAddr, httpAddr string) {
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := ordersv1.NewOrderServiceClient(conn)
+	c := ordersv1.NewOrderServiceClient(figwaytest.Dial(t, grpcAddr))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, tc := range []struct {
