@@ -114,26 +114,75 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	defer node.Close()
 	url := node.URL()
 
-	body := []byte(strings.Repeat("x", payload))
-	id := string(body)
-	const maxCalls = 2_000_000
+	id := strings.Repeat("x", payload)
 	var results []result
 	ps := &procs{broker: node.PID()}
 	measure := func(name string, call func(context.Context) error) {
-		if len(selected) > 0 && !selected[name] {
-			return
-		}
-		for _, c := range []int{1, 64} {
-			before := ps.now()
-			r := load(name, c, dur, maxCalls, call)
-			r.cpu = ps.now().perCall(before, r.calls)
-			results = append(results, r)
-			fmt.Fprintf(os.Stderr, "  %-16s c=%-3d %8.0f calls/s  p50 %-10v p99 %-10v errors %d  cpu/call %.0fµs\n",
-				name, c, r.rps(), r.p50, r.p99, r.errors, r.cpu.total())
-		}
+		results = append(results, scenario(name, dur, ps, call)...)
+	}
+	if err := measureEchoes(id, ps, measure); err != nil {
+		return err
+	}
+	// The service process: the raw echo responders and the SDK workers.
+	svc, err := startService(url, channels, streamMessages)
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+	ps.worker = svc.pid
+	if err := measureAMQP(url, channels, []byte(id), measure); err != nil {
+		return err
 	}
 
-	// 1. grpc-echo, in its own process as figway is, and in this process.
+	// 4–6. figway, as its own process.
+	fw, stop, err := startFigwayAndWorkers(ctx, dir, url, channels, hold, ps)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	acks, err := measureFigway(fw, svc, id, dur, profile, trace, measure)
+	if err != nil {
+		return err
+	}
+	if err := measureTraced(dir, url, channels, id, ps, measure); err != nil {
+		return err
+	}
+	if err := measureBridges(url, channels, id, ps, measure); err != nil {
+		return err
+	}
+	streams, err := measureStreams(dir, url, dur, channels, streamMessages, id, ps)
+	if err != nil {
+		return err
+	}
+	report(out, results, streams, streamMessages, measureHolding(fw, holding, hold), acks)
+	return nil
+}
+
+// maxCalls bounds the calls of one scenario at one concurrency.
+const maxCalls = 2_000_000
+
+// scenario runs call as the scenario name at concurrency 1 and 64, dur
+// each, unless -only leaves it out, with the CPU each process of ps spent
+// per call; it prints each result as it comes.
+func scenario(name string, dur time.Duration, ps *procs, call func(context.Context) error) []result {
+	if len(selected) > 0 && !selected[name] {
+		return nil
+	}
+	var rs []result
+	for _, c := range []int{1, 64} {
+		before := ps.now()
+		r := load(name, c, dur, maxCalls, call)
+		r.cpu = ps.now().perCall(before, r.calls)
+		rs = append(rs, r)
+		fmt.Fprintf(os.Stderr, "  %-16s c=%-3d %8.0f calls/s  p50 %-10v p99 %-10v errors %d  cpu/call %.0fµs\n",
+			name, c, r.rps(), r.p50, r.p99, r.errors, r.cpu.total())
+	}
+	return rs
+}
+
+// measureEchoes runs 1. grpc-echo, in its own process as figway is, and
+// grpc-echo-inproc, in this process.
+func measureEchoes(id string, ps *procs, measure func(string, func(context.Context) error)) error {
 	for _, e := range []struct {
 		name  string
 		start func() (addr string, pid int, stop func(), err error)
@@ -160,16 +209,12 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 		conn.Close()
 		stop()
 	}
+	return nil
+}
 
-	// 2. amqp-raw, amqp-wire, amqp-raw-ack and 3. amqp-tutorial, against
-	// the echo responders of the service process, which serve
-	// figway-rawecho(-ack) and bare-bridge too, beside the SDK workers.
-	svc, err := startService(url, channels, streamMessages)
-	if err != nil {
-		return err
-	}
-	defer svc.stop()
-	ps.worker = svc.pid
+// measureAMQP runs 2. amqp-raw, amqp-wire, amqp-raw-ack and 3.
+// amqp-tutorial against the service process's echo responders.
+func measureAMQP(url string, channels int, body []byte, measure func(string, func(context.Context) error)) error {
 	for _, s := range []struct {
 		name, queue string
 		wire        bool
@@ -188,71 +233,44 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 	if err != nil {
 		return err
 	}
+	defer tconn.Close()
 	var seq atomic.Uint64
 	measure("amqp-tutorial", func(ctx context.Context) error { return tutorialCall(ctx, tconn, rawQueue, body, &seq) })
-	tconn.Close()
+	return nil
+}
 
-	// 4–6. figway, as its own process.
-	fw, err := startFigway(dir, url, channels, "")
+// startFigwayAndWorkers runs figway as a process of its own, its CPU
+// counted in ps, and the SDK workers, which hold each call of the holding
+// test hold; stop stops them.
+func startFigwayAndWorkers(ctx context.Context, dir, url string, channels int, hold time.Duration, ps *procs) (fw *figwayProc, stop func(), err error) {
+	fw, err = startFigway(dir, url, channels, "")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer fw.stop()
 	ps.figway = fw.cmd.Process.Pid
 	stopWorkers, err := startWorkers(ctx, url, hold)
 	if err != nil {
-		return err
+		fw.stop()
+		return nil, nil, err
 	}
-	defer stopWorkers()
+	return fw, func() { stopWorkers(); fw.stop() }, nil
+}
+
+// measureFigway runs the scenarios through fw: figway-grpc (profiled as
+// profile and trace ask), figway-rest, figway-rawecho(-ack) and
+// figway-event. It returns what the SDK workers replied and acked during
+// figway-grpc.
+func measureFigway(fw *figwayProc, svc *service, id string, dur time.Duration, profile, trace string, measure func(string, func(context.Context) error)) (worker.Stats, error) {
 	fconn, err := dialGRPC(fw.grpc)
 	if err != nil {
-		return err
+		return worker.Stats{}, err
 	}
 	defer fconn.Close()
 	fc := ordersv1.NewOrderServiceClient(fconn)
 	getOrder := getOrderCall(fc, id)
-	getOrder(ctx) // warm up: the worker may still be connecting
-	// The c=1 run comes first: the trace is of it, the CPU profile of
-	// the c=64 run that follows.
-	var profiled sync.WaitGroup
-	if profile != "" {
-		cpu := fmt.Sprintf("profile?seconds=%d", int(dur.Seconds())-1)
-		profiled.Go(func() { fetch(fw.admin, profile, cpu, dur+200*time.Millisecond) })
-		profiled.Go(func() { fetch(svc.addr, profile+".worker", cpu, dur+200*time.Millisecond) })
-	}
-	if trace != "" {
-		profiled.Go(func() { fetch(fw.admin, trace, "trace?seconds=1", 200*time.Millisecond) })
-	}
-	before := svc.stats()
-	measure("figway-grpc", getOrder)
-	profiled.Wait()
-	if profile != "" { // allocations since the start, mostly figway-grpc's calls
-		fetch(fw.admin, profile+".allocs", "allocs", 0)
-		fetch(svc.addr, profile+".worker.allocs", "allocs", 0)
-	}
-	acks := svc.stats()
-	acks.Replied -= before.Replied
-	acks.Acks -= before.Acks
-
-	if restUp(fw.http) {
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
-		path := "http://" + fw.http + "/v1/orders/" + id
-		measure("figway-rest", func(ctx context.Context) error {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			io.Copy(io.Discard, resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("HTTP %d", resp.StatusCode)
-			}
-			return nil
-		})
-	} else {
-		fmt.Fprintln(os.Stderr, "  figway-rest    n/a: figway serves no REST ingress on", fw.http)
-	}
+	getOrder(context.Background()) // warm up: the worker may still be connecting
+	acks := measureProfiled(fw, svc, dur, profile, trace, func() { measure("figway-grpc", getOrder) })
+	measureREST(fw.http, id, measure)
 	// CancelOrderRequest{order_id, reason} echoed reads as Order{order_id,
 	// customer_id}: the raw responder can answer it as it is.
 	measure("figway-rawecho", func(ctx context.Context) error {
@@ -276,32 +294,81 @@ func run(out io.Writer, dur time.Duration, payload, holding int, hold time.Durat
 		_, err := fc.PlaceOrder(ctx, &ordersv1.PlaceOrderRequest{CustomerId: id})
 		return err
 	})
+	return acks, nil
+}
 
-	if err := measureTraced(dir, url, channels, id, ps, measure); err != nil {
-		return err
+// measureProfiled runs measure, figway-grpc, with figway's and the SDK
+// workers' profiles and figway's trace saved as profile and trace ask,
+// and returns what the SDK workers replied and acked meanwhile. The c=1
+// run comes first: the trace is of it, the CPU profile of the c=64 run
+// that follows.
+func measureProfiled(fw *figwayProc, svc *service, dur time.Duration, profile, trace string, measure func()) worker.Stats {
+	var profiled sync.WaitGroup
+	if profile != "" {
+		cpu := fmt.Sprintf("profile?seconds=%d", int(dur.Seconds())-1)
+		profiled.Go(func() { fetch(fw.admin, profile, cpu, dur+200*time.Millisecond) })
+		profiled.Go(func() { fetch(svc.addr, profile+".worker", cpu, dur+200*time.Millisecond) })
 	}
+	if trace != "" {
+		profiled.Go(func() { fetch(fw.admin, trace, "trace?seconds=1", 200*time.Millisecond) })
+	}
+	before := svc.stats()
+	measure()
+	profiled.Wait()
+	if profile != "" { // allocations since the start, mostly figway-grpc's calls
+		fetch(fw.admin, profile+".allocs", "allocs", 0)
+		fetch(svc.addr, profile+".worker.allocs", "allocs", 0)
+	}
+	acks := svc.stats()
+	acks.Replied -= before.Replied
+	acks.Acks -= before.Acks
+	return acks
+}
+
+// measureREST runs figway-rest against figway's REST ingress at addr.
+func measureREST(addr, id string, measure func(string, func(context.Context) error)) {
+	if !restUp(addr) {
+		fmt.Fprintln(os.Stderr, "  figway-rest    n/a: figway serves no REST ingress on", addr)
+		return
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+	path := "http://" + addr + "/v1/orders/" + id
+	measure("figway-rest", func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+// measureBridges runs bare-bridge and watermill-bridge.
+func measureBridges(url string, channels int, id string, ps *procs, measure func(string, func(context.Context) error)) error {
 	if err := measureBridge("bare-bridge", func() (string, int, func(), error) { return startBareBridge(url, channels) }, id, ps, measure); err != nil {
 		return err
 	}
-	if err := measureWatermill(url, channels, id, ps, measure); err != nil {
-		return err
-	}
-	streams, err := measureStreams(dir, url, dur, channels, streamMessages, id, ps)
-	if err != nil {
-		return err
-	}
+	return measureWatermill(url, channels, id, ps, measure)
+}
 
-	var hr holdResult
-	if holding > 0 {
-		hr = holdCalls(fw, holding, hold)
-		if hr.ok < hr.calls {
-			if b, err := os.ReadFile(fw.log); err == nil {
-				fmt.Fprintf(os.Stderr, "figway's log:\n%s\n", b)
-			}
+// measureHolding runs the holding test, holding calls at once, unless
+// holding is 0; figway's log is printed if a call failed.
+func measureHolding(fw *figwayProc, holding int, hold time.Duration) holdResult {
+	if holding <= 0 {
+		return holdResult{}
+	}
+	hr := holdCalls(fw, holding, hold)
+	if hr.ok < hr.calls {
+		if b, err := os.ReadFile(fw.log); err == nil {
+			fmt.Fprintf(os.Stderr, "figway's log:\n%s\n", b)
 		}
 	}
-	report(out, results, streams, streamMessages, hr, acks)
-	return nil
+	return hr
 }
 
 // measureWatermill runs the watermill-bridge scenario: the bridge in a
@@ -397,15 +464,11 @@ func find(rs []result, name string, conc int) (result, bool) {
 	return result{}, false
 }
 
+// report prints the results: the table of the scenarios, that of the
+// streaming scenarios, the first errors, the holding test and the SDK
+// workers' acks, then how the scenarios compare.
 func report(w io.Writer, rs []result, srs []streamResult, messages int, hr holdResult, acks worker.Stats) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\tcpu:gateway\tcpu:broker\tcpu:worker\tcpu:other\tcpu:all\t")
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", r.scenario, r.conc, r.calls, r.errors, r.rps(),
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpu.figway, r.cpu.broker, r.cpu.worker, r.cpu.other, r.cpu.total())
-	}
-	tw.Flush()
-	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of the gateway (figway; the bridge in bare-bridge and watermill-bridge), of the broker, of the worker (the process of the SDK workers and the raw responders), and of the rest (load generator, echo server, Watermill workers)")
+	reportTable(w, rs)
 	if len(srs) > 0 {
 		reportStreams(w, srs, messages)
 	}
@@ -419,6 +482,22 @@ func report(w io.Writer, rs []result, srs []streamResult, messages int, hr holdR
 			fmt.Fprintf(w, "first error of %s c=%d: %v\n", r.scenario, r.conc, r.firstErr)
 		}
 	}
+	reportHolding(w, hr, acks)
+	reportRatios(w, rs)
+}
+
+func reportTable(w io.Writer, rs []result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tc\tcalls\terrors\tcalls/s\tp50\tp99\tcpu:gateway\tcpu:broker\tcpu:worker\tcpu:other\tcpu:all\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", r.scenario, r.conc, r.calls, r.errors, r.rps(),
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpu.figway, r.cpu.broker, r.cpu.worker, r.cpu.other, r.cpu.total())
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "cpu: µs of CPU time (user+system) per call, of the gateway (figway; the bridge in bare-bridge and watermill-bridge), of the broker, of the worker (the process of the SDK workers and the raw responders), and of the rest (load generator, echo server, Watermill workers)")
+}
+
+func reportHolding(w io.Writer, hr holdResult, acks worker.Stats) {
 	if hr.calls > 0 {
 		fmt.Fprintf(w, "holding: %d concurrent calls held %v: %d ok, %d failed, all answered in %v; figway peak RSS %.1f MiB, %d goroutines and %.1f MiB of their stacks while holding\n",
 			hr.calls, hr.hold, hr.ok, hr.calls-hr.ok, hr.took.Round(time.Millisecond), float64(hr.rss)/(1<<20), hr.goroutines, hr.stack/(1<<20))
@@ -430,6 +509,11 @@ func report(w io.Writer, rs []result, srs []streamResult, messages int, hr holdR
 		fmt.Fprintf(w, "SDK workers in figway-grpc: %d replies, %d basic.ack frames (%.2f per reply)\n",
 			acks.Replied, acks.Acks, float64(acks.Acks)/float64(acks.Replied))
 	}
+}
+
+// reportRatios prints how figway compares with the ideal, the floors and
+// the alternatives, and the line of ratios docs/performance.md quotes.
+func reportRatios(w io.Writer, rs []result) {
 	echo, _ := find(rs, "grpc-echo", 64)
 	raw, _ := find(rs, "amqp-raw", 64)
 	tut, _ := find(rs, "amqp-tutorial", 64)

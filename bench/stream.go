@@ -155,41 +155,7 @@ func measureStreams(dir, url string, dur time.Duration, channels, messages int, 
 	}
 	var rs []streamResult
 	measure := func(name string, recv receive) {
-		if len(selected) > 0 && !selected[name] {
-			return
-		}
-		warm, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		recv(warm, nil, messages) // warm up: connections, the workers' consumers
-		cancel()
-		for _, c := range []int{1, 64} {
-			var (
-				mu  sync.Mutex
-				lat []time.Duration
-			)
-			call := func(ctx context.Context) error {
-				mine, err := recv(ctx, make([]time.Duration, 0, messages), messages)
-				if err == nil && len(mine) != messages {
-					err = fmt.Errorf("%d messages; want %d", len(mine), messages)
-				}
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				lat = append(lat, mine...)
-				mu.Unlock()
-				return nil
-			}
-			before := ps.now()
-			// At most 2,000,000 messages in all, and a stream per
-			// goroutine at least.
-			r := streamResult{result: load(name, c, dur, max(c, 2_000_000/messages), call)}
-			r.messages = len(lat)
-			r.cpu = ps.now().perCall(before, r.messages)
-			r.msgP50, r.msgP99 = percentiles(lat)
-			rs = append(rs, r)
-			fmt.Fprintf(os.Stderr, "  %-20s c=%-3d %8.0f msgs/s  stream p50 %-10v msg p50 %-10v p99 %-10v errors %d  cpu/msg %.1fµs\n",
-				name, c, r.mps(), r.p50, r.msgP50, r.msgP99, r.errors, r.cpu.total())
-		}
+		rs = append(rs, streamScenario(name, recv, dur, messages, ps)...)
 	}
 
 	addr, pid, stopEcho, err := startStreamingEcho(messages)
@@ -224,6 +190,50 @@ func measureStreams(dir, url string, dur time.Duration, channels, messages int, 
 	measure("figway-stream-rest", restStream(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}, fw.http, id))
 	measure("figway-stream-legacy", grpcStream(fc, id, metadata.Pairs("x-bench-pin", "legacy")))
 	return rs, nil
+}
+
+// streamScenario runs recv, streams of messages events, as the streaming
+// scenario name at concurrency 1 and 64, dur each, unless -only leaves it
+// out, with each message's latency and the CPU each process of ps spent
+// per message; it prints each result as it comes.
+func streamScenario(name string, recv receive, dur time.Duration, messages int, ps *procs) []streamResult {
+	if len(selected) > 0 && !selected[name] {
+		return nil
+	}
+	warm, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	recv(warm, nil, messages) // warm up: connections, the workers' consumers
+	cancel()
+	var rs []streamResult
+	for _, c := range []int{1, 64} {
+		var (
+			mu  sync.Mutex
+			lat []time.Duration
+		)
+		call := func(ctx context.Context) error {
+			mine, err := recv(ctx, make([]time.Duration, 0, messages), messages)
+			if err == nil && len(mine) != messages {
+				err = fmt.Errorf("%d messages; want %d", len(mine), messages)
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+			return nil
+		}
+		before := ps.now()
+		// At most 2,000,000 messages in all, and a stream per goroutine
+		// at least.
+		r := streamResult{result: load(name, c, dur, max(c, 2_000_000/messages), call)}
+		r.messages = len(lat)
+		r.cpu = ps.now().perCall(before, r.messages)
+		r.msgP50, r.msgP99 = percentiles(lat)
+		rs = append(rs, r)
+		fmt.Fprintf(os.Stderr, "  %-20s c=%-3d %8.0f msgs/s  stream p50 %-10v msg p50 %-10v p99 %-10v errors %d  cpu/msg %.1fµs\n",
+			name, c, r.mps(), r.p50, r.msgP50, r.msgP99, r.errors, r.cpu.total())
+	}
+	return rs
 }
 
 // reportStreams writes the streaming scenarios' table, and how figway's

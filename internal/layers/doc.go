@@ -6,7 +6,7 @@
 // tests' machinery (internal/testing); that the import diagram of
 // docs/architecture.md draws what each package imports, no more and no
 // less; that the functions of its production packages (those the
-// diagram draws, the call's path and internal/app among them) are at most
-// 60 lines long; and that no comment or doc cites a file that is not in
-// the repository.
+// diagram draws, the call's path and internal/app among them), examples
+// and benchmark are at most 60 lines long; and that no comment or doc
+// cites a file that is not in the repository.
 package layers
