@@ -14,9 +14,9 @@ import (
 // and until it is, every reply published to a direct reply-to address of
 // its clients is dropped: the broker hands such a reply only to a channel
 // on a node it counts as running (rabbit_nodes:list_running), and a node
-// counts itself as running only once its boot is complete. On an idle node
-// without plugins that is about 100 ms after its listener opens; with
-// plugins to start, seconds. RabbitMQ 3.10 delivers them all along.
+// counts itself as running only once its boot is complete: 50–100 ms after
+// its listener opens on an idle node, longer on a loaded one. RabbitMQ 3.10
+// delivers them all along.
 // (docs/operations.md, "Running against a cluster".)
 //
 // So a session in direct mode does not take direct reply-to on trust: it
