@@ -180,11 +180,7 @@ func deafWorker(t *testing.T, url string, each int) func() int {
 		wg   sync.WaitGroup
 	)
 	t.Cleanup(wg.Wait) // after the connection is closed: publishes fail
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := rabbitmq.Dial(t, url)
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)

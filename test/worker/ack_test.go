@@ -57,7 +57,7 @@ func proxied(t *testing.T, rawURL string) (string, *proxy.Proxy) {
 // consumer is gone, the requests that were delivered and never acked.
 func queued(t *testing.T, rawURL string) int {
 	t.Helper()
-	ch := channel(t, dial(t, rawURL))
+	ch := channel(t, rabbitmq.Dial(t, rawURL))
 	q, err := ch.QueueDeclarePassive(testQueue, false, false, false, false, nil)
 	if err != nil {
 		t.Fatalf("QueueDeclarePassive: %v", err)

@@ -35,7 +35,7 @@ func TestDeclareQuorumBindings(t *testing.T) {
 		t.Fatalf("reply correlation_id = %q; want %q", d.CorrelationId, r.CorrelationID)
 	}
 	// Declaring it as a quorum queue again is equivalent: it is one.
-	ch := channel(t, dial(t, url))
+	ch := channel(t, rabbitmq.Dial(t, url))
 	if _, err := ch.QueueDeclare("orders.requests", true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}); err != nil {
 		t.Errorf("redeclare as quorum: %v", err)
 	}
@@ -46,7 +46,7 @@ func TestDeclareQuorumBindings(t *testing.T) {
 func TestRunRefusedTopology(t *testing.T) {
 	t.Parallel()
 	url := rabbitmq.ForTest(t).NewVHost(t)
-	ch := channel(t, dial(t, url))
+	ch := channel(t, rabbitmq.Dial(t, url))
 	if _, err := ch.QueueDeclare(testQueue, true, false, false, false, amqp.Table{"x-max-length": 10}); err != nil {
 		t.Fatal(err)
 	}

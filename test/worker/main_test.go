@@ -98,16 +98,6 @@ func runWorker(t *testing.T, w *worker.Worker) (stop func() error) {
 	}
 }
 
-func dial(t *testing.T, url string) *amqp.Connection {
-	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
 func channel(t *testing.T, conn *amqp.Connection) *amqp.Channel {
 	t.Helper()
 	ch, err := conn.Channel()
@@ -128,7 +118,7 @@ type caller struct {
 
 func newCaller(t *testing.T, url string) *caller {
 	t.Helper()
-	ch := channel(t, dial(t, url))
+	ch := channel(t, rabbitmq.Dial(t, url))
 	replies, err := ch.Consume(wire.DirectReplyTo, "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatalf("Consume(%s): %v", wire.DirectReplyTo, err)

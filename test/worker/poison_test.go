@@ -26,7 +26,7 @@ import (
 // each delivery carried (nil for none).
 func bounce(t *testing.T, url, queue string, times int) []any {
 	t.Helper()
-	conn := dial(t, url)
+	conn := rabbitmq.Dial(t, url)
 	var counts []any
 	for range times {
 		ch := channel(t, conn)
@@ -58,7 +58,7 @@ func bounce(t *testing.T, url, queue string, times int) []any {
 func TestPoisonRequest(t *testing.T) {
 	t.Parallel()
 	url := rabbitmq.ForTest(t).NewVHost(t)
-	admin := channel(t, dial(t, url))
+	admin := channel(t, rabbitmq.Dial(t, url))
 	// name, durable, autoDelete, exclusive, noWait, args
 	if _, err := admin.QueueDeclare("poison.dead", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func TestQuarantine(t *testing.T) {
 	t.Parallel()
 	url := rabbitmq.ForTest(t).NewVHost(t)
 	const queue, n = "quarantine", 20
-	admin := channel(t, dial(t, url))
+	admin := channel(t, rabbitmq.Dial(t, url))
 	// name, durable, autoDelete, exclusive, noWait, args
 	if _, err := admin.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestQuarantine(t *testing.T) {
 
 	// A worker takes all of them and dies: its channel closes.
 	returned := publish()
-	dead := channel(t, dial(t, url))
+	dead := channel(t, rabbitmq.Dial(t, url))
 	if err := dead.Qos(n, 0, false); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestQuarantine(t *testing.T) {
 // consumer.
 func watchConsumers(t *testing.T, url, queue string) func() (looks, zeros int) {
 	t.Helper()
-	ch := channel(t, dial(t, url))
+	ch := channel(t, rabbitmq.Dial(t, url))
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	var looks, zeros int // written by the goroutine until done is closed
@@ -285,7 +285,7 @@ func watchConsumers(t *testing.T, url, queue string) func() (looks, zeros int) {
 func TestSetAside(t *testing.T) {
 	t.Parallel()
 	url := rabbitmq.ForTest(t).NewVHost(t)
-	admin := channel(t, dial(t, url))
+	admin := channel(t, rabbitmq.Dial(t, url))
 	const queue = "setaside"
 	args := amqp.Table{"x-queue-type": "quorum"}
 	if _, err := admin.QueueDeclare(queue, true, false, false, false, args); err != nil {

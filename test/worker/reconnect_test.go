@@ -85,7 +85,7 @@ func TestReconnect(t *testing.T) {
 	t.Run("handler cut off is redelivered", func(t *testing.T) {
 		// The reply goes to a plain queue (figway's reply: queue mode), which
 		// outlives the caller's connection, unlike direct reply-to.
-		conn := dial(t, url)
+		conn := rabbitmq.Dial(t, url)
 		ch := channel(t, conn)
 		if _, err := ch.QueueDeclare("replies", true, false, false, false, nil); err != nil {
 			t.Fatal(err)
@@ -107,7 +107,7 @@ func TestReconnect(t *testing.T) {
 		}
 		reconnected(t, 3, waitFor)
 
-		ch = channel(t, dial(t, url))
+		ch = channel(t, rabbitmq.Dial(t, url))
 		// replies takes the replies in the queue until one answers id.
 		replies := func(id string) (got []string) {
 			t.Helper()

@@ -78,7 +78,7 @@ func TestShutdownGrace(t *testing.T) {
 		t.Fatal("the running handler's context was not cancelled")
 	}
 	c.noReply(100 * time.Millisecond)
-	ch := channel(t, dial(t, url))
+	ch := channel(t, rabbitmq.Dial(t, url))
 	poll.Until(t, waitFor, "both requests are back in the queue", func() bool {
 		q, err := ch.QueueDeclarePassive(testQueue, false, false, false, false, nil)
 		return err == nil && q.Messages == 2

@@ -377,7 +377,7 @@ func TestConcurrencyLimit(t *testing.T) {
 func TestEvents(t *testing.T) {
 	t.Parallel()
 	url := rabbitmq.ForTest(t).NewVHost(t)
-	setup := channel(t, dial(t, url))
+	setup := channel(t, rabbitmq.Dial(t, url))
 	for _, q := range []struct {
 		name string
 		args amqp.Table

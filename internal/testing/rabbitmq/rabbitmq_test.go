@@ -19,17 +19,6 @@ import (
 
 func TestMain(m *testing.M) { rabbitmq.Main(m) }
 
-// dial connects to url and closes the connection when the test ends.
-func dial(t *testing.T, url string) *amqp.Connection {
-	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
 // publishDurable declares durable queue q and publishes a persistent message
 // to it, waiting for the broker's confirm.
 func publishDurable(t *testing.T, conn *amqp.Connection, q, body string) {
@@ -93,7 +82,7 @@ func get(t *testing.T, conn *amqp.Connection, q string) (body string, ok bool) {
 
 func TestPublishConfirmGet(t *testing.T) {
 	n := rabbitmq.ForTest(t)
-	conn := dial(t, n.NewVHost(t))
+	conn := rabbitmq.Dial(t, n.NewVHost(t))
 	publishDurable(t, conn, "durable", "hello")
 	if body, ok := get(t, conn, "durable"); !ok || body != "hello" {
 		t.Errorf("Get(durable) = %q, %v; want %q, true", body, ok, "hello")
@@ -113,7 +102,7 @@ func TestURLAndPort(t *testing.T) {
 
 func TestCloseAllConnections(t *testing.T) {
 	n := rabbitmq.ForTest(t)
-	conn := dial(t, n.NewVHost(t))
+	conn := rabbitmq.Dial(t, n.NewVHost(t))
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	begin := time.Now()
 	if err := n.CloseAllConnections(context.Background()); err != nil {
@@ -136,7 +125,7 @@ func TestNewVHostIsolates(t *testing.T) {
 	if urlA == urlB || urlA == n.URL() {
 		t.Fatalf("NewVHost URLs %q, %q; want distinct from each other and from %q", urlA, urlB, n.URL())
 	}
-	a, b := dial(t, urlA), dial(t, urlB)
+	a, b := rabbitmq.Dial(t, urlA), rabbitmq.Dial(t, urlB)
 	publishDurable(t, a, "only-in-a", "x")
 
 	ch, err := b.Channel()
@@ -155,7 +144,7 @@ func TestNewVHostIsolates(t *testing.T) {
 
 func TestMemoryAlarmBlocksPublishers(t *testing.T) {
 	n := rabbitmq.Own(t)
-	conn := dial(t, n.URL())
+	conn := rabbitmq.Dial(t, n.URL())
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	ch, err := conn.Channel()
 	if err != nil {
@@ -201,7 +190,7 @@ func TestMemoryAlarmBlocksPublishers(t *testing.T) {
 func TestKillRestartStop(t *testing.T) {
 	n := rabbitmq.Own(t)
 	ctx := context.Background()
-	conn := dial(t, n.URL())
+	conn := rabbitmq.Dial(t, n.URL())
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	publishDurable(t, conn, "survivor", "one")
 	publishDurable(t, conn, "survivor", "two")
@@ -241,7 +230,7 @@ func TestKillRestartStop(t *testing.T) {
 	if err := n.Restart(ctx); err == nil {
 		t.Error("Restart of a running node = nil; want an error")
 	}
-	conn = dial(t, n.URL())
+	conn = rabbitmq.Dial(t, n.URL())
 	if body, ok := get(t, conn, "survivor"); !ok || body != "one" {
 		t.Errorf("after Kill and Restart, Get(survivor) = %q, %v; want %q, true", body, ok, "one")
 	}
@@ -264,7 +253,7 @@ func TestKillRestartStop(t *testing.T) {
 		t.Fatalf("Restart after Stop: %v", err)
 	}
 	t.Logf("Restart after Stop took %v", time.Since(begin).Round(time.Millisecond))
-	conn = dial(t, n.URL())
+	conn = rabbitmq.Dial(t, n.URL())
 	if body, ok := get(t, conn, "survivor"); !ok || body != "two" {
 		t.Errorf("after Stop and Restart, Get(survivor) = %q, %v; want %q, true", body, ok, "two")
 	}
@@ -277,7 +266,7 @@ func TestExternal(t *testing.T) {
 	if n.URL() != private.URL() || n.Port() != private.Port() {
 		t.Errorf("external node URL, Port = %q, %d; want %q, %d", n.URL(), n.Port(), private.URL(), private.Port())
 	}
-	dial(t, n.URL())
+	rabbitmq.Dial(t, n.URL())
 	ctx := context.Background()
 	if _, err := n.Ctl(ctx, "status"); !errors.Is(err, broker.ErrExternal) {
 		t.Errorf("Ctl = %v; want ErrExternal", err)
@@ -481,7 +470,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("killed node restarted and rejoined in %v", time.Since(restarted).Round(time.Millisecond))
-	conn := dial(t, urls[1])
+	conn := rabbitmq.Dial(t, urls[1])
 	// A nacked message may have been stored all the same: "after" may
 	// come more than once.
 	for _, want := range []string{"before", "after"} {

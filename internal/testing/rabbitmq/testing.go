@@ -172,16 +172,22 @@ func Shutdown() {
 	shared.node, shared.err = nil, nil
 }
 
+// Dial returns a new connection to url, closed when the test ends.
+func Dial(t testing.TB, url string) *amqp.Connection {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // Channel returns a channel on a new connection to url; the connection is
 // closed when the test ends.
 func Channel(t testing.TB, url string) *amqp.Channel {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
+	ch, err := Dial(t, url).Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
