@@ -88,8 +88,11 @@ func TestNoConsumer(t *testing.T) {
 	}, func(err error) bool { return status.Code(err) == codes.Unavailable })
 	t.Logf("worker stopped: the fallback route answered from legacy %v after the stop (that call took %v); the plain route failed UNAVAILABLE %v after (in %v): %v",
 		legacy.after, legacy.took, failed.after, failed.took, failed.err)
-	if legacy.after > 1500*time.Millisecond || failed.after > 1500*time.Millisecond {
-		t.Errorf("no consumer seen %v (fallback) and %v (plain) after the stop; want within 1.5s", legacy.after, failed.after)
+	// figway counts consumers every 500 ms: a quiet machine sees the stop
+	// within about that; the bound leaves a loaded two-core machine under
+	// -race room (1.6 s seen at load average 20).
+	if legacy.after > 3*time.Second || failed.after > 3*time.Second {
+		t.Errorf("no consumer seen %v (fallback) and %v (plain) after the stop; want within 3s", legacy.after, failed.after)
 	}
 	if !strings.Contains(status.Convert(failed.err).Message(), "no consumer on queue orders.requests") {
 		t.Errorf("plain route: %v; want UNAVAILABLE, no consumer on queue orders.requests", failed.err)
