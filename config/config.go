@@ -208,6 +208,11 @@ type Broker struct {
 	// together (YAML dial_timeout). If DialTimeout is 0, 5s is used.
 	DialTimeout time.Duration
 
+	// StallTimeout is how long publishes may wait with no publisher
+	// confirm arriving on the connection before figway leaves the node as
+	// stalled (YAML stall_timeout). If StallTimeout is 0, 3s is used.
+	StallTimeout time.Duration
+
 	// TLS, if not nil, configures TLS to the broker; the URLs must then
 	// be amqps://.
 	TLS *BrokerTLS

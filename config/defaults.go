@@ -27,9 +27,10 @@ const (
 	defaultWriteTimeout      = gateway.DefaultWriteTimeout
 	defaultIdleTimeout       = gateway.DefaultIdleTimeout
 
-	defaultChannels    = amqp.DefaultChannels
-	defaultHeartbeat   = amqp.DefaultHeartbeat
-	defaultDialTimeout = amqp.DefaultDialTimeout
+	defaultChannels     = amqp.DefaultChannels
+	defaultHeartbeat    = amqp.DefaultHeartbeat
+	defaultDialTimeout  = amqp.DefaultDialTimeout
+	defaultStallTimeout = amqp.DefaultStallTimeout
 
 	defaultTimeout          = 5 * time.Second
 	defaultMaxInFlight      = 1024
@@ -51,6 +52,7 @@ func (c *Config) applyDefaults() {
 	setZero(&b.Channels, defaultChannels)
 	setZero(&b.Heartbeat, defaultHeartbeat)
 	setZero(&b.DialTimeout, defaultDialTimeout)
+	setZero(&b.StallTimeout, defaultStallTimeout)
 
 	d := &c.Defaults
 	setZero(&d.Timeout, defaultTimeout)

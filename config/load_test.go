@@ -26,6 +26,7 @@ broker:
   channels: 8
   heartbeat: 10s
   dial_timeout: 2s
+  stall_timeout: 4s
 legacy:
   grpc: legacy.internal:50051
   http: https://legacy.internal/api
@@ -95,6 +96,7 @@ func TestLoadFull(t *testing.T) {
 		Broker: Broker{
 			URLs:  []string{"amqp://figway:s3cret@rabbit-1:5672/shop", "amqps://rabbit-2/shop"},
 			Reply: ReplyQueue, Channels: 8, Heartbeat: 10 * time.Second, DialTimeout: 2 * time.Second,
+			StallTimeout: 4 * time.Second,
 		},
 		Legacy: Legacy{GRPC: "legacy.internal:50051", HTTP: "https://legacy.internal/api"},
 		Defaults: Route{RouteSpec: gateway.RouteSpec{
@@ -169,7 +171,7 @@ routes:
 		Server: Server{GRPC: "127.0.0.1:8080", HTTP: "127.0.0.1:8081", Admin: "127.0.0.1:9090", MaxRequestBytes: 4 << 20, MaxForwardedValueBytes: 8 << 10, MaxForwardedBytes: 32 << 10, MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, ShutdownGrace: 10 * time.Second,
 			Operations: Operations{Path: "/v1/operations", Stream: "figway.operations", Max: 100_000, MaxBytes: 256 << 20}, OpenAPIPath: "/openapi.json", RampStream: "figway.ramps"},
 		Descriptors: []string{filepath.Join(dir, "api.binpb")},
-		Broker:      Broker{URLs: []string{"amqp://localhost"}, Reply: ReplyDirect, Channels: 4, Heartbeat: 2 * time.Second, DialTimeout: 5 * time.Second},
+		Broker:      Broker{URLs: []string{"amqp://localhost"}, Reply: ReplyDirect, Channels: 4, Heartbeat: 2 * time.Second, DialTimeout: 5 * time.Second, StallTimeout: 3 * time.Second},
 		Defaults:    Route{RouteSpec: gateway.RouteSpec{Timeout: 5 * time.Second, MaxInFlight: 1024, Breaker: dflt}, Wire: Wire{CloudEvents: CloudEventsEvents}},
 		Routes: []Route{{RouteSpec: gateway.RouteSpec{
 			Method: "acme.v1.OrderService/GetOrder", To: TargetBroker, RoutingKey: "orders.get", Pattern: PatternRPC,

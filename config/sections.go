@@ -125,13 +125,14 @@ func (d *decoder) broker(v *yamlfile.Value, path string) Broker {
 		d.P.At(path, "required: the RabbitMQ to publish to, as url: amqp://user:password@host:5672/")
 		return Broker{}
 	}
-	f := d.Fields(v, path, "url", "urls", "reply", "channels", "heartbeat", "dial_timeout", "tls")
+	f := d.Fields(v, path, "url", "urls", "reply", "channels", "heartbeat", "dial_timeout", "stall_timeout", "tls")
 	b := Broker{
-		Reply:       yamlfile.Enum(d.Decoder, f["reply"], yamlfile.Field(path, "reply"), ReplyDirect, ReplyQueue),
-		Channels:    d.Positive(f["channels"], yamlfile.Field(path, "channels"), 64, ": more channels add no throughput on one connection"),
-		Heartbeat:   d.Duration(f["heartbeat"], yamlfile.Field(path, "heartbeat")),
-		DialTimeout: d.Duration(f["dial_timeout"], yamlfile.Field(path, "dial_timeout")),
-		TLS:         d.brokerTLS(f["tls"], yamlfile.Field(path, "tls")),
+		Reply:        yamlfile.Enum(d.Decoder, f["reply"], yamlfile.Field(path, "reply"), ReplyDirect, ReplyQueue),
+		Channels:     d.Positive(f["channels"], yamlfile.Field(path, "channels"), 64, ": more channels add no throughput on one connection"),
+		Heartbeat:    d.Duration(f["heartbeat"], yamlfile.Field(path, "heartbeat")),
+		DialTimeout:  d.Duration(f["dial_timeout"], yamlfile.Field(path, "dial_timeout")),
+		StallTimeout: d.Duration(f["stall_timeout"], yamlfile.Field(path, "stall_timeout")),
+		TLS:          d.brokerTLS(f["tls"], yamlfile.Field(path, "tls")),
 	}
 	url, urls := f["url"], f["urls"]
 	switch {

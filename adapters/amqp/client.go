@@ -77,6 +77,12 @@ type Config struct {
 	// publisher confirm and whether the broker acked it (metrics). It runs
 	// on the lane's goroutine and must not block.
 	OnConfirm func(d time.Duration, ack bool)
+	// StallTimeout is how long publishes may wait on the connection with
+	// no publisher confirm or nack at all arriving on it, while the broker
+	// has not blocked it, before figway leaves the node as stalled: it
+	// closes the connection, failing the calls waiting on it, and dials the
+	// next URL (stall.go). If 0, 3s.
+	StallTimeout time.Duration
 	// Tracing records, on the recording span of each call's context, the
 	// events gateway.EventPublished, gateway.EventConfirmed and
 	// gateway.EventReplyReceived. If false, no span is looked at.
@@ -101,12 +107,17 @@ type Client struct {
 	// right after each publish is written.
 	afterPublish func(ch *amqp.Channel, event bool)
 
-	unmatched        atomic.Uint64
-	reconnects       atomic.Uint64
-	republished      atomic.Uint64
-	renewed          atomic.Uint64 // channels renewed (renew.go)
-	redialing        atomic.Bool   // see Redialing
-	streamDuplicates atomic.Uint64
+	unmatched   atomic.Uint64
+	reconnects  atomic.Uint64
+	republished atomic.Uint64
+	renewed     atomic.Uint64 // channels renewed (renew.go)
+	stalls      atomic.Uint64 // connections left as stalled (stall.go)
+	leftStalled atomic.Bool   // the last connection was left as stalled
+	// declared says that a connection declared the topology, and
+	// cancels the cancel exchange (declareBounded).
+	declared, cancels atomic.Bool
+	redialing         atomic.Bool // see Redialing
+	streamDuplicates  atomic.Uint64
 }
 
 // Stats is a snapshot of a Client's counters.
@@ -143,6 +154,10 @@ type Stats struct {
 	// is still booting drops them): those calls' replies come through
 	// the connection's reply queue.
 	DirectReplyTo bool
+	// Stalls counts the connections left because their node stalled:
+	// publishes waited StallTimeout with no confirm arriving (a node cut
+	// off by a network partition).
+	Stalls uint64
 }
 
 // New returns a Client. It connects nothing: Run does.
@@ -224,6 +239,7 @@ func (c *Client) Stats() Stats {
 		EventsRepublished: c.republished.Load(),
 		ChannelsRenewed:   c.renewed.Load(),
 		DirectReplyTo:     s != nil && s.direct.Load(),
+		Stalls:            c.stalls.Load(),
 	}
 }
 

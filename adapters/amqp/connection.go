@@ -42,6 +42,9 @@ type session struct {
 	// connection's reply queue (directcheck.go).
 	direct   atomic.Bool
 	fallback string
+	// confirmed counts the confirms and nacks received on the connection
+	// (watchStalls).
+	confirmed atomic.Uint64
 }
 
 func newSession(lanes int) *session {
@@ -198,10 +201,11 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 8))
 
-	if err := declare(conn, c.cfg.Topology); err != nil {
+	cancels, err := c.declareBounded(conn, &watch)
+	if err != nil {
 		return err
 	}
-	s.cancels = c.declareCancel(conn)
+	s.cancels = cancels
 
 	ctx, cancel := context.WithCancel(ctx)
 	ls := &lanes{c: c, conn: conn, s: s, replyTo: wire.DirectReplyTo, died: make(chan *lane, c.cfg.Channels)}
@@ -226,6 +230,7 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 			return err
 		}
 	}
+	ls.wg.Go(func() { c.watchStalls(ctx, conn, s) })
 	c.sess.Store(s)
 	defer c.sess.Store(nil) // runs first: no new call picks a lane of this session
 	watch.Go(func() { c.watchConsumers(ctx, conn, s) })

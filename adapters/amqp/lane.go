@@ -134,6 +134,7 @@ func (l *lane) run(ctx context.Context) {
 			// drain returns first so an unroutable event is never reported
 			// as published (an unroutable message is still acked:
 			// docs/architecture.md, "Facts the code relies on").
+			l.s.confirmed.Add(1)
 			l.mu.Lock()
 			l.drainReturns()
 			l.confirm(conf)

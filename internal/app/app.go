@@ -388,18 +388,20 @@ func BrokerConfig(cfg *config.Config) (amqp.Config, error) {
 		return amqp.Config{}, err
 	}
 	return amqp.Config{
-		URLs:        cfg.Broker.URLs,
-		Reply:       cfg.Broker.Reply,
-		Channels:    cfg.Broker.Channels,
-		Heartbeat:   cfg.Broker.Heartbeat,
-		DialTimeout: cfg.Broker.DialTimeout,
-		Topology:    cfg.Topology,
-		TLS:         tc,
+		URLs:         cfg.Broker.URLs,
+		Reply:        cfg.Broker.Reply,
+		Channels:     cfg.Broker.Channels,
+		Heartbeat:    cfg.Broker.Heartbeat,
+		DialTimeout:  cfg.Broker.DialTimeout,
+		StallTimeout: cfg.Broker.StallTimeout,
+		Topology:     cfg.Topology,
+		TLS:          tc,
 	}, nil
 }
 
 // brokerStats are the AMQP client's counters that metrics reports.
 func brokerStats(s amqp.Stats) metrics.BrokerStats {
 	return metrics.BrokerStats{Connected: s.Connected, Blocked: s.Blocked, Pending: s.Pending,
-		UnmatchedReplies: s.UnmatchedReplies, Reconnects: s.Reconnects, ChannelsRenewed: s.ChannelsRenewed}
+		UnmatchedReplies: s.UnmatchedReplies, Reconnects: s.Reconnects, ChannelsRenewed: s.ChannelsRenewed,
+		Stalls: s.Stalls}
 }

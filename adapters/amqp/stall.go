@@ -1,0 +1,149 @@
+package amqp
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// DefaultStallTimeout is the default of [Config.StallTimeout].
+const DefaultStallTimeout = 3 * time.Second
+
+// stallChecks is how many times per StallTimeout the watch looks at the
+// session. A stall is declared only after more looks than this in a row found
+// publishes waiting and no confirm come: if figway's own process was
+// starved (a loaded machine, a long pause), the ticker drops the ticks it
+// missed, and the confirms that came meanwhile are counted before the
+// watch has looked often enough.
+const stallChecks = 10
+
+// stallCloseTimeout bounds the connection.close of a stalled node: it is
+// alive and usually answers at once, but the socket is closed regardless
+// once this has passed.
+const stallCloseTimeout = 500 * time.Millisecond
+
+// A node stalls when it keeps taking figway's publishes and confirms none
+// of them, while its connection lives and its heartbeats flow: a node cut
+// off from its cluster by a network partition, before it notices
+// (net_ticktime) and pauses as the minority (docs/operations.md, "A
+// partitioned node"). Its quorum queues can commit nothing, so nothing is
+// confirmed, and replies do not come either. watchStalls leaves such a
+// node: when publishes have waited StallTimeout on the connection with no
+// confirm or nack at all arriving on it, and the broker has not blocked it
+// (an alarm, which figway follows by itself), it closes the connection.
+// Every call waiting on it fails at once, UNAVAILABLE, as on a lost
+// connection — ErrChannelLost for those published, ErrNotPublished for the
+// others — and Run dials the next of the URLs. It returns when ctx ends
+// or it has closed the connection.
+func (c *Client) watchStalls(ctx context.Context, conn *amqp.Connection, s *session) {
+	bound := c.cfg.StallTimeout
+	if bound <= 0 {
+		bound = DefaultStallTimeout
+	}
+	tick := time.NewTicker(bound / stallChecks)
+	defer tick.Stop()
+	// Once figway has left a stalled node, it does not judge the next
+	// connection; the one after is judged again. A partition that cut off
+	// the node of a quorum queue's leader leaves the majority side without
+	// it too until the nodes notice the partition (net_ticktime), and the
+	// queue may stall again while the cut-off node rejoins: in
+	// test/cluster's TestPartition the majority confirmed nothing for 5 to
+	// more than 15 s after figway came. Leaving it as well would only fail
+	// the calls published there, and a node cut off in turn pauses as the
+	// minority (pause_minority), closing the connection.
+	if c.leftStalled.Swap(false) {
+		return
+	}
+	last, quiet, since := s.confirmed.Load(), 0, time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		confirmed, waiting := s.confirmed.Load(), s.unconfirmed()
+		if confirmed != last || waiting == 0 || s.blocked.Load() {
+			last, quiet, since = confirmed, 0, time.Now()
+			continue
+		}
+		// The first look that found publishes waiting may have come just
+		// after the first of them: one look more makes the wait at least
+		// bound.
+		if quiet++; quiet <= stallChecks || time.Since(since) < bound {
+			continue
+		}
+		c.stalls.Add(1)
+		c.leftStalled.Store(true)
+		c.log.Warn("RabbitMQ node stalled: no publisher confirm while publishes wait; leaving it",
+			"broker", s.node, "waiting", waiting, "for", time.Since(since).Round(time.Millisecond))
+		conn.CloseDeadline(time.Now().Add(stallCloseTimeout))
+		return
+	}
+}
+
+// unconfirmed returns the number of publishes on the session's lanes that
+// wait for their confirm.
+func (s *session) unconfirmed() int {
+	n := 0
+	for i := range s.lanes {
+		if l := s.lanes[i].Load(); l != nil {
+			l.mu.Lock()
+			n += len(l.unconfirmed)
+			l.mu.Unlock()
+		}
+	}
+	return n
+}
+
+// topologyWait bounds how long a connection waits for its declaration of
+// the topology once an earlier connection of the client declared it.
+const topologyWait = 500 * time.Millisecond
+
+// declareBounded declares the topology and the cancel exchange on conn,
+// in a goroutine of wg, and reports whether cancels can be sent. Metadata
+// changes — a declare, even of what exists, a bind — are transactions of
+// the whole cluster: while a partition goes unnoticed (until
+// net_ticktime), they wait on every node, for a minute by default, when
+// publishes to quorum queues on the majority side already work. So once
+// an earlier connection has declared the topology, declareBounded waits
+// for it at most topologyWait and then lets the connection serve with the
+// topology declared before; the declaration goes on, and ends with the
+// connection at the latest. The first connection waits for it, however
+// long it takes.
+func (c *Client) declareBounded(conn *amqp.Connection, wg *sync.WaitGroup) (cancels bool, err error) {
+	type declared struct {
+		cancels bool
+		err     error
+	}
+	done := make(chan declared, 1)
+	var late atomic.Bool
+	begin := time.Now()
+	wg.Go(func() {
+		var d declared
+		if d.err = declare(conn, c.cfg.Topology); d.err == nil {
+			c.declared.Store(true)
+			d.cancels = c.declareCancel(conn)
+			c.cancels.Store(d.cancels)
+		}
+		done <- d
+		if late.Load() && !conn.IsClosed() {
+			c.log.Info("topology declared, late", "after", time.Since(begin).Round(time.Millisecond), "err", d.err)
+		}
+	})
+	if !c.declared.Load() {
+		d := <-done
+		return d.cancels, d.err
+	}
+	select {
+	case d := <-done:
+		return d.cancels, d.err
+	case <-time.After(topologyWait):
+		late.Store(true)
+		c.log.Warn("RabbitMQ is slow to declare the topology (metadata changes wait while a partition goes unnoticed); serving with the topology declared before",
+			"after", topologyWait)
+		return c.cancels.Load(), nil
+	}
+}
