@@ -242,15 +242,32 @@ func (s *sdkWorker) redelivered() int {
 	return n
 }
 
-// startLoad and wait are calls.Start and calls.Load.Wait under the names
-// the partition and links tests use.
-func startLoad(ctx context.Context, n, max int, call func(ctx context.Context, caller, seq int) error) load {
-	return load{calls.Start(ctx, n, max, call)}
+// mixedLoad is the load of the tests that fault the cluster under calls:
+// 64 callers of the plain route, 64 of the retry: idempotent route and 16
+// sending events, until stop.
+type mixedLoad struct {
+	plain, retried, sent *calls.Load
+	ev                   *events
+	stop                 context.CancelFunc
 }
 
-type load struct{ *calls.Load }
+// startMixedLoad starts a mixedLoad on orders and lets it run 2 s.
+func startMixedLoad(orders ordersv1.OrderServiceClient) *mixedLoad {
+	ctx, stop := context.WithCancel(context.Background())
+	m := &mixedLoad{ev: newEvents(), stop: stop}
+	m.plain = calls.Start(ctx, callers, 1000000, getOrderCall(orders, "get"))
+	m.retried = calls.Start(ctx, callers, 1000000, listOrdersCall(orders, "list"))
+	m.sent = calls.Start(ctx, 16, 1000000, m.ev.call(orders))
+	time.Sleep(2 * time.Second)
+	return m
+}
 
-func (l load) wait() []calls.Outcome { return l.Wait() }
+// ran returns how many rpc request ids a handler ran.
+func (s *sdkWorker) ran() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.runs)
+}
 
 // summary is what a fault did to a load.
 type summary struct {

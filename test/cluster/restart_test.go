@@ -196,13 +196,9 @@ func TestRollingRestart(t *testing.T) {
 	orders := fw.orders()
 	restartAfter(t, c)
 
-	load, stop := context.WithCancel(context.Background())
-	defer stop()
-	ev := newEvents()
-	plain := calls.Start(load, callers, 1000000, getOrderCall(orders, "get"))
-	retried := calls.Start(load, callers, 1000000, listOrdersCall(orders, "list"))
-	sent := calls.Start(load, 16, 1000000, ev.call(orders))
-	time.Sleep(2 * time.Second)
+	m := startMixedLoad(orders)
+	defer m.stop()
+	plain, retried, sent, ev := m.plain, m.retried, m.sent, m.ev
 
 	begin := time.Now()
 	var stops []interval
@@ -227,7 +223,7 @@ func TestRollingRestart(t *testing.T) {
 	}
 	took := time.Since(begin)
 	time.Sleep(2 * time.Second)
-	stop()
+	m.stop()
 	ps, rs, es := summarize(plain.Wait(), begin), summarize(retried.Wait(), begin), summarize(sent.Wait(), begin)
 	lost, dups, _ := ev.lost(w, begin)
 	t.Logf("rolling restart of 3 nodes in %v", took.Round(time.Millisecond))

@@ -259,11 +259,11 @@ func (n *Node) launch(ctx context.Context) error {
 	if fi, err := logf.Stat(); err == nil {
 		logFrom = fi.Size()
 	}
-	if PartitionsEnabled() {
-		if err := os.WriteFile(filepath.Join(n.dir, "advanced.config"), []byte(n.advancedConfig()), 0o644); err != nil {
-			logf.Close()
-			return fmt.Errorf("rabbitmqtest: %w", err)
-		}
+	// Every node connects to the others from an address of its own, so
+	// that [Cluster.Partition] can cut it off (see distAddr).
+	if err := os.WriteFile(filepath.Join(n.dir, "advanced.config"), []byte(n.advancedConfig()), 0o644); err != nil {
+		logf.Close()
+		return fmt.Errorf("rabbitmqtest: %w", err)
 	}
 	fmt.Fprintf(logf, "\n==== rabbitmqtest: starting %s (amqp %d, dist %d) at %s\n",
 		n.name, n.port, n.distPort, time.Now().Format(time.RFC3339Nano))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -18,15 +17,6 @@ import (
 // either opened — while rabbitmqctl, which connects from 127.0.0.1,
 // still reaches every node, and figway and the workers reach their AMQP
 // ports.
-
-// PartitionEnv names the environment variable that enables partitions:
-// only with it set do nodes connect to each other from addresses of their
-// own (an advanced.config), so that every other run starts its nodes as
-// before [Cluster.Partition] existed.
-const PartitionEnv = "FIGWAY_TEST_PARTITION"
-
-// PartitionsEnabled reports whether PartitionEnv is set.
-func PartitionsEnabled() bool { return os.Getenv(PartitionEnv) != "" }
 
 // distAddr returns the loopback address n connects to other nodes from:
 // 127.1.H.L, where H and L are the bytes of its distribution port, unique
@@ -62,9 +52,6 @@ func (c *Cluster) Partition(ctx context.Context, n *Node) (time.Time, error) {
 	defer c.cut.Unlock()
 	if _, err := exec.LookPath("iptables"); err != nil {
 		return time.Time{}, ErrNoIPTables
-	}
-	if !PartitionsEnabled() {
-		return time.Time{}, fmt.Errorf("rabbitmqtest: partition %s: the nodes were started without %s", n.name, PartitionEnv)
 	}
 	for _, o := range c.Nodes {
 		if o == n {

@@ -86,6 +86,19 @@ func Steady(ctx context.Context, period time.Duration, max int, call func(ctx co
 	return l
 }
 
+// ServedSince reports whether a call that started after since has
+// succeeded.
+func (l *Load) ServedSince(since time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, o := range l.outcomes {
+		if o.Err == nil && o.Start.After(since) {
+			return true
+		}
+	}
+	return false
+}
+
 func (l *Load) add(o Outcome) {
 	l.mu.Lock()
 	l.outcomes = append(l.outcomes, o)
