@@ -208,7 +208,7 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	s.cancels = cancels
 
 	ctx, cancel := context.WithCancel(ctx)
-	ls := &lanes{c: c, conn: conn, s: s, replyTo: wire.DirectReplyTo, died: make(chan *lane, c.cfg.Channels)}
+	ls := &lanes{c: c, conn: conn, s: s, replyTo: wire.DirectReplyTo, died: make(chan *lane, c.cfg.Channels), closed: &watch}
 	defer ls.wg.Wait() // runs after cancel: every lane has stopped
 	defer cancel()
 
@@ -248,6 +248,9 @@ type lanes struct {
 	replyTo string
 	wg      sync.WaitGroup
 	died    chan *lane
+	// closed runs goroutines that may wait on the broker until the
+	// connection is closed; it is waited for after that (stall.go).
+	closed *sync.WaitGroup
 }
 
 // start opens a lane in slot i, renewed renewals times before, and runs it.

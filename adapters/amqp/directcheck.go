@@ -39,8 +39,8 @@ const (
 // replies (see above); it returns once they can be published, after at most
 // firstProbe.
 func (c *Client) checkDirectReplyTo(ctx context.Context, ls *lanes) error {
-	p, err := newReplyProbe(ls.conn)
-	if err != nil {
+	p, err := c.newReplyProbeBounded(ls)
+	if err != nil || p == nil {
 		return err
 	}
 	if p.await(ctx, firstProbe) {

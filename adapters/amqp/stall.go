@@ -147,3 +147,44 @@ func (c *Client) declareBounded(conn *amqp.Connection, wg *sync.WaitGroup) (canc
 		return c.cancels.Load(), nil
 	}
 }
+
+// newReplyProbeBounded is newReplyProbe, bounded by firstProbe. The probe
+// declares a queue: a metadata change, which waits while a partition goes
+// unnoticed (see declareBounded), on a node that has long finished its
+// boot. A probe not set up within firstProbe is such a node's: the
+// session's calls use direct reply-to at once, and newReplyProbeBounded
+// returns a nil probe; the late probe is closed when it comes.
+func (c *Client) newReplyProbeBounded(ls *lanes) (*replyProbe, error) {
+	type probed struct {
+		p   *replyProbe
+		err error
+	}
+	done := make(chan probed, 1)
+	var late atomic.Bool
+	ls.closed.Go(func() {
+		p, err := newReplyProbe(ls.conn)
+		done <- probed{p, err}
+		if late.Load() && p != nil {
+			p.close()
+		}
+	})
+	select {
+	case r := <-done:
+		return r.p, r.err
+	case <-time.After(firstProbe):
+	}
+	late.Store(true)
+	// The probe may have come in the meantime: then it is closed above
+	// or here, never used.
+	select {
+	case r := <-done:
+		if r.p != nil {
+			r.p.close()
+		}
+	default:
+	}
+	ls.s.direct.Store(true)
+	c.log.Warn("RabbitMQ is slow to set up the direct reply-to probe (metadata changes wait while a partition goes unnoticed); using direct reply-to",
+		"broker", ls.s.node, "after", firstProbe)
+	return nil, nil
+}
