@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -39,6 +40,19 @@ const (
 // replies (see above); it returns once they can be published, after at most
 // firstProbe.
 func (c *Client) checkDirectReplyTo(ctx context.Context, ls *lanes) error {
+	if v, _ := ls.conn.Properties["version"].(string); strings.HasPrefix(v, "3.") {
+		// RabbitMQ 3.x delivers direct replies while booting: it counts
+		// a node as running from its database's view, not its boot state.
+		// The probe would buy nothing there, and publishing to a direct
+		// reply-to address is what crashes a 3.10 channel when the
+		// broker cannot place the address, closing the whole connection
+		// with 541 (docs/wire-protocol.md): in a rolling restart on 3.10,
+		// figway's new connection was closed with 541 25 ms after it was
+		// made, while its probe ran, and the retries of the calls the old
+		// connection had lost failed with it.
+		ls.s.direct.Store(true)
+		return nil
+	}
 	p, err := c.newReplyProbeBounded(ls)
 	if err != nil || p == nil {
 		return err
