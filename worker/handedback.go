@@ -7,44 +7,62 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// handedBack remembers what the worker's own faults handed back to the
-// queue, each request charged a delivery as a crashed worker's would be:
+// handedBack remembers what the worker's own faults may have handed back
+// to the queue, each request charged a delivery as a crashed worker's
+// would be:
 //
 //   - when its sessions ended — a connection lost to a node restarting, a
 //     network fault — handing back every request they held unsettled;
-//   - by message id, the requests it received and has not settled: a
-//     quorum queue also takes back, charged, what a live worker holds when
-//     the worker's node loses sight of the queue's leader for a moment (the
-//     links between two nodes closing), with no connection lost at all.
+//   - by message id, the requests it received lately: a quorum queue also
+//     takes back, charged, what a live worker holds when the worker's node
+//     loses sight of the queue's leader for a moment (the links between two
+//     nodes closing), with no connection lost at all — and with it the
+//     requests whose acks were on their way to the leader, answered
+//     already.
 //
 // Those charges are the worker's own, not crashes': a live worker takes
-// them off each request's count (discount) — as many as it holds the
-// request unsettled, or as many sessions as it lost in the last
-// handedBackFor, whichever is more — so that a request is no suspect of
-// poison for them: it runs like a fresh one, not alone (see
+// them off each request's count (discount) — one for each time it
+// received the request lately, or one for each session it lost in the
+// last handedBackFor, whichever is more — so that a request is no suspect
+// of poison for them: it runs like a fresh one, not alone (see
 // quarantine.go), and is not refused as poison after three node restarts.
 // Without this, a rolling restart of a 3-node cluster on 3.10 had the
 // worker refuse hundreds of requests as poison, and drop the events among
 // them; and when the links of its node closed, the worker ran the 128
 // requests it had held one at a time, then their set-aside copies, and
-// callers waited 10–20 s. The price: a poison request that crashed other
-// workers may crash this one once more, whose restarted process remembers
-// nothing and refuses it.
+// callers waited 10–23 s. A charge by another worker's crash stays: each
+// of this worker's receipts accounts for at most one charge. The price: a
+// poison request that crashed other workers may crash this one once more,
+// whose restarted process remembers nothing and refuses it.
 type handedBack struct {
 	mu     sync.Mutex
 	losses []time.Time
-	held   map[string]receipts // message id → this worker's receipts not settled
-	swept  time.Time           // when held was last pruned
+	// The last rememberReceipts receipts, oldest at next, and how many
+	// of them each message id has, with the time of its last.
+	ring []receipt
+	next int
+	seen map[string]receipts
 }
 
-// receipts counts a request's receipts not settled, and when the last was.
+type receipt struct {
+	id string
+	at time.Time
+}
+
 type receipts struct {
 	n    int64
 	last time.Time
 }
 
-// handedBackFor is how long a lost connection is remembered.
+// handedBackFor is how long a lost connection, or a receipt, is
+// remembered.
 const handedBackFor = time.Minute
+
+// rememberReceipts bounds the receipts remembered: what a fault hands back
+// is what the worker held or had just answered, a prefetch's worth, and
+// 16,384 receipts are well over a second of a busy worker's, in about a
+// megabyte.
+const rememberReceipts = 16384
 
 // lost records a session that ended at now.
 func (h *handedBack) lost(now time.Time) {
@@ -69,47 +87,51 @@ func (h *handedBack) prune(now time.Time) []time.Time {
 	return h.losses[i:]
 }
 
-// receive records a receipt of the request with message id id, and
-// returns how many receipts of it were not settled before this one.
-func (h *handedBack) receive(id string, now time.Time) (unsettled int64) {
+// receive records a receipt of the request with message id id at now, and
+// returns how many receipts of it the worker remembers from before.
+func (h *handedBack) receive(id string, now time.Time) (before int64) {
 	if id == "" {
 		return 0
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.held == nil {
-		h.held, h.swept = make(map[string]receipts), now
+	if h.seen == nil {
+		h.ring, h.seen = make([]receipt, rememberReceipts), make(map[string]receipts)
 	}
-	if now.Sub(h.swept) > handedBackFor {
-		// A receipt never settled — its session ended, and the request
-		// went to another worker — is forgotten after handedBackFor.
-		for k, r := range h.held {
-			if now.Sub(r.last) > handedBackFor {
-				delete(h.held, k)
-			}
-		}
-		h.swept = now
+	if old := h.ring[h.next]; old.id != "" {
+		h.drop(old.id)
 	}
-	r := h.held[id]
-	unsettled = r.n
-	h.held[id] = receipts{n: r.n + 1, last: now}
-	return unsettled
+	h.ring[h.next] = receipt{id, now}
+	h.next = (h.next + 1) % len(h.ring)
+	r := h.seen[id]
+	if now.Sub(r.last) <= handedBackFor {
+		before = r.n
+	}
+	h.seen[id] = receipts{n: r.n + 1, last: now}
+	return before
 }
 
-// settled records that a receipt of the request with message id id was
-// settled: acked or rejected.
-func (h *handedBack) settled(id string) {
+// forget takes one receipt of the request with message id id off the
+// count: the worker set it aside (acked it for a copy of its own), and
+// the copy is another message, charged apart.
+func (h *handedBack) forget(id string) {
 	if id == "" {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	switch r, ok := h.held[id]; {
+	h.drop(id)
+}
+
+// drop takes one receipt of id off the count, never below none. h.mu is
+// held.
+func (h *handedBack) drop(id string) {
+	switch r, ok := h.seen[id]; {
 	case !ok:
 	case r.n <= 1:
-		delete(h.held, id)
+		delete(h.seen, id)
 	default:
-		h.held[id] = receipts{n: r.n - 1, last: r.last}
+		h.seen[id] = receipts{n: r.n - 1, last: r.last}
 	}
 }
 
@@ -119,12 +141,12 @@ func (h *handedBack) settled(id string) {
 // never below 0. What a set-aside copy carries (another worker's charges)
 // stays.
 func (w *Worker) discount(d *amqp.Delivery, now time.Time) {
-	held := w.handed.receive(d.MessageId, now)
+	before := w.handed.receive(d.MessageId, now)
 	queued, ok := countHeader(d.Headers[deliveryCountHeader])
 	if !ok || queued == 0 {
 		return
 	}
-	if n := max(held, w.handed.recent(now)); n > 0 {
+	if n := max(before, w.handed.recent(now)); n > 0 {
 		d.Headers[deliveryCountHeader] = max(queued-n, 0)
 	}
 }

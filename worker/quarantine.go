@@ -258,7 +258,7 @@ func (s *session) setAside(held []*amqp.Delivery) (kept []*amqp.Delivery) {
 			kept = append(kept, c.d)
 			continue
 		}
-		s.w.handed.settled(c.d.MessageId)
+		s.w.handed.forget(c.d.MessageId)
 		s.w.stats.setAside.Add(1)
 	}
 	return kept

@@ -291,9 +291,6 @@ func (s *session) settle(d *amqp.Delivery, f func() error) bool {
 	s.mu.Lock()
 	err := f()
 	s.mu.Unlock()
-	if err == nil {
-		s.w.handed.settled(d.MessageId)
-	}
 	if err != nil {
 		s.w.log.LogAttrs(context.Background(), slog.LevelWarn, "request not settled; the broker will redeliver it",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId),
