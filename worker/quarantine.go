@@ -80,20 +80,25 @@ func suspect(d *amqp.Delivery) bool {
 }
 
 // reconsume replaces the consumer whose deliveries come on old with one of
-// prefetch n: the only way to change a consumer's prefetch. The new
-// consumer starts before the old one is cancelled, so the queue never
-// counts no consumer in between — figway refuses calls at once for want
-// of one. The deliveries the old consumer had received stay the
-// session's: they come out of old before it closes, and are returned in
-// pending, to be dispatched before the new ones.
+// prefetch n: the only way to change a consumer's prefetch. The
+// deliveries the old consumer had received stay the session's: they come
+// out of old before it closes, and are returned in pending, to be
+// dispatched before the new ones.
+//
+// Widening, the new consumer starts before the old one is cancelled, so
+// the queue never counts no consumer in between — figway refuses calls at
+// once for want of one, and every new session widens a quarter second
+// after it starts. Narrowing, the old one is cancelled first: while both
+// were there, the wide one would keep taking deliveries until its cancel,
+// all of them held beside the suspect, and charged if it crashes the
+// worker. A narrowing follows a redelivery, and figway may see no
+// consumer for that moment.
 func (s *session) reconsume(old <-chan amqp.Delivery, n int) (deliveries <-chan amqp.Delivery, pending []amqp.Delivery, err error) {
 	s.mu.Lock()
-	oldTag := s.tag
-	deliveries, err = s.consumeWith(n)
-	if err == nil {
-		if err = s.ch.Cancel(oldTag, false); err != nil {
-			err = fmt.Errorf("cancel the consumer replaced by one of prefetch %d: %w", n, err)
-		}
+	if n > s.prefetch {
+		deliveries, err = s.consumeBeforeCancel(n)
+	} else {
+		deliveries, err = s.cancelBeforeConsume(n)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -103,6 +108,29 @@ func (s *session) reconsume(old <-chan amqp.Delivery, n int) (deliveries <-chan 
 		pending = append(pending, d)
 	}
 	return deliveries, pending, nil
+}
+
+// consumeBeforeCancel starts a consumer of prefetch n, then cancels the
+// one before it. s.mu is held.
+func (s *session) consumeBeforeCancel(n int) (<-chan amqp.Delivery, error) {
+	oldTag := s.tag
+	deliveries, err := s.consumeWith(n)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ch.Cancel(oldTag, false); err != nil {
+		return nil, fmt.Errorf("cancel the consumer replaced by one of prefetch %d: %w", n, err)
+	}
+	return deliveries, nil
+}
+
+// cancelBeforeConsume cancels the consumer, then starts one of prefetch n.
+// s.mu is held.
+func (s *session) cancelBeforeConsume(n int) (<-chan amqp.Delivery, error) {
+	if err := s.ch.Cancel(s.tag, false); err != nil {
+		return nil, fmt.Errorf("cancel the consumer to set prefetch %d: %w", n, err)
+	}
+	return s.consumeWith(n)
 }
 
 // hold takes suspect d into quarantine, narrowing the prefetch to 1 if it
