@@ -2,6 +2,7 @@ package worker
 
 import (
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,5 +86,28 @@ func TestDiscountLostSessions(t *testing.T) {
 	w.discount(d, now.Add(handedBackFor+time.Second))
 	if got := countOf(t, d); got != 1 {
 		t.Errorf("a session lost over %v ago, counted 1: discounted to %d; want 1", handedBackFor, got)
+	}
+}
+
+// TestSessionThatNeverConsumedLostNothing: a session whose consume failed
+// — the queue not declared yet, as when workers start before figway —
+// handed nothing back, and its end counts for no discount. A restarted
+// worker that had failed twice to consume took two off a poison request's
+// count and ran it as a fresh one (test/cluster's TestPoisonRequest: 5
+// crashes instead of 3).
+func TestSessionThatNeverConsumedLostNothing(t *testing.T) {
+	w := &Worker{}
+	var sent atomic.Uint64
+	for range 2 {
+		s := &session{w: w, acks: newAcks(&ackLog{t: t, outstanding: map[uint64]bool{}}, 0, &sent)}
+		s.end()
+	}
+	if n := w.handed.recent(time.Now()); n != 0 {
+		t.Errorf("two sessions that never consumed: %d counted lost; want 0", n)
+	}
+	s := &session{w: w, acks: newAcks(&ackLog{t: t, outstanding: map[uint64]bool{}}, 0, &sent), consumed: true}
+	s.end()
+	if n := w.handed.recent(time.Now()); n != 1 {
+		t.Errorf("a session that consumed, then ended: %d counted lost; want 1", n)
 	}
 }

@@ -160,6 +160,9 @@ type session struct {
 	// for a gathering timer that fires late. Both are guarded by mu.
 	acks  *acks
 	ended bool
+	// consumed says the session's consumer started: only then can its
+	// end hand requests back to the queue (see handedBack).
+	consumed bool
 	// running counts the session's handlers started and not returned.
 	running atomic.Int32
 	// frameMax is the connection's negotiated frame_max, which no reply's
@@ -242,6 +245,7 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 	if err != nil {
 		return false, err
 	}
+	s.consumed = true
 	cancelsDone = w.listenCancels(conn)
 	w.stats.connects.Add(1)
 	w.log.Info("consuming", "queue", w.cfg.Queue, "prefetch", w.cfg.Prefetch, "concurrency", w.cfg.Concurrency)
@@ -573,7 +577,14 @@ func (s *session) end() {
 	s.ended = true
 	s.acks.stop()
 	s.mu.Unlock()
-	s.w.handed.lost(time.Now())
+	if s.consumed {
+		// A session that never consumed — the queue not declared yet,
+		// say — handed nothing back: counting it would discount a
+		// crash's charge (a restarted worker that failed twice to
+		// consume before figway declared the queue ran a poison
+		// request as a fresh one, and crashed 5 times instead of 3).
+		s.w.handed.lost(time.Now())
+	}
 	if s.q.timer != nil {
 		s.q.timer.Stop()
 	}
