@@ -46,10 +46,8 @@ func (c *Client) checkDirectReplyTo(ctx context.Context, ls *lanes) error {
 		// The probe would buy nothing there, and publishing to a direct
 		// reply-to address is what crashes a 3.10 channel when the
 		// broker cannot place the address, closing the whole connection
-		// with 541 (docs/wire-protocol.md): in a rolling restart on 3.10,
-		// figway's new connection was closed with 541 25 ms after it was
-		// made, while its probe ran, and the retries of the calls the old
-		// connection had lost failed with it.
+		// with 541 (docs/wire-protocol.md): not a risk to take for
+		// nothing.
 		ls.s.direct.Store(true)
 		return nil
 	}
