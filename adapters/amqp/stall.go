@@ -20,6 +20,10 @@ const DefaultStallTimeout = 3 * time.Second
 // watch has looked often enough.
 const stallChecks = 10
 
+// reconnectGrace is how long a connection made after a lost one serves
+// before watchStalls judges it.
+const reconnectGrace = 10 * time.Second
+
 // stallCloseTimeout bounds the connection.close of a stalled node: it is
 // alive and usually answers at once, but the socket is closed regardless
 // once this has passed.
@@ -56,6 +60,20 @@ func (c *Client) watchStalls(ctx context.Context, conn *amqp.Connection, s *sess
 	// minority (pause_minority), closing the connection.
 	if c.leftStalled.Swap(false) {
 		return
+	}
+	// Nor does it judge a connection made after one was lost before
+	// reconnectGrace has passed: a node stopped or died, and the quorum
+	// queues whose leaders it held elect new ones, which holds their
+	// publishes' confirms meanwhile — RabbitMQ 3.10 took over 3 s in a
+	// rolling restart under load, and a detector that left the node then
+	// failed the retries of the calls the lost connection had failed (64
+	// on a `retry: idempotent` route in test/cluster's TestRollingRestart).
+	if c.reconnects.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reconnectGrace):
+		}
 	}
 	last, quiet, since := s.confirmed.Load(), 0, time.Now()
 	for {
