@@ -114,7 +114,7 @@ type Client struct {
 	stalls      atomic.Uint64 // connections left as stalled (stall.go)
 	leftStalled atomic.Bool   // the last connection was left as stalled
 	// declared says that a connection declared the topology, and
-	// cancels the cancel exchange (declareBounded).
+	// cancels the cancel exchange (declareFirst, redeclare).
 	declared, cancels atomic.Bool
 	redialing         atomic.Bool // see Redialing
 	streamDuplicates  atomic.Uint64

@@ -201,16 +201,24 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 8))
 
-	cancels, err := c.declareBounded(conn, &watch)
-	if err != nil {
-		return err
+	first := !c.declared.Load()
+	if first {
+		cancels, err := c.declareFirst(conn)
+		if err != nil {
+			return err
+		}
+		s.cancels = cancels
+	} else {
+		s.cancels = c.cancels.Load()
 	}
-	s.cancels = cancels
 
 	ctx, cancel := context.WithCancel(ctx)
 	ls := &lanes{c: c, conn: conn, s: s, replyTo: wire.DirectReplyTo, died: make(chan *lane, c.cfg.Channels), closed: &watch}
 	defer ls.wg.Wait() // runs after cancel: every lane has stopped
 	defer cancel()
+	if !first {
+		ls.wg.Go(func() { c.redeclare(ctx, addr) })
+	}
 
 	if c.cfg.Reply == ReplyQueue {
 		q, replies, err := replyQueue(conn)

@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -116,59 +115,92 @@ func (s *session) unconfirmed() int {
 	return n
 }
 
-// topologyWait bounds how long a connection waits for its declaration of
-// the topology once an earlier connection of the client declared it.
-const topologyWait = 500 * time.Millisecond
+// declareFirst declares the topology and the cancel exchange on conn, the
+// client's first connection, and reports whether cancels can be sent.
+// Later connections declare it again in the background instead
+// (redeclare).
+func (c *Client) declareFirst(conn *amqp.Connection) (cancels bool, err error) {
+	if err := declare(conn, c.cfg.Topology); err != nil {
+		return false, err
+	}
+	c.declared.Store(true)
+	cancels = c.declareCancel(conn)
+	c.cancels.Store(cancels)
+	return cancels, nil
+}
 
-// declareBounded declares the topology and the cancel exchange on conn,
-// in a goroutine of wg, and reports whether cancels can be sent. Metadata
-// changes — a declare, even of what exists, a bind — are transactions of
-// the whole cluster: while a partition goes unnoticed (until
-// net_ticktime), they wait on every node, for a minute by default, when
-// publishes to quorum queues on the majority side already work. So once
-// an earlier connection has declared the topology, declareBounded waits
-// for it at most topologyWait and then lets the connection serve with the
-// topology declared before; the declaration goes on, and ends with the
-// connection at the latest. The first connection waits for it, however
-// long it takes.
-func (c *Client) declareBounded(conn *amqp.Connection, wg *sync.WaitGroup) (cancels bool, err error) {
-	type declared struct {
-		cancels bool
-		err     error
-	}
-	done := make(chan declared, 1)
-	var late atomic.Bool
+// Once the client's first connection has declared the topology, a later
+// one serves at once with it and declares it again in the background, on
+// a connection of its own (redeclare): a declare — even of what exists —
+// is a transaction of the whole cluster. While a partition goes unnoticed
+// (until net_ticktime) it waits on every node, for a minute by default,
+// when publishes to quorum queues on the majority side already work; and
+// while a quorum queue elects a new leader after a node stopped, RabbitMQ
+// 4.0 and 3.10 answer its declare with 541 INTERNAL_ERROR, which closes
+// the whole connection — on the serving connection, that kept figway from
+// serving for 3.5 s in a rolling restart, or took the calls published on
+// it down with it.
+const (
+	redeclareEvery    = 500 * time.Millisecond
+	redeclareAttempts = 120
+)
+
+// redeclare declares the topology and the cancel exchange again, on a
+// connection of its own to the broker at addr, until it has or ctx ends.
+func (c *Client) redeclare(ctx context.Context, addr string) {
+	url := c.urlOf(addr)
 	begin := time.Now()
-	wg.Go(func() {
-		var d declared
-		if d.err = declare(conn, c.cfg.Topology); d.err == nil {
-			c.declared.Store(true)
-			d.cancels = c.declareCancel(conn)
-			c.cancels.Store(d.cancels)
+	var err error
+	for attempt := range redeclareAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(redeclareEvery):
+			}
 		}
-		done <- d
-		if late.Load() && !conn.IsClosed() {
-			c.log.Info("topology declared, late", "after", time.Since(begin).Round(time.Millisecond), "err", d.err)
+		if err = c.declareOn(ctx, url); err == nil {
+			c.log.Debug("topology declared again", "broker", addr, "after", time.Since(begin).Round(time.Millisecond))
+			return
 		}
-	})
-	if !c.declared.Load() {
-		d := <-done
-		return d.cancels, d.err
+		if ctx.Err() != nil {
+			return
+		}
 	}
-	select {
-	case d := <-done:
-		return d.cancels, d.err
-	case <-time.After(topologyWait):
-		late.Store(true)
-		c.log.Warn("RabbitMQ is slow to declare the topology (metadata changes wait while a partition goes unnoticed); serving with the topology declared before",
-			"after", topologyWait)
-		return c.cancels.Load(), nil
+	c.log.Warn("topology not declared again; serving with the topology declared before", "broker", addr, "err", err)
+}
+
+// declareOn dials url and declares the topology and the cancel exchange on
+// that connection; the connection is closed when ctx ends, which ends a
+// declare the cluster holds.
+func (c *Client) declareOn(ctx context.Context, url string) error {
+	conn, err := c.dial(url, c.cfg.Name+" (topology)")
+	if err != nil {
+		return err
 	}
+	stop := context.AfterFunc(ctx, func() { conn.CloseDeadline(time.Now().Add(stallCloseTimeout)) })
+	defer stop()
+	defer conn.CloseDeadline(time.Now().Add(stallCloseTimeout))
+	if err := declare(conn, c.cfg.Topology); err != nil {
+		return err
+	}
+	c.cancels.Store(c.declareCancel(conn))
+	return nil
+}
+
+// urlOf returns the URL of broker.urls that redact renders as addr.
+func (c *Client) urlOf(addr string) string {
+	for _, u := range c.cfg.URLs {
+		if redact(u) == addr {
+			return u
+		}
+	}
+	return c.cfg.URLs[0]
 }
 
 // newReplyProbeBounded is newReplyProbe, bounded by firstProbe. The probe
 // declares a queue: a metadata change, which waits while a partition goes
-// unnoticed (see declareBounded), on a node that has long finished its
+// unnoticed (see redeclare), on a node that has long finished its
 // boot. A probe not set up within firstProbe is such a node's: the
 // session's calls use direct reply-to at once, and newReplyProbeBounded
 // returns a nil probe; the late probe is closed when it comes.
