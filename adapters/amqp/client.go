@@ -191,13 +191,18 @@ func New(cfg Config) *Client {
 // and its reply consumers running, and the broker is not blocking it.
 func (c *Client) Ready() bool {
 	s := c.sess.Load()
-	return s != nil && !s.blocked.Load()
+	return s != nil && !s.blocked.Load() && !s.closing.Load()
 }
 
 // Redialing reports whether the client lost its connection and is dialing
 // the next URL at once, before every URL has failed in turn; see
 // gateway.Reconnector.
-func (c *Client) Redialing() bool { return c.redialing.Load() && !c.Ready() }
+func (c *Client) Redialing() bool {
+	if s := c.sess.Load(); s != nil && s.closing.Load() {
+		return true // the connection is being lost: a redial follows at once
+	}
+	return c.redialing.Load() && !c.Ready()
+}
 
 // AwaitConnected returns nil once the client is Ready, or ctx's error; see
 // gateway.Reconnector.
@@ -392,6 +397,9 @@ func (c *Client) lane() (*lane, error) {
 	}
 	if s.blocked.Load() {
 		return nil, s.blockedErr(gateway.ErrNotPublished)
+	}
+	if s.closing.Load() {
+		return nil, fmt.Errorf("%w: %w: the connection to RabbitMQ is closing", gateway.ErrUnavailable, gateway.ErrNotPublished)
 	}
 	n := uint32(len(s.lanes))
 	start := c.next.Add(1)

@@ -33,6 +33,9 @@ type session struct {
 	renew chan *lane
 	// cancels says that the cancel exchange exists (see sendCancel).
 	cancels bool
+	// closing is set once a lane learnt that the connection is closing:
+	// the session is no longer Ready.
+	closing atomic.Bool
 	// cancelq takes the cancels of streams that figway failed on the
 	// goroutine that consumes replies, which must not wait to publish
 	// them (sendCancels).

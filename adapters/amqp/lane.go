@@ -119,6 +119,12 @@ func (l *lane) run(ctx context.Context) {
 			return
 		case e := <-l.closes:
 			if e != nil {
+				if connectionLevel(e) {
+					// Before the calls learn of it: a retry of theirs
+					// waits for the next connection (Ready is false)
+					// rather than take a lane of this one not told yet.
+					l.s.closing.Store(true)
+				}
 				l.die(fmt.Errorf("channel closed: %w", e))
 			} else {
 				l.die(errors.New("channel closed"))
@@ -155,6 +161,14 @@ func (l *lane) run(ctx context.Context) {
 			l.c.deliver(&d)
 		}
 	}
+}
+
+// connectionLevel reports whether e closes the whole connection: AMQP's
+// hard errors (320 connection-forced, 402 invalid-path, 501–541), which
+// amqp091-go hands every channel of the connection, as against a channel's
+// own (soft) exception such as 404 or 406.
+func connectionLevel(e *amqp.Error) bool {
+	return e.Code == amqp.ConnectionForced || e.Code == amqp.InvalidPath || e.Code >= amqp.FrameError
 }
 
 func (l *lane) die(err error) {
