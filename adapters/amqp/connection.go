@@ -220,7 +220,12 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	defer ls.wg.Wait() // runs after cancel: every lane has stopped
 	defer cancel()
 	if !first {
-		ls.wg.Go(func() { c.redeclare(ctx, addr) })
+		tried := make(chan struct{}, 1)
+		ls.wg.Go(func() { c.redeclare(ctx, addr, tried) })
+		select {
+		case <-tried:
+		case <-time.After(topologyWait):
+		}
 	}
 
 	if c.cfg.Reply == ReplyQueue {

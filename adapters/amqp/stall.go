@@ -141,28 +141,23 @@ func (c *Client) declareFirst(conn *amqp.Connection) (cancels bool, err error) {
 // serving for 3.5 s in a rolling restart, or took the calls published on
 // it down with it.
 //
-// It starts only once the serving connection has lasted redeclareAfter: a
-// connection made while the cluster stops or boots does not last, and a
-// declare sent to a node that is stopping or still recovering its queues
-// is the one moment a declare might not find a quorum queue that exists.
-// In two clean-clone runs, a full cluster restart in which figway
-// re-declared at once, every 0.5 s through the stop and the boot, ended
-// with the 1,600 events confirmed before it gone; not once with the
-// declare waiting.
+// A later connection waits for the first attempt at most topologyWait
+// before it serves: right after a full cluster restart a quorum queue is
+// not found for a moment, and whoever declares it first decides what it
+// becomes — a worker's declaration of the same name, had figway been
+// ready first, made an empty queue of it, and the events it held before
+// the restart were gone (TestFullClusterRestart on 4.0, three clean-clone
+// runs); figway's own declaration brings it back with them.
 const (
-	redeclareAfter    = 2 * time.Second
+	topologyWait      = 500 * time.Millisecond
 	redeclareEvery    = 500 * time.Millisecond
 	redeclareAttempts = 120
 )
 
 // redeclare declares the topology and the cancel exchange again, on a
 // connection of its own to the broker at addr, until it has or ctx ends.
-func (c *Client) redeclare(ctx context.Context, addr string) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(redeclareAfter):
-	}
+func (c *Client) redeclare(ctx context.Context, addr string, tried chan<- struct{}) {
+	defer close(tried) // once, after the first attempt or when giving up
 	url := c.urlOf(addr)
 	begin := time.Now()
 	var err error
@@ -174,7 +169,11 @@ func (c *Client) redeclare(ctx context.Context, addr string) {
 			case <-time.After(redeclareEvery):
 			}
 		}
-		if err = c.declareOn(ctx, url); err == nil {
+		err = c.declareOn(ctx, url)
+		if attempt == 0 {
+			tried <- struct{}{}
+		}
+		if err == nil {
 			c.log.Debug("topology declared again", "broker", addr, "after", time.Since(begin).Round(time.Millisecond))
 			return
 		}
