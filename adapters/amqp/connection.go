@@ -220,12 +220,7 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	defer ls.wg.Wait() // runs after cancel: every lane has stopped
 	defer cancel()
 	if !first {
-		tried := make(chan struct{}, 1)
-		ls.wg.Go(func() { c.redeclare(ctx, addr, tried) })
-		select {
-		case <-tried:
-		case <-time.After(topologyWait):
-		}
+		c.startRedeclare(ctx, &ls.wg, addr)
 	}
 
 	if c.cfg.Reply == ReplyQueue {

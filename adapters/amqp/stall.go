@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -153,6 +154,17 @@ const (
 	redeclareEvery    = 500 * time.Millisecond
 	redeclareAttempts = 120
 )
+
+// startRedeclare runs redeclare in a goroutine of wg and waits for its
+// first attempt, at most topologyWait.
+func (c *Client) startRedeclare(ctx context.Context, wg *sync.WaitGroup, addr string) {
+	tried := make(chan struct{}, 1)
+	wg.Go(func() { c.redeclare(ctx, addr, tried) })
+	select {
+	case <-tried:
+	case <-time.After(topologyWait):
+	}
+}
 
 // redeclare declares the topology and the cancel exchange again, on a
 // connection of its own to the broker at addr, until it has or ctx ends.
