@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -10,34 +9,29 @@ import (
 	"github.com/figway/figway/wire"
 )
 
-// errCallerGone is the cause of a handler's context that figway cancelled:
-// the caller went away (docs/wire-protocol.md, "Cancellation").
-var errCallerGone = errors.New("worker: figway cancelled the call: its caller went away")
-
 // running maps the correlation ids of the rpc requests whose handlers run
 // to the cancel functions of their contexts.
 type running struct {
 	mu sync.Mutex
-	m  map[string]context.CancelCauseFunc
+	m  map[string]context.CancelFunc
 }
 
-// track returns a context for the handler of the rpc request with
-// correlation id id, which a cancel for id ends, and the function that
-// forgets it once the handler returned.
-func (r *running) track(ctx context.Context, id string) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
+// track records cancel as what ends the handler's context of the rpc
+// request with correlation id id, until untrack.
+func (r *running) track(id string, cancel context.CancelFunc) {
 	r.mu.Lock()
 	if r.m == nil {
-		r.m = make(map[string]context.CancelCauseFunc)
+		r.m = make(map[string]context.CancelFunc)
 	}
 	r.m[id] = cancel
 	r.mu.Unlock()
-	return ctx, func() {
-		r.mu.Lock()
-		delete(r.m, id)
-		r.mu.Unlock()
-		cancel(nil)
-	}
+}
+
+// untrack forgets the handler of id: it returned.
+func (r *running) untrack(id string) {
+	r.mu.Lock()
+	delete(r.m, id)
+	r.mu.Unlock()
 }
 
 // cancel ends the context of the handler of id, if one runs here.
@@ -46,7 +40,7 @@ func (r *running) cancel(id string) bool {
 	cancel := r.m[id]
 	r.mu.Unlock()
 	if cancel != nil {
-		cancel(errCallerGone)
+		cancel()
 	}
 	return cancel != nil
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"time"
 
 	"github.com/figway/figway/wire"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -20,9 +21,51 @@ type request struct {
 	reply replyMeta
 }
 
+// requestContext is a handler's context: the request's value on top of
+// its cancellable context, in one allocation.
+type requestContext struct {
+	context.Context
+	request
+}
+
+func (c *requestContext) Value(key any) any {
+	if key == (requestKey{}) {
+		return &c.request
+	}
+	return c.Context.Value(key)
+}
+
 func withRequest(ctx context.Context, d *amqp.Delivery) (context.Context, *request) {
-	r := &request{headers: d.Headers, messageID: d.MessageId}
-	return context.WithValue(ctx, requestKey{}, r), r
+	c := &requestContext{Context: ctx, request: request{headers: d.Headers, messageID: d.MessageId}}
+	return c, &c.request
+}
+
+// handlerContext returns the context a handler of d runs under, below ctx
+// (the session's): it carries d's request, ends at deadline if
+// hasDeadline, and, for an rpc request, ends when figway cancels the call
+// (docs/wire-protocol.md, "Cancellation"). done forgets the call and
+// releases the context once the handler returned. One cancellable context
+// does all of it: the deadline's, if any.
+func (w *Worker) handlerContext(ctx context.Context, d *amqp.Delivery, deadline time.Time, hasDeadline bool) (hctx context.Context, req *request, done func()) {
+	var cancel context.CancelFunc
+	switch {
+	case hasDeadline:
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+	case d.ReplyTo != "":
+		ctx, cancel = context.WithCancel(ctx)
+	default: // an event with no deadline: nothing ends it but the session
+		hctx, req = withRequest(ctx, d)
+		return hctx, req, func() {}
+	}
+	hctx, req = withRequest(ctx, d)
+	if d.ReplyTo == "" {
+		return hctx, req, cancel
+	}
+	w.runs.track(d.CorrelationId, cancel)
+	return hctx, req, func() {
+		w.runs.untrack(d.CorrelationId)
+		cancel()
+	}
 }
 
 func requestFrom(ctx context.Context) *request {

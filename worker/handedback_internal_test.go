@@ -65,8 +65,8 @@ func TestDiscountOwnReceipts(t *testing.T) {
 			t.Errorf("%q counted %d: discounted to %d; want %d", c.id, c.count, got, c.got)
 		}
 	}
-	if n := len(w.handed.seen); n > rememberReceipts {
-		t.Errorf("%d message ids remembered; want at most %d", n, rememberReceipts)
+	if n := len(w.handed.ring); n != rememberReceipts {
+		t.Errorf("%d receipts remembered; want %d", n, rememberReceipts)
 	}
 }
 

@@ -183,9 +183,11 @@ func (s *session) widen(deliveries <-chan amqp.Delivery) (<-chan amqp.Delivery, 
 // The caller runs it and calls doneAlone when it returns.
 func (s *session) nextAlone() *amqp.Delivery {
 	q := &s.q
+	s.awaited.Store(len(q.held) > 0 && !q.alone)
 	if len(q.held) == 0 || q.alone || s.running.Load() > 0 {
 		return nil
 	}
+	s.awaited.Store(false)
 	least := slices.MinFunc(q.held, func(a, b *amqp.Delivery) int {
 		na, _ := deliveryCount(a)
 		nb, _ := deliveryCount(b)

@@ -165,6 +165,10 @@ type session struct {
 	consumed bool
 	// running counts the session's handlers started and not returned.
 	running atomic.Int32
+	// awaited says the dispatch loop holds a suspect that waits for the
+	// running handlers to return (nextAlone): only then does a handler
+	// that returns wake the loop.
+	awaited atomic.Bool
 	// frameMax is the connection's negotiated frame_max, which no reply's
 	// headers may exceed (see reply).
 	frameMax int
@@ -182,9 +186,10 @@ type session struct {
 // job is a delivery for a handler goroutine, and the channel to signal
 // when it is done (see start).
 type job struct {
-	d    *amqp.Delivery
-	sem  chan struct{}
-	done chan<- struct{}
+	d     *amqp.Delivery
+	sem   chan struct{}
+	done  chan<- struct{}
+	alone bool // a suspect run alone
 }
 
 // handlerIdle is how long a handler goroutine waits for another delivery
@@ -344,7 +349,8 @@ func stopped(sctx context.Context) error {
 }
 
 // start runs d's handler once a slot of sem is free; when it returns, it
-// signals aloneDone if d is a suspect run alone (s.q.alone), else wake.
+// signals aloneDone if d is a suspect run alone (s.q.alone), else wake
+// if the dispatch loop awaits it (see run).
 // If the session ends first, start reports ended, with the session's
 // error, and leaves d unacked for the broker to deliver again.
 func (s *session) start(ctx, sctx context.Context, sem chan struct{}, d *amqp.Delivery, wake, aloneDone chan<- struct{}) (ended bool, err error) {
@@ -365,7 +371,7 @@ func (s *session) start(ctx, sctx context.Context, sem chan struct{}, d *amqp.De
 		done = aloneDone // holds one: one suspect runs alone at a time
 	}
 	s.running.Add(1)
-	j := job{d: d, sem: sem, done: done}
+	j := job{d: d, sem: sem, done: done, alone: s.q.alone}
 	select {
 	case s.idle <- j:
 	default:
@@ -395,16 +401,23 @@ func (s *session) handle(ctx context.Context, j job) {
 	}
 }
 
-// run serves j's delivery, then gives back its slot and signals j.done.
+// run serves j's delivery, then gives back its slot and signals j.done —
+// a suspect run alone always, any other only if the dispatch loop awaits
+// the handlers' return: a wake per request would cost a goroutine switch
+// each.
 func (s *session) run(ctx context.Context, j job) {
 	defer func() {
-		select {
-		case j.done <- struct{}{}:
-		default: // wake is signalled already
+		// running falls before awaited is read, and nextAlone sets
+		// awaited before it reads running: one of them sees the other.
+		s.running.Add(-1)
+		<-j.sem
+		if j.alone || s.awaited.Load() {
+			select {
+			case j.done <- struct{}{}:
+			default: // signalled already
+			}
 		}
 	}()
-	defer func() { <-j.sem }()
-	defer s.running.Add(-1)
 	s.serve(ctx, j.d)
 }
 

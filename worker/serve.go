@@ -60,17 +60,8 @@ func (w *Worker) process(ctx context.Context, d *amqp.Delivery) outcome {
 		return outcome{st: status.Newf(codes.InvalidArgument,
 			"worker: content type %q is neither %s nor %s", d.ContentType, wire.ContentTypeProtobuf, wire.ContentTypeJSON)}
 	}
-	ctx, req := withRequest(ctx, d)
-	if d.ReplyTo != "" {
-		var untrack func()
-		ctx, untrack = w.runs.track(ctx, d.CorrelationId)
-		defer untrack()
-	}
-	if hasDeadline {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
-	}
+	ctx, req, done := w.handlerContext(ctx, d, deadline, hasDeadline)
+	defer done()
 	body, err := w.call(ctx, h, c, d)
 	meta := req.reply.meta()
 	if errors.Is(err, errShadowSkipped) {

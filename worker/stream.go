@@ -107,14 +107,8 @@ func (s *session) serveStream(ctx context.Context, d *amqp.Delivery, h streamHan
 		err = status.Errorf(codes.InvalidArgument, "worker: content type %q is neither %s nor %s",
 			d.ContentType, wire.ContentTypeProtobuf, wire.ContentTypeJSON)
 	default:
-		hctx, req := withRequest(ctx, d)
-		hctx, untrack := w.runs.track(hctx, d.CorrelationId)
-		defer untrack()
-		if hasDeadline {
-			var cancel context.CancelFunc
-			hctx, cancel = context.WithDeadline(hctx, deadline)
-			defer cancel()
-		}
+		hctx, req, done := w.handlerContext(ctx, d, deadline, hasDeadline)
+		defer done()
 		st := &streamSender{s: s, d: d, ctx: hctx, req: req}
 		err = w.runStream(hctx, h, c, d, st.send)
 		s.endStream(ctx, d, st, err)
