@@ -26,6 +26,12 @@ type request struct {
 type requestContext struct {
 	context.Context
 	request
+	// cancel ends the context, if it is the handler's own (nil for an
+	// event with no deadline); runs tracks it by correlation id, for an
+	// rpc request (see handlerContext).
+	cancel context.CancelFunc
+	runs   *running
+	id     string
 }
 
 func (c *requestContext) Value(key any) any {
@@ -43,28 +49,33 @@ func withRequest(ctx context.Context, d *amqp.Delivery) (context.Context, *reque
 // handlerContext returns the context a handler of d runs under, below ctx
 // (the session's): it carries d's request, ends at deadline if
 // hasDeadline, and, for an rpc request, ends when figway cancels the call
-// (docs/wire-protocol.md, "Cancellation"). done forgets the call and
-// releases the context once the handler returned. One cancellable context
-// does all of it: the deadline's, if any.
-func (w *Worker) handlerContext(ctx context.Context, d *amqp.Delivery, deadline time.Time, hasDeadline bool) (hctx context.Context, req *request, done func()) {
-	var cancel context.CancelFunc
+// (docs/wire-protocol.md, "Cancellation"). One cancellable context does
+// all of it: the deadline's, if any. The caller releases it once the
+// handler returned.
+func (w *Worker) handlerContext(ctx context.Context, d *amqp.Delivery, deadline time.Time, hasDeadline bool) *requestContext {
+	c := &requestContext{request: request{headers: d.Headers, messageID: d.MessageId}}
 	switch {
 	case hasDeadline:
-		ctx, cancel = context.WithDeadline(ctx, deadline)
+		c.Context, c.cancel = context.WithDeadline(ctx, deadline)
 	case d.ReplyTo != "":
-		ctx, cancel = context.WithCancel(ctx)
+		c.Context, c.cancel = context.WithCancel(ctx)
 	default: // an event with no deadline: nothing ends it but the session
-		hctx, req = withRequest(ctx, d)
-		return hctx, req, func() {}
+		c.Context = ctx
 	}
-	hctx, req = withRequest(ctx, d)
-	if d.ReplyTo == "" {
-		return hctx, req, cancel
+	if d.ReplyTo != "" {
+		c.runs, c.id = &w.runs, d.CorrelationId
+		c.runs.track(c.id, c.cancel)
 	}
-	w.runs.track(d.CorrelationId, cancel)
-	return hctx, req, func() {
-		w.runs.untrack(d.CorrelationId)
-		cancel()
+	return c
+}
+
+// release forgets c's call and ends c: its handler returned.
+func (c *requestContext) release() {
+	if c.runs != nil {
+		c.runs.untrack(c.id)
+	}
+	if c.cancel != nil {
+		c.cancel()
 	}
 }
 

@@ -60,8 +60,9 @@ func (w *Worker) process(ctx context.Context, d *amqp.Delivery) outcome {
 		return outcome{st: status.Newf(codes.InvalidArgument,
 			"worker: content type %q is neither %s nor %s", d.ContentType, wire.ContentTypeProtobuf, wire.ContentTypeJSON)}
 	}
-	ctx, req, done := w.handlerContext(ctx, d, deadline, hasDeadline)
-	defer done()
+	hctx := w.handlerContext(ctx, d, deadline, hasDeadline)
+	defer hctx.release()
+	ctx, req := hctx, &hctx.request
 	body, err := w.call(ctx, h, c, d)
 	meta := req.reply.meta()
 	if errors.Is(err, errShadowSkipped) {
@@ -213,7 +214,7 @@ func (s *session) reply(d *amqp.Delivery, o outcome) bool {
 		return false
 	}
 	if d.Redelivered && strings.HasPrefix(d.ReplyTo, wire.DirectReplyTo+".") {
-		ok := s.settle(d, func() error { return s.replyAlone(d, p, settled) })
+		ok := s.settle(d, func() error { return s.replyAlone(d, &p, settled) })
 		if ok {
 			w.stats.replied.Add(1)
 		}
@@ -225,7 +226,7 @@ func (s *session) reply(d *amqp.Delivery, o outcome) bool {
 		// ack below travels on the same channel, so the broker has taken
 		// the reply before it sees the ack, and an unroutable reply (the
 		// caller's reply queue is gone) has nobody to go to anyway.
-		if err := s.ch.Publish("", d.ReplyTo, false, false, *p); err != nil {
+		if err := s.ch.Publish("", d.ReplyTo, false, false, p); err != nil {
 			return fmt.Errorf("publish reply: %w", err)
 		}
 		return settled(d)
@@ -239,7 +240,7 @@ func (s *session) reply(d *amqp.Delivery, o outcome) bool {
 // replyMessage is the reply to d that carries o: its status and reply
 // metadata as headers, trimmed to the connection's frame_max. An error
 // status is logged, at warning level for the codes of a worker's bug.
-func (s *session) replyMessage(d *amqp.Delivery, o outcome) *amqp.Publishing {
+func (s *session) replyMessage(d *amqp.Delivery, o outcome) amqp.Publishing {
 	w := s.w
 	h, err := wire.SetReplyMetadata(nil, o.meta)
 	if err != nil { // SetHeader and SetTrailer checked the keys already
@@ -272,7 +273,7 @@ func (s *session) replyMessage(d *amqp.Delivery, o outcome) *amqp.Publishing {
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "reply headers over the broker's frame_max: trimmed",
 			slog.String("method", d.Type), slog.String("correlation_id", d.CorrelationId), slog.Int("frame_max", s.frameMax))
 	}
-	return &p
+	return p
 }
 
 // settle runs f, which uses s's channel, under s.mu. It reports whether f

@@ -107,8 +107,9 @@ func (s *session) serveStream(ctx context.Context, d *amqp.Delivery, h streamHan
 		err = status.Errorf(codes.InvalidArgument, "worker: content type %q is neither %s nor %s",
 			d.ContentType, wire.ContentTypeProtobuf, wire.ContentTypeJSON)
 	default:
-		hctx, req, done := w.handlerContext(ctx, d, deadline, hasDeadline)
-		defer done()
+		hctx := w.handlerContext(ctx, d, deadline, hasDeadline)
+		defer hctx.release()
+		req := &hctx.request
 		st := &streamSender{s: s, d: d, ctx: hctx, req: req}
 		err = w.runStream(hctx, h, c, d, st.send)
 		s.endStream(ctx, d, st, err)
