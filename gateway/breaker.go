@@ -131,6 +131,11 @@ func retryable(r *Route, err error) bool {
 	return false
 }
 
+// notConfirmedRetries bounds the retries of a call whose last try failed
+// with ErrNotConfirmed. figway abandons a stuck channel at the earliest
+// broker.stall_timeout after it was overtaken, so they are far apart.
+const notConfirmedRetries = 3
+
 // nackBackoff spaces the publishes of a call the broker keeps nacking: a
 // quorum queue's leader election takes about 0.3 s (docs/errors.md,
 // "Retries").
@@ -142,11 +147,16 @@ var nackBackoff = resilience.Backoff{Min: 20 * time.Millisecond, Max: 250 * time
 // one that never left figway up to three times on a retry: idempotent route
 // (it can fail before the client has noticed that its connection is gone,
 // and then the first retry finds it "connected" and fails the same way),
-// once elsewhere; one whose channel died, once.
+// once elsewhere; one whose channel died, once — unless the channel was
+// abandoned as stuck (ErrNotConfirmed): up to notConfirmedRetries times, as
+// after a partition the call that lost the cut-off node's connection is
+// published again on a channel of the majority that sticks in turn.
 func retryDelay(r *Route, err error, i int) (time.Duration, bool) {
 	switch {
 	case errors.Is(err, ErrNacked):
 		return nackBackoff.Delay(i), true
+	case errors.Is(err, ErrNotConfirmed):
+		return 0, i < notConfirmedRetries
 	case i == 0:
 		return 0, true
 	case i <= 2 && r.Retry == RetryIdempotent && errors.Is(err, ErrNotPublished):

@@ -44,6 +44,14 @@ var (
 	// ErrUnavailable. Like ErrNotPublished, it does not count for the
 	// route's breaker.
 	ErrChannelLost = errors.New("channel lost after publishing")
+	// ErrNotConfirmed: the broker neither confirmed nor nacked the request
+	// while it confirmed later publishes to the same destination made on
+	// other channels, and figway abandoned the channel as stuck (a RabbitMQ
+	// 3.10 channel after a network partition). The broker, and a worker,
+	// may have it. It is always wrapped together with ErrUnavailable and
+	// ErrChannelLost; unlike another lost channel, it is no reason to
+	// stop publishing a call of a retry: idempotent route again.
+	ErrNotConfirmed = errors.New("publish not confirmed")
 	// ErrNoConsumer: no queue of the route has a consumer (every worker is
 	// down), so nobody would answer the call; it was not published, and
 	// the route's breaker was not asked. It is always wrapped together
@@ -117,7 +125,7 @@ func callerMessage(err error) string {
 
 // stableSentinels are the errors whose words make up a caller's message
 // for a failure of the broker path, in the order they are read.
-var stableSentinels = []error{ErrUnavailable, ErrBreakerOpen, ErrUnroutable, ErrNacked, ErrChannelLost, ErrNotPublished, ErrBadReply, ErrStreamBroken, ErrStreamGap}
+var stableSentinels = []error{ErrUnavailable, ErrBreakerOpen, ErrUnroutable, ErrNacked, ErrChannelLost, ErrNotConfirmed, ErrNotPublished, ErrBadReply, ErrStreamBroken, ErrStreamGap}
 
 // Code returns the gRPC code for err, as [Status] does.
 func Code(err error) codes.Code {

@@ -384,34 +384,44 @@ func TestDeadlineArithmetic(t *testing.T) {
 	})
 }
 
+// TestRetry: which failed rpc calls are published again, and how often.
+// A call whose channel was abandoned as stuck (ErrNotConfirmed) is
+// published again on a retry: idempotent route up to three times — after
+// a first lost channel too, as after a partition, where the calls on the
+// cut-off node's connection were published again on a channel of the
+// majority that stuck in turn.
 func TestRetry(t *testing.T) {
 	notPublished := fmt.Errorf("%w: %w: no open channel", gateway.ErrUnavailable, gateway.ErrNotPublished)
 	returned := fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrUnroutable)
+	stuck := fmt.Errorf("%w: %w: %w: channel stuck", gateway.ErrUnavailable, gateway.ErrChannelLost, gateway.ErrNotConfirmed)
 	tests := []struct {
 		name      string
 		retry     string
-		first     error
+		fails     []error // the errors of the first attempts; the next one succeeds
 		publishes int64
 		ok        bool
 		open      bool // the breaker counted the call's failure (failures: 1)
 	}{
-		{"channel lost, not idempotent", "", errLost, 1, false, false},
-		{"channel lost, idempotent", "retry: idempotent, ", errLost, 2, true, false},
-		{"not published, not idempotent", "", notPublished, 2, true, false},
-		{"not published, idempotent", "retry: idempotent, ", notPublished, 2, true, false},
-		{"nacked, not idempotent", "", errNacked, 1, false, false},
-		{"nacked, idempotent", "retry: idempotent, ", errNacked, 2, true, false},
-		{"returned, idempotent", "retry: idempotent, ", returned, 1, false, true},
-		{"lost twice, idempotent", "retry: idempotent, ", nil, 2, false, false},
+		{"channel lost, not idempotent", "", []error{errLost}, 1, false, false},
+		{"channel lost, idempotent", "retry: idempotent, ", []error{errLost}, 2, true, false},
+		{"not published, not idempotent", "", []error{notPublished}, 2, true, false},
+		{"not published, idempotent", "retry: idempotent, ", []error{notPublished}, 2, true, false},
+		{"nacked, not idempotent", "", []error{errNacked}, 1, false, false},
+		{"nacked, idempotent", "retry: idempotent, ", []error{errNacked}, 2, true, false},
+		{"returned, idempotent", "retry: idempotent, ", []error{returned}, 1, false, true},
+		{"lost twice, idempotent", "retry: idempotent, ", []error{errLost, errLost}, 2, false, false},
+		{"stuck, not idempotent", "", []error{stuck}, 1, false, false},
+		{"stuck, idempotent", "retry: idempotent, ", []error{stuck}, 2, true, false},
+		{"lost, then stuck, idempotent", "retry: idempotent, ", []error{errLost, stuck}, 3, true, false},
+		{"stuck three times, idempotent", "retry: idempotent, ", []error{stuck, stuck, stuck}, 4, true, false},
+		{"stuck four times, idempotent", "retry: idempotent, ", []error{stuck, stuck, stuck, stuck}, 4, false, false},
+		{"stuck, then lost, idempotent", "retry: idempotent, ", []error{stuck, errLost}, 2, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &publisher{fn: func(_ context.Context, n int64, _ *wire.Request) (*gateway.Reply, error) {
-				switch {
-				case tt.first == nil:
-					return nil, errLost // every attempt
-				case n == 1:
-					return nil, tt.first
+				if int(n) <= len(tt.fails) {
+					return nil, tt.fails[n-1]
 				}
 				return &gateway.Reply{}, nil
 			}}
@@ -423,12 +433,14 @@ func TestRetry(t *testing.T) {
 			if got := p.calls.Load(); got != tt.publishes {
 				t.Fatalf("%d publishes; want %d", got, tt.publishes)
 			}
-			if tt.publishes == 2 && p.reqs[0].MessageID != p.reqs[1].MessageID {
-				t.Errorf("retry message id %q; want the first one's, %q", p.reqs[1].MessageID, p.reqs[0].MessageID)
+			for i := 1; i < len(p.reqs); i++ {
+				if p.reqs[i].MessageID != p.reqs[0].MessageID {
+					t.Errorf("retry %d message id %q; want the first one's, %q", i, p.reqs[i].MessageID, p.reqs[0].MessageID)
+				}
 			}
 			// One call, one breaker report, that of its last attempt: a
-			// final return opens (failures: 1); a lost channel does not,
-			// nor does a first nack.
+			// final return opens (failures: 1); a lost or stuck channel
+			// does not, nor does a first nack.
 			if open := g.Table().Lookup(getOrder).BreakerState() == resilience.BreakerOpen; open != tt.open {
 				t.Errorf("breaker open = %v after %v; want %v", open, err, tt.open)
 			}

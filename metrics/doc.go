@@ -27,6 +27,7 @@
 //	figway_broker_reconnects_total                        counter (pulled)
 //	figway_broker_channels_renewed_total                  counter (pulled)
 //	figway_broker_stalls_total                            counter (pulled)
+//	figway_broker_channels_stuck_total                    counter (pulled)
 //	figway_broker_connected, figway_broker_blocked        gauges (pulled)
 //	figway_ready                                          gauge (pulled)
 //	figway_routes                                         gauge (pulled)

@@ -47,6 +47,8 @@ type BrokerStats struct {
 	ChannelsRenewed uint64
 	// Stalls counts the connections left because their node stalled.
 	Stalls uint64
+	// ChannelsStuck counts the channels abandoned as stuck.
+	ChannelsStuck uint64
 }
 
 // stateCollector turns Sources into series at scrape time.
@@ -55,7 +57,7 @@ type stateCollector struct {
 
 	inFlight, maxInFlight, breaker, routes             *prometheus.Desc
 	unmatched, pending, reconnects, connected, blocked *prometheus.Desc
-	renewed, stalls                                    *prometheus.Desc
+	renewed, stalls, stuck                             *prometheus.Desc
 	ready, consumers                                   *prometheus.Desc
 
 	ops, opsBytes, opsExpired, opsEvicted, opsRefused, opsConcluded, opsLag *prometheus.Desc
@@ -77,6 +79,7 @@ func newStateCollector(src Sources) *stateCollector {
 		pending:     prometheus.NewDesc("figway_replies_pending", "rpc calls published and waiting for their reply.", nil, nil),
 		reconnects:  prometheus.NewDesc("figway_broker_reconnects_total", "Connections to RabbitMQ made after the first.", nil, nil),
 		renewed:     prometheus.NewDesc("figway_broker_channels_renewed_total", "AMQP channels replaced because a queue kept nacking their publishes (a quorum queue stuck on a dead leader, RabbitMQ 3.10).", nil, nil),
+		stuck:       prometheus.NewDesc("figway_broker_channels_stuck_total", "AMQP channels abandoned as stuck: a publish on one went unconfirmed broker.stall_timeout after a later publish to the same destination, on another channel, was confirmed (RabbitMQ 3.10 after a network partition); the calls on it failed UNAVAILABLE.", nil, nil),
 		stalls:      prometheus.NewDesc("figway_broker_stalls_total", "Connections to RabbitMQ left because their node stalled: publishes waited broker.stall_timeout with no publisher confirm arriving (a node cut off by a network partition).", nil, nil),
 		connected:   prometheus.NewDesc("figway_broker_connected", "1 while connected to RabbitMQ with topology and reply consumers in place.", nil, nil),
 		blocked:     prometheus.NewDesc("figway_broker_blocked", "1 while RabbitMQ blocks the connection (memory or disk alarm).", nil, nil),
@@ -104,7 +107,7 @@ func newStateCollector(src Sources) *stateCollector {
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.inFlight, c.maxInFlight, c.breaker, c.routes,
-		c.unmatched, c.pending, c.reconnects, c.renewed, c.stalls, c.connected, c.blocked, c.ready, c.consumers,
+		c.unmatched, c.pending, c.reconnects, c.renewed, c.stalls, c.stuck, c.connected, c.blocked, c.ready, c.consumers,
 		c.ops, c.opsBytes, c.opsExpired, c.opsEvicted, c.opsRefused, c.opsConcluded, c.opsLag,
 		c.noConsumer, c.canary, c.fallbacks, c.fallingBack, c.shadowCopies, c.shadowMismatches, c.shadowMatches, c.pinned} {
 		ch <- d
@@ -150,6 +153,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.reconnects, s.Reconnects)
 		counter(c.renewed, s.ChannelsRenewed)
 		counter(c.stalls, s.Stalls)
+		counter(c.stuck, s.ChannelsStuck)
 		gauge(c.pending, float64(s.Pending))
 		gauge(c.connected, bool01(s.Connected))
 		gauge(c.blocked, bool01(s.Blocked))

@@ -111,6 +111,7 @@ type Client struct {
 	reconnects  atomic.Uint64
 	republished atomic.Uint64
 	renewed     atomic.Uint64 // channels renewed (renew.go)
+	stuck       atomic.Uint64 // channels abandoned as stuck (stuck.go)
 	stalls      atomic.Uint64 // connections left as stalled (stall.go)
 	leftStalled atomic.Bool   // the last connection was left as stalled
 	// declared says that a connection declared the topology, and
@@ -158,6 +159,11 @@ type Stats struct {
 	// publishes waited StallTimeout with no confirm arriving (a node cut
 	// off by a network partition).
 	Stalls uint64
+	// ChannelsStuck counts the channels abandoned as stuck: a publish on
+	// one went unconfirmed StallTimeout after a later publish to the same
+	// destination, on another channel, was acked (RabbitMQ 3.10 after a
+	// network partition); the calls on it failed as on a lost channel.
+	ChannelsStuck uint64
 }
 
 // New returns a Client. It connects nothing: Run does.
@@ -245,6 +251,7 @@ func (c *Client) Stats() Stats {
 		ChannelsRenewed:   c.renewed.Load(),
 		DirectReplyTo:     s != nil && s.direct.Load(),
 		Stalls:            c.stalls.Load(),
+		ChannelsStuck:     c.stuck.Load(),
 	}
 }
 
@@ -403,10 +410,19 @@ func (c *Client) lane() (*lane, error) {
 	}
 	n := uint32(len(s.lanes))
 	start := c.next.Add(1)
+	var suspect *lane
 	for i := range n {
-		if l := s.lanes[(start+i)%n].Load(); l != nil && !l.isDead() && !l.conn.IsClosed() {
+		l := s.lanes[(start+i)%n].Load()
+		if l == nil || l.isDead() || l.conn.IsClosed() {
+			continue
+		}
+		if !l.suspect.Load() {
 			return l, nil
 		}
+		suspect = l // a lane that may be stuck (stuck.go): the last resort
+	}
+	if suspect != nil {
+		return suspect, nil
 	}
 	return nil, fmt.Errorf("%w: %w: no open channel", gateway.ErrUnavailable, gateway.ErrNotPublished)
 }

@@ -46,8 +46,11 @@ type session struct {
 	direct   atomic.Bool
 	fallback string
 	// confirmed counts the confirms and nacks received on the connection
-	// (watchStalls).
+	// (watchStalls); judged is set once watchStalls judges the connection:
+	// from then on a lane that stalls is no longer renewed (stuck.go), the
+	// whole connection is left if it stays silent.
 	confirmed atomic.Uint64
+	judged    atomic.Bool
 }
 
 func newSession(lanes int) *session {
@@ -305,9 +308,12 @@ func (c *Client) hold(ctx context.Context, ls *lanes, closed <-chan *amqp.Error,
 			c.setBlocked(s, b)
 		case l := <-ls.died:
 			// The channel died under a live connection (a channel error such
-			// as publishing to a missing exchange): its calls have failed;
-			// open a new one in its place — unless it was renewed, and its
-			// slot has a new lane already.
+			// as publishing to a missing exchange, or the lane abandoned as
+			// stuck): its calls have failed; open a new one in its place —
+			// unless it was renewed, and its slot has a new lane already.
+			if l.abandoned {
+				ls.closed.Go(l.closeChannel)
+			}
 			i := s.slot(l)
 			if ls.conn.IsClosed() || i < 0 {
 				continue
@@ -326,7 +332,7 @@ func (c *Client) hold(ctx context.Context, ls *lanes, closed <-chan *amqp.Error,
 			}
 			c.renewed.Add(1)
 			ls.wg.Go(func() { l.retire(ctx) })
-			c.log.Info("renewed an AMQP channel whose publishes a queue kept nacking", "lane", i, "renewals", l.renewals+1)
+			c.logRenewed(l, i)
 		}
 	}
 }

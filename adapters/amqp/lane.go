@@ -64,6 +64,20 @@ type lane struct {
 	// users counts the calls on the lane: a renewed lane is closed when
 	// none is left.
 	users atomic.Int64
+
+	// Stuck channels (stuck.go). through is the tag of the last confirm
+	// or nack, lastConfirm when it came (or when the lane opened), head
+	// what look last saw: the lane's goroutine alone uses them. acks
+	// holds, per destination, the last acked publish to it (guarded by
+	// mu). suspect says that new calls should avoid the lane;
+	// stalledRenewal, that it is renewed for want of confirms rather than
+	// for nacks; abandoned, that it died stuck.
+	through                 uint64
+	lastConfirm             time.Time
+	head                    headLook
+	acks                    map[dest]lastAck
+	suspect, stalledRenewal atomic.Bool
+	abandoned               bool
 }
 
 // openLane opens a channel in confirm mode. With replyTo set to the direct
@@ -94,6 +108,8 @@ func (c *Client) openLane(conn *amqp.Connection, s *session, replyTo string) (*l
 		unconfirmed: make(map[uint64]*call),
 		events:      make(map[string]*call),
 		nacked:      make(map[string]time.Time),
+		acks:        make(map[dest]lastAck),
+		lastConfirm: time.Now(),
 	}
 	if replyTo == wire.DirectReplyTo {
 		l.replies, err = consumeOpts{autoAck: true}.consume(ch, wire.DirectReplyTo)
@@ -109,8 +125,17 @@ func (c *Client) openLane(conn *amqp.Connection, s *session, replyTo string) (*l
 // cancelled or the channel closes; then every call still on the lane fails
 // through dead.
 func (l *lane) run(ctx context.Context) {
+	bound := l.c.stallTimeout()
+	tick := time.NewTicker(bound / stallChecks)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			if err := l.look(time.Now(), bound); err != nil {
+				l.abandoned = true // hold closes the channel
+				l.die(err)
+				return
+			}
 		case <-ctx.Done():
 			// The session closes the channel: under a broker alarm
 			// channel.close may never be answered, and only the session
@@ -135,16 +160,7 @@ func (l *lane) run(ctx context.Context) {
 				l.confirms = nil
 				continue
 			}
-			// A basic.return precedes the ack of the same message, and
-			// amqp091-go hands it to l.returns before it handles the ack:
-			// drain returns first so an unroutable event is never reported
-			// as published (an unroutable message is still acked:
-			// docs/architecture.md, "Facts the code relies on").
-			l.s.confirmed.Add(1)
-			l.mu.Lock()
-			l.drainReturns()
-			l.confirm(conf)
-			l.mu.Unlock()
+			l.confirmed(conf)
 		case r, ok := <-l.returns:
 			if !ok {
 				l.returns = nil
@@ -161,6 +177,21 @@ func (l *lane) run(ctx context.Context) {
 			l.c.deliver(&d)
 		}
 	}
+}
+
+// confirmed handles a confirm or nack that came on the lane.
+func (l *lane) confirmed(conf amqp.Confirmation) {
+	l.s.confirmed.Add(1)
+	l.through, l.lastConfirm = conf.DeliveryTag, time.Now()
+	// A basic.return precedes the ack of the same message, and amqp091-go
+	// hands it to l.returns before it handles the ack: drain returns first
+	// so an unroutable event is never reported as published (an
+	// unroutable message is still acked: docs/architecture.md, "Facts the
+	// code relies on").
+	l.mu.Lock()
+	l.drainReturns()
+	l.confirm(conf)
+	l.mu.Unlock()
 }
 
 // connectionLevel reports whether e closes the whole connection: AMQP's
@@ -180,7 +211,7 @@ func (l *lane) die(err error) {
 // may have reached the broker decides whether it may be published again.
 func (l *lane) lost(cl *call) error {
 	if cl.published.Load() {
-		return fmt.Errorf("%w: %w: %v", gateway.ErrUnavailable, gateway.ErrChannelLost, l.err)
+		return fmt.Errorf("%w: %w: %w", gateway.ErrUnavailable, gateway.ErrChannelLost, l.err)
 	}
 	return fmt.Errorf("%w: %w: %v", gateway.ErrUnavailable, gateway.ErrNotPublished, l.err)
 }
@@ -341,6 +372,9 @@ func (l *lane) confirm(conf amqp.Confirmation) {
 		delete(l.events, cl.msgID)
 	}
 	l.noteConfirm(cl, conf.Ack)
+	if conf.Ack {
+		l.acks[dest{cl.exchange, cl.key}] = lastAck{sent: cl.sentAt, at: l.lastConfirm}
+	}
 	if cl.span != nil {
 		cl.span.AddEvent(gateway.EventConfirmed, trace.WithAttributes(attribute.Bool("ack", conf.Ack)))
 	}

@@ -111,6 +111,21 @@ func (l *lane) retire(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+	l.closeChannel()
+}
+
+// logRenewed logs the renewal of l, in slot i.
+func (c *Client) logRenewed(l *lane, i int) {
+	if l.stalledRenewal.Load() {
+		c.log.Info("renewed an AMQP channel whose publishes went unconfirmed", "lane", i, "renewals", l.renewals+1)
+		return
+	}
+	c.log.Info("renewed an AMQP channel whose publishes a queue kept nacking", "lane", i, "renewals", l.renewals+1)
+}
+
+// closeChannel closes l's channel, under the write token as every use of
+// it. A lane abandoned as stuck has died already: its calls have failed.
+func (l *lane) closeChannel() {
 	l.write <- struct{}{}
 	l.ch.Close()
 	<-l.write

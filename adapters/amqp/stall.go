@@ -43,10 +43,7 @@ const stallCloseTimeout = 500 * time.Millisecond
 // others — and Run dials the next of the URLs. It returns when ctx ends
 // or it has closed the connection.
 func (c *Client) watchStalls(ctx context.Context, conn *amqp.Connection, s *session) {
-	bound := c.cfg.StallTimeout
-	if bound <= 0 {
-		bound = DefaultStallTimeout
-	}
+	bound := c.stallTimeout()
 	tick := time.NewTicker(bound / stallChecks)
 	defer tick.Stop()
 	// Once figway has left a stalled node, it does not judge the next
@@ -75,6 +72,7 @@ func (c *Client) watchStalls(ctx context.Context, conn *amqp.Connection, s *sess
 		case <-time.After(reconnectGrace):
 		}
 	}
+	s.judged.Store(true)
 	last, quiet, since := s.confirmed.Load(), 0, time.Now()
 	for {
 		select {
@@ -100,6 +98,14 @@ func (c *Client) watchStalls(ctx context.Context, conn *amqp.Connection, s *sess
 		conn.CloseDeadline(time.Now().Add(stallCloseTimeout))
 		return
 	}
+}
+
+// stallTimeout returns Config.StallTimeout, or its default.
+func (c *Client) stallTimeout() time.Duration {
+	if c.cfg.StallTimeout <= 0 {
+		return DefaultStallTimeout
+	}
+	return c.cfg.StallTimeout
 }
 
 // unconfirmed returns the number of publishes on the session's lanes that

@@ -403,5 +403,5 @@ func BrokerConfig(cfg *config.Config) (amqp.Config, error) {
 func brokerStats(s amqp.Stats) metrics.BrokerStats {
 	return metrics.BrokerStats{Connected: s.Connected, Blocked: s.Blocked, Pending: s.Pending,
 		UnmatchedReplies: s.UnmatchedReplies, Reconnects: s.Reconnects, ChannelsRenewed: s.ChannelsRenewed,
-		Stalls: s.Stalls}
+		Stalls: s.Stalls, ChannelsStuck: s.ChannelsStuck}
 }

@@ -118,8 +118,9 @@ func (sp split) run(t *testing.T) {
 	t.Logf("plain route: %v", ps)
 	t.Logf("retry: idempotent route: %v", rs)
 	t.Logf("events: %v; %d confirmed, %d lost, %d duplicates consumed", es, len(ev.confirmed), lost, dups)
-	t.Logf("the worker ran %d rpc requests, %d more than once; figway_broker_stalls_total %v, figway_replies_unmatched_total %v; figway after the cut:%s",
-		w.ran(), w.redelivered(), fw.metric(t, "figway_broker_stalls_total"), fw.metric(t, "figway_replies_unmatched_total"), fw.timeline(cut))
+	t.Logf("the worker ran %d rpc requests, %d more than once; figway_broker_stalls_total %v, figway_broker_channels_stuck_total %v, figway_broker_channels_renewed_total %v, figway_replies_unmatched_total %v; figway after the cut:%s",
+		w.ran(), w.redelivered(), fw.metric(t, "figway_broker_stalls_total"), fw.metric(t, "figway_broker_channels_stuck_total"),
+		fw.metric(t, "figway_broker_channels_renewed_total"), fw.metric(t, "figway_replies_unmatched_total"), fw.timeline(cut))
 
 	if moved > sp.movedWithin {
 		t.Errorf("figway connected to another node %v after the cut; want within %v", moved, sp.movedWithin)

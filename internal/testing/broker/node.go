@@ -371,6 +371,13 @@ func logTail(path string, from int64, lines int) string {
 	return strings.Join(ls, "\n")
 }
 
+// LogTail returns the last lines (at most lines) of the node's console
+// log, where it writes what it logs: what a test shows of a node that
+// misbehaved.
+func (n *Node) LogTail(lines int) string {
+	return logTail(filepath.Join(n.dir, "console.log"), 0, lines)
+}
+
 // URL returns the AMQP URL of the node's default virtual host,
 // amqp://guest:guest@127.0.0.1:PORT/ for a private node.
 func (n *Node) URL() string { return n.url }
