@@ -102,3 +102,57 @@ func TestConsumerCounts(t *testing.T) {
 	}
 	poll.Until(t, 5*time.Second, "a consumer seen after a locked queue", func() bool { return count("work") == 1 })
 }
+
+// TestConsumerWatchHasItsOwnConnection: the consumer counts come from a
+// connection of the client's own, apart from the one serving calls. A
+// passive declare that the broker answers with a connection error — on
+// RabbitMQ 3.10, a quorum queue electing its leader is answered 541
+// INTERNAL_ERROR — ends that connection only: here an operator closes
+// it. Calls go on on the serving connection, the counts are unknown for
+// a moment (no call is refused for them), and known again once the watch
+// has dialled again.
+func TestConsumerWatchHasItsOwnConnection(t *testing.T) {
+	node := rabbitmq.ForTest(t)
+	url := node.NewVHost(t)
+	cfg := clientConfig(url, config.ReplyDirect)
+	cfg.Name = "figway-watch-test"
+	cfg.Topology = config.Topology{Queues: []config.Queue{{Name: "work"}}}
+	c := startClient(t, cfg)
+	c.WatchQueues([]string{"work"})
+	poll.Until(t, 5*time.Second, "work counted", func() bool { _, known := c.Consumers("work"); return known })
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := cfg.Name + " (consumers)"
+	before, err := node.ConnectionPIDs(ctx, name)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("connections named %q: %v, %v; want one", name, before, err)
+	}
+	if _, err := node.CloseConnection(ctx, name, "test"); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	poll.Until(t, 10*time.Second, "the watch connected again", func() bool {
+		pids, err := node.ConnectionPIDs(ctx, name)
+		return err == nil && len(pids) == 1 && pids[0] != before[0]
+	})
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	c.Recount(rctx)
+	timedOut := rctx.Err() != nil
+	rcancel()
+	if timedOut {
+		t.Fatal("no round of looks ended within 10s of the watch's connection closing: it did not dial again")
+	}
+	if _, known := c.Consumers("work"); !known {
+		t.Error("work's consumers unknown after a round of looks on the new connection")
+	}
+	t.Logf("counts known again %v after the watch's connection was closed", time.Since(at).Round(time.Millisecond))
+	if st := c.Stats(); st.Reconnects != 0 || !c.Ready() {
+		t.Errorf("after the watch's connection closed: %d reconnects, ready %v; want the serving connection untouched", st.Reconnects, c.Ready())
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer pcancel()
+	if err := c.Publish(pctx, "", "work", request("test.v1.Svc/Place", "e")); err != nil {
+		t.Errorf("Publish after the watch's connection closed: %v", err)
+	}
+}
