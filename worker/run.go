@@ -23,8 +23,15 @@ const (
 	// starts over once a connection has consumed.
 	backoffMin = 100 * time.Millisecond
 	backoffMax = 10 * time.Second
-	// dialTimeout bounds the TCP connect and the AMQP handshake.
-	dialTimeout = 10 * time.Second
+	// dialTimeout bounds the TCP connect and the AMQP handshake; then, as
+	// setupTimeout, the session's setup: its channel, its consumer and the
+	// cancel listener. A broker that takes the connection but does not
+	// answer a basic.consume — a RabbitMQ 3.10 node whose quorum queue
+	// elects a leader after another node stopped held one for 20 s in a
+	// rolling restart, with no consumer on the queue meanwhile — is left
+	// for the next URL.
+	dialTimeout  = 10 * time.Second
+	setupTimeout = dialTimeout
 	// closeTimeout bounds the connection.close handshake, which a broker
 	// that stopped reading (a memory or disk alarm) would never answer.
 	closeTimeout = 5 * time.Second
@@ -209,10 +216,11 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 	// connection closes, so amqp091-go never waits on us (docs/architecture.md, "Facts the code relies on").
 	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	setupDone := boundSetup(conn)
 	ch, err := conn.Channel()
 	if err != nil {
 		_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
-		return false, fmt.Errorf("open channel: %w", err)
+		return false, setupDone(fmt.Errorf("open channel: %w", err))
 	}
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	cancelled := ch.NotifyCancel(make(chan string, 1))
@@ -247,11 +255,13 @@ func (w *Worker) session(ctx, base context.Context, sem chan struct{}, url strin
 	s.acks = newAcks(ch, w.cfg.AckWindow, &w.stats.acks)
 	defer s.end()
 	deliveries, err := s.consume()
-	if err != nil {
-		return false, err
+	if err == nil {
+		s.consumed = true
+		cancelsDone = w.listenCancels(conn)
 	}
-	s.consumed = true
-	cancelsDone = w.listenCancels(conn)
+	if err := setupDone(err); err != nil {
+		return s.consumed, err
+	}
 	w.stats.connects.Add(1)
 	w.log.Info("consuming", "queue", w.cfg.Queue, "prefetch", w.cfg.Prefetch, "concurrency", w.cfg.Concurrency)
 	return true, s.dispatch(ctx, sctx, sem, deliveries)
@@ -419,6 +429,25 @@ func (s *session) run(ctx context.Context, j job) {
 		}
 	}()
 	s.serve(ctx, j.d)
+}
+
+// boundSetup closes conn unless the session's setup is done within
+// setupTimeout: closing it ends whichever call of the setup still waits.
+// The setup calls done with its error, nil if it succeeded; done returns
+// the error to end the session with, if any.
+func boundSetup(conn *amqp.Connection) (done func(error) error) {
+	// The socket is closed at once: a broker that does not answer the
+	// setup would not answer the close handshake either.
+	t := time.AfterFunc(setupTimeout, func() { _ = conn.CloseDeadline(time.Now()) })
+	return func(err error) error {
+		if !t.Stop() {
+			if err == nil {
+				err = errors.New("connection closed")
+			}
+			return fmt.Errorf("session setup took over %v: %w", setupTimeout, err)
+		}
+		return err
+	}
 }
 
 // dial connects to the broker at url. ctx bounds the TCP connect.

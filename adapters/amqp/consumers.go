@@ -169,9 +169,11 @@ func (w *consumers) forget() {
 // at addr, the one serving: a connection error there ends that
 // connection only. A queue.declare of a quorum queue electing its leader
 // can be answered 541 INTERNAL_ERROR, which closes the whole connection
-// (seen for the topology's declare, see startRedeclare); a 541 that closed
-// the serving connection right after a node of a cluster stopped took the
-// calls retried there down with it (TestRollingRestart, RabbitMQ 3.10). A
+// (seen for the topology's declare, see startRedeclare). In a rolling
+// restart on RabbitMQ 3.10 a 541 closed the serving connection 90 ms after
+// figway had connected to it, while the queue elected a new leader, with
+// the count's passive declare the only declare made on it: the calls
+// retried there failed a second time (TestRollingRestart, 64 errors). A
 // lost watch connection is dialled again after redeclareEvery, the counts
 // unknown meanwhile. It returns when ctx is cancelled, leaving every
 // count unknown. It logs a queue's changes between having consumers,
