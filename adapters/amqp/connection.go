@@ -247,7 +247,7 @@ func (c *Client) serve(ctx context.Context, conn *amqp.Connection, addr string) 
 	ls.wg.Go(func() { c.watchStalls(ctx, conn, s) })
 	c.sess.Store(s)
 	defer c.sess.Store(nil) // runs first: no new call picks a lane of this session
-	watch.Go(func() { c.watchConsumers(ctx, addr) })
+	watch.Go(func() { c.watchConsumers(ctx, conn, s) })
 	c.log.Info("connected to RabbitMQ", "broker", addr, "channels", len(s.lanes), "reply", string(c.cfg.Reply))
 	return c.hold(ctx, ls, closed, blocked)
 }

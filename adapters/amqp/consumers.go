@@ -164,21 +164,12 @@ func (w *consumers) forget() {
 
 // watchConsumers counts the consumers of the watched queues every
 // ConsumerCheck, and at once when the set changes, with a passive
-// queue.declare each (RabbitMQ offers no notification of consumers coming
-// and going without a plugin), on a connection of its own to the broker
-// at addr, the one serving: a connection error there ends that
-// connection only. A queue.declare of a quorum queue electing its leader
-// can be answered 541 INTERNAL_ERROR, which closes the whole connection
-// (seen for the topology's declare, see startRedeclare). In a rolling
-// restart on RabbitMQ 3.10 a 541 closed the serving connection 90 ms after
-// figway had connected to it, while the queue elected a new leader, with
-// the count's passive declare the only declare made on it: the calls
-// retried there failed a second time (TestRollingRestart, 64 errors). A
-// lost watch connection is dialled again after redeclareEvery, the counts
-// unknown meanwhile. It returns when ctx is cancelled, leaving every
-// count unknown. It logs a queue's changes between having consumers,
-// none, and not existing, once each, not at every look.
-func (c *Client) watchConsumers(ctx context.Context, addr string) {
+// queue.declare each on a channel of its own (RabbitMQ offers no
+// notification of consumers coming and going without a plugin). It
+// returns when ctx is cancelled or the connection is lost, leaving every
+// count unknown. It logs a queue's changes between having consumers, none,
+// and not existing, once each, not at every look.
+func (c *Client) watchConsumers(ctx context.Context, conn *amqp.Connection, s *session) {
 	w := c.consumers
 	defer w.forget()
 	// Set on a reconnect only: a first connection follows no failover.
@@ -186,52 +177,6 @@ func (c *Client) watchConsumers(ctx context.Context, addr string) {
 	if c.reconnects.Load() > 0 {
 		settled = time.Now().Add(settle)
 	}
-	for {
-		if conn, err := c.dialWatch(ctx, addr); err == nil {
-			stop := context.AfterFunc(ctx, func() { conn.CloseDeadline(time.Now().Add(stallCloseTimeout)) })
-			c.countConsumers(ctx, conn, settled)
-			stop()
-			conn.CloseDeadline(time.Now().Add(stallCloseTimeout))
-			w.forget()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(redeclareEvery):
-		}
-	}
-}
-
-// dialWatch connects to the broker at addr for the consumer watch, giving
-// up when ctx ends: the session that the watch serves is over, and
-// waits for it (a connection made later is closed).
-func (c *Client) dialWatch(ctx context.Context, addr string) (*amqp.Connection, error) {
-	type dialed struct {
-		conn *amqp.Connection
-		err  error
-	}
-	done := make(chan dialed, 1)
-	go func() {
-		conn, err := c.dial(c.urlOf(addr), c.cfg.Name+" (consumers)")
-		done <- dialed{conn, err}
-	}()
-	select {
-	case d := <-done:
-		return d.conn, d.err
-	case <-ctx.Done():
-		go func() {
-			if d := <-done; d.conn != nil {
-				d.conn.Close()
-			}
-		}()
-		return nil, ctx.Err()
-	}
-}
-
-// countConsumers is watchConsumers's work on conn, until conn is lost or
-// ctx is cancelled.
-func (c *Client) countConsumers(ctx context.Context, conn *amqp.Connection, settled time.Time) {
-	w := c.consumers
 	tick := time.NewTicker(c.cfg.ConsumerCheck)
 	defer tick.Stop()
 	var ch *amqp.Channel // nil until opened, and after the broker closed it
@@ -239,8 +184,8 @@ func (c *Client) countConsumers(ctx context.Context, conn *amqp.Connection, sett
 		began := time.Now()
 		w.begin()
 		for _, q := range w.queues() {
-			if conn.IsClosed() {
-				return // dialled again by watchConsumers
+			if s.blocked.Load() || conn.IsClosed() {
+				break // a blocked connection is not read: a declare would hang
 			}
 			if ch == nil {
 				var err error

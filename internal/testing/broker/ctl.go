@@ -57,39 +57,25 @@ func (n *Node) CloseAllConnections(ctx context.Context) error {
 // `rabbitmqctl close_connection` does: each client sees a connection.close
 // with 320 CONNECTION_FORCED and reason. It returns how many it closed.
 func (n *Node) CloseConnection(ctx context.Context, name, reason string) (int, error) {
-	pids, err := n.ConnectionPIDs(ctx, name)
+	out, err := n.Ctl(ctx, "list_connections", "--no-table-headers", "--silent", "pid", "client_properties")
 	if err != nil {
 		return 0, err
 	}
+	// Each line is the pid, as close_connection takes it, a tab, and the
+	// client properties as Erlang terms: {"connection_name","NAME"}.
+	want := `{"connection_name",` + strconv.Quote(name) + `}`
 	closed := 0
-	for _, pid := range pids {
+	for line := range strings.Lines(out) {
+		pid, props, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if !ok || !strings.Contains(props, want) {
+			continue
+		}
 		if _, err := n.Ctl(ctx, "close_connection", pid, reason); err != nil {
 			return closed, err
 		}
 		closed++
 	}
 	return closed, nil
-}
-
-// ConnectionPIDs returns the Erlang process ids of the client connections
-// whose client-provided name (the connection_name client property) is
-// name, as close_connection takes them.
-func (n *Node) ConnectionPIDs(ctx context.Context, name string) ([]string, error) {
-	out, err := n.Ctl(ctx, "list_connections", "--no-table-headers", "--silent", "pid", "client_properties")
-	if err != nil {
-		return nil, err
-	}
-	// Each line is the pid, a tab, and the client properties as Erlang
-	// terms: {"connection_name","NAME"}.
-	want := `{"connection_name",` + strconv.Quote(name) + `}`
-	var pids []string
-	for line := range strings.Lines(out) {
-		pid, props, ok := strings.Cut(strings.TrimSpace(line), "\t")
-		if ok && strings.Contains(props, want) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
 }
 
 // SetMemoryHighWatermark sets vm_memory_high_watermark to fraction of the
