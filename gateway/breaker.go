@@ -131,10 +131,16 @@ func retryable(r *Route, err error) bool {
 	return false
 }
 
-// notConfirmedRetries bounds the retries of a call whose last try failed
-// with ErrNotConfirmed. figway abandons a stuck channel at the earliest
-// broker.stall_timeout after it was overtaken, so they are far apart.
-const notConfirmedRetries = 3
+// lostRetries bounds the retries of a call on a retry: idempotent route
+// whose last try lost its channel (ErrChannelLost, ErrNotConfirmed). Each
+// waits for an open channel or the reconnect. figway abandons a stuck
+// channel at the earliest broker.stall_timeout after it was overtaken; and
+// after a node stops, the connection figway moves to can be closed by the
+// broker at once: on RabbitMQ 3.10, in rolling restarts, with 541
+// INTERNAL_ERROR 33 and 90 ms after it opened, while the quorum queue
+// elected a new leader, with the calls retried there on it (the cause in
+// the broker is not known; it was none of figway's declares).
+const lostRetries = 3
 
 // nackBackoff spaces the publishes of a call the broker keeps nacking: a
 // quorum queue's leader election takes about 0.3 s (docs/errors.md,
@@ -147,16 +153,17 @@ var nackBackoff = resilience.Backoff{Min: 20 * time.Millisecond, Max: 250 * time
 // one that never left figway up to three times on a retry: idempotent route
 // (it can fail before the client has noticed that its connection is gone,
 // and then the first retry finds it "connected" and fails the same way),
-// once elsewhere; one whose channel died, once — unless the channel was
-// abandoned as stuck (ErrNotConfirmed): up to notConfirmedRetries times, as
-// after a partition the call that lost the cut-off node's connection is
-// published again on a channel of the majority that sticks in turn.
+// once elsewhere; one whose channel died (only on a retry: idempotent
+// route), up to lostRetries times: after a partition the call that lost
+// the cut-off node's connection is published again on a channel of the
+// majority that may stick in turn, and after a node stops, on a
+// connection the broker may close at once.
 func retryDelay(r *Route, err error, i int) (time.Duration, bool) {
 	switch {
 	case errors.Is(err, ErrNacked):
 		return nackBackoff.Delay(i), true
-	case errors.Is(err, ErrNotConfirmed):
-		return 0, i < notConfirmedRetries
+	case errors.Is(err, ErrChannelLost) && r.Retry == RetryIdempotent:
+		return 0, i < lostRetries
 	case i == 0:
 		return 0, true
 	case i <= 2 && r.Retry == RetryIdempotent && errors.Is(err, ErrNotPublished):

@@ -385,11 +385,11 @@ func TestDeadlineArithmetic(t *testing.T) {
 }
 
 // TestRetry: which failed rpc calls are published again, and how often.
-// A call whose channel was abandoned as stuck (ErrNotConfirmed) is
-// published again on a retry: idempotent route up to three times — after
-// a first lost channel too, as after a partition, where the calls on the
-// cut-off node's connection were published again on a channel of the
-// majority that stuck in turn.
+// A call whose channel was lost or abandoned as stuck (ErrNotConfirmed) is
+// published again on a retry: idempotent route up to three times: after a
+// partition, the calls on the cut-off node's connection were published
+// again on a channel of the majority that stuck in turn; after a node
+// stopped, on a connection that the broker closed at once (541).
 func TestRetry(t *testing.T) {
 	notPublished := fmt.Errorf("%w: %w: no open channel", gateway.ErrUnavailable, gateway.ErrNotPublished)
 	returned := fmt.Errorf("%w: %w", gateway.ErrUnavailable, gateway.ErrUnroutable)
@@ -409,13 +409,15 @@ func TestRetry(t *testing.T) {
 		{"nacked, not idempotent", "", []error{errNacked}, 1, false, false},
 		{"nacked, idempotent", "retry: idempotent, ", []error{errNacked}, 2, true, false},
 		{"returned, idempotent", "retry: idempotent, ", []error{returned}, 1, false, true},
-		{"lost twice, idempotent", "retry: idempotent, ", []error{errLost, errLost}, 2, false, false},
+		{"lost twice, idempotent", "retry: idempotent, ", []error{errLost, errLost}, 3, true, false},
+		{"lost three times, idempotent", "retry: idempotent, ", []error{errLost, errLost, errLost}, 4, true, false},
+		{"lost four times, idempotent", "retry: idempotent, ", []error{errLost, errLost, errLost, errLost}, 4, false, false},
 		{"stuck, not idempotent", "", []error{stuck}, 1, false, false},
 		{"stuck, idempotent", "retry: idempotent, ", []error{stuck}, 2, true, false},
 		{"lost, then stuck, idempotent", "retry: idempotent, ", []error{errLost, stuck}, 3, true, false},
 		{"stuck three times, idempotent", "retry: idempotent, ", []error{stuck, stuck, stuck}, 4, true, false},
 		{"stuck four times, idempotent", "retry: idempotent, ", []error{stuck, stuck, stuck, stuck}, 4, false, false},
-		{"stuck, then lost, idempotent", "retry: idempotent, ", []error{stuck, errLost}, 2, false, false},
+		{"stuck, then lost, idempotent", "retry: idempotent, ", []error{stuck, errLost}, 3, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
