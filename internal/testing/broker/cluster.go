@@ -68,7 +68,7 @@ func StartCluster(ctx context.Context, size int) (*Cluster, error) {
 	join := fmt.Sprintf("ok = rabbit:stop(), ok = rabbit_mnesia:reset(), "+
 		"ok = rabbit_mnesia:join_cluster('%s', disc).", c.Nodes[0].name)
 	for i, n := range c.Nodes[1:] {
-		wg.Go(func() { errs[i+1] = joinNode(ctx, n, join) })
+		wg.Go(func() { errs[i+1] = joinNode(ctx, n, c.Nodes[0], join) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -85,9 +85,19 @@ func StartCluster(ctx context.Context, size int) (*Cluster, error) {
 // then — Mnesia's own start killed ({killed,{mnesia_app,start,...}}, seen
 // on 4.0.5), or no disc schema after the reset (has_no_disc, seen on
 // 3.10.8) — so the whole join is tried up to three times.
-func joinNode(ctx context.Context, n *Node, join string) error {
+func joinNode(ctx context.Context, n *Node, first *Node, join string) error {
 	var err error
 	for try := 0; try < 3; try++ {
+		if try > 0 {
+			// A failed try may have joined first's view of the cluster
+			// but not n's own: the next join_cluster would fail with
+			// inconsistent_cluster (seen on 3.10.8), so first forgets n.
+			// n's application is stopped first, as forget_cluster_node
+			// requires; errors are the next join's to report.
+			_, _ = n.Ctl(ctx, "eval", "catch rabbit:stop().")
+			forget := fmt.Sprintf("catch rabbit_mnesia:forget_cluster_node('%s', false).", n.name)
+			_, _ = first.Ctl(ctx, "eval", forget)
+		}
 		if _, err = n.Ctl(ctx, "eval", join); err == nil {
 			if _, err = n.Ctl(ctx, "start_app"); err == nil {
 				return nil
