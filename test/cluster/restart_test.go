@@ -160,7 +160,7 @@ func TestFullClusterRestart(t *testing.T) {
 		// What the broker says of the queue's restart: the cause of such
 		// a loss is not known (docs/development.md).
 		for _, n := range c.Nodes {
-			t.Logf("the last lines of %s's log:\n%s", n.Name(), n.LogTail(60))
+			t.Logf("what %s logged of the queue:\n%s", n.Name(), n.LogLines(80, queueOf(t), "quorum", "ra_", "meta.dets"))
 		}
 	}
 	select {

@@ -371,6 +371,26 @@ func logTail(path string, from int64, lines int) string {
 	return strings.Join(ls, "\n")
 }
 
+// LogLines returns the lines of the node's own log file (log/<name>.log,
+// where a booted node logs) that contain any of subs, the last of them:
+// what a test shows of what the node did to a queue.
+func (n *Node) LogLines(last int, subs ...string) string {
+	b, err := os.ReadFile(filepath.Join(n.dir, "log", n.name+".log"))
+	if err != nil {
+		return err.Error()
+	}
+	var ls []string
+	for l := range strings.Lines(string(b)) {
+		for _, sub := range subs {
+			if strings.Contains(l, sub) {
+				ls = append(ls, strings.TrimRight(l, "\n"))
+				break
+			}
+		}
+	}
+	return strings.Join(ls[max(len(ls)-last, 0):], "\n")
+}
+
 // LogTail returns the last lines (at most lines) of the node's console
 // log, where it writes what it logs: what a test shows of a node that
 // misbehaved.
