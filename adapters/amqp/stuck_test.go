@@ -100,13 +100,7 @@ func callEvery(c *amqp.Client, run time.Duration, stop <-chan struct{}) []result
 // confirms none is RabbitMQ 3.10's after a partition; here its process is
 // suspended.)
 func TestStuckLaneAbandoned(t *testing.T) {
-	node := rabbitmq.ForTest(t)
-	url := node.NewVHost(t)
-	newResponder(t, url, "svc", 4, echo)
-	cfg := clientConfig(url, config.ReplyDirect)
-	cfg.Channels = 2
-	c := startClient(t, cfg)
-	warmLanes(t, c)
+	node, url, c := twoLanes(t)
 	suspendLane(t, node, url, "")
 	// Confirms keep coming on the connection (the other lane), so that the
 	// connection is no stalled node.
@@ -153,13 +147,7 @@ func TestStuckLaneAbandoned(t *testing.T) {
 // node, and no lane is abandoned. (Here one lane's channel is suspended,
 // and 0.8 s later the queue.)
 func TestCutIsNoStuckLane(t *testing.T) {
-	node := rabbitmq.ForTest(t)
-	url := node.NewVHost(t)
-	newResponder(t, url, "svc", 4, echo)
-	cfg := clientConfig(url, config.ReplyDirect)
-	cfg.Channels = 2
-	c := startClient(t, cfg)
-	warmLanes(t, c)
+	node, url, c := twoLanes(t)
 
 	stop := make(chan struct{})
 	var rs []result
@@ -187,6 +175,19 @@ func callSvc(c *amqp.Client, body string) error {
 }
 
 // warmLanes makes calls until each of c's lanes has published to svc and
+// twoLanes starts a client with two lanes, both warm, on a virtual host of
+// the shared node where an echo responder serves "svc".
+func twoLanes(t *testing.T) (node *rabbitmq.Node, url string, c *amqp.Client) {
+	node = rabbitmq.ForTest(t)
+	url = node.NewVHost(t)
+	newResponder(t, url, "svc", 4, echo)
+	cfg := clientConfig(url, config.ReplyDirect)
+	cfg.Channels = 2
+	c = startClient(t, cfg)
+	warmLanes(t, c)
+	return node, url, c
+}
+
 // been confirmed (round robin: twice as many as lanes).
 func warmLanes(t *testing.T, c *amqp.Client) {
 	t.Helper()
