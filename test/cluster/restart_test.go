@@ -102,10 +102,11 @@ func TestFullClusterRestart(t *testing.T) {
 		t.Fatalf("%d of %d events failed before the stop (first: %v)", s.failed, s.calls, s.firstErr)
 	}
 
-	// A healthy cluster is stopped: every member of the queue online, as
-	// an operator checks before a planned stop (see waitOnline).
+	// A healthy cluster is stopped: every member of the queue online and
+	// no partition recorded, as an operator checks before a planned stop
+	// (see waitHealthy).
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	waitOnline(t, ctx, c, queueOf(t))
+	waitHealthy(t, ctx, c, queueOf(t))
 	cancel()
 
 	begin := time.Now()
@@ -211,10 +212,10 @@ func TestRollingRestart(t *testing.T) {
 	defer m.stop()
 	plain, retried, sent, ev := m.plain, m.retried, m.sent, m.ev
 
-	// The upgrade starts on a healthy cluster, as each of its steps does:
-	// every member of the queue online (see waitOnline).
+	// The upgrade starts on a healthy cluster (see waitHealthy); each of
+	// its steps waits for every member of the queue to be online again.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	waitOnline(t, ctx, c, queueOf(t))
+	waitHealthy(t, ctx, c, queueOf(t))
 	cancel()
 
 	begin := time.Now()
@@ -301,4 +302,16 @@ func failedOutsideStops(outs []calls.Outcome, stops []interval) int {
 func waitOnline(t *testing.T, ctx context.Context, c *rabbitmq.Cluster, name string) time.Duration {
 	t.Helper()
 	return poll.Until(t, 3*time.Minute, "queue "+name+" members online", func() bool { return c.QueueOnline(ctx, name) })
+}
+
+// waitHealthy waits as waitOnline does, and then fails the test if the
+// cluster records a network partition (see [rabbitmq.Cluster.Partitions]):
+// its nodes' metadata differ then, and a stop can lose what only some of
+// them know. An operator checks both before a planned stop.
+func waitHealthy(t *testing.T, ctx context.Context, c *rabbitmq.Cluster, name string) {
+	t.Helper()
+	waitOnline(t, ctx, c, name)
+	if p, err := c.Partitions(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("the cluster records a network partition, left by a test before this one: %v %v", p, err)
+	}
 }

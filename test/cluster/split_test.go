@@ -26,6 +26,9 @@ type split struct {
 	// healAfter is the least time from the cut to the heal; the cut also
 	// lasts until both rpc routes have served a call made after it.
 	healAfter time.Duration
+	// hold, if set, holds the cut until the cluster has done what a cut
+	// of this kind makes it do.
+	hold func(*testing.T, *rabbitmq.Cluster, *rabbitmq.Node, time.Time)
 	// recover waits, after the heal, until the members of the test's
 	// queue are all online, and returns how long that took and anything
 	// it did to get there.
@@ -45,7 +48,8 @@ const splitBound = 5 * time.Second
 // cluster's order, and an SDK worker pool on node 1, while 64 callers
 // call a plain route, 64 a retry: idempotent route and 16 send events;
 // it cuts node 0 off, heals the cut once both rpc routes were served
-// through the majority and healAfter has passed, recovers, lets the load
+// through the majority, healAfter has passed and hold has returned,
+// recovers (leaving the cluster with no partition recorded), lets the load
 // run until both routes serve calls made after the heal, and checks what
 // callers saw: figway
 // connected to another node within movedWithin of the cut, and served
@@ -98,11 +102,15 @@ func (sp split) run(t *testing.T) {
 		return plain.ServedSince(cut) && retried.ServedSince(cut)
 	})
 	time.Sleep(time.Until(cut.Add(sp.healAfter)))
+	if sp.hold != nil {
+		sp.hold(t, c, victim, cut)
+	}
 	healed := time.Now()
 	if err := sp.heal(c, ctx, victim); err != nil {
 		t.Fatal(err)
 	}
 	back, recovered := sp.recover(t, ctx, c, victim)
+	recovered += clearPartition(t, ctx, c, victim)
 	// The load goes on until both rpc routes serve calls made after the
 	// heal: the calls that wait for the cluster to recover end first.
 	poll.Until(t, 90*time.Second, "both rpc routes served after the heal", func() bool {

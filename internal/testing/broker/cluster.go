@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -276,6 +277,38 @@ func (c *Cluster) QueueOnline(ctx context.Context, name string) bool {
 		}
 	}
 	return false
+}
+
+// Partitions returns the network partitions the cluster's running nodes
+// record (rabbitmqctl cluster_status, "Network Partitions"): for each node
+// that records one, the nodes it was cut off from. RabbitMQ records a
+// partition when two nodes that both kept running find each other again
+// after each saw the other down: with pause_minority, a partition that
+// healed before the cut-off node noticed it was alone and paused. The
+// record stays until the nodes of one side restart, and meanwhile a
+// metadata change — a queue's declare — is stored only on the side it was
+// made on: a full restart of the cluster then loses the queue, and the
+// messages in it (docs/operations.md, "A partitioned node").
+func (c *Cluster) Partitions(ctx context.Context) (map[string][]string, error) {
+	out, err := c.Ctl(ctx, "cluster_status", "--formatter", "json")
+	if err != nil {
+		return nil, err
+	}
+	var st struct {
+		Partitions map[string][]string `json:"partitions"`
+	}
+	if i := strings.IndexByte(out, '{'); i >= 0 {
+		out = out[i:]
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return nil, fmt.Errorf("rabbitmqtest: cluster_status: %w", err)
+	}
+	for n, cut := range st.Partitions {
+		if len(cut) == 0 {
+			delete(st.Partitions, n)
+		}
+	}
+	return st.Partitions, nil
 }
 
 // Close stops every node, in parallel, and removes their directories.

@@ -321,8 +321,10 @@ func (n *Node) launch(ctx context.Context) error {
 	}
 }
 
-// acceptsAMQP reports whether guest can open an AMQP connection to the node.
-func (n *Node) acceptsAMQP() bool {
+// AcceptsAMQP reports whether guest can open an AMQP connection to the
+// node: false while it is down, booting, or paused (pause_minority stops
+// its RabbitMQ application and its listeners).
+func (n *Node) AcceptsAMQP() bool {
 	_, ok := n.dialVersion()
 	return ok
 }

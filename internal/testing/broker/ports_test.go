@@ -149,7 +149,7 @@ func TestStartRetriesOnPortClash(t *testing.T) {
 	if attempt != 3 || n.port == held || n.distPort == held {
 		t.Errorf("node up after %d attempts on ports %d, %d; want 3 attempts, ports other than the taken %d", attempt, n.port, n.distPort, held)
 	}
-	if !n.acceptsAMQP() {
+	if !n.AcceptsAMQP() {
 		t.Errorf("node on port %d does not accept AMQP", n.port)
 	}
 	b, err := os.ReadFile(filepath.Join(n.dir, "console.log"))
