@@ -74,6 +74,11 @@ type Ramps interface {
 	// Weight returns the percentage of the calls of method sent to the
 	// broker now, 0 to 100.
 	Weight(method string) int
+	// Begin notes that a broker-side call of method starts, and returns
+	// the id its Observation carries as Begun: until then the gate judges
+	// the call at its age, so that calls that hang are seen before they
+	// end.
+	Begin(method string) uint64
 	// Observe takes the outcome of one call of method's route.
 	Observe(method string, o Observation)
 }
@@ -83,6 +88,12 @@ type Ramps interface {
 type Observation struct {
 	// Side is where the call went; empty for a compared shadow copy.
 	Side Target
+	// Begun is what Begin returned for a broker-side call.
+	Begun uint64
+	// Ignored: a broker-side call that ended in a way the route's breaker
+	// does not count (the caller gave up); the gate does not count it
+	// either.
+	Ignored bool
 	// Failed: a broker-side call that failed as the route's breaker counts
 	// failures.
 	Failed bool
@@ -111,13 +122,14 @@ func (g *Gateway) weight(r *Route) int {
 // rampBroker runs a call of a ramped route that the split sent to the
 // broker, and reports its outcome to the ramp.
 func (g *Gateway) rampBroker(ctx context.Context, r *Route, c *Call) (*Result, error) {
-	start := time.Now()
-	res, err := g.viaBroker(ctx, r, c)
-	if g.ramps != nil {
-		if o := breakerOutcome(err); o != resilience.Ignored {
-			g.ramps.Observe(r.Method, Observation{Side: TargetBroker, Failed: o == resilience.Failure, Latency: time.Since(start)})
-		}
+	if g.ramps == nil {
+		return g.viaBroker(ctx, r, c)
 	}
+	start, id := time.Now(), g.ramps.Begin(r.Method)
+	res, err := g.viaBroker(ctx, r, c)
+	o := breakerOutcome(err)
+	g.ramps.Observe(r.Method, Observation{Side: TargetBroker, Begun: id, Ignored: o == resilience.Ignored,
+		Failed: o == resilience.Failure, Latency: time.Since(start)})
 	return res, err
 }
 

@@ -23,9 +23,14 @@ type fixedRamps struct {
 
 func (f *fixedRamps) Weight(string) int { return int(f.weight.Load()) }
 
+func (f *fixedRamps) Begin(string) uint64 { return 0 }
+
 func (f *fixedRamps) Observe(_ string, o gateway.Observation) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if o.Ignored {
+		return
+	}
 	switch {
 	case o.Compared:
 		f.compared++

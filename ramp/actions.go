@@ -179,6 +179,9 @@ type Gate struct {
 	Calls    uint64 `json:"calls"`
 	MinCalls int    `json:"min_calls"`
 	Failures uint64 `json:"failures"`
+	// Running counts broker-side calls not ended yet; P99Ms counts each
+	// at its age so far.
+	Running uint64 `json:"running"`
 	// Figways counts the figways whose figures are in.
 	Figways           int      `json:"figways"`
 	ErrorRate         float64  `json:"error_rate"`
@@ -234,12 +237,12 @@ func (c *Controller) Status(method string) (Status, bool) {
 		left := max(rp.Every-now.Sub(s.since), 0).Seconds()
 		st.NextStepIn = &left
 	}
-	f := c.sum(r.Method, s)
+	f := c.sum(r.Method, s, now)
 	st.Gate.Figways = len(s.figures)
 	if _, ok := s.figures[c.cfg.Replica]; !ok && f.Calls+f.Legacy+f.Compared > 0 {
 		st.Gate.Figways++
 	}
-	st.Gate.Calls, st.Gate.Failures, st.Gate.ErrorRate = f.Calls, f.Failures, f.ErrorRate()
+	st.Gate.Calls, st.Gate.Failures, st.Gate.ErrorRate, st.Gate.Running = f.Calls, f.Failures, f.ErrorRate(), f.Running
 	st.Gate.P99Ms, st.Gate.LegacyCalls, st.Gate.LegacyP99Ms = msOf(f.BrokerLatency.Quantile(0.99)), f.Legacy, msOf(f.LegacyLatency.Quantile(0.99))
 	st.Gate.Compared, st.Gate.Mismatched, st.Gate.ShadowMismatch = f.Compared, f.Mismatched, f.MismatchRate()
 	return st, true

@@ -81,6 +81,22 @@ type window struct {
 	f        Figures
 	dirty    bool      // changed since last appended
 	appended time.Time // when last appended
+	// running holds the start of each broker-side call that has begun
+	// and not ended, by the id Begin gave it; a new step keeps them.
+	running map[uint64]time.Time
+	lastID  uint64
+}
+
+// snapshot returns the window's figures at now: its ended calls, and each
+// running call as a call of its age so far, which its latency will be at
+// least. w.mu is held.
+func (w *window) snapshot(now time.Time) Figures {
+	f := w.f.clone()
+	for _, start := range w.running {
+		f.Running++
+		f.BrokerLatency = f.BrokerLatency.observe(now.Sub(start))
+	}
+	return f
 }
 
 // New returns a Controller. It starts nothing: Run does.
@@ -108,16 +124,33 @@ func (c *Controller) Weight(method string) int {
 	return 0
 }
 
+// Begin notes the start of a broker-side call of method's ramped route,
+// which the gate judges at its age until Observe takes its end.
+func (c *Controller) Begin(method string) uint64 {
+	w := c.window(method)
+	now := c.cfg.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running == nil {
+		w.running = map[uint64]time.Time{}
+	}
+	w.lastID++
+	w.running[w.lastID] = now
+	return w.lastID
+}
+
 // Observe counts one call of method's ramped route in this figway's
 // figures for the current step.
 func (c *Controller) Observe(method string, o gateway.Observation) {
-	v, ok := c.windows.Load(method)
-	if !ok {
-		v, _ = c.windows.LoadOrStore(method, new(window))
-	}
-	w := v.(*window)
+	w := c.window(method)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if o.Begun != 0 {
+		delete(w.running, o.Begun)
+	}
+	if o.Ignored {
+		return
+	}
 	switch {
 	case o.Compared:
 		w.f.Compared++
@@ -135,6 +168,15 @@ func (c *Controller) Observe(method string, o gateway.Observation) {
 		w.f.LegacyLatency = w.f.LegacyLatency.observe(o.Latency)
 	}
 	w.dirty = true
+}
+
+// window returns method's window, made if there is none.
+func (c *Controller) window(method string) *window {
+	v, ok := c.windows.Load(method)
+	if !ok {
+		v, _ = c.windows.LoadOrStore(method, new(window))
+	}
+	return v.(*window)
 }
 
 // Apply folds one record of the log into the ramps' state. The log's

@@ -248,6 +248,54 @@ func TestRampBreach(t *testing.T) {
 
 func must(s Status, _ bool) Status { return s }
 
+// TestRampJudgesRunningCalls: calls still running count at their age so
+// far. A worker that turns slow just after a step holds its calls; the
+// fast calls that end meanwhile alone would let the step pass (and, at
+// every, promote it). Here 16 fast calls ended and 4 are still running
+// on one figway: the gate breaches once the 4 have run longer than
+// max_p99, and both figways roll back.
+func TestRampJudgesRunningCalls(t *testing.T) {
+	cs, _, clk := replicas(t, 2, "")
+	tickAll(cs)
+	if _, err := cs[0].Act(context.Background(), getOrder, ActionPromote, ""); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		cs[0].Begin(getOrder)
+	}
+	calls(cs[0], 16, false, time.Millisecond)
+	clk.add(20 * time.Millisecond)
+	tickAll(cs)
+	if st := must(cs[0].Status(getOrder)); st.Paused || st.Gate.Running != 4 || st.Gate.Calls+st.Gate.Running != 20 {
+		t.Fatalf("running 20 ms (max_p99 250 ms, 3 × legacy's 10 ms): %+v; want not paused, 4 running of 20", st.Gate)
+	}
+	clk.add(time.Second) // running 1.02 s
+	tickAll(cs)
+	tickAll(cs)
+	for i, c := range cs {
+		if st := must(c.Status(getOrder)); st.Weight != 1 || !st.Paused || !strings.HasPrefix(st.Reason, "p99 10") || !strings.Contains(st.Reason, "> 250 ms at 5 %") {
+			t.Fatalf("figway %d with 4 calls running 1.02 s: %d %%, paused %v, %q; want rolled back to 1 %%, paused on p99 of about 1 s", i, st.Weight, st.Paused, st.Reason)
+		}
+	}
+
+	// Calls that end leave the running set: the same calls, ended fast,
+	// hold the gate.
+	cs, _, clk = replicas(t, 2, "")
+	tickAll(cs)
+	for range 4 {
+		id := cs[0].Begin(getOrder)
+		cs[0].Observe(getOrder, gateway.Observation{Side: gateway.TargetBroker, Begun: id, Latency: time.Millisecond})
+	}
+	// A call the caller gave up leaves it too, uncounted.
+	cs[0].Observe(getOrder, gateway.Observation{Side: gateway.TargetBroker, Begun: cs[0].Begin(getOrder), Ignored: true})
+	calls(cs[0], 16, false, time.Millisecond)
+	clk.add(2 * time.Second)
+	tickAll(cs)
+	if st := must(cs[0].Status(getOrder)); st.Paused || st.Gate.Running != 0 || st.Gate.Calls != 20 {
+		t.Fatalf("every call ended: %+v; want not paused, 20 calls, none running", st.Gate)
+	}
+}
+
 // TestRampActions: promote, rollback (which pauses), pause, resume, and
 // the refusals.
 func TestRampActions(t *testing.T) {

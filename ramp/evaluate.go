@@ -97,8 +97,8 @@ func (c *Controller) decide(r *gateway.Route, now time.Time) *Record {
 	if s.paused || s.done() {
 		return nil
 	}
-	f := c.sum(m, s)
-	if f.Calls < uint64(rp.Gate.MinCalls) {
+	f := c.sum(m, s, now)
+	if f.Calls+f.Running < uint64(rp.Gate.MinCalls) {
 		return nil
 	}
 	if why := breach(&rp.Gate, &f, s.weight()); why != "" {
@@ -168,17 +168,18 @@ func (c *Controller) figures(r *gateway.Route, now time.Time) *Record {
 	w := v.(*window)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.epoch != epoch || !w.dirty || now.Sub(w.appended) < figuresEvery(r.Ramp.Every) {
+	if w.epoch != epoch || !w.dirty && len(w.running) == 0 || now.Sub(w.appended) < figuresEvery(r.Ramp.Every) {
 		return nil
 	}
-	f := w.f.clone()
+	f := w.snapshot(now)
 	w.dirty, w.appended = false, now
 	return &Record{Kind: KindFigures, Route: r.Method, Epoch: epoch, At: now, By: c.cfg.Replica, Figures: &f}
 }
 
 // sum returns the figures of s's step: every other figway's latest from
-// the log, and this figway's own as they are now. c.mu is held.
-func (c *Controller) sum(method string, s *state) Figures {
+// the log, and this figway's own as they are at now, its running calls
+// included. c.mu is held.
+func (c *Controller) sum(method string, s *state, now time.Time) Figures {
 	var f Figures
 	for by, o := range s.figures {
 		if by != c.cfg.Replica {
@@ -189,7 +190,7 @@ func (c *Controller) sum(method string, s *state) Figures {
 		w := v.(*window)
 		w.mu.Lock()
 		if w.epoch == s.epoch {
-			f.add(w.f)
+			f.add(w.snapshot(now))
 		}
 		w.mu.Unlock()
 	}

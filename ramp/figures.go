@@ -13,6 +13,9 @@ type Figures struct {
 	// the route's breaker counts failures.
 	Calls    uint64 `json:"calls"`
 	Failures uint64 `json:"failures"`
+	// Running counts broker-side calls that had not ended yet; each is in
+	// BrokerLatency at its age then, which its latency will be at least.
+	Running uint64 `json:"running,omitempty"`
 	// Legacy counts the calls the step left to legacy that legacy
 	// answered.
 	Legacy uint64 `json:"legacy"`
@@ -29,6 +32,7 @@ type Figures struct {
 func (f *Figures) add(o Figures) {
 	f.Calls += o.Calls
 	f.Failures += o.Failures
+	f.Running += o.Running
 	f.Legacy += o.Legacy
 	f.Compared += o.Compared
 	f.Mismatched += o.Mismatched
