@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -98,5 +100,27 @@ func TestRampUsage(t *testing.T) {
 	code, _, errOut := runCLI("ramp", "status", "-admin", "127.0.0.1:1", "-token-file", "main_test.go")
 	if code != 1 || !strings.Contains(errOut, "figway ramp:") {
 		t.Errorf("figway ramp status on a closed port = %d, %q; want 1", code, errOut)
+	}
+}
+
+// TestRampStatusRunning: the CALLS column shows the calls still running
+// beside those that ended.
+func TestRampStatusRunning(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/ramps" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(`{"ramps":[{"method":"x.v1.S/M","steps":[5,50,100],"step":1,"weight":50,
+			"gate":{"calls":16,"running":4,"min_calls":20}}]}`))
+	}))
+	defer srv.Close()
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("ramp", "status", "-admin", strings.TrimPrefix(srv.URL, "http://"), "-token-file", token)
+	if code != 0 || !regexp.MustCompile(`x\.v1\.S/M\s+50%\s+2/3\s+ramping\s+16\+4/20\s`).MatchString(out) {
+		t.Errorf("figway ramp status = %d, %q, %q; want the CALLS column 16+4/20", code, out, errOut)
 	}
 }

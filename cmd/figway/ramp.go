@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -140,6 +141,7 @@ type rampLine struct {
 	NextStepIn *float64 `json:"next_step_in_seconds"`
 	Gate       struct {
 		Calls    uint64 `json:"calls"`
+		Running  uint64 `json:"running"`
 		MinCalls int    `json:"min_calls"`
 	} `json:"gate"`
 }
@@ -180,8 +182,12 @@ func printRamps(stdout, stderr io.Writer, body []byte, action, method string) in
 		if r.NextStepIn != nil {
 			next = (time.Duration(*r.NextStepIn * float64(time.Second))).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%d%%\t%d/%d\t%s\t%d/%d\t%s\t%s\n", r.Method, r.Weight, r.Step+1, len(r.Steps), state,
-			r.Gate.Calls, r.Gate.MinCalls, next, r.Reason)
+		calls := strconv.FormatUint(r.Gate.Calls, 10)
+		if r.Gate.Running > 0 {
+			calls += "+" + strconv.FormatUint(r.Gate.Running, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%d%%\t%d/%d\t%s\t%s/%d\t%s\t%s\n", r.Method, r.Weight, r.Step+1, len(r.Steps), state,
+			calls, r.Gate.MinCalls, next, r.Reason)
 	}
 	tw.Flush()
 	return 0

@@ -171,7 +171,11 @@ func (a *App) statusRamps() []statuspage.Ramp {
 func gateFigures(g ramp.Gate) []statuspage.GateFigure {
 	pct := func(f float64) string { return strconv.FormatFloat(f*100, 'g', 3, 64) + " %" }
 	ms := func(f float64) string { return strconv.FormatFloat(f, 'f', 0, 64) + " ms" }
-	out := []statuspage.GateFigure{{Name: "broker-side calls", Value: strconv.FormatUint(g.Calls, 10),
+	calls := strconv.FormatUint(g.Calls, 10)
+	if g.Running > 0 {
+		calls += " + " + strconv.FormatUint(g.Running, 10) + " running"
+	}
+	out := []statuspage.GateFigure{{Name: "broker-side calls", Value: calls,
 		Limit: "≥ " + strconv.Itoa(g.MinCalls) + " to judge"}}
 	if g.MaxErrorRate != nil {
 		out = append(out, statuspage.GateFigure{Name: "error rate", Value: pct(g.ErrorRate), Limit: "≤ " + pct(*g.MaxErrorRate),
