@@ -42,8 +42,10 @@ const partitionTicktime = 10
 // fail UNAVAILABLE, a retry: idempotent route's published again — before,
 // 64 plain and 44 retry: idempotent calls waited out their deadline. The
 // partition heals once both rpc routes were served through the majority
-// (split.run says what else it checks). It needs iptables and root; with
-// CI=true it fails without them.
+// and the cut-off node has paused (holdUntilPaused), and leaves no
+// partition recorded (clearPartition; split.run says what else it
+// checks). It needs iptables and root; with CI=true it fails without
+// them.
 func TestPartition(t *testing.T) {
 	rabbitmq.NeedPartitions(t)
 	split{
